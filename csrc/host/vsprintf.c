@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A small vsnprintf for the host: %d %i %u %x %c %s %p %%, the l and ll
+ * length modifiers, a field width and the 0 and - flags.
+ */
+#include <printk.h>
+
+struct outbuf {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void out_char(struct outbuf *o, char c)
+{
+	if (o->len + 1 < o->size)
+		o->buf[o->len] = c;
+	o->len++;
+}
+
+static void out_padded(struct outbuf *o, const char *s, size_t n,
+		       int width, bool left, char pad)
+{
+	int fill = width > (int)n ? width - (int)n : 0;
+
+	if (!left)
+		while (fill-- > 0)
+			out_char(o, pad);
+	while (n--)
+		out_char(o, *s++);
+	if (left)
+		while (fill-- > 0)
+			out_char(o, ' ');
+}
+
+static size_t format_unsigned(char *tmp, u64 val, unsigned int base)
+{
+	static const char digits[] = "0123456789abcdef";
+	char rev[24];
+	size_t n = 0, i;
+
+	do {
+		rev[n++] = digits[val % base];
+		val /= base;
+	} while (val);
+	for (i = 0; i < n; i++)
+		tmp[i] = rev[n - 1 - i];
+	return n;
+}
+
+static void out_number(struct outbuf *o, u64 val, bool is_signed,
+		       unsigned int base, int width, bool left, char pad)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	if (is_signed && (s64)val < 0) {
+		tmp[n++] = '-';
+		val = -(s64)val;
+	}
+	n += format_unsigned(tmp + n, val, base);
+	out_padded(o, tmp, n, width, left, left ? ' ' : pad);
+}
+
+static size_t string_length(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+int vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
+{
+	struct outbuf o = { .buf = buf, .size = size };
+
+	for (; *fmt; fmt++) {
+		bool left = false, is_long = false;
+		char pad = ' ';
+		int width = 0;
+		const char *s;
+		u64 val;
+
+		if (*fmt != '%') {
+			out_char(&o, *fmt);
+			continue;
+		}
+		fmt++;
+		for (; *fmt == '-' || *fmt == '0'; fmt++) {
+			if (*fmt == '-')
+				left = true;
+			else
+				pad = '0';
+		}
+		for (; *fmt >= '0' && *fmt <= '9'; fmt++)
+			width = width * 10 + (*fmt - '0');
+		for (; *fmt == 'l'; fmt++)
+			is_long = true;
+
+		switch (*fmt) {
+		case 'd':
+		case 'i':
+			val = is_long ? va_arg(args, long) : va_arg(args, int);
+			out_number(&o, val, true, 10, width, left, pad);
+			break;
+		case 'u':
+		case 'x':
+			val = is_long ? va_arg(args, unsigned long)
+				      : va_arg(args, unsigned int);
+			out_number(&o, val, false, *fmt == 'x' ? 16 : 10,
+				   width, left, pad);
+			break;
+		case 'p':
+			val = (u64)va_arg(args, void *);
+			out_char(&o, '0');
+			out_char(&o, 'x');
+			out_number(&o, val, false, 16, 16, false, '0');
+			break;
+		case 'c':
+			s = (const char[]){ (char)va_arg(args, int) };
+			out_padded(&o, s, 1, width, left, ' ');
+			break;
+		case 's':
+			s = va_arg(args, const char *);
+			if (!s)
+				s = "(null)";
+			out_padded(&o, s, string_length(s), width, left, ' ');
+			break;
+		case '%':
+			out_char(&o, '%');
+			break;
+		default:
+			out_char(&o, '%');
+			if (!*fmt)
+				goto done;
+			out_char(&o, *fmt);
+			break;
+		}
+	}
+done:
+	if (size)
+		buf[o.len < size ? o.len : size - 1] = '\0';
+	return (int)o.len;
+}
+
+int snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list args;
+	int n;
+
+	va_start(args, fmt);
+	n = vsnprintf(buf, size, fmt, args);
+	va_end(args);
+	return n;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * First code run on a CPU: the platform enters here at EL2 (see
+ * docs/platform.md, "Boot protocol") with
+ *   x0 = CPU number, x1 = boot flags, x2 = kernel VA of host_entry,
+ *   x3 = PA of _text.
+ * Install the hypervisor vectors, stack and per-CPU offset, then drop to
+ * the host at EL1 with x0..x3 unchanged.
+ */
+#include <platform.h>
+#include <asm/assembler.h>
+#include <asm/sysreg.h>
+
+	.text
+
+SYM_CODE_START(__kvm_hyp_init)
+	adr_l	x9, __kvm_hyp_host_vector
+	msr	vbar_el2, x9
+
+	/*
+	 * SP_EL2 = top of this CPU's private stack page, which sits at odd
+	 * page index 2n + 1 above HYP_STACK_VA_BASE.
+	 */
+	ldr	x9, =HYP_STACK_VA_BASE + 2 * PAGE_SIZE
+	add	x9, x9, x0, lsl #(PAGE_SHIFT + 1)
+	mov	sp, x9
+
+	ldr	x9, =HYP_PERCPU_STRIDE
+	mul	x9, x9, x0
+	msr	tpidr_el2, x9
+
+	ldr	x9, =HCR_RW
+	msr	hcr_el2, x9
+
+	/*
+	 * Remember how far the kernel image mapping is from the hyp alias
+	 * of the same bytes, so that the hypervisor can hand the host a
+	 * kernel VA (its panic handler) without any absolute address in
+	 * its own image.
+	 */
+	adr_l	x9, host_entry
+	sub	x9, x2, x9
+	adr_l	x10, hyp_kimg_offset
+	str	x9, [x10]
+
+	adr_l	x10, hyp_boot_flags
+	str	x1, [x10]
+	adr_l	x10, hyp_cpu_number
+	mrs	x9, tpidr_el2
+	str	x0, [x10, x9]
+
+	mov	x9, #(PSR_DAIF_MASK | PSR_MODE_EL1h)
+	msr	spsr_el2, x9
+	msr	elr_el2, x2
+	mov	x29, xzr
+	mov	x30, xzr
+	eret
+SYM_CODE_END(__kvm_hyp_init)

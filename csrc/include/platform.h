@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The emulated platform as the firmware sees it: every address and size
+ * that both the EL2 and EL1 parts (and the linker script) need, derived
+ * from the Kconfig options in one place. docs/platform.md describes the
+ * contract with the harness; the harness reads these values back from the
+ * image's layout record, never from a copy of its own.
+ *
+ * Usable from C, assembly and the linker script.
+ */
+#ifndef __PLATFORM_H
+#define __PLATFORM_H
+
+#include <generated/autoconf.h>
+
+#ifdef __ASSEMBLER__
+#define _UL(x)		(x)
+#else
+#define _UL(x)		(x##UL)
+#endif
+
+#define PAGE_SHIFT		CONFIG_ARM64_PAGE_SHIFT
+#define PAGE_SIZE		(_UL(1) << PAGE_SHIFT)
+#define VA_BITS			CONFIG_ARM64_VA_BITS
+#define NR_CPUS			CONFIG_NR_CPUS
+
+/* Physical memory of the platform. */
+#define PHYS_RAM_BASE		_UL(0x40000000)
+#define PHYS_RAM_SIZE		_UL(0x04000000)
+#define IMAGE_PHYS_OFFSET	_UL(0x00200000)
+#define PLATFORM_MMIO_PHYS	_UL(0x09000000)
+
+/*
+ * Host (EL1) virtual addresses. The linear map starts the upper half of a
+ * VA_BITS address space; the kernel image lives in its upper half, 128 MiB
+ * in, and the MMIO page just below the image area.
+ */
+#define PAGE_OFFSET		(-(_UL(1) << VA_BITS))
+#define KIMAGE_AREA		(-(_UL(1) << (VA_BITS - 1)))
+#define KIMAGE_VADDR		(KIMAGE_AREA + _UL(0x08000000))
+#define PLATFORM_MMIO_VA_EL1	KIMAGE_AREA
+#define KASLR_ALIGN		_UL(0x00200000)
+#define KASLR_MAX		_UL(0x40000000)
+
+/*
+ * Hypervisor (EL2) virtual addresses. All below 2^36 so that they are
+ * valid whatever VA_BITS is. RAM is aliased at PA + HYP_VA_OFFSET; the
+ * stacks have a private range where CPU n's page sits at an odd page
+ * index above an unmapped guard page at the even index below it. Bit
+ * PAGE_SHIFT of an SP is therefore 1 on the stack and 0 in the guard page,
+ * which is what the exception vectors test for overflow.
+ */
+#define HYP_VA_OFFSET		_UL(0x800000000)
+#define HYP_STACK_VA_BASE	_UL(0xc00000000)
+#define PLATFORM_MMIO_VA_EL2	(PLATFORM_MMIO_PHYS + HYP_VA_OFFSET)
+#define HYP_STACK_VA(cpu)	(HYP_STACK_VA_BASE + (2 * (cpu) + 1) * PAGE_SIZE)
+
+/*
+ * Per-CPU areas: one template section per side, repeated NR_CPUS times at
+ * this stride (zero-initialised, like .bss). The hyp area holds the 4 KiB
+ * overflow stack and the stacktrace bookkeeping, hence at least 8 KiB.
+ */
+#if PAGE_SHIFT > 13
+#define HYP_PERCPU_STRIDE	PAGE_SIZE
+#else
+#define HYP_PERCPU_STRIDE	_UL(0x2000)
+#endif
+#define HOST_PERCPU_STRIDE	PAGE_SIZE
+
+/* Host task stacks: 16 KiB per CPU, aligned to their size. */
+#define THREAD_SHIFT		14
+#define THREAD_SIZE		(_UL(1) << THREAD_SHIFT)
+
+/* Offsets of the registers in the platform MMIO page. */
+#define PLATFORM_CONSOLE	0x00
+#define PLATFORM_EXIT		0x08
+#define PLATFORM_COUNTER	0x10
+#define PLATFORM_SCENARIO	0x18
+
+/* Boot flags in x1 (docs/platform.md, "Boot protocol"). */
+#define BOOT_FLAG_PROTECTED	_UL(1)
+
+/* First field of the layout record: "NVHELAB1" read as a little-endian u64. */
+#define PLATFORM_LAYOUT_MAGIC	_UL(0x3142414c4548564e)
+#define PLATFORM_LAYOUT_VERSION	1
+
+#ifndef __ASSEMBLER__
+#ifndef LINKER_SCRIPT
+/*
+ * What the harness needs to know to build the machine, emitted into the
+ * .platform_layout section of the image. Every field is a u64.
+ */
+struct platform_layout {
+	unsigned long magic;
+	unsigned long version;
+	unsigned long page_shift;
+	unsigned long va_bits;
+	unsigned long nr_cpus;
+	unsigned long kimage_vaddr;
+	unsigned long page_offset;
+	unsigned long phys_ram_base;
+	unsigned long phys_ram_size;
+	unsigned long image_phys_offset;
+	unsigned long mmio_phys;
+	unsigned long mmio_va_el1;
+	unsigned long mmio_va_el2;
+	unsigned long hyp_va_offset;
+	unsigned long hyp_stack_va_base;
+	unsigned long kaslr_align;
+	unsigned long kaslr_max;
+	unsigned long protected_stacktrace;
+};
+#endif
+#endif
+
+#endif /* __PLATFORM_H */

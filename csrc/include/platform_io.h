@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The host's access to the platform MMIO page. */
+#ifndef __PLATFORM_IO_H
+#define __PLATFORM_IO_H
+
+#include <compiler.h>
+#include <platform.h>
+#include <types.h>
+
+static inline void platform_write(unsigned long reg, u64 val)
+{
+	*(volatile u64 *)(PLATFORM_MMIO_VA_EL1 + reg) = val;
+}
+
+static inline u64 platform_read(unsigned long reg)
+{
+	return *(volatile u64 *)(PLATFORM_MMIO_VA_EL1 + reg);
+}
+
+static inline void platform_putc(char c)
+{
+	*(volatile u8 *)(PLATFORM_MMIO_VA_EL1 + PLATFORM_CONSOLE) = c;
+}
+
+void __noreturn platform_exit(u64 status);
+
+#endif /* __PLATFORM_IO_H */

@@ -1,0 +1,105 @@
+"""The ``pyharness`` command line: a thin layer over the library.
+
+Exit codes: 0 all passed, 1 a check failed, 2 bad input (README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from . import build as builder
+from . import config as kconfig
+from .errors import EXIT_OK, HarnessError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    """List the shipped configurations with a one-line summary each."""
+    paths = kconfig.named_configs()
+    width = max((len(kconfig.config_name(p)) for p in paths), default=0)
+    for path in paths:
+        resolved = kconfig.resolve(path)
+        print(f"{resolved.name:<{width}}  {resolved.summary.one_line()}")
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.all == (args.config is not None):
+        raise HarnessError("build needs exactly one of --config FILE or --all")
+    configs = kconfig.named_configs() if args.all else [args.config]
+    for config in configs:
+        result = builder.build(config, out_dir=args.out, jobs=args.jobs)
+        if result.cached:
+            note = "cached, no compiler work"
+        else:
+            note = f"built in {result.seconds:.1f} s"
+        print(f"{result.config.name}: {note}", file=sys.stderr)
+        print(result.elf)
+    return EXIT_OK
+
+
+def cmd_menuconfig(args: argparse.Namespace) -> int:
+    from .menu import run_menuconfig
+
+    target = Path(args.config)
+    if run_menuconfig(target):
+        print(f"saved {target}", file=sys.stderr)
+    else:
+        print(f"{target}: no change", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add(sub: argparse._SubParsersAction, name: str, handler: Handler,
+         help_text: str, description: str | None = None) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=description or help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyharness",
+        description="Build the nVHE stack-unwinder lab firmware per Kconfig "
+                    "configuration and test it on an emulated arm64 platform.",
+        epilog="Exit codes: 0 all passed, 1 a check failed, 2 bad input.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add(sub, "configs", cmd_configs, "list the shipped configurations")
+
+    p = _add(sub, "build", cmd_build, "build the firmware for a configuration",
+             "Build vmlinux for a configuration (cached) and print its path.")
+    p.add_argument("--config",
+                   help="a Kconfig fragment or .config, or a shipped config name")
+    p.add_argument("--all", action="store_true",
+                   help="build every shipped configuration (configs/*_defconfig)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="base directory for build trees (default: build/)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="parallel compile jobs (default: number of CPUs)")
+
+    p = _add(sub, "menuconfig", cmd_menuconfig, "edit a configuration in menuconfig",
+             "Open kconfiglib's terminal menuconfig on a config file and save "
+             "it (minimal form for *_defconfig files).")
+    p.add_argument("--config", default=".config",
+                   help="the file to edit (default: ./.config)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except HarnessError as err:
+        print(f"pyharness: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except BrokenPipeError:
+        # The reader went away (`pyharness configs | head`): not an error.
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("pyharness: interrupted", file=sys.stderr)
+        return 130
