@@ -34,4 +34,9 @@ class ToolchainError(HarnessError):
 
 
 class BuildError(HarnessError):
-    """The firmware failed to configure, compile or link."""
+    """The firmware failed to configure, compile or link.
+
+    That is a failure of the code under test, not bad input: exit 1.
+    """
+
+    exit_code = EXIT_CHECK_FAILED
