@@ -12,12 +12,14 @@ ENTRY(host_entry)
 
 /* The few host symbols the hypervisor may name. */
 __kvm_nvhe_host_entry = host_entry;
+__kvm_nvhe_nvhe_hyp_panic_handler = nvhe_hyp_panic_handler;
 
 PHDRS
 {
 	text PT_LOAD FLAGS(5);		/* R X */
 	rodata PT_LOAD FLAGS(4);	/* R */
 	data PT_LOAD FLAGS(6);		/* RW */
+	kallsyms PT_LOAD FLAGS(4);	/* R */
 }
 
 SECTIONS
@@ -48,6 +50,7 @@ SECTIONS
 		__hyp_bug_table_end = .;
 	}
 	.platform_layout : { KEEP(*(.platform_layout)) }
+	.scenario_names : { KEEP(*(.scenario_names)) }
 	.rela.dyn : ALIGN(8) {
 		__rela_start = .;
 		*(.rela .rela.*)
@@ -95,6 +98,13 @@ SECTIONS
 		*(.bss..task_stacks)
 		*(.bss .bss.* COMMON)
 	}
+
+	/*
+	 * Last: the kallsyms table of the second link pass. Whatever its size,
+	 * no symbol before it moves.
+	 */
+	. = ALIGN(PAGE_SIZE);
+	.kallsyms : { KEEP(*(.kallsyms)) } :kallsyms
 	. = ALIGN(PAGE_SIZE);
 	_end = .;
 

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from .paths import default_build_dir, source_root
 from .toolchain import Toolchain, find_toolchain
 
 STAMP = "build.json"
-_SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt")
+_SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt", "pyharness/kallsyms_gen.py")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
     env = dict(os.environ, CROSS_COMPILE=toolchain.prefix)
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
-          f"-DNVHE_CONFIG_DIR={build_dir / 'config'}"],
+          f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
+          f"-DPython_EXECUTABLE={sys.executable}"],
          build_dir, "cmake configure", env)
     _run([_cmake(), "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 1)],
          build_dir, "firmware build", env)

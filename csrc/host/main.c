@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Host kernel main: run the scenario the platform asks for.
+ * Host kernel main: note where the image runs, then run the scenario the
+ * platform asks for.
  */
-#include <compiler.h>
+#include <host.h>
 #include <kvm_asm.h>
-#include <platform.h>
 #include <platform_io.h>
 #include <printk.h>
-#include <types.h>
+#include <scenarios.h>
 
 /* Backing pages of the hypervisor stacks, mapped privately at EL2. */
 u8 kvm_arm_hyp_stack_pages[NR_CPUS][PAGE_SIZE]
@@ -15,9 +15,19 @@ u8 kvm_arm_hyp_stack_pages[NR_CPUS][PAGE_SIZE]
 u8 host_task_stacks[NR_CPUS][THREAD_SIZE]
 	__section(".bss..task_stacks") __aligned(THREAD_SIZE);
 
+unsigned long kimage_kaslr_offset;
+unsigned long kimage_phys_text;
+unsigned long boot_cpu;
+bool kvm_protected_mode;
+
+/* Names and descriptions, NUL-separated, for the harness to read. */
+#define __SCENARIO_NAME(name, help)	#name "\0" help "\0"
+__used __section(".scenario_names")
+static const char scenario_names[] = NVHE_SCENARIOS(__SCENARIO_NAME);
+
 void host_main(u64 cpu, u64 flags, u64 phys_text);
 
-static u64 kvm_call_hyp(u64 func, u64 arg)
+static noinline u64 kvm_call_hyp(u64 func, u64 arg)
 {
 	register u64 x0 __asm__("x0") = func;
 	register u64 x1 __asm__("x1") = arg;
@@ -26,14 +36,44 @@ static u64 kvm_call_hyp(u64 func, u64 arg)
 	return x1;
 }
 
+static noinline void run_smoke(void)
+{
+	u64 ret = kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_smoke, 41);
+
+	kvm_err("smoke: hypervisor returned %lu\n", ret);
+}
+
+static noinline void run_scenario(u64 scenario)
+{
+	switch (scenario) {
+	case SCENARIO_smoke:
+		run_smoke();
+		return;
+	case SCENARIO_hyp_panic:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_nested_panic, 0);
+		break;
+	case SCENARIO_stack_overflow:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_recursive_death, 0);
+		break;
+	case SCENARIO_bug:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_bug, 0);
+		break;
+	case SCENARIO_invalid_host_exception:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception, 0);
+		break;
+	default:
+		panic("unknown scenario %lu\n", scenario);
+	}
+	panic("scenario %lu returned from the hypervisor\n", scenario);
+}
+
 void host_main(u64 cpu, u64 flags, u64 phys_text)
 {
-	u64 ret;
+	boot_cpu = cpu;
+	kvm_protected_mode = flags & BOOT_FLAG_PROTECTED;
+	kimage_phys_text = phys_text;
+	kimage_kaslr_offset = (unsigned long)_text - KIMAGE_VADDR;
 
-	(void)phys_text;
-	kvm_err("CPU%lu up, %s mode\n", cpu,
-		flags & BOOT_FLAG_PROTECTED ? "protected" : "nVHE");
-	ret = kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_smoke, 41);
-	kvm_err("smoke: hypervisor returned %lu\n", ret);
-	platform_exit(0);
+	run_scenario(platform_read(PLATFORM_SCENARIO));
+	platform_exit(EXIT_STATUS_OK);
 }

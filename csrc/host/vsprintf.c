@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A small vsnprintf for the host: %d %i %u %x %c %s %p %%, the l and ll
- * length modifiers, a field width and the 0 and - flags.
+ * length modifiers, a field width and the 0 and - flags, and the kernel's
+ * symbol extensions %pS (function+offset of an address) and %pB (the same
+ * for a return address, see sprint_backtrace()).
  */
+#include <host.h>
 #include <printk.h>
 
 struct outbuf {
@@ -113,6 +116,17 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
 			break;
 		case 'p':
 			val = (u64)va_arg(args, void *);
+			if (fmt[1] == 'S' || fmt[1] == 'B') {
+				char sym[128];
+
+				if (*++fmt == 'S')
+					sprint_symbol(sym, sizeof(sym), val);
+				else
+					sprint_backtrace(sym, sizeof(sym), val);
+				out_padded(&o, sym, string_length(sym), width,
+					   left, ' ');
+				break;
+			}
 			out_char(&o, '0');
 			out_char(&o, 'x');
 			out_number(&o, val, false, 16, 16, false, '0');

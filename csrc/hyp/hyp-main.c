@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Hypervisor trap handling: a host HVC lands in handle_trap(), which
- * dispatches on the function number in x0 and returns the result in x1.
+ * dispatches on the function number in x0; a result goes back in x1.
  */
-#include <compiler.h>
-#include <kvm_asm.h>
-#include <percpu.h>
-#include <types.h>
+#include <nvhe/hyp.h>
 #include <asm/sysreg.h>
 
 /* Set by __kvm_hyp_init. */
@@ -14,8 +11,6 @@ unsigned long hyp_kimg_offset;
 unsigned long hyp_boot_flags;
 DEFINE_PER_CPU(unsigned long, hyp_cpu_number);
 DEFINE_PER_CPU(struct kvm_cpu_context, host_ctxt);
-
-void handle_trap(struct kvm_cpu_context *host_ctxt);
 
 static noinline u64 __kvm_smoke(u64 arg)
 {
@@ -27,11 +22,51 @@ static noinline void handle___kvm_smoke(struct kvm_cpu_context *host_ctxt)
 	host_ctxt->regs[1] = __kvm_smoke(host_ctxt->regs[1]);
 }
 
-static void handle_host_hcall(struct kvm_cpu_context *host_ctxt)
+static noinline void handle___kvm_nested_panic(struct kvm_cpu_context *host_ctxt)
+{
+	__kvm_nested_panic();
+	host_ctxt->regs[1] = 0;
+}
+
+static noinline void handle___kvm_recursive_death(struct kvm_cpu_context *host_ctxt)
+{
+	host_ctxt->regs[1] = __kvm_recursive_death();
+}
+
+static noinline void handle___kvm_bug(struct kvm_cpu_context *host_ctxt)
+{
+	__kvm_bug();
+	host_ctxt->regs[1] = 0;
+}
+
+/*
+ * Panic while handling the host's trap: SPSR_EL2 still describes the
+ * host at EL1, so the host reports an invalid host exception.
+ */
+static noinline void
+handle___kvm_invalid_host_exception(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	hyp_panic();
+}
+
+static __always_inline void handle_host_hcall(struct kvm_cpu_context *host_ctxt)
 {
 	switch (host_ctxt->regs[0]) {
 	case __KVM_HOST_SMCCC_FUNC___kvm_smoke:
 		handle___kvm_smoke(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_nested_panic:
+		handle___kvm_nested_panic(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_recursive_death:
+		handle___kvm_recursive_death(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_bug:
+		handle___kvm_bug(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception:
+		handle___kvm_invalid_host_exception(host_ctxt);
 		break;
 	default:
 		host_ctxt->regs[1] = (u64)-1;
@@ -43,6 +78,11 @@ void handle_trap(struct kvm_cpu_context *host_ctxt)
 {
 	u64 esr = read_sysreg(esr_el2);
 
-	if (ESR_ELx_EC(esr) == ESR_ELx_EC_HVC64)
+	switch (ESR_ELx_EC(esr)) {
+	case ESR_ELx_EC_HVC64:
 		handle_host_hcall(host_ctxt);
+		break;
+	default:
+		hyp_panic();
+	}
 }

@@ -6,8 +6,12 @@
 #ifndef __KVM_ASM_H
 #define __KVM_ASM_H
 
-/* Hypercall numbers (x0 on HVC). The result comes back in x1. */
-#define __KVM_HOST_SMCCC_FUNC___kvm_smoke		1
+/* Hypercall numbers (x0 on HVC). A result comes back in x1. */
+#define __KVM_HOST_SMCCC_FUNC___kvm_smoke			1
+#define __KVM_HOST_SMCCC_FUNC___kvm_nested_panic		2
+#define __KVM_HOST_SMCCC_FUNC___kvm_recursive_death		3
+#define __KVM_HOST_SMCCC_FUNC___kvm_bug				4
+#define __KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception	5
 
 /* Saved host context: x0..x30 at 8 * n. */
 #define HOST_CTXT_REGS		0
@@ -19,6 +23,10 @@
 struct kvm_cpu_context {
 	u64 regs[31];
 };
+
+/* The host's handler for a hypervisor panic, entered by ERET from EL2. */
+void nvhe_hyp_panic_handler(u64 esr, u64 spsr, u64 elr_virt, u64 elr_phys,
+			    u64 par, uintptr_t vcpu, u64 far, u64 hpfar);
 #endif
 
 #endif /* __KVM_ASM_H */

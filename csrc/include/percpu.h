@@ -13,8 +13,8 @@
 #include <asm/sysreg.h>
 
 #define DEFINE_PER_CPU(type, name)	\
-	__section(".data..percpu") type name
-#define DECLARE_PER_CPU(type, name)	extern type name
+	__section(".data..percpu") __typeof__(type) name
+#define DECLARE_PER_CPU(type, name)	extern __typeof__(type) name
 
 #ifdef __KVM_NVHE_HYPERVISOR__
 #define PERCPU_STRIDE		HYP_PERCPU_STRIDE

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * BUG(): a BRK with the kernel's BUG immediate, and an entry in the bug
+ * table naming the file and line. Entries hold 32-bit displacements from
+ * themselves rather than pointers, so the table needs no relocation and
+ * reads the same from the hypervisor's and the host's address spaces.
+ */
+#ifndef __BUG_H
+#define __BUG_H
+
+#include <compiler.h>
+#include <types.h>
+
+#define BUG_BRK_IMM		0x800
+
+struct bug_entry {
+	int bug_addr_disp;	/* the brk, relative to this field */
+	int file_disp;		/* the file name, relative to this field */
+	unsigned short line;
+	unsigned short flags;
+};
+
+#define __BUG_STR(x)	#x
+#define __BUG_XSTR(x)	__BUG_STR(x)
+
+/*
+ * The file name goes to a mergeable string section; the entry records the
+ * brk (label 1) and the name (label 2) as displacements from itself.
+ */
+#define BUG() do {							\
+	__asm__ __volatile__(						\
+		".pushsection .rodata.str1.1, \"aMS\", %%progbits, 1\n"	\
+		"2:	.string \"" __FILE__ "\"\n"			\
+		".popsection\n"						\
+		".pushsection __bug_table, \"a\"\n"			\
+		".balign 4\n"						\
+		"3:	.long 1f - 3b\n"				\
+		"	.long 2b - (3b + 4)\n"				\
+		"	.short " __BUG_XSTR(__LINE__) ", 0\n"		\
+		".popsection\n"						\
+		"1:	brk %[imm]\n"					\
+		: : [imm] "i" (BUG_BRK_IMM));				\
+	__builtin_unreachable();					\
+} while (0)
+
+static inline unsigned long bug_addr(const struct bug_entry *bug)
+{
+	return (unsigned long)&bug->bug_addr_disp + bug->bug_addr_disp;
+}
+
+static inline const char *bug_file(const struct bug_entry *bug)
+{
+	return (const char *)((unsigned long)&bug->file_disp + bug->file_disp);
+}
+
+#endif /* __BUG_H */

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The scenarios a run can ask for (platform register PLATFORM_SCENARIO
+ * holds the index). The host lists their names and descriptions in the
+ * .scenario_names section, where the harness reads them: this list is the
+ * only place they are defined.
+ */
+#ifndef __SCENARIOS_H
+#define __SCENARIOS_H
+
+#define NVHE_SCENARIOS(S)						\
+	S(smoke,							\
+	  "host makes an HVC, the hypervisor computes a value, the host prints it") \
+	S(hyp_panic,							\
+	  "a chain of three noinline hyp functions ends in hyp_panic()")	\
+	S(stack_overflow,						\
+	  "recursive_death() at EL2 until the guard page; trace crosses overflow -> hyp stack") \
+	S(bug,								\
+	  "BUG() at depth two in the hypervisor")			\
+	S(invalid_host_exception,					\
+	  "the hyp panic path entered for an exception whose SPSR mode is not EL2")
+
+#define __SCENARIO_ENUM(name, help)	SCENARIO_##name,
+enum nvhe_scenario {
+	NVHE_SCENARIOS(__SCENARIO_ENUM)
+	NR_SCENARIOS
+};
+#undef __SCENARIO_ENUM
+
+#endif /* __SCENARIOS_H */
