@@ -12,28 +12,28 @@ unsigned long hyp_boot_flags;
 DEFINE_PER_CPU(unsigned long, hyp_cpu_number);
 DEFINE_PER_CPU(struct kvm_cpu_context, host_ctxt);
 
-static noinline u64 __kvm_smoke(u64 arg)
+static noipa u64 __kvm_smoke(u64 arg)
 {
 	return arg * 3 + 1;
 }
 
-static noinline void handle___kvm_smoke(struct kvm_cpu_context *host_ctxt)
+static noipa void handle___kvm_smoke(struct kvm_cpu_context *host_ctxt)
 {
 	host_ctxt->regs[1] = __kvm_smoke(host_ctxt->regs[1]);
 }
 
-static noinline void handle___kvm_nested_panic(struct kvm_cpu_context *host_ctxt)
+static noipa void handle___kvm_nested_panic(struct kvm_cpu_context *host_ctxt)
 {
 	__kvm_nested_panic();
 	host_ctxt->regs[1] = 0;
 }
 
-static noinline void handle___kvm_recursive_death(struct kvm_cpu_context *host_ctxt)
+static noipa void handle___kvm_recursive_death(struct kvm_cpu_context *host_ctxt)
 {
 	host_ctxt->regs[1] = __kvm_recursive_death();
 }
 
-static noinline void handle___kvm_bug(struct kvm_cpu_context *host_ctxt)
+static noipa void handle___kvm_bug(struct kvm_cpu_context *host_ctxt)
 {
 	__kvm_bug();
 	host_ctxt->regs[1] = 0;
@@ -43,7 +43,7 @@ static noinline void handle___kvm_bug(struct kvm_cpu_context *host_ctxt)
  * Panic while handling the host's trap: SPSR_EL2 still describes the
  * host at EL1, so the host reports an invalid host exception.
  */
-static noinline void
+static noipa void
 handle___kvm_invalid_host_exception(struct kvm_cpu_context *host_ctxt)
 {
 	(void)host_ctxt;

@@ -12,53 +12,66 @@ unsigned long recursion_stop = ~0UL;
 /* The first guard page of the private stack range: never mapped. */
 #define HYP_UNMAPPED_VA		HYP_STACK_VA_BASE
 
-static noinline unsigned long nested_panic_c(void)
+static noipa unsigned long nested_panic_c(void)
 {
 	return READ_ONCE(*(unsigned long *)HYP_UNMAPPED_VA);
 }
 
-static noinline unsigned long nested_panic_b(void)
+static noipa unsigned long nested_panic_b(void)
 {
 	return nested_panic_c() + 1;
 }
 
-static noinline unsigned long nested_panic_a(void)
+static noipa unsigned long nested_panic_a(void)
 {
 	return nested_panic_b() + 1;
 }
 
 /* a -> b -> c, and c faults: the vector sends the abort to hyp_panic(). */
-noinline void __kvm_nested_panic(void)
+noipa void __kvm_nested_panic(void)
 {
 	WRITE_ONCE(recursion_stop, recursion_stop + nested_panic_a());
 }
 
-static noinline unsigned long recursive_death(unsigned long depth)
+/*
+ * Ten arguments, so that two go on the stack: GCC then opens each frame
+ * with "sub sp, sp, #N" before its first store, and the store that
+ * overflows faults with SP already in the guard page, where the vector's
+ * PAGE_SHIFT test sees it. (A frame opened by "stp x29, x30, [sp, #-N]!"
+ * faults before the write-back: SP stays on the valid page and the test
+ * cannot tell; the panic path would then fault again on the same page.)
+ */
+static noipa unsigned long recursive_death(unsigned long depth,
+					      unsigned long a1, unsigned long a2,
+					      unsigned long a3, unsigned long a4,
+					      unsigned long a5, unsigned long a6,
+					      unsigned long a7, unsigned long a8,
+					      unsigned long a9)
 {
 	if (depth == READ_ONCE(recursion_stop))
-		return depth;
-	return recursive_death(depth + 1) + 1;
+		return depth + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9;
+	return recursive_death(depth + 1, a1, a2, a3, a4, a5, a6, a7, a8, a9) + 1;
 }
 
 /* Recurse until SP falls into the guard page below the hyp stack. */
-noinline unsigned long __kvm_recursive_death(void)
+noipa unsigned long __kvm_recursive_death(void)
 {
-	return recursive_death(0);
+	return recursive_death(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
 }
 
-static noinline void bug_depth2(void)
+static noipa void bug_depth2(void)
 {
 	if (READ_ONCE(recursion_stop))
 		BUG();
 }
 
-static noinline void bug_depth1(void)
+static noipa void bug_depth1(void)
 {
 	bug_depth2();
 	WRITE_ONCE(recursion_stop, 0);
 }
 
-noinline void __kvm_bug(void)
+noipa void __kvm_bug(void)
 {
 	bug_depth1();
 }

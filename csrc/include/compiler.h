@@ -7,6 +7,12 @@
 #define __used			__attribute__((__used__))
 #define __noreturn		__attribute__((__noreturn__))
 #define noinline		__attribute__((__noinline__))
+/*
+ * Not inlined, and no interprocedural tricks either (constant propagation
+ * into a clone, noreturn discovery): the function keeps its name and its
+ * frame exactly as written, which is what a test of the unwinder needs.
+ */
+#define noipa			__attribute__((__noipa__))
 #define __always_inline		inline __attribute__((__always_inline__))
 #define __printf(a, b)		__attribute__((__format__(printf, a, b)))
 #define __maybe_unused		__attribute__((__unused__))
