@@ -12,7 +12,7 @@
 	S(smoke,							\
 	  "host makes an HVC, the hypervisor computes a value, the host prints it") \
 	S(hyp_panic,							\
-	  "a chain of three noinline hyp functions ends in hyp_panic()")	\
+	  "hyp calls a -> b -> c; c faults on an unmapped hyp VA and the vector calls hyp_panic()") \
 	S(stack_overflow,						\
 	  "recursive_death() at EL2 until the guard page; trace crosses overflow -> hyp stack") \
 	S(bug,								\
