@@ -61,6 +61,9 @@ static noinline void run_scenario(u64 scenario)
 	case SCENARIO_invalid_host_exception:
 		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception, 0);
 		break;
+	case SCENARIO_unwind_selftest:
+		unwind_selftest();
+		return;
 	default:
 		panic("unknown scenario %lu\n", scenario);
 	}

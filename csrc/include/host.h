@@ -44,6 +44,7 @@ static inline unsigned long __phys_to_kimg(unsigned long pa)
 
 void __noreturn panic(const char *fmt, ...) __printf(1, 2);
 void dump_stack(void);
+void unwind_selftest(void);
 
 /* kallsyms.c: the %pS and %pB renderings of a kernel address. */
 int sprint_symbol(char *buf, size_t size, unsigned long addr);

@@ -18,7 +18,9 @@
 	S(bug,								\
 	  "BUG() at depth two in the hypervisor")			\
 	S(invalid_host_exception,					\
-	  "the hyp panic path entered for an exception whose SPSR mode is not EL2")
+	  "the hyp panic path entered for an exception whose SPSR mode is not EL2") \
+	S(unwind_selftest,						\
+	  "host only: the shared unwinder on crafted frame records, one line per rule")
 
 #define __SCENARIO_ENUM(name, help)	SCENARIO_##name,
 enum nvhe_scenario {
