@@ -12,6 +12,7 @@ from typing import Callable
 
 from . import build as builder
 from . import config as kconfig
+from .decode import add_decode_parser
 from .errors import EXIT_OK, HarnessError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
              "it (minimal form for *_defconfig files).")
     p.add_argument("--config", default=".config",
                    help="the file to edit (default: ./.config)")
+
+    add_decode_parser(sub)
     return parser
 
 
