@@ -82,7 +82,7 @@
 
 /* First field of the layout record: "NVHELAB1" read as a little-endian u64. */
 #define PLATFORM_LAYOUT_MAGIC	_UL(0x3142414c4548564e)
-#define PLATFORM_LAYOUT_VERSION	1
+#define PLATFORM_LAYOUT_VERSION	2
 
 #ifndef __ASSEMBLER__
 #ifndef LINKER_SCRIPT
@@ -109,6 +109,7 @@ struct platform_layout {
 	unsigned long kaslr_align;
 	unsigned long kaslr_max;
 	unsigned long protected_stacktrace;
+	unsigned long randomize_base;	/* CONFIG_RANDOMIZE_BASE: KASLR offsets apply (v2) */
 };
 #endif
 #endif
