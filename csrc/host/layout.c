@@ -26,4 +26,5 @@ const struct platform_layout platform_layout = {
 	.kaslr_align		= KASLR_ALIGN,
 	.kaslr_max		= KASLR_MAX,
 	.protected_stacktrace	= IS_ENABLED(CONFIG_PROTECTED_NVHE_STACKTRACE),
+	.randomize_base		= IS_ENABLED(CONFIG_RANDOMIZE_BASE),
 };

@@ -1,0 +1,160 @@
+"""Compare a run's console with the oracle's expectation; name every difference.
+
+A verdict is ``pass``, ``fail`` (the firmware did something other than
+expected: a wrong line, a missing footer, a breach, a hang) or ``error``
+(the harness could not judge: the oracle could not model the run, or the
+emulator stopped on an unexpected exception). Each reason is one line a
+reviewer can act on, e.g. ``frame 7: expected
+__kvm_nvhe_recursive_death+0x24/0x34 at ffff8000090a51e4, got ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .machine import RunResult, RunStatus
+from .oracle import ExpectedFrame, ExpectedPanic, Expectation
+from .tracelog import Frame, HypPanic, ParsedPanic, parse_log
+
+_TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    reasons: tuple[str, ...]
+    actual_frames: tuple[dict[str, str], ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASS
+
+
+def strip_timestamp(line: str) -> str:
+    return _TIMESTAMP.sub("", line, count=1)
+
+
+def _frame_dict(frame: Frame) -> dict[str, str]:
+    address = f"{frame.address:016x}" if frame.address is not None else ""
+    return {"address": address, "symbol": frame.symbolic}
+
+
+def _describe(frame: ExpectedFrame) -> str:
+    return f"{frame.symbol} at {frame.address:016x}"
+
+
+def _describe_actual(frame: Frame) -> str:
+    address = f"{frame.address:016x}" if frame.address is not None else "?"
+    return f"{frame.symbolic} at {address}"
+
+
+def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[str]:
+    if actual is None:
+        return [f"panic line missing: expected '{expected.describe()}'"]
+    wrong = actual.kind != expected.kind
+    if not wrong and expected.kind in ("panic", "bug-addr"):
+        wrong = (actual.address != expected.address
+                 or actual.location is None or actual.location.symbolic != expected.symbol)
+    if not wrong and expected.kind == "bug-file":
+        wrong = (actual.file, actual.file_line) != (expected.file, expected.line)
+    if wrong:
+        return [f"panic line: expected '{expected.describe()}', got '{actual.raw.strip()}'"]
+    return []
+
+
+def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]) -> list[str]:
+    reasons = []
+    for i in range(max(len(expected), len(actual))):
+        if i >= len(actual):
+            reasons.append(f"frame {i}: missing, expected {_describe(expected[i])}")
+        elif i >= len(expected):
+            reasons.append(f"frame {i}: unexpected {_describe_actual(actual[i])}")
+        elif (actual[i].address != expected[i].address
+              or actual[i].symbolic != expected[i].symbol):
+            reasons.append(f"frame {i}: expected {_describe(expected[i])}, "
+                           f"got {_describe_actual(actual[i])}")
+    return reasons
+
+
+def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
+    if expect.dump == "cannot-dump":
+        reasons = []
+        if panic.cannot_dump is None:
+            reasons.append("'Cannot dump pKVM nVHE stacktrace: "
+                           "!CONFIG_PROTECTED_NVHE_STACKTRACE' line missing")
+        if panic.trace is not None:
+            reasons.append(f"unexpected trace '{panic.trace.header.strip()}' without "
+                           "CONFIG_PROTECTED_NVHE_STACKTRACE")
+        return reasons
+    trace = panic.trace
+    if trace is None:
+        return [f"{expect.dump} trace header missing"]
+    reasons = []
+    if trace.kind != expect.dump:
+        reasons.append(f"header: expected the {expect.dump} header, got '{trace.header.strip()}'")
+    reasons += _check_frames(expect.frames, trace.frames)
+    reasons += [f"unexpected line inside the trace: '{s.raw.strip()}'"
+                for s in getattr(trace, "strays", ())]
+    if not trace.footer:
+        reasons.append("footer missing")
+    elif trace.footer_line is not None and trace.kind != expect.dump:
+        reasons.append("footer does not match the header")
+    return reasons
+
+
+def _check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str], tuple]:
+    parsed = parse_log("\n".join(console))
+    if len(parsed) == 0:
+        return ["no hyp panic in the console"], ()
+    if len(parsed) > 1:
+        return [f"{len(parsed)} hyp panics in the console, expected one"], ()
+    panic = parsed[0]
+    reasons = _check_panic_line(expect.panic, panic.panic) if expect.panic else []
+    reasons += _check_dump(expect, panic)
+    if panic.host is None:
+        reasons.append("host panic ('Kernel panic - not syncing: HYP panic:') missing")
+    elif not panic.host.footer:
+        reasons.append("host panic end marker missing")
+    actual = tuple(_frame_dict(f) for f in panic.trace.frames) if panic.trace else ()
+    return reasons, actual
+
+
+def _check_lines(expected: tuple[str, ...], console: list[str]) -> list[str]:
+    text = [strip_timestamp(line) for line in console]
+    reasons, at = [], 0
+    for want in expected:
+        try:
+            at = text.index(want, at) + 1
+        except ValueError:
+            reasons.append(f"line missing (or out of order): '{want}'")
+    return reasons
+
+
+def _run_status_reasons(result: RunResult) -> tuple[str | None, list[str]]:
+    if result.status is RunStatus.EXITED:
+        return None, []
+    if result.status is RunStatus.ERROR:
+        return ERROR, [f"emulation error: {result.reason}"]
+    return FAIL, [result.reason]
+
+
+def check(result: RunResult, expect: Expectation) -> Verdict:
+    """The verdict on one run: pass, or every difference with its reason."""
+    forced, reasons = _run_status_reasons(result)
+    if expect.notes:
+        forced = forced or ERROR
+        reasons += list(expect.notes)
+    actual: tuple = ()
+    if result.status is RunStatus.EXITED and result.exit_code != expect.exit_status:
+        reasons.append(f"firmware exited with status {result.exit_code}, "
+                       f"expected {expect.exit_status}")
+    if expect.kind == "lines":
+        reasons += _check_lines(expect.lines, result.console)
+    else:
+        more, actual = _check_hyp_panic(expect, result.console)
+        reasons += more
+    verdict = forced or (FAIL if reasons else PASS)
+    return Verdict(verdict, tuple(reasons), actual)
