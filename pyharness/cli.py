@@ -6,6 +6,7 @@ Exit codes: 0 all passed, 1 a check failed, 2 bad input (README).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,10 @@ from typing import Callable
 from . import build as builder
 from . import config as kconfig
 from .decode import add_decode_parser
-from .errors import EXIT_OK, HarnessError
+from .errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from .expand import MODES
+from .runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest, run_one
+from .scenarios import list_scenarios
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,6 +45,34 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"{result.config.name}: {note}", file=sys.stderr)
         print(result.elf)
     return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """List the scenarios of a configuration's image (default: nvhe)."""
+    elf = builder.build(args.config).elf
+    known = list_scenarios(elf)
+    width = max(len(s.name) for s in known)
+    for scenario in known:
+        print(f"{scenario.name:<{width}}  {scenario.description}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    record = run_one(RunRequest(config=args.config, scenario=args.scenario, mode=args.mode,
+                                cpu=args.cpu, kaslr_seed=args.kaslr_seed,
+                                max_instructions=args.max_instructions,
+                                timeout_s=args.timeout, out_dir=args.out))
+    if args.json:
+        print(json.dumps(record.to_json(), indent=1))
+    else:
+        for line in record.console:
+            print(line)
+        print(f"--- {record.config_name} {record.mode} {record.scenario} cpu{record.cpu}: "
+              f"{record.verdict.upper()} ({record.instructions} instructions, "
+              f"{record.elapsed_ms:.1f} ms)", file=sys.stderr)
+        for reason in record.reasons:
+            print(f"    {reason}", file=sys.stderr)
+    return EXIT_OK if record.passed else EXIT_CHECK_FAILED
 
 
 def cmd_menuconfig(args: argparse.Namespace) -> int:
@@ -87,6 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
              "it (minimal form for *_defconfig files).")
     p.add_argument("--config", default=".config",
                    help="the file to edit (default: ./.config)")
+
+    p = _add(sub, "run", cmd_run, "run one scenario and check the dump",
+             "Build if needed, run one scenario on the emulated platform, print the "
+             "console and check it against the oracle. Exit 0 pass, 1 fail, 2 bad input.")
+    p.add_argument("--config", required=True,
+                   help="a Kconfig fragment or .config, or a shipped config name")
+    p.add_argument("--scenario", required=True, help="see `pyharness scenarios`")
+    p.add_argument("--mode", choices=MODES, default="nvhe",
+                   help="hypervisor mode at run time (kvm-arm.mode); default nvhe")
+    p.add_argument("--cpu", type=int, default=0, help="the CPU that runs (default 0)")
+    p.add_argument("--kaslr-seed", type=int, default=0,
+                   help="seed of the KASLR offset (ignored without CONFIG_RANDOMIZE_BASE)")
+    p.add_argument("--json", action="store_true", help="print one JSON record")
+    p.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
+                   help=f"instruction budget (default {DEFAULT_MAX_INSTRUCTIONS})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"wall-clock budget in seconds (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--out", type=Path, default=None, help="base directory for build trees")
+
+    p = _add(sub, "scenarios", cmd_scenarios, "list the scenarios")
+    p.add_argument("--config", default="nvhe",
+                   help="whose image to read them from (default: nvhe)")
 
     add_decode_parser(sub)
     return parser

@@ -48,6 +48,8 @@ MMIO_CONSOLE = 0x00
 MMIO_EXIT = 0x08
 MMIO_COUNTER = 0x10
 MMIO_SCENARIO = 0x18
+MMIO_CONSOLE_LINE = 0x20   # write u64: EL1 VA of a NUL-terminated line
+CONSOLE_LINE_MAX = 1024
 
 COUNTER_STEP_NS = 1000  # the counter reads 1000, 2000, ... : 1 us per read
 
@@ -248,6 +250,7 @@ class Machine:
         self._counter_reads = 0
         self._read_latch: dict[int, int] = {}
         self._exit_high_pending = False
+        self._line_latch = 0
         self._pre_run: list[PreRunHook] = []
         self._percpu_before: dict[tuple[str, int], bytes] | None = None
         self._ran = False
@@ -579,6 +582,13 @@ class Machine:
         if reg == MMIO_CONSOLE and half in (0, 4):
             if half == 0:
                 self._console.put(value & 0xFF)
+        elif reg == MMIO_CONSOLE_LINE and half == 0:
+            if size == 8:
+                self._console_line(value)
+            else:
+                self._line_latch = value
+        elif reg == MMIO_CONSOLE_LINE and half == 4 and size == 4:
+            self._console_line(self._line_latch | value << 32)
         elif reg == MMIO_EXIT and half == 0:
             self._finish(RunStatus.EXITED, f"exited with status {value}", exit_code=value)
             self._exit_high_pending = size == 4
@@ -586,6 +596,25 @@ class Machine:
             self._finish(RunStatus.ERROR, f"write of {size} bytes at MMIO offset {offset:#x}, "
                                           "which is not a writable register, at pc "
                                           f"{self._pc_text()}")
+
+    def _console_line(self, va: int) -> None:
+        """One whole console line, read from the host's memory at ``va``:
+        one MMIO exit per line rather than per character."""
+        text = bytearray()
+        while len(text) < CONSOLE_LINE_MAX:
+            chunk_len = min(256, 0x400 - (va + len(text)) % 0x400)
+            try:
+                chunk = self.read_va(va + len(text), chunk_len, 1)
+            except HarnessError as err:
+                self._finish(RunStatus.ERROR, f"console line at {va:#x} is not readable "
+                                              f"at EL1 ({err})")
+                return
+            end = chunk.find(0)
+            if end >= 0:
+                text += chunk[:end]
+                break
+            text += chunk
+        self._console.lines.append(text.decode("utf-8", "backslashreplace"))
 
     # -- faults ----------------------------------------------------------
 

@@ -76,6 +76,7 @@
 #define PLATFORM_EXIT		0x08
 #define PLATFORM_COUNTER	0x10
 #define PLATFORM_SCENARIO	0x18
+#define PLATFORM_CONSOLE_LINE	0x20	/* EL1 VA of a NUL-terminated line */
 
 /* Boot flags in x1 (docs/platform.md, "Boot protocol"). */
 #define BOOT_FLAG_PROTECTED	_UL(1)
