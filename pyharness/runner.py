@@ -17,8 +17,8 @@ from .checker import ERROR, Verdict, check
 from .errors import HarnessError
 from .expand import MODES, RunSpec
 from .image import load_image
-from .machine import Machine, RunOptions
-from .oracle import HypOracle
+from .machine import Machine, PerCpuChange, RunOptions, RunResult
+from .oracle import Expectation, HypOracle
 from .scenarios import find_scenario
 
 DEFAULT_MAX_INSTRUCTIONS = 20_000_000
@@ -92,8 +92,22 @@ def _validate(request: RunRequest, nr_cpus: int) -> None:
         raise HarnessError("budgets must be positive")
 
 
-def run_one(request: RunRequest) -> RunRecord:
-    """Build if needed, run one scenario, and check it against the oracle."""
+@dataclass
+class Observation:
+    """A finished run before it is turned into a record: for tests and tools
+    that want the machine's result and the oracle's expectation themselves."""
+
+    request: RunRequest
+    built: builder.BuildResult
+    scenario: str
+    result: RunResult
+    expect: Expectation
+    foreign_changes: list[PerCpuChange]
+    build_ms: float
+
+
+def observe(request: RunRequest) -> Observation:
+    """Build if needed, run one scenario with the oracle watching."""
     started = time.monotonic()
     built = builder.build(request.config, out_dir=request.out_dir)
     build_ms = (time.monotonic() - started) * 1000
@@ -111,19 +125,26 @@ def run_one(request: RunRequest) -> RunRecord:
     oracle = HypOracle(image, machine, cpu=request.cpu, protected=protected,
                        el2_debug=summary.el2_debug)
     result = machine.run()
-    expect = oracle.expectation(scenario.name, built.elf)
+    return Observation(request=request, built=built, scenario=scenario.name, result=result,
+                       expect=oracle.expectation(scenario.name, built.elf),
+                       foreign_changes=machine.foreign_percpu_changes(), build_ms=build_ms)
+
+
+def judge(obs: Observation) -> RunRecord:
+    """Check an observed run and make its record."""
+    request, result, expect = obs.request, obs.result, obs.expect
     verdict = check(result, expect)
     reasons = list(verdict.reasons)
-    for change in machine.foreign_percpu_changes():
-        reasons.append(f"per-CPU data of another CPU changed: {change}")
+    reasons += [f"per-CPU data of another CPU changed: {change}"
+                for change in obs.foreign_changes]
     if reasons and verdict.passed:
         verdict = Verdict("fail", tuple(reasons), verdict.actual_frames)
-
-    spec = RunSpec(config=request.config, config_name=built.config.name, mode=request.mode,
-                   scenario=scenario.name, cpu=request.cpu, kaslr_seed=request.kaslr_seed)
+    spec = RunSpec(config=request.config, config_name=obs.built.config.name,
+                   mode=request.mode, scenario=obs.scenario, cpu=request.cpu,
+                   kaslr_seed=request.kaslr_seed)
     return RunRecord(
-        config=request.config, config_name=built.config.name, mode=request.mode,
-        scenario=scenario.name, cpu=request.cpu, kaslr_seed=request.kaslr_seed,
+        config=request.config, config_name=spec.config_name, mode=request.mode,
+        scenario=obs.scenario, cpu=request.cpu, kaslr_seed=request.kaslr_seed,
         verdict=verdict.verdict, reasons=reasons, console=result.console,
         instructions=result.instructions, elapsed_ms=round(result.elapsed_ms, 3),
         kaslr_offset=result.kaslr_offset, run_status=result.status.value,
@@ -131,7 +152,12 @@ def run_one(request: RunRequest) -> RunRecord:
         expected=[f.to_dict() for f in expect.frames],
         actual=list(verdict.actual_frames),
         expected_panic=expect.panic.describe() if expect.panic else None,
-        build_ms=round(build_ms, 3), elf=str(built.elf), command=spec.command())
+        build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf), command=spec.command())
+
+
+def run_one(request: RunRequest) -> RunRecord:
+    """Build if needed, run one scenario, and check it against the oracle."""
+    return judge(observe(request))
 
 
 def error_record(spec: RunSpec, reason: str) -> RunRecord:
