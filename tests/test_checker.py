@@ -1,0 +1,143 @@
+"""The checker, tested by mutation: a correct console from a real run,
+changed one thing at a time, must fail with the right reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from pyharness.checker import check, strip_timestamp
+from pyharness.runner import RunRequest, observe
+
+
+@pytest.fixture(scope="module")
+def overflow():
+    """A passing protected stack_overflow run on pkvm (KASLR on)."""
+    obs = observe(RunRequest(config="pkvm", scenario="stack_overflow", mode="protected",
+                             cpu=1, kaslr_seed=3))
+    assert check(obs.result, obs.expect).passed
+    return obs
+
+
+def frame_lines(console: list[str]) -> list[int]:
+    return [i for i, line in enumerate(console) if "kvm [1]:  [<" in line]
+
+
+def verdict_for(obs, console: list[str]):
+    return check(dataclasses.replace(obs.result, console=console), obs.expect)
+
+
+def mutate(obs, change) -> list[str]:
+    console = list(obs.result.console)
+    change(console)
+    return console
+
+
+def test_unchanged_console_passes(overflow):
+    assert verdict_for(overflow, list(overflow.result.console)).verdict == "pass"
+
+
+def test_dropped_frame(overflow):
+    frames = frame_lines(overflow.result.console)
+    console = mutate(overflow, lambda c: c.pop(frames[-2]))
+    reasons = verdict_for(overflow, console).reasons
+    last = len(frames) - 2
+    assert any(r.startswith(f"frame {last}: expected __kvm_nvhe_handle_trap") for r in reasons)
+    assert any(r.startswith(f"frame {last + 1}: missing, expected __kvm_nvhe___host_exit")
+               for r in reasons)
+
+
+def test_swapped_frames(overflow):
+    frames = frame_lines(overflow.result.console)
+    a, b = frames[0], frames[1]
+
+    def swap(c):
+        c[a], c[b] = c[b], c[a]
+    reasons = verdict_for(overflow, mutate(overflow, swap)).reasons
+    assert any(r.startswith("frame 0: expected __kvm_nvhe_hyp_panic+") for r in reasons)
+    assert any(r.startswith("frame 1: expected __kvm_nvhe_hyp_panic_bad_stack+") for r in reasons)
+
+
+def bump_offset(line: str, delta: int) -> str:
+    return re.sub(r"\+0x([0-9a-f]+)/", lambda m: f"+{int(m[1], 16) + delta:#x}/", line, count=1)
+
+
+def test_off_by_one_offset(overflow):
+    i = frame_lines(overflow.result.console)[2]
+    console = mutate(overflow, lambda c: c.__setitem__(i, bump_offset(c[i], -1)))
+    reasons = verdict_for(overflow, console).reasons
+    assert len(reasons) == 1 and reasons[0].startswith("frame 2: expected ")
+    assert "__kvm_nvhe_recursive_death+0x" in reasons[0]
+
+
+def test_kaslr_shifted_address(overflow):
+    i = frame_lines(overflow.result.console)[3]
+    offset = overflow.result.kaslr_offset
+    assert offset
+
+    def shift(c):
+        c[i] = re.sub(r"\[<([0-9a-f]{16})>\]",
+                      lambda m: f"[<{int(m[1], 16) + offset:016x}>]", c[i])
+    reasons = verdict_for(overflow, mutate(overflow, shift)).reasons
+    assert len(reasons) == 1 and reasons[0].startswith("frame 3: expected ")
+
+
+def test_wrong_header(overflow):
+    def swap_header(c):
+        i = next(i for i, line in enumerate(c) if "Protected nVHE HYP call trace:" in line)
+        c[i] = c[i].replace("Protected", "Non-protected")
+    reasons = verdict_for(overflow, mutate(overflow, swap_header)).reasons
+    assert any(r.startswith("header: expected the protected header") for r in reasons)
+
+
+def test_missing_footer(overflow):
+    def drop_footer(c):
+        c.remove(next(line for line in c if "---- End of Protected" in line))
+    reasons = verdict_for(overflow, mutate(overflow, drop_footer)).reasons
+    assert "footer missing" in reasons
+
+
+def test_wrong_panic_line(overflow):
+    def edit(c):
+        i = next(i for i, line in enumerate(c) if "nVHE hyp panic at:" in line)
+        c[i] = bump_offset(c[i], 4)
+    reasons = verdict_for(overflow, mutate(overflow, edit)).reasons
+    assert len(reasons) == 1 and reasons[0].startswith("panic line: expected ")
+
+
+def test_missing_host_panic(overflow):
+    console = [line for line in overflow.result.console if "Kernel panic" not in line]
+    reasons = verdict_for(overflow, console).reasons
+    assert any("host panic" in r for r in reasons)
+
+
+def test_truncated_console(overflow):
+    frames = frame_lines(overflow.result.console)
+    console = overflow.result.console[:frames[10]]
+    reasons = verdict_for(overflow, console).reasons
+    assert "footer missing" in reasons
+    assert any(r.startswith("frame 10: missing") for r in reasons)
+
+
+def test_did_not_finish_is_a_failure_with_its_reason():
+    obs = observe(RunRequest(config="pkvm", scenario="stack_overflow", mode="nvhe",
+                             max_instructions=20_000))
+    verdict = check(obs.result, obs.expect)
+    assert verdict.verdict == "fail"
+    assert any(r.startswith("did not finish after 20000 instructions at") for r in verdict.reasons)
+
+
+def test_smoke_lines():
+    obs = observe(RunRequest(config="tiny", scenario="smoke"))
+    assert check(obs.result, obs.expect).passed
+    wrong = [line.replace("124", "125") for line in obs.result.console]
+    reasons = verdict_for(obs, wrong).reasons
+    assert reasons == ("line missing (or out of order): "
+                       "'kvm [1]: smoke: hypervisor returned 124'",)
+
+
+def test_strip_timestamp():
+    assert strip_timestamp("[    0.000001] kvm [1]: x") == "kvm [1]: x"
+    assert strip_timestamp("kvm [1]: x") == "kvm [1]: x"
