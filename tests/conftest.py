@@ -2,8 +2,8 @@
 
 ``fixture_image(config)`` builds the small firmware in tests/fixtures/ with
 the real aarch64 cross compiler, once per pytest process (each xdist
-worker builds its own copy, in well under a second). ``config`` names a
-hand-written generated/autoconf.h under tests/fixtures/config/: "4k"
+worker builds its own copy, in well under a second). ``config`` names
+a configuration resolved by pyharness.config from FIXTURE_CONFIGS: "4k"
 (VA 48, 2 CPUs, KASLR), "16k" (VA 36, 3 CPUs, KASLR), "64k" (VA 42,
 2 CPUs, no KASLR).
 """
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from pyharness import config as kconfig
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -69,7 +71,26 @@ class ExitCode(enum.IntEnum):
     UNKNOWN_SCENARIO = 0x53
 
 
-_HOST_SOURCES = ("host_entry.S", "host_main.c", "console.c", "layout.c")
+_HOST_SOURCES = ("host_entry.S", "host_main.c", "console.c",
+                 str(REPO / "csrc" / "host" / "layout.c"))
+
+# The fixture configurations, resolved by the real Kconfig layer.
+FIXTURE_CONFIGS = {
+    "4k": "CONFIG_ARM64_4K_PAGES=y\nCONFIG_ARM64_VA_BITS_48=y\nCONFIG_NR_CPUS=2\n"
+          "CONFIG_RANDOMIZE_BASE=y\n",
+    "16k": "CONFIG_ARM64_16K_PAGES=y\nCONFIG_ARM64_VA_BITS_36=y\nCONFIG_NR_CPUS=3\n"
+           "CONFIG_RANDOMIZE_BASE=y\n",
+    "64k": "CONFIG_ARM64_64K_PAGES=y\nCONFIG_ARM64_VA_BITS_42=y\nCONFIG_NR_CPUS=2\n"
+           "# CONFIG_RANDOMIZE_BASE is not set\n",
+}
+
+
+def _write_fixture_config(config: str, out: Path) -> Path:
+    fragment = out / f"{config}_defconfig"
+    fragment.write_text(FIXTURE_CONFIGS[config])
+    kconfig.write_outputs(kconfig.resolve(fragment), out / "config")
+    return out / "config"
+
 _HYP_SOURCES = ("hyp_entry.S", "hyp_main.c", "console.c")
 _CFLAGS = ("-O2", "-ffreestanding", "-fno-builtin", "-fno-pie", "-fno-pic",
            "-mgeneral-regs-only", "-mbranch-protection=none", "-fno-omit-frame-pointer",
@@ -98,7 +119,7 @@ def build_fixture_image(config: str, out: Path) -> Path:
     """Compile and link the fixture for ``config`` into ``out``/vmlinux."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenarios.h").write_text(_scenarios_header())
-    includes = ["-I", str(out), "-I", str(FIXTURES), "-I", str(FIXTURES / "config" / config),
+    includes = ["-I", str(out), "-I", str(FIXTURES), "-I", str(_write_fixture_config(config, out)),
                 "-I", str(REPO / "csrc" / "include")]
     jobs = []
     for side, sources, defines in (("host", _HOST_SOURCES, []),
