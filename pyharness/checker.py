@@ -141,8 +141,33 @@ def _run_status_reasons(result: RunResult) -> tuple[str | None, list[str]]:
     return FAIL, [result.reason]
 
 
-def check(result: RunResult, expect: Expectation) -> Verdict:
-    """The verdict on one run: pass, or every difference with its reason."""
+def _check_expected_stop(result: RunResult, expect: Expectation,
+                         violations: list[str]) -> tuple[list[str], list[str]]:
+    """For the probes, the harness stopping the firmware is the pass."""
+    if expect.kind == "breach":
+        if result.status is RunStatus.ISOLATION_BREACH:
+            return [], violations
+        return ["expected an isolation breach: the host read hyp memory unhindered"], \
+            violations
+    caught = [v for v in violations if v.startswith(expect.violation or "")]
+    if not caught:
+        return [f"expected the bounds watch to report '{expect.violation}'"], violations
+    return [], [v for v in violations if v not in caught]
+
+
+def check(result: RunResult, expect: Expectation,
+          violations: list[str] | None = None) -> Verdict:
+    """The verdict on one run: pass, or every difference with its reason.
+
+    ``violations`` are the bounds watch's findings (:mod:`pyharness.watch`).
+    """
+    violations = list(violations or [])
+    if expect.kind in ("breach", "violation"):
+        reasons, violations = _check_expected_stop(result, expect, violations)
+        if expect.kind == "breach":
+            return Verdict(FAIL if reasons else PASS, tuple(reasons + violations))
+        reasons += _check_lines(expect.lines, result.console)
+        return Verdict(FAIL if reasons or violations else PASS, tuple(reasons + violations))
     forced, reasons = _run_status_reasons(result)
     if expect.notes:
         forced = forced or ERROR
@@ -156,5 +181,6 @@ def check(result: RunResult, expect: Expectation) -> Verdict:
     else:
         more, actual = _check_hyp_panic(expect, result.console)
         reasons += more
+    reasons += violations
     verdict = forced or (FAIL if reasons else PASS)
     return Verdict(verdict, tuple(reasons), actual)

@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Callable, Iterator
 
 from unicorn import (UC_ARCH_ARM64, UC_ERR_EXCEPTION, UC_ERR_OK, UC_HOOK_BLOCK, UC_HOOK_CODE,
-                     UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_MODE_ARM,
+                     UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_MODE_ARM,
                      UC_PROT_ALL, UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import arm64_const as A
 
@@ -66,6 +66,7 @@ _WFI = 0xD503207F
 
 CodeHook = Callable[["Machine", int], None]
 PreRunHook = Callable[["Machine"], None]
+WatchHook = Callable[["Machine", int, int, bool], None]
 
 
 class MachineError(HarnessError):
@@ -357,6 +358,28 @@ class Machine:
 
         self.uc.hook_add(UC_HOOK_CODE, on_code, begin=va, end=va)
         return va
+
+    def add_memory_watch(self, pa: int, size: int, callback: WatchHook, *,
+                         reads: bool = False, writes: bool = True) -> None:
+        """Call ``callback(machine, pa, size, is_write)`` on each data access
+        to the *physical* range [pa, pa + size), through any mapping at any
+        EL (under the virtual TLB Unicorn reports data accesses by physical
+        address). Costs a callback only when that range is touched. Add
+        watches before :meth:`run`."""
+        self._before_run("add_memory_watch")
+        kinds = (UC_HOOK_MEM_READ if reads else 0) | (UC_HOOK_MEM_WRITE if writes else 0)
+
+        def on_access(uc: Uc, access: int, address: int, length: int, _value: int,
+                      _data: object) -> None:
+            if self._outcome is not None:
+                return
+            try:
+                callback(self, address, length, access == UC_MEM_WRITE)
+            except Exception as exc:  # a watch's bug ends this run, not the process
+                self._finish(RunStatus.ERROR, f"memory watch at {address:#x} raised "
+                                              f"{type(exc).__name__}: {exc}")
+
+        self.uc.hook_add(kinds, on_access, begin=pa, end=pa + size - 1)
 
     def add_pre_run(self, callback: PreRunHook) -> None:
         """Call ``callback(machine)`` after the image is loaded and the boot

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .image import Image
 from .machine import Machine
+from .faults import Fault
 from .symbols import FunctionTable
 
 HYP_PREFIX = "__kvm_nvhe_"
@@ -99,7 +100,7 @@ class ExpectedPanic:
 class Expectation:
     """Everything the console of a run should show."""
 
-    kind: str                                   # "hyp-panic" | "lines"
+    kind: str                        # "hyp-panic" | "lines" | "breach" | "violation"
     exit_status: int
     lines: tuple[str, ...] = ()                 # "lines": exact text, in order
     panic: ExpectedPanic | None = None
@@ -107,6 +108,7 @@ class Expectation:
     frames: tuple[ExpectedFrame, ...] = ()
     truncated: bool = False                     # protected: the buffer was full
     notes: tuple[str, ...] = ()
+    violation: str | None = None                # "violation": what the watch must report
 
 
 @dataclass
@@ -155,7 +157,8 @@ class HypOracle:
     """Watches one run and says what its console must contain."""
 
     def __init__(self, image: Image, machine: Machine, *, cpu: int,
-                 protected: bool, el2_debug: bool) -> None:
+                 protected: bool, el2_debug: bool, fault: Fault | None = None) -> None:
+        self.fault = fault
         self.image = image
         self.machine = machine
         self.layout = image.layout
@@ -230,6 +233,9 @@ class HypOracle:
                                 elr=regs["elr_el2"], spsr=regs.get("spsr_el2", 0),
                                 esr=regs["esr_el2"])
         capture.chain = self._follow(capture.start_fp)
+        if self.fault is not None and self.capture is None:
+            self.fault.inject(_Editor(self, capture.chain))
+            capture.chain = self._follow(capture.start_fp)
         if self.capture is None:
             self.capture = capture
 
@@ -291,6 +297,18 @@ class HypOracle:
             return Expectation(kind="lines", exit_status=0, lines=SMOKE_LINES)
         if scenario == "unwind_selftest":
             return Expectation(kind="lines", exit_status=0, lines=UNWIND_SELFTEST_LINES)
+        if scenario == "isolation_probe":
+            if self.protected:
+                return Expectation(kind="breach", exit_status=0)
+            return Expectation(kind="lines", exit_status=0, lines=(
+                "kvm [1]: isolation_probe: host read the hyp stack page (0)",))
+        if scenario == "buffer_overrun_probe":
+            if not self.layout.protected_stacktrace:
+                return Expectation(kind="lines", exit_status=0, lines=(
+                    "kvm [1]: buffer_overrun_probe: no trace buffer",))
+            return Expectation(kind="violation", exit_status=0, lines=(
+                "kvm [1]: buffer_overrun_probe: hyp wrote past its trace buffer",),
+                violation="write outside this CPU's shared trace buffer")
         capture = self.capture
         if capture is None:
             return Expectation(kind="hyp-panic", exit_status=1,
@@ -332,6 +350,22 @@ class HypOracle:
             self.problems.append(f"oracle: no line information for the BUG at {link:#x}")
             return ExpectedPanic("bug-file")
         return ExpectedPanic("bug-file", file=where[0], line=where[1])
+
+
+class _Editor:
+    """The records as a fault sees them; writes go to memory and the model."""
+
+    def __init__(self, oracle: HypOracle, chain: list[tuple[int, int]]) -> None:
+        self._oracle = oracle
+        self.chain = list(chain)
+        stacks = {name: (lo, hi) for name, lo, hi in oracle._stacks()}
+        self.hyp_stack = stacks["hyp"]
+        self.overflow_stack = stacks["overflow"]
+        self.va_bits = oracle.layout.va_bits
+
+    def write_record(self, address: int, saved_fp: int, lr: int) -> None:
+        self._oracle.machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
+        self._oracle._records[address] = _Record(saved_fp=saved_fp, lr=lr)
 
 
 def source_line(elf: Path, link_address: int) -> tuple[str, int] | None:

@@ -16,10 +16,12 @@ from . import build as builder
 from .checker import ERROR, Verdict, check
 from .errors import HarnessError
 from .expand import MODES, RunSpec
+from .faults import find_fault
 from .image import load_image
 from .machine import Machine, PerCpuChange, RunOptions, RunResult
 from .oracle import Expectation, HypOracle
 from .scenarios import find_scenario
+from .watch import BoundsWatch
 
 DEFAULT_MAX_INSTRUCTIONS = 20_000_000
 DEFAULT_TIMEOUT_S = 30.0
@@ -103,6 +105,7 @@ class Observation:
     result: RunResult
     expect: Expectation
     foreign_changes: list[PerCpuChange]
+    violations: list[str]
     build_ms: float
 
 
@@ -123,17 +126,20 @@ def observe(request: RunRequest) -> Observation:
                                         max_instructions=request.max_instructions,
                                         timeout_s=request.timeout_s))
     oracle = HypOracle(image, machine, cpu=request.cpu, protected=protected,
-                       el2_debug=summary.el2_debug)
+                       el2_debug=summary.el2_debug,
+                       fault=find_fault(scenario.fault) if scenario.fault else None)
+    watch = BoundsWatch(image, machine, request.cpu)
     result = machine.run()
     return Observation(request=request, built=built, scenario=scenario.name, result=result,
                        expect=oracle.expectation(scenario.name, built.elf),
-                       foreign_changes=machine.foreign_percpu_changes(), build_ms=build_ms)
+                       foreign_changes=machine.foreign_percpu_changes(),
+                       violations=watch.violations, build_ms=build_ms)
 
 
 def judge(obs: Observation) -> RunRecord:
     """Check an observed run and make its record."""
     request, result, expect = obs.request, obs.result, obs.expect
-    verdict = check(result, expect)
+    verdict = check(result, expect, obs.violations)
     reasons = list(verdict.reasons)
     reasons += [f"per-CPU data of another CPU changed: {change}"
                 for change in obs.foreign_changes]

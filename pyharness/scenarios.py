@@ -15,17 +15,21 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from .errors import HarnessError
+from .faults import FAULTS
 
 SECTION = ".scenario_names"
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One scenario: its number (the platform's scenario register), name, help."""
+    """One scenario: its number (the platform's scenario register), name,
+    help, and for a fault-injection scenario the fault it adds to the
+    firmware scenario of that number."""
 
     number: int
     name: str
     description: str
+    fault: str | None = None
 
 
 def _parse(blob: bytes) -> list[Scenario]:
@@ -51,12 +55,17 @@ def _scenarios(path: str, size: int, mtime_ns: int) -> tuple[Scenario, ...]:
 
 
 def list_scenarios(elf: Path) -> list[Scenario]:
-    """Every scenario the image at ``elf`` knows, in number order."""
+    """Every scenario the image at ``elf`` knows, in number order, then the
+    harness's fault-injection scenarios built on them."""
     try:
         st = elf.stat()
     except OSError as err:
         raise HarnessError(f"{elf}: cannot read the image: {err.strerror}") from None
-    return list(_scenarios(str(elf), st.st_size, st.st_mtime_ns))
+    firmware = list(_scenarios(str(elf), st.st_size, st.st_mtime_ns))
+    numbers = {s.name: s.number for s in firmware}
+    faults = [Scenario(numbers[f.base], f.name, f"{f.description} (on {f.base})", f.name)
+              for f in FAULTS if f.base in numbers]
+    return firmware + faults
 
 
 def find_scenario(elf: Path, name: str) -> Scenario:

@@ -43,6 +43,22 @@ static noinline void run_smoke(void)
 	kvm_err("smoke: hypervisor returned %lu\n", ret);
 }
 
+/* Test only: the host touching hyp memory, which protected mode forbids. */
+static noinline void run_isolation_probe(void)
+{
+	u8 byte = READ_ONCE(kvm_arm_hyp_stack_pages[smp_processor_id()][0]);
+
+	kvm_err("isolation_probe: host read the hyp stack page (%u)\n", byte);
+}
+
+static noinline void run_buffer_overrun_probe(void)
+{
+	u64 wrote = kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_buffer_overrun_probe, 0);
+
+	kvm_err("buffer_overrun_probe: %s\n",
+		wrote ? "hyp wrote past its trace buffer" : "no trace buffer");
+}
+
 static noinline void run_scenario(u64 scenario)
 {
 	switch (scenario) {
@@ -63,6 +79,12 @@ static noinline void run_scenario(u64 scenario)
 		break;
 	case SCENARIO_unwind_selftest:
 		unwind_selftest();
+		return;
+	case SCENARIO_isolation_probe:
+		run_isolation_probe();
+		return;
+	case SCENARIO_buffer_overrun_probe:
+		run_buffer_overrun_probe();
 		return;
 	default:
 		panic("unknown scenario %lu\n", scenario);

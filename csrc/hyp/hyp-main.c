@@ -50,6 +50,12 @@ handle___kvm_invalid_host_exception(struct kvm_cpu_context *host_ctxt)
 	hyp_panic();
 }
 
+/* Test only: what the harness's bounds watch must catch. */
+static noipa void handle___kvm_buffer_overrun_probe(struct kvm_cpu_context *host_ctxt)
+{
+	host_ctxt->regs[1] = trace_buffer_overrun_probe();
+}
+
 static __always_inline void handle_host_hcall(struct kvm_cpu_context *host_ctxt)
 {
 	switch (host_ctxt->regs[0]) {
@@ -67,6 +73,9 @@ static __always_inline void handle_host_hcall(struct kvm_cpu_context *host_ctxt)
 		break;
 	case __KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception:
 		handle___kvm_invalid_host_exception(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_buffer_overrun_probe:
+		handle___kvm_buffer_overrun_probe(host_ctxt);
 		break;
 	default:
 		host_ctxt->regs[1] = (u64)-1;

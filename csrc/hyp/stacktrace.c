@@ -83,11 +83,29 @@ static void pkvm_save_backtrace(unsigned long fp, unsigned long pc)
 	unwind_common(&state, on_accessible_stack, NULL,
 		      pkvm_save_backtrace_entry, &buf);
 }
+
+/*
+ * Test only (buffer_overrun_probe): write one entry past the end of this
+ * CPU's buffer, the bug the terminator slot exists to prevent. Returns 1
+ * if it wrote.
+ */
+unsigned long trace_buffer_overrun_probe(void)
+{
+	unsigned long *buf = pkvm_stacktrace[hyp_smp_processor_id()];
+
+	WRITE_ONCE(buf[NVHE_STACKTRACE_ENTRIES], 0xbad);
+	return 1;
+}
 #else
 static void pkvm_save_backtrace(unsigned long fp, unsigned long pc)
 {
 	(void)fp;
 	(void)pc;
+}
+
+unsigned long trace_buffer_overrun_probe(void)
+{
+	return 0;
 }
 #endif
 

@@ -12,6 +12,7 @@
 #define __KVM_HOST_SMCCC_FUNC___kvm_recursive_death		3
 #define __KVM_HOST_SMCCC_FUNC___kvm_bug				4
 #define __KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception	5
+#define __KVM_HOST_SMCCC_FUNC___kvm_buffer_overrun_probe	6
 
 /* Saved host context: x0..x30 at 8 * n. */
 #define HOST_CTXT_REGS		0

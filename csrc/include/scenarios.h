@@ -20,7 +20,11 @@
 	S(invalid_host_exception,					\
 	  "the hyp panic path entered for an exception whose SPSR mode is not EL2") \
 	S(unwind_selftest,						\
-	  "host only: the shared unwinder on crafted frame records, one line per rule")
+	  "host only: the shared unwinder on crafted frame records, one line per rule") \
+	S(isolation_probe,						\
+	  "test only: the host reads a hyp stack page; protected mode must stop it") \
+	S(buffer_overrun_probe,						\
+	  "test only: the hyp writes one entry past its trace buffer; the harness must see it")
 
 #define __SCENARIO_ENUM(name, help)	SCENARIO_##name,
 enum nvhe_scenario {

@@ -28,6 +28,7 @@ void __noreturn hyp_panic(void);
 void __noreturn hyp_panic_bad_stack(void);
 void __noreturn __hyp_do_panic(u64 spsr, u64 elr, u64 par);
 void kvm_nvhe_prepare_backtrace(unsigned long fp, unsigned long pc);
+unsigned long trace_buffer_overrun_probe(void);
 void handle_trap(struct kvm_cpu_context *host_ctxt);
 
 /* Scenario code (scenarios.c). */
