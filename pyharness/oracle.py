@@ -26,7 +26,7 @@ from pathlib import Path
 from .image import Image
 from .machine import Machine
 from .faults import Fault
-from .symbols import FunctionTable
+from .symbols import ADDRESS_MASK, FunctionTable
 
 HYP_PREFIX = "__kvm_nvhe_"
 HYP_PANIC = "__kvm_nvhe_hyp_panic"
@@ -284,7 +284,8 @@ class HypOracle:
     def link_of_hyp_va(self, va: int) -> int:
         """A hyp VA (tag bits masked to VA_BITS) -> the link-time address."""
         va &= (1 << self.layout.va_bits) - 1
-        return va - self.layout.hyp_va_offset - self.layout.image_phys_base + self.image.link_base
+        link = va - self.layout.hyp_va_offset - self.layout.image_phys_base + self.image.link_base
+        return link & ADDRESS_MASK       # the host's arithmetic wraps at 64 bits
 
     def buffer_capacity(self) -> int:
         sym = self.image.symbol(PKVM_STACKTRACE)
@@ -316,8 +317,13 @@ class HypOracle:
                                       "(hyp_panic was not reached)", *self.problems))
         pcs = [capture.start_pc] + [lr for _, lr in capture.chain]
         dump, truncated = self._dump_kind(), False
-        if dump == "protected" and len(pcs) > self.buffer_capacity():
-            pcs, truncated = pcs[:self.buffer_capacity()], True
+        if dump == "protected":
+            # The shared buffer is zero-terminated: a zero return address
+            # saved in it reads back as the end of the trace.
+            if 0 in pcs:
+                pcs, truncated = pcs[:pcs.index(0)], True
+            if len(pcs) > self.buffer_capacity():
+                pcs, truncated = pcs[:self.buffer_capacity()], True
         frames = ()
         if dump != "cannot-dump":
             frames = tuple(self._frame(pc) for pc in pcs)
@@ -332,14 +338,15 @@ class HypOracle:
 
     def _frame(self, pc: int) -> ExpectedFrame:
         link = self.link_of_hyp_va(pc)
-        return ExpectedFrame(link, self.functions.render_backtrace(link))
+        return ExpectedFrame(link, self.functions.render_backtrace(
+            link, self.machine.kaslr_offset))
 
     def _panic(self, capture: _PanicCapture, elf: Path) -> ExpectedPanic:
         mode = capture.spsr & PSR_MODE_MASK
         if mode not in (PSR_MODE_EL2T, PSR_MODE_EL2H):
             return ExpectedPanic("invalid")
         link = self.link_of_hyp_va(capture.elr)
-        symbol = self.functions.render_symbol(link)
+        symbol = self.functions.render_symbol(link, self.machine.kaslr_offset)
         is_bug = (capture.esr >> 26) & 0x3F == EC_BRK64 and capture.esr & 0xFFFF == BUG_BRK_IMM
         if not is_bug:
             return ExpectedPanic("panic", link, symbol)

@@ -9,6 +9,7 @@ only for bad input (unknown scenario, a CPU beyond NR_CPUS, a bad config).
 from __future__ import annotations
 
 import time
+from typing import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from . import build as builder
 from .checker import ERROR, Verdict, check
 from .errors import HarnessError
 from .expand import MODES, RunSpec
-from .faults import find_fault
-from .image import load_image
+from .faults import Fault, find_fault
+from .image import Image, load_image
 from .machine import Machine, PerCpuChange, RunOptions, RunResult
 from .oracle import Expectation, HypOracle
 from .scenarios import find_scenario
@@ -77,6 +78,8 @@ class RunRequest:
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
     timeout_s: float = DEFAULT_TIMEOUT_S
     out_dir: Path | None = None
+    # A fault to inject instead of the scenario's own (tests, fuzzing).
+    fault: Fault | None = None
 
     @classmethod
     def from_spec(cls, spec: RunSpec, **kwargs: object) -> RunRequest:
@@ -109,8 +112,14 @@ class Observation:
     build_ms: float
 
 
-def observe(request: RunRequest) -> Observation:
-    """Build if needed, run one scenario with the oracle watching."""
+SetupHook = Callable[[Machine, Image], None]
+
+
+def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
+    """Build if needed, run one scenario with the oracle watching.
+
+    ``setup(machine, image)``, if given, runs before the first instruction
+    (tests add their own watches there)."""
     started = time.monotonic()
     built = builder.build(request.config, out_dir=request.out_dir)
     build_ms = (time.monotonic() - started) * 1000
@@ -127,8 +136,11 @@ def observe(request: RunRequest) -> Observation:
                                         timeout_s=request.timeout_s))
     oracle = HypOracle(image, machine, cpu=request.cpu, protected=protected,
                        el2_debug=summary.el2_debug,
-                       fault=find_fault(scenario.fault) if scenario.fault else None)
+                       fault=request.fault or (find_fault(scenario.fault)
+                                               if scenario.fault else None))
     watch = BoundsWatch(image, machine, request.cpu)
+    if setup is not None:
+        setup(machine, image)
     result = machine.run()
     return Observation(request=request, built=built, scenario=scenario.name, result=result,
                        expect=oracle.expectation(scenario.name, built.elf),

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from .image import Image
 
 
+ADDRESS_MASK = (1 << 64) - 1
+
+
 @dataclass(frozen=True)
 class Function:
     name: str
@@ -57,16 +60,18 @@ class FunctionTable:
     def __iter__(self):
         return iter(self._functions)
 
-    def render_symbol(self, address: int) -> str:
+    def render_symbol(self, address: int, kaslr_offset: int = 0) -> str:
         """``%pS`` of a link-time address."""
-        return self._render(address, 0)
+        return self._render(address, 0, kaslr_offset)
 
-    def render_backtrace(self, address: int) -> str:
+    def render_backtrace(self, address: int, kaslr_offset: int = 0) -> str:
         """``%pB`` of a link-time return address."""
-        return self._render(address - 1, 1)
+        return self._render(address - 1, 1, kaslr_offset)
 
-    def _render(self, lookup: int, delta: int) -> str:
-        func = self.containing(lookup)
+    def _render(self, lookup: int, delta: int, kaslr_offset: int) -> str:
+        """An address in no function prints as the raw pointer the kernel
+        was given: the run-time address, KASLR offset included (64-bit)."""
+        func = self.containing(lookup & ADDRESS_MASK)
         if func is None:
-            return f"{lookup + delta:#x}"
+            return f"{(lookup + delta + kaslr_offset) & ADDRESS_MASK:#x}"
         return f"{func.name}+{lookup - func.address + delta:#x}/{func.size:#x}"

@@ -161,3 +161,13 @@ def fixture_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], P
         return built[config]
 
     return get
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-examples", type=int, default=25,
+                     help="hypothesis examples per fuzz test (default 25; CI-sized)")
+
+
+@pytest.fixture
+def fuzz_examples(request: pytest.FixtureRequest) -> int:
+    return request.config.getoption("--fuzz-examples")

@@ -1,0 +1,82 @@
+"""Fault injection and the probes, in every shipped config and both modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyharness import config as kconfig
+from pyharness.faults import FAULTS
+from pyharness.runner import RunRequest, run_one
+from pyharness.tracelog import parse_log
+
+SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]
+STOPPING = ("fault_fp_misaligned", "fault_fp_outside", "fault_fp_guard_page",
+            "fault_fp_self_loop", "fault_fp_backwards", "fault_overflow_hyp_overflow")
+
+
+def run(config: str, scenario: str, mode: str):
+    nr_cpus = kconfig.resolve(kconfig.find_config(config)).summary.nr_cpus
+    return run_one(RunRequest(config=config, scenario=scenario, mode=mode,
+                              cpu=nr_cpus - 1, kaslr_seed=5))
+
+
+def trace_of(record):
+    panic = parse_log("\n".join(record.console)).sole_panic()
+    assert panic is not None and panic.host is not None and panic.host.footer
+    return panic.trace
+
+
+@pytest.mark.parametrize("mode", ["nvhe", "protected"])
+@pytest.mark.parametrize("fault", [f.name for f in FAULTS])
+@pytest.mark.parametrize("config", SHIPPED)
+def test_fault_scenario_passes(config, fault, mode):
+    record = run(config, fault, mode)
+    assert record.verdict == "pass", "\n".join(record.reasons)
+    assert record.run_status == "exited" and record.exit_status == 1   # the host did not fault
+
+
+@pytest.mark.parametrize("mode", ["nvhe", "protected"])
+@pytest.mark.parametrize("fault", STOPPING)
+def test_unwind_stops_at_the_bad_record(fault, mode):
+    """The dump is a strict prefix of the uncorrupted one, with its footer."""
+    base = next(f.base for f in FAULTS if f.name == fault)
+    clean, broken = trace_of(run("pkvm", base, mode)), trace_of(run("pkvm", fault, mode))
+    assert broken.footer
+    assert 1 < len(broken.frames) < len(clean.frames)
+    assert [f.raw.split("]", 1)[1] for f in broken.frames] == \
+        [f.raw.split("]", 1)[1] for f in clean.frames[:len(broken.frames)]]
+
+
+@pytest.mark.parametrize("mode", ["nvhe", "protected"])
+def test_tagged_return_addresses_print_masked(mode):
+    clean, tagged = trace_of(run("pkvm", "hyp_panic", mode)), \
+        trace_of(run("pkvm", "fault_lr_tagged", mode))
+    assert [(f.address, f.symbolic) for f in tagged.frames] == \
+        [(f.address, f.symbolic) for f in clean.frames]
+    assert all(f.address >> 48 == 0xFFFF for f in tagged.frames)
+
+
+@pytest.mark.parametrize("config", ["pkvm", "pkvm_16k", "pkvm_64k"])
+def test_longest_chain_fits_the_buffer(config):
+    """The deepest valid chain from the start is saved whole and terminated."""
+    record = run(config, "fault_longest_chain", "protected")
+    assert record.verdict == "pass", record.reasons
+    trace = trace_of(record)
+    assert trace.footer and len(trace.frames) > 256      # every overflow-stack slot, and more
+
+
+@pytest.mark.parametrize("mode", ["nvhe", "protected"])
+def test_isolation_probe(mode):
+    record = run("pkvm", "isolation_probe", mode)
+    assert record.verdict == "pass", record.reasons
+    if mode == "protected":
+        assert record.run_status == "isolation-breach"
+    else:
+        assert record.run_status == "exited"
+
+
+def test_overrun_probe_is_caught_by_the_bounds_watch():
+    record = run("pkvm", "buffer_overrun_probe", "protected")
+    assert record.verdict == "pass", record.reasons
+    # Without the buffer there is nothing to overrun.
+    assert run("nvhe", "buffer_overrun_probe", "protected").verdict == "pass"
