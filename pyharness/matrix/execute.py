@@ -1,0 +1,132 @@
+"""Running a list of runs: the builds first, then the runs in worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..checker import ERROR, FAIL
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from ..expand import RunSpec
+from ..progress import MatrixProgress, QuietProgress
+from ..runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRecord, error_record
+from .builds import BuildOutcome, build_all
+from .pool import WorkerPool, WorkerSettings, faults_from_environment
+from .timings import load_timings, longest_first, save_timings, timings_path
+
+# How long past its own emulation budget a run may take before its worker
+# is presumed hung and killed (the budget is checked inside the emulator
+# loop; this catches what that check cannot).
+KILL_GRACE_S = 15.0
+
+
+@dataclass
+class MatrixResult:
+    """Every run's record (in the order of the specs), and how it went."""
+
+    records: list[RunRecord]
+    builds: list[BuildOutcome] = field(default_factory=list)
+    jobs: int = 1
+    build_seconds: float = 0.0
+    run_seconds: float = 0.0
+    workers_lost: int = 0
+    peak_worker_rss_kb: int = 0
+
+    @property
+    def failures(self) -> list[RunRecord]:
+        """The runs that did not pass (verdict fail or error)."""
+        return [r for r in self.records if not r.passed]
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for r in self.records if r.verdict == verdict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if not self.failures else EXIT_CHECK_FAILED
+
+    def summary_line(self) -> str:
+        passed = len(self.records) - len(self.failures)
+        parts = [f"{len(self.records)} runs: {passed} passed",
+                 f"{self.count(FAIL)} failed", f"{self.count(ERROR)} errors"]
+        return ", ".join(parts) + (f" in {self.build_seconds + self.run_seconds:.1f} s "
+                                   f"(builds {self.build_seconds:.1f} s, "
+                                   f"runs {self.run_seconds:.1f} s, -j{self.jobs})")
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+def _build_failure_record(spec: RunSpec, outcome: BuildOutcome) -> RunRecord:
+    message = outcome.error or "build failed"
+    record = error_record(spec, f"build failed: {message.splitlines()[0]}")
+    record.console = message.splitlines()
+    return record
+
+
+def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
+               out_dir: Path | None = None,
+               run_timeout_s: float = DEFAULT_TIMEOUT_S,
+               max_instructions: int = DEFAULT_MAX_INSTRUCTIONS,
+               kill_after_s: float | None = None,
+               progress: MatrixProgress | None = None,
+               faults: Mapping[str, str] | None = None) -> MatrixResult:
+    """Build each distinct configuration once, then run every spec in ``jobs`` workers.
+
+    A run's own problem (a failed check, a failed build, a crashed or hung
+    worker) is in its record; only bad input raises HarnessError.
+    ``kill_after_s`` is the wall time after which a run's worker is killed
+    (default: ``run_timeout_s`` plus a grace). ``faults`` (test only) maps
+    run ids to crash/hang/raise; by default it comes from the environment.
+    """
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
+    if run_timeout_s <= 0 or max_instructions <= 0:
+        raise HarnessError("--timeout and --max-instructions must be positive")
+    progress = progress or QuietProgress()
+    faults = faults_from_environment() if faults is None else dict(faults)
+    kill_after = kill_after_s if kill_after_s is not None else run_timeout_s + KILL_GRACE_S
+
+    started = time.monotonic()
+    builds = build_all([s.config for s in specs], jobs, out_dir, on_done=progress.build_finished)
+    broken = {b.config: b for b in builds if not b.ok}
+    build_seconds = time.monotonic() - started
+
+    progress.runs_started(len(specs))
+    records: list[RunRecord | None] = [None] * len(specs)
+
+    def finished(index: int, record: RunRecord) -> None:
+        records[index] = record
+        progress.run_finished(record)
+
+    tasks = []
+    for index, spec in enumerate(specs):
+        if spec.config in broken:
+            finished(index, _build_failure_record(spec, broken[spec.config]))
+        else:
+            tasks.append((index, spec))
+
+    lost = peak_rss = 0
+    if tasks:
+        settings = WorkerSettings(out_dir=out_dir, run_timeout_s=run_timeout_s,
+                                  max_instructions=max_instructions, faults=faults)
+        history = timings_path(out_dir)
+        timings = load_timings(history)
+        try:
+            stats = WorkerPool(min(jobs, len(tasks)), settings, kill_after).run(
+                longest_first(tasks, timings), finished)
+        finally:
+            progress.close()
+        lost, peak_rss = stats.workers_lost, stats.peak_worker_rss_kb
+        save_timings(history, [r for r in records if r is not None], timings)
+    else:
+        progress.close()
+    run_seconds = time.monotonic() - started - build_seconds
+    assert all(r is not None for r in records)
+    return MatrixResult(records=[r for r in records if r is not None], builds=builds,
+                        jobs=jobs, build_seconds=build_seconds, run_seconds=run_seconds,
+                        workers_lost=lost, peak_worker_rss_kb=peak_rss)

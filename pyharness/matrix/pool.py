@@ -1,0 +1,260 @@
+"""Worker processes for the matrix's runs, robust to crashes and hangs.
+
+Each worker is a forked process that takes one run at a time over its own
+pipe, calls :func:`~pyharness.runner.run_one` and sends the record back.
+The parent gives each run a wall-clock deadline. A worker that dies (a
+crash in Unicorn, an ``os._exit``) or misses the deadline (a hang) costs
+that run an ``error`` record saying so; the parent kills it if needed,
+starts a fresh worker, and the matrix goes on.
+
+For tests only, ``$PYHARNESS_MATRIX_FAULTS`` makes a worker misbehave on
+chosen runs: a comma-separated list of ``ACTION:RUN_ID`` where ACTION is
+``crash`` (the worker exits at once, as a segfault would end it), ``hang``
+(it sleeps forever) or ``raise`` (run_one's place raises an unexpected
+exception). The parent reads it and hands it to the workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from ..errors import HarnessError
+from ..expand import RunSpec
+from ..runner import RunRecord, RunRequest, error_record, run_one
+
+FAULTS_ENV = "PYHARNESS_MATRIX_FAULTS"
+FAULT_ACTIONS = ("crash", "hang", "raise")
+CRASH_EXIT_CODE = 86
+
+RecordCallback = Callable[[RunRecord], None]
+
+
+def parse_faults(text: str | None) -> dict[str, str]:
+    """``crash:ID,hang:ID`` -> {run id: action}; bad text is bad input."""
+    faults: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        action, _, run_id = item.partition(":")
+        if action not in FAULT_ACTIONS or not run_id:
+            raise HarnessError(f"{FAULTS_ENV}: {item!r} is not ACTION:RUN_ID with ACTION "
+                               f"one of {', '.join(FAULT_ACTIONS)}")
+        faults[run_id] = action
+    return faults
+
+
+def faults_from_environment() -> dict[str, str]:
+    return parse_faults(os.environ.get(FAULTS_ENV))
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every run in a worker shares."""
+
+    out_dir: Path | None
+    run_timeout_s: float
+    max_instructions: int
+    faults: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """What the pool saw besides the records."""
+
+    workers_started: int
+    workers_lost: int
+    peak_worker_rss_kb: int
+
+
+def _max_rss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _inject_fault(action: str | None) -> None:
+    if action == "crash":
+        os._exit(CRASH_EXIT_CODE)
+    if action == "hang":
+        while True:
+            time.sleep(3600)
+    if action == "raise":
+        raise RuntimeError("fault injected by " + FAULTS_ENV)
+
+
+def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
+    """One run in this process; never raises for a problem of that run."""
+    try:
+        _inject_fault(settings.faults.get(spec.id))
+        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir,
+                                            timeout_s=settings.run_timeout_s,
+                                            max_instructions=settings.max_instructions))
+    except HarnessError as err:
+        return error_record(spec, str(err))
+    except Exception as err:  # a harness bug costs this run, not the matrix
+        record = error_record(spec, f"internal error: {type(err).__name__}: {err}")
+        record.console = traceback.format_exc().splitlines()
+        return record
+
+
+def _worker_main(conn: Connection, settings: WorkerSettings) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        spec = RunSpec(**message)
+        record = execute_spec(spec, settings)
+        conn.send((record.to_json(), _max_rss_kb()))
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    task: tuple[int, RunSpec] | None = None
+    deadline: float = 0.0
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # fork: a worker starts in milliseconds with the harness already imported.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+class WorkerPool:
+    """Up to ``size`` worker processes running the given runs to completion."""
+
+    def __init__(self, size: int, settings: WorkerSettings, kill_after_s: float) -> None:
+        if size < 1:
+            raise HarnessError(f"-j {size}: the number of workers must be at least 1")
+        self.size = size
+        self.settings = settings
+        self.kill_after_s = kill_after_s
+        self._context = _context()
+        self._workers: list[_Worker] = []
+        self._started = 0
+        self._lost = 0
+        self._peak_rss_kb = 0
+
+    def run(self, tasks: Iterable[tuple[int, RunSpec]],
+            on_record: Callable[[int, RunRecord], None]) -> PoolStats:
+        """Run every (index, spec), in that order; ``on_record`` gets each result."""
+        pending = deque(tasks)
+        try:
+            while pending or self._busy():
+                self._fill(pending)
+                self._collect(on_record)
+        finally:
+            self._shutdown()
+        return PoolStats(self._started, self._lost, self._peak_rss_kb)
+
+    # Workers
+
+    def _start_worker(self) -> _Worker:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_worker_main, args=(child_end, self.settings),
+                                        name=f"pyharness-worker-{self._started}",
+                                        daemon=True)
+        process.start()
+        child_end.close()
+        self._started += 1
+        worker = _Worker(process, parent_end)
+        self._workers.append(worker)
+        return worker
+
+    def _busy(self) -> list[_Worker]:
+        return [w for w in self._workers if w.task is not None]
+
+    def _fill(self, pending: deque[tuple[int, RunSpec]]) -> None:
+        idle = [w for w in self._workers if w.task is None]
+        while pending and (idle or len(self._workers) < self.size):
+            worker = idle.pop() if idle else self._start_worker()
+            index, spec = pending.popleft()
+            worker.task = (index, spec)
+            worker.deadline = time.monotonic() + self.kill_after_s
+            try:
+                worker.conn.send(spec.to_dict())
+            except OSError:
+                pass  # it died while idle: _collect sees its sentinel and replaces it
+
+    def _collect(self, on_record: Callable[[int, RunRecord], None]) -> None:
+        busy = self._busy()
+        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+        waitables: list[object] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(wait(waitables, timeout=timeout))
+        now = time.monotonic()
+        for worker in busy:
+            if worker.conn in ready or worker.process.sentinel in ready:
+                self._receive(worker, on_record)
+            elif now >= worker.deadline:
+                self._lose(worker, on_record,
+                           f"no result within {self.kill_after_s:g} s: the worker "
+                           "was killed (a hang in the emulator or the harness)")
+
+    def _receive(self, worker: _Worker, on_record: Callable[[int, RunRecord], None]) -> None:
+        assert worker.task is not None
+        try:
+            if not worker.conn.poll():
+                raise EOFError
+            data, rss_kb = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(timeout=5)
+            code = worker.process.exitcode
+            self._lose(worker, on_record, f"the worker process died ({_describe_exit(code)}) "
+                                          "during this run")
+            return
+        index, _ = worker.task
+        worker.task = None
+        self._peak_rss_kb = max(self._peak_rss_kb, rss_kb)
+        on_record(index, RunRecord.from_json(data))
+
+    def _lose(self, worker: _Worker, on_record: Callable[[int, RunRecord], None],
+              reason: str) -> None:
+        """Record the worker's run as an error and get rid of the worker."""
+        assert worker.task is not None
+        index, spec = worker.task
+        worker.task = None
+        self._stop(worker)
+        self._lost += 1
+        on_record(index, error_record(spec, reason))
+
+    def _stop(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
+        self._workers.remove(worker)
+
+    def _shutdown(self) -> None:
+        for worker in self._workers:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        for worker in list(self._workers):
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._stop(worker)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,139 @@
+"""Which runs a ``pyharness matrix`` command means: configurations, then runs.
+
+Configurations are the shipped ones (``--configs`` narrows them), every
+valid combination (``--all``), N random valid ones (``--randconfig N``),
+or those of the failures in an earlier JSON report (``--only-failed``).
+Runs are their expansion over modes, scenarios and CPUs, then the shard.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import build as builder
+from ..config import config_name
+from ..errors import HarnessError
+from ..expand import (RunSpec, enumerate_all, expand, parse_shard, random_configs,
+                      select_configs, shard)
+from ..paths import default_build_dir
+from ..reports.records import load_records
+from ..scenarios import list_scenarios
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user asked for, as plain values (the CLI's arguments)."""
+
+    configs: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+    all_configs: bool = False
+    randconfig: int | None = None
+    seed: int = 0
+    only_failed: Path | None = None
+    shard: str | None = None
+    out_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class MatrixPlan:
+    """The runs to do, and where they came from (for the opening line)."""
+
+    specs: list[RunSpec]
+    config_count: int
+    total_runs: int          # before sharding
+    origin: str              # "shipped", "--all", ...
+    shard: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        plural = "s" if self.config_count != 1 else ""
+        text = (f"matrix ({self.origin}): {self.config_count} configuration{plural}, "
+                f"{self.total_runs} runs")
+        if self.shard is not None:
+            k, n = self.shard
+            text += f"; shard {k}/{n}: {len(self.specs)} runs"
+        return text
+
+
+def generated_configs_dir(out_dir: Path | None, kind: str) -> Path:
+    """Where --all/--randconfig fragments are kept, so repro commands stay valid."""
+    base = out_dir if out_dir is not None else default_build_dir()
+    return base / "matrix-configs" / kind
+
+
+def _filter_generated(paths: list[Path], patterns: tuple[str, ...]) -> list[Path]:
+    if not patterns:
+        return paths
+    names = {p: config_name(p) for p in paths}
+    unknown = [pat for pat in patterns if not any(fnmatch.fnmatchcase(n, pat)
+                                                  for n in names.values())]
+    if unknown:
+        raise HarnessError(f"--configs {' '.join(unknown)}: matches none of the generated "
+                           "configurations (their names look like "
+                           f"{next(iter(names.values()), 'all-4k-va48-...')})")
+    return [p for p in paths if any(fnmatch.fnmatchcase(names[p], pat) for pat in patterns)]
+
+
+def _scenario_names(configs: list[Path], out_dir: Path | None) -> list[str]:
+    """Scenario names, read from the first configuration's image (built if needed)."""
+    elf = builder.build(configs[0], out_dir=out_dir).elf
+    return [s.name for s in list_scenarios(elf)]
+
+
+def _check_exclusive(selection: Selection) -> None:
+    chosen = [name for name, on in (("--all", selection.all_configs),
+                                    ("--randconfig", selection.randconfig is not None),
+                                    ("--only-failed", selection.only_failed is not None)) if on]
+    if len(chosen) > 1:
+        raise HarnessError(f"{' and '.join(chosen)} cannot be combined: each chooses "
+                           "the configurations")
+    if selection.only_failed is not None and (selection.configs or selection.scenarios
+                                              or selection.modes):
+        raise HarnessError("--only-failed reruns exactly the failures in its file; "
+                           "drop --configs/--scenarios/--modes")
+    if selection.randconfig is not None and selection.randconfig < 1:
+        raise HarnessError(f"--randconfig {selection.randconfig}: ask for at least one")
+
+
+def _rerun_specs(path: Path) -> list[RunSpec]:
+    return [RunSpec(config=r.config, config_name=r.config_name, mode=r.mode,
+                    scenario=r.scenario, cpu=r.cpu, kaslr_seed=r.kaslr_seed)
+            for r in load_records(path) if not r.passed]
+
+
+def plan(selection: Selection) -> MatrixPlan:
+    """Expand the selection into runs; bad input raises HarnessError."""
+    _check_exclusive(selection)
+    shard_kn = parse_shard(selection.shard) if selection.shard is not None else None
+
+    if selection.only_failed is not None:
+        specs = _rerun_specs(selection.only_failed)
+        origin = f"failures of {selection.only_failed}"
+        config_count = len({s.config for s in specs})
+    else:
+        if selection.all_configs:
+            configs = _filter_generated(
+                enumerate_all(generated_configs_dir(selection.out_dir, "all")),
+                selection.configs)
+            origin = "--all"
+        elif selection.randconfig is not None:
+            directory = generated_configs_dir(selection.out_dir, f"rand-{selection.seed}")
+            configs = _filter_generated(
+                random_configs(selection.randconfig, selection.seed, directory),
+                selection.configs)
+            origin = f"--randconfig {selection.randconfig} --seed {selection.seed}"
+        else:
+            configs = select_configs(list(selection.configs) or None)
+            origin = "shipped" if not selection.configs else "--configs"
+        scenarios = _scenario_names(configs, selection.out_dir) if configs else []
+        specs = expand(configs, scenarios, scenario_patterns=list(selection.scenarios) or None,
+                       mode_patterns=list(selection.modes) or None, seed=selection.seed)
+        config_count = len(configs)
+
+    total = len(specs)
+    if shard_kn is not None:
+        specs = shard(specs, *shard_kn)
+    return MatrixPlan(specs=specs, config_count=config_count, total_runs=total,
+                      origin=origin, shard=shard_kn)

@@ -1,0 +1,140 @@
+"""pytest plugin: the default matrix as tests, one per run.
+
+Each shipped configuration file (``configs/*_defconfig``) is collected as a
+test file whose tests are its runs: both modes x every scenario x CPU 0
+and the last CPU, with the matrix's KASLR seeds. The test ids are the
+matrix ids, so ``pytest -n auto configs`` is the parallel matrix::
+
+    configs/pkvm_16k_defconfig::pkvm_16k-protected-stack_overflow-cpu0
+
+Each test calls :func:`~pyharness.runner.run_one` (building through the
+same cache as the CLI) and fails with the run's reasons and the command
+that reproduces it. The tests carry the ``matrix`` marker
+(``-m "not matrix"`` leaves them out); ``--matrix-seed`` changes the base
+of the KASLR seeds as ``pyharness matrix --seed`` does.
+
+Registered through the ``pytest11`` entry point ``pyharness``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    from .expand import RunSpec
+    from .runner import RunRecord
+
+MARKER = "matrix"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pyharness", "pyharness matrix")
+    group.addoption("--matrix-seed", type=int, default=0, metavar="S",
+                    help="base of the matrix runs' KASLR seeds (as pyharness matrix --seed)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: one run of the pyharness matrix "
+                                       "(configuration x mode x scenario x CPU)")
+
+
+def _is_shipped_config(file_path: Path) -> bool:
+    if not file_path.name.endswith("_defconfig"):
+        return False
+    from .errors import HarnessError
+    from .paths import configs_dir
+
+    try:
+        return file_path.resolve().parent == configs_dir().resolve()
+    except HarnessError:
+        return False
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_shipped_config(file_path):
+        return DefconfigFile.from_parent(parent, path=file_path)
+    return None
+
+
+class MatrixRunFailed(Exception):
+    """A run whose verdict is not ``pass``; the message is the report."""
+
+
+def failure_message(record: RunRecord) -> str:
+    """The verdict, each reason, and the command that reproduces the run."""
+    lines = [f"verdict {record.verdict}:"]
+    lines += [f"  {reason}" for reason in record.reasons or ["no reason given"]]
+    lines.append(f"reproduce: {record.command}")
+    return "\n".join(lines)
+
+
+class DefconfigFile(pytest.File):
+    """A shipped configuration: its matrix runs are its tests."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from .build import build
+        from .errors import HarnessError
+        from .expand import expand
+        from .scenarios import list_scenarios
+
+        try:
+            scenarios = [s.name for s in list_scenarios(build(self.path).elf)]
+            specs = expand([self.path], scenarios,
+                           seed=self.config.getoption("matrix_seed"))
+        except HarnessError as err:
+            # Reported as one failing test rather than a collection error with
+            # a traceback: the message says what is wrong and how to fix it.
+            yield BrokenConfigItem.from_parent(self, name="build", message=str(err))
+            return
+        for spec in specs:
+            item = MatrixRunItem.from_parent(self, name=spec.id, spec=spec)
+            item.add_marker(MARKER)
+            yield item
+
+
+class MatrixRunItem(pytest.Item):
+    """One matrix run: run_one, and pass only on the verdict ``pass``."""
+
+    def __init__(self, *, spec: RunSpec, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def runtest(self) -> None:
+        from .runner import RunRequest, run_one
+
+        record = run_one(RunRequest.from_spec(self.spec))
+        self.user_properties.append(("elapsed_ms", record.elapsed_ms))
+        if record.verdict != "pass":
+            raise MatrixRunFailed(failure_message(record))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: object = None) -> str:
+        from .errors import HarnessError
+
+        if isinstance(excinfo.value, (MatrixRunFailed, HarnessError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+class BrokenConfigItem(pytest.Item):
+    """Stands for a configuration that could not be built or expanded."""
+
+    def __init__(self, *, message: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        raise MatrixRunFailed(self.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: object = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.path.name}: build"

@@ -1,0 +1,84 @@
+"""The unwinder's memory footprint per configuration, read from the built ELF.
+
+Two objects carry the footprint the patch series claims:
+
+- ``__kvm_nvhe_overflow_stack``: a per-CPU variable, so its symbol size is
+  one CPU's overflow stack. The claim: 4 KiB whatever the page size.
+- ``__kvm_nvhe_pkvm_stacktrace``: ``[NR_CPUS][entries]``, so its symbol
+  size covers every CPU. The claim: ``((PAGE_SIZE + 4096) / 16 + 1) * 8``
+  bytes per CPU (one entry per frame record over the hyp stack and the
+  overflow stack, plus a terminator), and no buffer at all without
+  ``CONFIG_PROTECTED_NVHE_STACKTRACE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..errors import HarnessError
+from ..image import load_image
+from ..runner import RunRecord
+
+OVERFLOW_STACK_SYMBOL = "__kvm_nvhe_overflow_stack"
+STACKTRACE_SYMBOL = "__kvm_nvhe_pkvm_stacktrace"
+CLAIMED_OVERFLOW_STACK = 4096
+
+
+def claimed_buffer_per_cpu(page_size: int) -> int:
+    return ((page_size + 4096) // 16 + 1) * 8
+
+
+@dataclass(frozen=True)
+class Footprint:
+    config_name: str
+    page_size: int
+    nr_cpus: int
+    protected_stacktrace: bool
+    overflow_stack: int | None       # bytes per CPU; None: no such symbol
+    stacktrace_total: int | None     # bytes for all CPUs; None: no such symbol
+
+    @property
+    def buffer_per_cpu(self) -> int | None:
+        if self.stacktrace_total is None:
+            return None
+        return self.stacktrace_total // self.nr_cpus
+
+    @property
+    def claimed_buffer(self) -> int | None:
+        return claimed_buffer_per_cpu(self.page_size) if self.protected_stacktrace else None
+
+    @property
+    def overflow_as_claimed(self) -> bool:
+        return self.overflow_stack == CLAIMED_OVERFLOW_STACK
+
+    @property
+    def buffer_as_claimed(self) -> bool:
+        if self.stacktrace_total is not None and self.stacktrace_total % self.nr_cpus:
+            return False
+        return self.buffer_per_cpu == self.claimed_buffer
+
+
+def read_footprint(config_name: str, elf: str) -> Footprint:
+    """The footprint of one built image (raises HarnessError if unreadable)."""
+    image = load_image(elf)
+    overflow = image.find_symbol(OVERFLOW_STACK_SYMBOL)
+    buffer = image.find_symbol(STACKTRACE_SYMBOL)
+    return Footprint(config_name=config_name, page_size=1 << image.layout.page_shift,
+                     nr_cpus=image.layout.nr_cpus,
+                     protected_stacktrace=image.layout.protected_stacktrace,
+                     overflow_stack=overflow.size if overflow else None,
+                     stacktrace_total=buffer.size if buffer else None)
+
+
+def footprints(records: Sequence[RunRecord]) -> list[Footprint]:
+    """One footprint per configuration whose image the records name and exists."""
+    seen: dict[str, Footprint] = {}
+    for record in records:
+        if record.config_name in seen or not record.elf:
+            continue
+        try:
+            seen[record.config_name] = read_footprint(record.config_name, record.elf)
+        except HarnessError:
+            continue  # the image is gone (another machine's report): no bar for it
+    return list(seen.values())

@@ -1,0 +1,53 @@
+"""JUnit XML for CI: one testcase per run.
+
+``classname`` is ``matrix.<configuration>`` so CI groups runs by
+configuration; ``name`` is the run's id. A failed check is a
+``<failure>``, a run that could not be judged an ``<error>``; either holds
+the reasons, the reproduce command and the console.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Sequence
+
+from ..runner import RunRecord
+from .grid import run_id
+from .text import printable as _xml_text
+
+
+def failure_text(record: RunRecord) -> str:
+    """Reasons, the reproduce command, then the console."""
+    parts = list(record.reasons) or ["no reason given"]
+    parts += ["", f"reproduce: {record.command}", "", "console:"]
+    parts += record.console or ["(empty)"]
+    return "\n".join(parts)
+
+
+def junit_tree(records: Sequence[RunRecord], suite_name: str = "pyharness-matrix") \
+        -> ET.ElementTree:
+    failures = sum(1 for r in records if r.verdict == "fail")
+    errors = sum(1 for r in records if not r.passed and r.verdict != "fail")
+    seconds = sum(r.elapsed_ms for r in records) / 1000
+    counts = {"tests": str(len(records)), "failures": str(failures),
+              "errors": str(errors), "skipped": "0", "time": f"{seconds:.3f}"}
+    root = ET.Element("testsuites", {"name": suite_name, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": suite_name, **counts})
+    for record in records:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": f"matrix.{record.config_name}", "name": run_id(record),
+            "time": f"{record.elapsed_ms / 1000:.3f}"})
+        if record.passed:
+            continue
+        tag = "failure" if record.verdict == "fail" else "error"
+        message = record.reasons[0] if record.reasons else record.verdict
+        element = ET.SubElement(case, tag, {"message": _xml_text(message),
+                                            "type": record.verdict})
+        element.text = _xml_text(failure_text(record))
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(records: Sequence[RunRecord], path: Path) -> None:
+    junit_tree(records).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,87 @@
+"""The JSON report: one record per run, as ``pyharness run --json`` prints it.
+
+The file is an object ``{"format": ..., "summary": {...}, "runs": [...]}``.
+:func:`load_records` reads it back for ``--only-failed``, and also accepts
+a bare list of records or a single record (the output of ``pyharness run
+--json``). Anything else is bad input with one clear message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import HarnessError
+from ..runner import RunRecord
+
+FORMAT = "pyharness-matrix/1"
+
+# Fields a record must have to be rerun, with their JSON types.
+_REQUIRED: dict[str, type] = {
+    "config": str, "config_name": str, "mode": str, "scenario": str,
+    "cpu": int, "kaslr_seed": int, "verdict": str}
+# Fields that may be missing in a hand-trimmed file, and what they default to.
+_DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
+                             "elapsed_ms": 0.0}
+
+
+def summary_of(records: Sequence[RunRecord]) -> dict[str, int]:
+    counts = {"runs": len(records), "pass": 0, "fail": 0, "error": 0}
+    for record in records:
+        counts[record.verdict] = counts.get(record.verdict, 0) + 1
+    return counts
+
+
+def records_document(records: Sequence[RunRecord]) -> dict[str, object]:
+    return {"format": FORMAT, "summary": summary_of(records),
+            "runs": [r.to_json() for r in records]}
+
+
+def write_json(records: Sequence[RunRecord], path: Path) -> None:
+    path.write_text(json.dumps(records_document(records), indent=1) + "\n",
+                    encoding="utf-8")
+
+
+def _hint() -> str:
+    return "pass a file written by `pyharness matrix --json` or `pyharness run --json`"
+
+
+def _runs_in(document: object, path: Path) -> list[object]:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict) and isinstance(document.get("runs"), list):
+        return document["runs"]
+    if isinstance(document, dict) and "verdict" in document:
+        return [document]
+    raise HarnessError(f"{path}: no run records in it (expected an object with \"runs\", "
+                       f"a list of records or one record); {_hint()}")
+
+
+def _record(data: object, number: int, path: Path) -> RunRecord:
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: run {number} is a {type(data).__name__}, "
+                           f"not a record; {_hint()}")
+    for name, kind in _REQUIRED.items():
+        value = data.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            problem = "is missing" if name not in data else f"is not a {kind.__name__}"
+            raise HarnessError(f"{path}: run {number}: field {name!r} {problem}; {_hint()}")
+    return RunRecord.from_json({**_DEFAULTS, **data})
+
+
+def load_records(path: Path) -> list[RunRecord]:
+    """Every run record in a JSON report; bad files raise HarnessError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such file; {_hint()}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise HarnessError(f"{path}: cannot read it ({reason}); {_hint()}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise HarnessError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: "
+                           f"{err.msg}); {_hint()}") from None
+    return [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]

@@ -1,0 +1,117 @@
+"""The terminal summary: a configurations x scenarios table, then each failure.
+
+A cell reads ``pass 4`` (all four runs passed), ``FAIL 1/4`` (one of four
+did not pass, and at least one of those failed a check), ``ERROR 1/4``
+(none failed a check, but one could not be judged) or ``-`` (not run).
+A table too wide for the terminal numbers its columns and shortens cells
+to ``ok``, ``F1/4``, ``E1/4``.
+Every failure follows with its reasons and the one-line command that
+reproduces it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+from ..runner import RunRecord
+from .grid import Cell, Grid, make_grid, run_id
+
+_COLOURS = {"pass": "\033[32m", "fail": "\033[1;31m", "error": "\033[33m"}
+_RESET = "\033[0m"
+
+
+def cell_text(cell: Cell) -> str:
+    total = len(cell.records)
+    if cell.status == "none":
+        return "-"
+    if cell.status == "pass":
+        return f"pass {total}"
+    return f"{cell.status.upper()} {total - cell.passed}/{total}"
+
+
+def compact_cell_text(cell: Cell) -> str:
+    """``ok``, ``F1/4`` or ``E1/4``: for tables too wide for full words."""
+    if cell.status == "none":
+        return "-"
+    if cell.status == "pass":
+        return "ok"
+    return f"{cell.status[0].upper()}{len(cell.records) - cell.passed}/{len(cell.records)}"
+
+
+def _render(grid: Grid, headers: list[str], cell_texts: Callable[[Cell], str],
+            colour: bool) -> list[str]:
+    texts = {(c, s): cell_texts(grid.cell(c, s)) for c in grid.configs for s in grid.scenarios}
+    first = max(len("configuration"), *(len(c) for c in grid.configs))
+    widths = [max(len(h), *(len(texts[(c, s)]) for c in grid.configs))
+              for s, h in zip(grid.scenarios, headers)]
+    lines = ["  ".join([f"{'configuration':<{first}}",
+                        *(f"{h:<{w}}" for h, w in zip(headers, widths))]).rstrip()]
+    for config in grid.configs:
+        row = [f"{config:<{first}}"]
+        for scenario, width in zip(grid.scenarios, widths):
+            text = f"{texts[(config, scenario)]:<{width}}"
+            status = grid.cell(config, scenario).status
+            if colour and status in _COLOURS:
+                text = f"{_COLOURS[status]}{text}{_RESET}"
+            row.append(text)
+        lines.append("  ".join(row).rstrip())
+    return lines
+
+
+def summary_table(records: Sequence[RunRecord], colour: bool = False,
+                  width: int = 120) -> str:
+    """The table, one row per configuration, one column per scenario.
+
+    When full scenario names and words do not fit in ``width`` columns,
+    the columns are numbered (a key follows) and cells are compact.
+    """
+    grid = make_grid(records)
+    if not grid.configs:
+        return "(no runs)"
+    full = _render(grid, list(grid.scenarios), cell_text, colour)
+    if max(len(_strip_colour(line)) for line in full) <= width:
+        return "\n".join(full)
+    numbers = [str(i) for i in range(1, len(grid.scenarios) + 1)]
+    lines = _render(grid, numbers, compact_cell_text, colour)
+    key = _wrap_items("scenarios:", [f"{n} {s}" for n, s in zip(numbers, grid.scenarios)],
+                      width)
+    return "\n".join(lines + ["", *key,
+                              "cells: ok = all passed, F = failed/runs, E = errors/runs"])
+
+
+def _wrap_items(lead: str, items: list[str], width: int) -> list[str]:
+    """``lead item, item, ...`` wrapped between items, never inside one."""
+    lines, line = [], lead
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else "")
+        if len(line) + 1 + len(piece) > width and line.strip():
+            lines.append(line)
+            line = " " * len(lead) + " " + piece
+        else:
+            line = f"{line} {piece}"
+    return lines + [line]
+
+
+def _strip_colour(text: str) -> str:
+    return re.sub(r"\033\[[0-9;]*m", "", text)
+
+
+def failure_report(records: Sequence[RunRecord]) -> str:
+    """Each run that did not pass: id, verdict, reasons, repro command."""
+    blocks = []
+    for record in records:
+        if record.passed:
+            continue
+        lines = [f"{record.verdict.upper()} {run_id(record)}"]
+        lines += [f"    {reason}" for reason in record.reasons or ["no reason given"]]
+        lines.append(f"    reproduce: {record.command}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def verdict_counts(records: Sequence[RunRecord]) -> str:
+    passed = sum(1 for r in records if r.passed)
+    failed = sum(1 for r in records if r.verdict == "fail")
+    errors = len(records) - passed - failed
+    return f"{len(records)} runs: {passed} passed, {failed} failed, {errors} errors"

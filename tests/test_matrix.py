@@ -1,0 +1,313 @@
+"""The matrix: expansion, shards, parallel execution, crash/hang recovery, CLI.
+
+Real builds, real Unicorn runs. Each test narrows the matrix to a few runs
+except where the full default expansion is the point (counts, shards),
+and those only expand, they do not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyharness import build as builder
+from pyharness import config as kconfig
+from pyharness.expand import MODES, cpus_for
+from pyharness.matrix import FAULTS_ENV, Selection, plan, run_matrix
+from pyharness.matrix.pool import parse_faults
+from pyharness.progress import BarProgress, LineProgress, make_progress
+from pyharness.reports import load_records, write_json
+from pyharness.scenarios import list_scenarios
+
+SMALL = Selection(configs=("tiny", "nvhe"), scenarios=("smoke", "bug"))
+
+# `pyharness matrix` once cli.py registers it; until then the same parser
+# and error mapping built from add_matrix_parser.
+_FALLBACK_MAIN = """
+import argparse, sys
+from pyharness.errors import HarnessError
+from pyharness.matrix import add_matrix_parser
+parser = argparse.ArgumentParser(prog="pyharness")
+add_matrix_parser(parser.add_subparsers(dest="command", required=True))
+args = parser.parse_args(sys.argv[1:])
+try:
+    sys.exit(args.handler(args))
+except HarnessError as err:
+    print(f"pyharness: error: {err}", file=sys.stderr)
+    sys.exit(err.exit_code)
+"""
+
+
+def _cli_has_matrix() -> bool:
+    from pyharness.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    return "matrix" in sub.choices
+
+
+def matrix_cli(*args: str, env: dict[str, str] | None = None) \
+        -> subprocess.CompletedProcess[str]:
+    prefix = ["-m", "pyharness"] if _cli_has_matrix() else ["-c", _FALLBACK_MAIN]
+    return subprocess.run([sys.executable, *prefix, "matrix", *args], capture_output=True,
+                          text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+
+
+def scenario_names() -> list[str]:
+    return [s.name for s in list_scenarios(builder.build("nvhe").elf)]
+
+
+# Expansion
+
+def test_default_is_every_shipped_config_x_modes_x_scenarios_x_first_and_last_cpu():
+    matrix = plan(Selection())
+    expected = 0
+    for path in kconfig.named_configs():
+        nr_cpus = kconfig.resolve(path).summary.nr_cpus
+        expected += len(MODES) * len(scenario_names()) * len(cpus_for(nr_cpus))
+    assert len(matrix.specs) == matrix.total_runs == expected
+    assert len({s.id for s in matrix.specs}) == expected
+    assert matrix.config_count == len(kconfig.named_configs())
+    ids = {s.id for s in matrix.specs}
+    assert {"pkvm_16k-protected-stack_overflow-cpu0", "smp-nvhe-smoke-cpu3",
+            "tiny-protected-bug-cpu0"} <= ids
+    assert "tiny-nvhe-smoke-cpu1" not in ids  # one CPU: CPU 0 only
+
+
+def test_configs_modes_and_scenarios_narrow_the_matrix():
+    matrix = plan(Selection(configs=("tiny", "pkvm*"), scenarios=("smoke", "stack_*"),
+                            modes=("protected",)))
+    ids = {s.id for s in matrix.specs}
+    assert ids == {f"{config}-protected-{scenario}-cpu{cpu}"
+                   for config, cpus in (("tiny", [0]), ("pkvm", [0, 1]),
+                                        ("pkvm_16k", [0, 1]), ("pkvm_64k", [0, 1]))
+                   for scenario in ("smoke", "stack_overflow") for cpu in cpus}
+
+
+def test_kaslr_seeds_follow_the_seed():
+    first = {s.id: s.kaslr_seed for s in plan(SMALL).specs}
+    again = {s.id: s.kaslr_seed for s in plan(SMALL).specs}
+    other = {s.id: s.kaslr_seed for s in plan(Selection(configs=("tiny", "nvhe"),
+                                                        scenarios=("smoke", "bug"),
+                                                        seed=7)).specs}
+    assert first == again and first.keys() == other.keys() and first != other
+
+
+def test_shards_are_disjoint_and_together_the_whole_matrix():
+    full = {s.id for s in plan(Selection()).specs}
+    one = plan(Selection(shard="1/2"))
+    two = plan(Selection(shard="2/2"))
+    ids_one, ids_two = {s.id for s in one.specs}, {s.id for s in two.specs}
+    assert not ids_one & ids_two
+    assert ids_one | ids_two == full
+    assert abs(len(ids_one) - len(ids_two)) <= 1
+    assert one.total_runs == len(full) and "shard 1/2" in one.describe()
+
+
+# Execution
+
+def test_each_configuration_is_built_once_then_cached(tmp_path):
+    specs = plan(SMALL).specs
+    first = run_matrix(specs, jobs=2, out_dir=tmp_path)
+    assert [r.verdict for r in first.records] == ["pass"] * len(specs)
+    assert [(r.config_name, r.mode, r.scenario, r.cpu) for r in first.records] == \
+        [(s.config_name, s.mode, s.scenario, s.cpu) for s in specs]
+    assert sorted(b.name for b in first.builds) == ["nvhe", "tiny"]
+    assert not any(b.cached for b in first.builds)
+    assert all(r.elf.startswith(str(tmp_path)) for r in first.records)
+    second = run_matrix(specs, jobs=2, out_dir=tmp_path)
+    assert all(b.cached for b in second.builds)
+    assert second.exit_code == 0
+
+
+def test_a_crashing_and_a_hanging_worker_cost_only_their_runs():
+    specs = plan(SMALL).specs
+    crash, hang, broken = specs[0].id, specs[3].id, specs[5].id
+    result = run_matrix(specs, jobs=2, kill_after_s=3.0,
+                        faults={crash: "crash", hang: "hang", broken: "raise"})
+    by_id = {f"{r.config_name}-{r.mode}-{r.scenario}-cpu{r.cpu}": r for r in result.records}
+    assert len(by_id) == len(specs)
+    assert by_id[crash].verdict == "error"
+    assert "worker process died (exit code 86)" in by_id[crash].reasons[0]
+    assert by_id[hang].verdict == "error"
+    assert "no result within 3 s" in by_id[hang].reasons[0]
+    assert by_id[broken].verdict == "error"
+    assert "internal error: RuntimeError" in by_id[broken].reasons[0]
+    assert by_id[broken].console  # the traceback, for whoever debugs the harness
+    others = [r for i, r in by_id.items() if i not in (crash, hang, broken)]
+    assert others and all(r.verdict == "pass" for r in others)
+    assert result.workers_lost == 2
+    assert result.exit_code == 1
+    assert all(r.command.startswith("pyharness run --config") for r in result.records)
+
+
+def test_fault_plan_syntax():
+    assert parse_faults("crash:a-b-c-cpu0, hang:x") == {"a-b-c-cpu0": "crash", "x": "hang"}
+    assert parse_faults("") == {}
+    with pytest.raises(Exception, match="ACTION:RUN_ID"):
+        parse_faults("explode:a")
+
+
+# Progress
+
+def test_progress_is_plain_lines_when_not_a_terminal():
+    stream = io.StringIO()
+    progress = make_progress(stream)
+    assert isinstance(progress, LineProgress)
+    result = run_matrix(plan(Selection(configs=("tiny",), scenarios=("smoke", "bug"),
+                                       modes=("nvhe",))).specs,
+                        jobs=1, progress=progress,
+                        faults={"tiny-nvhe-bug-cpu0": "crash"})
+    lines = stream.getvalue().splitlines()
+    assert "ERROR tiny-nvhe-bug-cpu0: the worker process died" in "\n".join(lines)
+    assert lines[-1].startswith("[2/2] 1 failed")
+    assert "\r" not in stream.getvalue()
+    assert result.count("error") == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_live_bar_on_a_terminal():
+    stream = _Terminal()
+    progress = make_progress(stream)
+    assert isinstance(progress, BarProgress)
+    run_matrix(plan(Selection(configs=("tiny",), scenarios=("smoke",))).specs, jobs=1,
+               progress=progress)
+    text = stream.getvalue()
+    assert "\r" in text and "2/2 runs" in text and "failed=0" in text
+
+
+# The command line
+
+def test_cli_runs_writes_reports_and_exits_0(tmp_path):
+    proc = matrix_cli("--configs", "tiny", "nvhe", "--scenarios", "smoke", "bug",
+                      "--json", str(tmp_path / "m.json"), "--junit", str(tmp_path / "m.xml"),
+                      "--html", str(tmp_path / "m.html"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0].startswith("matrix (--configs): 2 configurations, 12 runs")
+    assert any(line.split()[:3] == ["configuration", "smoke", "bug"] for line in out)
+    assert "12 runs: 12 passed, 0 failed, 0 errors" in proc.stdout
+    records = json.loads((tmp_path / "m.json").read_text())["runs"]
+    assert len(records) == 12
+    assert (tmp_path / "m.xml").is_file() and (tmp_path / "m.html").is_file()
+
+
+def test_cli_failure_exits_1_with_reasons_and_repro_command(tmp_path):
+    env = {**_environ(), FAULTS_ENV: "crash:tiny-protected-smoke-cpu0"}
+    proc = matrix_cli("--configs", "tiny", "--scenarios", "smoke", "--json",
+                      str(tmp_path / "m.json"), env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "ERROR tiny-protected-smoke-cpu0" in proc.stdout
+    assert "the worker process died" in proc.stdout
+    assert "reproduce: pyharness run --config" in proc.stdout
+    assert "--scenario smoke --mode protected --cpu 0 --kaslr-seed" in proc.stdout
+
+
+def test_only_failed_reruns_exactly_the_failures(tmp_path):
+    first = run_matrix(plan(SMALL).specs, jobs=2)
+    records = first.records
+    records[2].verdict, records[2].reasons = "fail", ["frame 3: made up for the test"]
+    records[4].verdict, records[4].reasons = "error", ["the worker process died"]
+    earlier = tmp_path / "earlier.json"
+    write_json(records, earlier)
+    proc = matrix_cli("--only-failed", str(earlier), "--json", str(tmp_path / "again.json"))
+    assert proc.returncode == 0, proc.stderr
+    again = load_records(tmp_path / "again.json")
+    key = [(r.config, r.mode, r.scenario, r.cpu, r.kaslr_seed) for r in (records[2],
+                                                                        records[4])]
+    assert [(r.config, r.mode, r.scenario, r.cpu, r.kaslr_seed) for r in again] == key
+    assert all(r.passed for r in again)
+
+
+def test_only_failed_with_nothing_failed_runs_nothing(tmp_path):
+    records = run_matrix(plan(Selection(configs=("tiny",), scenarios=("smoke",),
+                                        modes=("nvhe",))).specs, jobs=1).records
+    write_json(records, tmp_path / "ok.json")
+    proc = matrix_cli("--only-failed", str(tmp_path / "ok.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 runs" in proc.stdout
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--shard", "3/2"), "K must be between 1 and N"),
+    (("--shard", "half"), "expected K/N"),
+    (("--configs", "nosuch"), "matches no shipped config"),
+    (("--scenarios", "nosuch"), "unknown scenario 'nosuch'"),
+    (("--modes", "vhe"), "unknown mode 'vhe'"),
+    (("--all", "--randconfig", "2"), "--all and --randconfig cannot be combined"),
+    (("-j", "0"), "at least 1"),
+    (("--only-failed", "missing.json"), "no such file"),
+    (("--junit", "/nonexistent-dir/m.xml"), "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(args, says):
+    proc = matrix_cli(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content", ['{"runs": [', "not json at all", "[1, 2]",
+                                     '{"runs": [{"config": "x"}]}', '{"hello": 1}'])
+def test_only_failed_on_a_corrupt_file_exits_2_with_one_line(tmp_path, content):
+    path = tmp_path / "corrupt.json"
+    path.write_text(content)
+    proc = matrix_cli("--only-failed", str(path))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert str(path) in proc.stderr and "pyharness matrix --json" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_randconfig_configs_are_kept_for_the_repro_commands(tmp_path):
+    matrix = plan(Selection(randconfig=2, seed=5, scenarios=("smoke",), modes=("nvhe",),
+                            out_dir=tmp_path))
+    assert matrix.config_count == 2
+    for spec in matrix.specs:
+        assert Path(spec.config).is_file()
+        assert Path(spec.config).is_relative_to(tmp_path / "matrix-configs" / "rand-5")
+        assert spec.config_name.startswith("rand5-")
+
+
+def test_all_prints_the_counts_before_starting():
+    # The default build directory: its cache serves every later run of this test.
+    proc = matrix_cli("--all", "--configs", "all-16k-va36-kaslr-pst-os-cpus4",
+                      "--scenarios", "smoke", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith(
+        "matrix (--all): 1 configuration, 4 runs")
+    whole = plan(Selection(all_configs=True))
+    assert whole.config_count == 168
+    assert whole.total_runs == len(whole.specs) > 168 * len(MODES)
+
+
+def test_runs_timed_before_start_longest_first(tmp_path):
+    from pyharness.matrix.timings import load_timings, longest_first, save_timings
+
+    specs = plan(SMALL).specs
+    result = run_matrix(specs, jobs=1, out_dir=None)
+    path = tmp_path / "timings.json"
+    save_timings(path, result.records, {"gone-nvhe-smoke-cpu0": 1.0})
+    timings = load_timings(path)
+    assert set(timings) == {s.id for s in specs} | {"gone-nvhe-smoke-cpu0"}
+    timings[specs[3].id] = 1e6
+    del timings[specs[5].id]
+    order = [spec.id for _, spec in longest_first(list(enumerate(specs)), timings)]
+    assert order[:2] == [specs[5].id, specs[3].id]  # never timed, then the longest
+    path.write_text("{broken")
+    assert load_timings(path) == {}

@@ -1,0 +1,278 @@
+"""Reports of a real (small) matrix: summary table, JUnit, JSON, HTML, footprint.
+
+One matrix of real runs is shared by the module: nvhe (4K pages, no trace
+buffer) and pkvm_16k (16K pages, trace buffer) x smoke and bug. Failures
+are made by editing copies of those records, never by mocking a run.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from pyharness import build as builder
+from pyharness.errors import HarnessError
+from pyharness.matrix import Selection, plan, run_matrix
+from pyharness.reports import (failure_report, html_report, junit_tree, load_records,
+                               summary_table, write_html, write_json, write_junit)
+from pyharness.reports.footprint import claimed_buffer_per_cpu, read_footprint
+from pyharness.reports.grid import run_id
+from pyharness.runner import RunRecord
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def records() -> list[RunRecord]:
+    specs = plan(Selection(configs=("nvhe", "pkvm_16k"), scenarios=("smoke", "bug"))).specs
+    result = run_matrix(specs, jobs=2)
+    assert result.exit_code == 0, [r.reasons for r in result.failures]
+    return result.records
+
+
+@pytest.fixture
+def with_failures(records: list[RunRecord]) -> list[RunRecord]:
+    """The same runs, one failed and one error, as a broken firmware would give."""
+    edited = copy.deepcopy(records)
+    failed, error = edited[2], edited[-1]  # nvhe x bug, pkvm_16k x bug
+    failed.verdict = "fail"
+    failed.reasons = ["frame 2: expected __kvm_nvhe_c+0x10/0x20 at ffff800008011000, "
+                      "got __kvm_nvhe_b+0x8/0x20 at ffff800008010ff0"]
+    failed.actual = failed.expected[:1] + [{"address": "ffff800008010ff0",
+                                            "symbol": "__kvm_nvhe_b+0x8/0x20"}]
+    failed.console = failed.console + ["a \x00 NUL and an \x1b[31m escape"]
+    error.verdict, error.reasons, error.console = "error", ["the worker process died"], []
+    return edited
+
+
+# Terminal summary
+
+def test_summary_table_has_a_row_per_config_and_a_column_per_scenario(records):
+    lines = summary_table(records).splitlines()
+    assert lines[0].split() == ["configuration", "smoke", "bug"]
+    assert [line.split()[0] for line in lines[1:]] == ["nvhe", "pkvm_16k"]
+    assert all(line.split()[1:] == ["pass", "4", "pass", "4"] for line in lines[1:])
+
+
+def test_summary_marks_failures_and_lists_them_with_repro(with_failures):
+    table = summary_table(with_failures)
+    assert "FAIL 1/4" in table and "ERROR 1/4" in table
+    report = failure_report(with_failures)
+    failed = with_failures[2]
+    assert f"FAIL {run_id(failed)}" in report
+    assert "    frame 2: expected __kvm_nvhe_c+0x10/0x20" in report
+    assert f"    reproduce: {failed.command}" in report
+    assert failed.command.startswith("pyharness run --config ")
+    assert "ERROR " in report and "the worker process died" in report
+
+
+def test_summary_too_wide_numbers_its_columns(with_failures):
+    table = summary_table(with_failures, width=30)
+    assert table.splitlines()[0].split() == ["configuration", "1", "2"]
+    assert "scenarios: 1 smoke, 2 bug" in table and "F1/4" in table and "E1/4" in table
+
+
+# JUnit
+
+def test_junit_has_one_testcase_per_run(records, tmp_path):
+    path = tmp_path / "junit.xml"
+    write_junit(records, path)
+    root = ET.parse(path).getroot()
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == [run_id(r) for r in records]
+    assert {c.get("classname") for c in cases} == {"matrix.nvhe", "matrix.pkvm_16k"}
+    assert root.find("testsuite").get("tests") == str(len(records))
+    assert root.find("testsuite").get("failures") == "0"
+
+
+def test_junit_failure_text_is_reasons_and_console(with_failures, tmp_path):
+    path = tmp_path / "junit.xml"
+    write_junit(with_failures, path)
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("1", "1")
+    failure = suite.find(f"./testcase[@name='{run_id(with_failures[2])}']/failure")
+    assert failure.get("message").startswith("frame 2: expected")
+    assert "reproduce: pyharness run" in failure.text
+    assert with_failures[2].console[0] in failure.text  # the console follows
+    assert "a \u2400 NUL and an \u241b[31m escape" in failure.text
+    error = suite.find(f"./testcase[@name='{run_id(with_failures[-1])}']/error")
+    assert error.get("message") == "the worker process died"
+
+
+# JSON
+
+def test_json_is_one_record_per_run_and_reads_back(records, tmp_path):
+    path = tmp_path / "m.json"
+    write_json(records, path)
+    document = json.loads(path.read_text())
+    n = len(records)
+    assert document["summary"] == {"runs": n, "pass": n, "fail": 0, "error": 0}
+    assert [r["scenario"] for r in document["runs"]] == [r.scenario for r in records]
+    assert set(document["runs"][0]) >= {"config", "mode", "scenario", "cpu", "kaslr_seed",
+                                        "verdict", "reasons", "console", "expected",
+                                        "actual", "elapsed_ms", "build_ms", "command"}
+    assert load_records(path) == records
+
+
+def test_load_records_accepts_a_list_or_one_run_json(records, tmp_path):
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(records[0].to_json()))  # `pyharness run --json`
+    assert load_records(one) == records[:1]
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([r.to_json() for r in records]))
+    assert load_records(many) == records
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{", "not valid JSON (line 1, column 2"),
+    ('"text"', "no run records in it"),
+    ('{"runs": [{"verdict": "pass"}]}', "run 1: field 'config' is missing"),
+    ('{"runs": [{"config": "c", "config_name": "c", "mode": "nvhe", "scenario": "s", '
+     '"cpu": "0", "kaslr_seed": 1, "verdict": "fail"}]}', "field 'cpu' is not a int"),
+])
+def test_load_records_rejects_bad_files_in_one_line(tmp_path, content, says):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(HarnessError) as info:
+        load_records(path)
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+# Footprint
+
+@pytest.mark.parametrize("name", ["nvhe", "pkvm", "pkvm_16k", "pkvm_64k", "nvhe_64k",
+                                  "smp", "tiny"])
+def test_footprint_claims_hold_for_every_shipped_config(name):
+    """4 KiB overflow stack whatever the page size; the buffer only with the option."""
+    elf = builder.build(name).elf
+    fp = read_footprint(name, str(elf))
+    assert fp.overflow_stack == 4096 and fp.overflow_as_claimed
+    if fp.protected_stacktrace:
+        assert fp.buffer_per_cpu == claimed_buffer_per_cpu(fp.page_size)
+        assert fp.stacktrace_total == fp.buffer_per_cpu * fp.nr_cpus
+    else:
+        assert fp.stacktrace_total is None
+    assert fp.buffer_as_claimed
+
+
+def test_claimed_buffer_formula():
+    assert [claimed_buffer_per_cpu(k * 1024) for k in (4, 16, 64)] == [4104, 10248, 34824]
+
+
+# HTML
+
+class _Page(HTMLParser):
+    """The elements of interest: grid cells, panels, the footprint table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[tuple[str, str]] = []   # (class, href)
+        self.ids: set[str] = set()
+        self.footprint_rows: list[list[str]] = []
+        self.scripts = 0
+        self.external: list[str] = []
+        self._td_class: str | None = None
+        self._in_footprint = False
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"] or "")
+        if tag == "script":
+            self.scripts += 1
+        for key in ("src", "href"):
+            value = a.get(key) or ""
+            if value.startswith(("http:", "https:", "//")) and tag != "svg":
+                self.external.append(value)
+        if tag == "td":
+            self._td_class = a.get("class")
+        if tag == "a" and self._td_class and "href" in a:
+            self.cells.append((self._td_class, a["href"] or ""))
+        if tag == "table" and a.get("id") == "footprint-table":
+            self._in_footprint = True
+        if self._in_footprint and tag == "tr":
+            self._row = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._td_class = None
+        if tag == "table":
+            self._in_footprint = False
+        if tag == "tr" and self._row is not None:
+            self.footprint_rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._row is not None and data.strip():
+            self._row.append(data.strip())
+
+
+def test_html_grid_links_each_cell_to_its_runs(with_failures):
+    page = _Page()
+    page.feed(html_report(with_failures))
+    classes = sorted(c for c, _ in page.cells)
+    assert classes == ["error", "fail", "pass", "pass"]
+    for _, href in page.cells:
+        assert href.startswith("#") and href[1:] in page.ids
+    assert all(f"run-{run_id(r)}" in page.ids for r in with_failures)
+    assert page.scripts == 0 and page.external == []  # self-contained
+
+
+def test_html_shows_console_diff_and_repro(with_failures):
+    text = html_report(with_failures)
+    failed = with_failures[2]
+    assert "expected (oracle)" in text and 'class="differ"' in text
+    assert "__kvm_nvhe_b+0x8/0x20" in text
+    assert failed.command.replace("'", "&#x27;") in text
+    assert html.escape(failed.console[0]) in text
+    assert "a \u2400 NUL and an \u241b[31m escape" in text  # control pictures
+
+
+def test_html_footprint_table_reads_the_elves(records):
+    page = _Page()
+    page.feed(html_report(records))
+    rows = {row[0]: row for row in page.footprint_rows[1:]}
+    assert set(rows) == {"nvhe", "pkvm_16k"}
+    assert rows["nvhe"][1:4] == ["4K", "2", "off"]
+    assert rows["pkvm_16k"][1:4] == ["16K", "2", "on"]
+    text = " ".join(rows["pkvm_16k"])
+    assert "4096 B" in text and "10248 B" in text and "20496 B" in text
+    assert "NOT as claimed" not in " ".join(" ".join(r) for r in rows.values())
+    assert "id=\"footprint-chart\"" in html_report(records)
+
+
+def test_html_in_headless_chromium_shows_the_grid(with_failures, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (Debian package: chromium)")
+    path = tmp_path / "report.html"
+    write_html(with_failures, path)
+    proc = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-background-networking", "--disable-dev-shm-usage",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           path.as_uri()],
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = _Page()
+    page.feed(proc.stdout)
+    assert sorted(c for c, _ in page.cells) == ["error", "fail", "pass", "pass"]
+    assert {"grid-table", "footprint-chart", "footprint-table", "counts"} <= page.ids
+    assert "16 runs: 14 passed, 1 failed, 1 errors" in proc.stdout
+    screenshot = tmp_path / "grid.png"
+    shot = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-background-networking", "--disable-dev-shm-usage",
+                           f"--user-data-dir={tmp_path / 'profile'}",
+                           f"--screenshot={screenshot}", "--window-size=1200,900",
+                           path.as_uri()],
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000
