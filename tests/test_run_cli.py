@@ -80,3 +80,25 @@ def test_same_seed_same_console_byte_for_byte():
                   "--kaslr-seed", "9")
     assert a.returncode == b.returncode == 0
     assert a.stdout == b.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    ("CONFIG_NO_SUCH_OPTION=y\n", ":1: unknown symbol CONFIG_NO_SUCH_OPTION"),
+    ("CONFIG_NR_CPUS=many\n", ":1: bad value 'many' for CONFIG_NR_CPUS"),
+    ("CONFIG_KVM=y\nnot a config line\n", ":2: malformed line"),
+    ("", "the config file is empty"),
+    ("# CONFIG_KVM is not set\n", "CONFIG_KVM is not set"),
+])
+def test_bad_config_for_run_exits_2(tmp_path, content, message):
+    fragment = tmp_path / "bad_defconfig"
+    fragment.write_text(content)
+    proc = pyharness("run", "--config", str(fragment), "--scenario", "smoke")
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    proc = pyharness("run", "--config", str(tmp_path / "nothing_defconfig"), "--scenario",
+                     "smoke")
+    assert proc.returncode == 2 and "no such config file" in proc.stderr
