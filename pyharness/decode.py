@@ -807,19 +807,10 @@ def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m pyharness.decode``: the subcommand on its own."""
-    parser = argparse.ArgumentParser(prog="pyharness decode", description=_DECODE_DESCRIPTION,
-                                     epilog=_DECODE_EPILOG)
-    configure_decode_parser(parser)
-    args = parser.parse_args(None if argv is None else list(argv))
-    try:
-        return args.handler(args)
-    except HarnessError as err:
-        print(f"pyharness decode: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except BrokenPipeError:
-        sys.stderr.close()
-        return EXIT_OK
+    """``python -m pyharness.decode``: the same as ``pyharness decode``."""
+    from .cli import main as cli_main
+
+    return cli_main(["decode", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pyharness import config as kconfig
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
+# The seed thread lives beside the repository, in ../shared/reference/.
+SEED = REPO.parent / "shared" / "reference" / "000_4f38e4c70bf41021.txt"
 CROSS = "aarch64-linux-gnu-"
 FIXTURE_CONFIGS = ("4k", "16k", "64k")
 
@@ -171,3 +173,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def fuzz_examples(request: pytest.FixtureRequest) -> int:
     return request.config.getoption("--fuzz-examples")
+
+
+@pytest.fixture(scope="session")
+def seed_path() -> Path:
+    """The seed's cover letter and review thread, or a skip saying where it belongs."""
+    if not SEED.is_file():
+        pytest.skip(f"the seed thread is not at {SEED} (it lives next to the repo, "
+                    "in ../shared/reference/)")
+    return SEED

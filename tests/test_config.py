@@ -39,7 +39,7 @@ def test_shipped_config_resolves_to_what_it_promises(name):
     for field, value in EXPECTED[name].items():
         assert getattr(summary, field) == value, field
     assert resolved.enabled("KVM")
-    assert f"CONFIG_ARM64_PAGE_SHIFT=" in resolved.dotconfig
+    assert "CONFIG_ARM64_PAGE_SHIFT=" in resolved.dotconfig
 
 
 def test_olddefconfig_fills_defaults(tmp_path):

@@ -28,15 +28,6 @@ from pyharness.toolchain import cross_prefix
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[1]
-SEED = REPO.parent / "shared" / "reference" / "000_4f38e4c70bf41021.txt"
-
-
-@pytest.fixture(scope="module")
-def seed_path() -> Path:
-    if not SEED.is_file():
-        pytest.skip(f"the seed thread is not at {SEED} (it lives next to the repo, "
-                    "in ../shared/reference/)")
-    return SEED
 
 
 def run_decode(argv: list[str], capsys) -> tuple[int, str, str]:

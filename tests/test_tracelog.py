@@ -10,16 +10,11 @@ from pyharness.tracelog import (MAX_RECORD_GAP, TRACE_FOOTERS, TRACE_HEADERS, pa
                                 parse_log, split_line)
 
 DATA = Path(__file__).resolve().parent / "data"
-REPO = Path(__file__).resolve().parents[1]
-SEED = REPO.parent / "shared" / "reference" / "000_4f38e4c70bf41021.txt"
 
 
 @pytest.fixture(scope="module")
-def seed_text() -> str:
-    if not SEED.is_file():
-        pytest.skip(f"the seed thread is not at {SEED} (it lives next to the repo, "
-                    "in ../shared/reference/)")
-    return SEED.read_text()
+def seed_text(seed_path: Path) -> str:
+    return seed_path.read_text()
 
 
 def data(name: str) -> str:
