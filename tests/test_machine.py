@@ -94,7 +94,7 @@ def test_guard_page_abort(fixture_image, config):
     assert seen["far"] == seen["sp"] + 48  # stp x29, x30, [sp, #48], exact
     assert guard <= seen["sp"] < seen["far"] < guard + layout.page_size
     assert (seen["sp"] >> layout.page_shift) & 1 == 0
-    assert f"hyp: sp bit PAGE_SHIFT=0" in result.console
+    assert "hyp: sp bit PAGE_SHIFT=0" in result.console
     assert result.registers["far_el2"] == seen["far"]
 
 
