@@ -276,3 +276,14 @@ def test_html_in_headless_chromium_shows_the_grid(with_failures, tmp_path):
                           capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
     assert shot.returncode == 0 and screenshot.stat().st_size > 10_000
+
+
+def test_html_shows_a_long_repeat_once_with_its_count():
+    from pyharness.runner import RunRequest, run_one
+
+    record = run_one(RunRequest(config="pkvm", scenario="stack_overflow", mode="protected"))
+    assert record.passed and len(record.expected) > 100
+    text = html_report([record])
+    assert text.count("__kvm_nvhe_recursive_death+") < 10
+    assert "more times" in text and "the same line" in text
+    assert html.escape(record.console[-1]) in text  # the console's end is still there

@@ -156,8 +156,11 @@ class WorkerPool:
             while pending or self._busy():
                 self._fill(pending)
                 self._collect(on_record)
-        finally:
-            self._shutdown()
+        except BaseException:  # Ctrl-C, or a bug here: stop the workers now
+            for worker in list(self._workers):
+                self._stop(worker)
+            raise
+        self._shutdown()
         return PoolStats(self._started, self._lost, self._peak_rss_kb)
 
     # Workers
@@ -191,6 +194,8 @@ class WorkerPool:
 
     def _collect(self, on_record: Callable[[int, RunRecord], None]) -> None:
         busy = self._busy()
+        if not busy:
+            return
         timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
         waitables: list[object] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
         ready = set(wait(waitables, timeout=timeout))

@@ -53,6 +53,7 @@ pre.console{background:#0d1117;color:#e6edf3;padding:.6em;max-height:24em;overfl
 table.diff td{font-family:ui-monospace,monospace;font-size:12px;border-bottom:1px solid #eee}
 table.diff tr.differ td{background:#ffebe9}table.diff tr.missing td,
 table.diff tr.extra td{background:#fff8c5}
+table.diff tr.repeat td{color:#57606a;font-style:italic}
 ul.reasons{margin:.3em 0;color:#b42318}
 table.numbers td,table.numbers th{border:1px solid #d0d7de}
 .ok{color:#116329}.bad{color:#b42318}tspan.ok{fill:#116329}tspan.bad{fill:#b42318}
@@ -97,25 +98,68 @@ def _frame_text(frame: dict[str, str] | None) -> str:
     return f"{frame.get('address', '')} {frame.get('symbol', '')}".strip()
 
 
+# Long traces repeat one frame hundreds of times (recursive_death): the page
+# shows a repeat once with its count, which keeps it small enough to open.
+_MIN_REPEAT = 3
+_TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+
+
+def _runs_of(items: Sequence[str]) -> list[tuple[int, int]]:
+    """(start, length) of each run of equal consecutive items."""
+    runs: list[tuple[int, int]] = []
+    for i, item in enumerate(items):
+        if runs and items[runs[-1][0]] == item:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((i, 1))
+    return runs
+
+
 def _diff_table(record: RunRecord) -> str:
     expected, actual = record.expected, record.actual
     if not expected and not actual:
         return "<p>No frames expected or printed.</p>"
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     for i in range(max(len(expected), len(actual))):
-        want = expected[i] if i < len(expected) else None
-        got = actual[i] if i < len(actual) else None
+        want = _frame_text(expected[i]) if i < len(expected) else None
+        got = _frame_text(actual[i]) if i < len(actual) else None
         kind = ("extra" if want is None else "missing" if got is None
-                else "same" if _frame_text(want) == _frame_text(got) else "differ")
-        rows.append(f'<tr class="{kind}"><td>{i}</td><td>{escape(_frame_text(want))}</td>'
-                    f'<td>{escape(_frame_text(got))}</td></tr>')
+                else "same" if want == got else "differ")
+        rows.append((kind, want or "", got or ""))
+    html_rows = []
+    for start, length in _runs_of([f"{k}\0{w}\0{g}" for k, w, g in rows]):
+        kind, want, got = rows[start]
+        html_rows.append(f'<tr class="{kind}"><td>{start}</td><td>{escape(want)}</td>'
+                         f'<td>{escape(got)}</td></tr>')
+        if length >= _MIN_REPEAT:
+            html_rows.append(f'<tr class="{kind} repeat"><td>{start + 1}&ndash;'
+                             f'{start + length - 1}</td><td colspan="2">the same, '
+                             f'{length - 1} more times</td></tr>')
+        else:
+            html_rows += [f'<tr class="{kind}"><td>{start + j}</td><td>{escape(want)}</td>'
+                          f'<td>{escape(got)}</td></tr>' for j in range(1, length)]
     return ('<table class="diff"><thead><tr><th>#</th><th>expected (oracle)</th>'
-            f'<th>actual (console)</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            f'<th>actual (console)</th></tr></thead><tbody>{"".join(html_rows)}'
+            '</tbody></table>')
+
+
+def _console_text(lines: Sequence[str]) -> str:
+    """The console, lines that differ only in their timestamp shown once with a count."""
+    if not lines:
+        return "(empty)"
+    out = []
+    for start, length in _runs_of([_TIMESTAMP.sub("", line) for line in lines]):
+        if length >= _MIN_REPEAT:
+            out += [lines[start], f"    ... the same line {length - 1} more times "
+                                  "(timestamps aside)"]
+        else:
+            out += lines[start:start + length]
+    return "\n".join(out)
 
 
 def _run_article(record: RunRecord, open_: bool) -> str:
     reasons = "".join(f"<li>{escape(r)}</li>" for r in record.reasons)
-    console = "\n".join(record.console) or "(empty)"
+    console = _console_text(record.console)
     panic = (f"<p>expected panic line: <code>{escape(record.expected_panic)}</code></p>"
              if record.expected_panic else "")
     verdict = escape(record.verdict)
