@@ -311,3 +311,34 @@ def test_runs_timed_before_start_longest_first(tmp_path):
     assert order[:2] == [specs[5].id, specs[3].id]  # never timed, then the longest
     path.write_text("{broken")
     assert load_timings(path) == {}
+
+
+@pytest.fixture
+def rejecting_compiler(tmp_path: Path) -> str:
+    """A cross prefix whose gcc rejects every file (its ld and objcopy are real)."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ld", "objcopy", "nm"):
+        real = shutil.which(f"aarch64-linux-gnu-{tool}")
+        assert real is not None
+        (bin_dir / f"broken-{tool}").symlink_to(real)
+    gcc = bin_dir / "broken-gcc"
+    gcc.write_text('#!/bin/sh\ncase "$*" in *--version*) echo "broken-gcc 0.0"; exit 0;; esac\n'
+                   'echo "error: this compiler rejects every file" >&2; exit 1\n')
+    gcc.chmod(0o755)
+    return str(bin_dir / "broken-")
+
+
+def test_a_configuration_that_fails_to_build_costs_only_its_runs(tmp_path, monkeypatch,
+                                                                 rejecting_compiler):
+    specs = plan(Selection(configs=("tiny",), scenarios=("smoke",))).specs
+    monkeypatch.setenv("CROSS_COMPILE", rejecting_compiler)
+    result = run_matrix(specs, jobs=2, out_dir=tmp_path / "out")
+    assert [b.ok for b in result.builds] == [False]
+    assert all(r.verdict == "error" for r in result.records)
+    assert all(r.reasons[0].startswith("build failed:") for r in result.records)
+    assert "error: this compiler rejects every file" in result.records[0].reasons[0]
+    assert any("rejects every file" in line for line in result.records[0].console)
+    assert result.exit_code == 1

@@ -60,9 +60,19 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+def build_failure_reason(message: str) -> str:
+    """One line: what failed, and the compiler's first error line if there is one."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return "build failed"
+    first_error = next((line for line in lines[1:] if "error:" in line.lower()),
+                       next((line for line in lines[1:] if "error" in line.lower()), None))
+    return f"build failed: {lines[0]}" + (f" {first_error}" if first_error else "")
+
+
 def _build_failure_record(spec: RunSpec, outcome: BuildOutcome) -> RunRecord:
-    message = outcome.error or "build failed"
-    record = error_record(spec, f"build failed: {message.splitlines()[0]}")
+    message = outcome.error or ""
+    record = error_record(spec, build_failure_reason(message))
     record.console = message.splitlines()
     return record
 

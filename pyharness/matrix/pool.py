@@ -214,16 +214,21 @@ class WorkerPool:
             if not worker.conn.poll():
                 raise EOFError
             data, rss_kb = worker.conn.recv()
+            record = RunRecord.from_json(data)
         except (EOFError, OSError):
             worker.process.join(timeout=5)
             code = worker.process.exitcode
             self._lose(worker, on_record, f"the worker process died ({_describe_exit(code)}) "
                                           "during this run")
             return
+        except Exception as err:  # a garbled message: that run's problem, not the matrix's
+            self._lose(worker, on_record, f"unreadable result from the worker: "
+                                          f"{type(err).__name__}: {err}")
+            return
         index, _ = worker.task
         worker.task = None
         self._peak_rss_kb = max(self._peak_rss_kb, rss_kb)
-        on_record(index, RunRecord.from_json(data))
+        on_record(index, record)
 
     def _lose(self, worker: _Worker, on_record: Callable[[int, RunRecord], None],
               reason: str) -> None:

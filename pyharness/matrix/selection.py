@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import build as builder
 from ..config import config_name
-from ..errors import HarnessError
+from ..errors import BuildError, HarnessError
 from ..expand import (RunSpec, enumerate_all, expand, parse_shard, random_configs,
                       select_configs, shard)
 from ..paths import default_build_dir
@@ -77,9 +77,21 @@ def _filter_generated(paths: list[Path], patterns: tuple[str, ...]) -> list[Path
 
 
 def _scenario_names(configs: list[Path], out_dir: Path | None) -> list[str]:
-    """Scenario names, read from the first configuration's image (built if needed)."""
-    elf = builder.build(configs[0], out_dir=out_dir).elf
-    return [s.name for s in list_scenarios(elf)]
+    """Scenario names, read from the first image that builds (cached).
+
+    A configuration that fails to compile is left to the matrix, where its
+    runs become errors; only when none builds is the build error raised.
+    """
+    first_error: BuildError | None = None
+    for config in configs:
+        try:
+            elf = builder.build(config, out_dir=out_dir).elf
+        except BuildError as err:
+            first_error = first_error or err
+            continue
+        return [s.name for s in list_scenarios(elf)]
+    assert first_error is not None
+    raise first_error
 
 
 def _check_exclusive(selection: Selection) -> None:
