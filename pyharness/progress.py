@@ -8,8 +8,9 @@ matrix shows what broke without waiting for the summary.
 
 from __future__ import annotations
 
+import statistics
 import time
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Mapping, Protocol, TextIO
 
 if TYPE_CHECKING:
     from .matrix.builds import BuildOutcome
@@ -19,18 +20,22 @@ if TYPE_CHECKING:
 class MatrixProgress(Protocol):
     def build_finished(self, outcome: BuildOutcome) -> None: ...
 
-    def runs_started(self, total: int) -> None: ...
+    def runs_started(self, total: int,
+                     expected_ms: Mapping[str, float | None] | None = None) -> None: ...
 
     def run_finished(self, record: RunRecord) -> None: ...
 
     def close(self) -> None: ...
 
 
+def _run_id(record: RunRecord) -> str:
+    return f"{record.config_name}-{record.mode}-{record.scenario}-cpu{record.cpu}"
+
+
 def failure_line(record: RunRecord) -> str:
     """``FAIL id: first reason`` for a run that did not pass."""
-    id_ = f"{record.config_name}-{record.mode}-{record.scenario}-cpu{record.cpu}"
     reason = record.reasons[0] if record.reasons else "no reason given"
-    return f"{record.verdict.upper()} {id_}: {reason}"
+    return f"{record.verdict.upper()} {_run_id(record)}: {reason}"
 
 
 def _duration(seconds: float) -> str:
@@ -44,7 +49,8 @@ class QuietProgress:
     def build_finished(self, outcome: BuildOutcome) -> None:
         pass
 
-    def runs_started(self, total: int) -> None:
+    def runs_started(self, total: int,
+                     expected_ms: Mapping[str, float | None] | None = None) -> None:
         pass
 
     def run_finished(self, record: RunRecord) -> None:
@@ -55,25 +61,39 @@ class QuietProgress:
 
 
 class _Counts:
-    def __init__(self) -> None:
-        self.total = 0
-        self.done = 0
-        self.failed = 0
-        self.started = time.monotonic()
+    """Runs done and failed, and an ETA weighted by each run's expected time.
 
-    def start(self, total: int) -> None:
+    The matrix starts its longest runs first, so a plain runs-per-second
+    ETA would be far too long at the start; weighting each run by what it
+    took last time (``expected_ms``; unknown runs count as the median)
+    measures progress in work rather than in runs.
+    """
+
+    def __init__(self) -> None:
+        self.start(0)
+
+    def start(self, total: int, expected_ms: Mapping[str, float | None] | None = None) -> None:
         self.total, self.done, self.failed = total, 0, 0
         self.started = time.monotonic()
+        known = [v for v in (expected_ms or {}).values() if v is not None]
+        self._default = statistics.median(known) if known else 1.0
+        self._expected = {k: (v if v is not None else self._default)
+                          for k, v in (expected_ms or {}).items()}
+        self._total_weight = (sum(self._expected.values())
+                              + self._default * max(0, total - len(self._expected)))
+        self._done_weight = 0.0
 
     def add(self, record: RunRecord) -> None:
         self.done += 1
         self.failed += not record.passed
+        self._done_weight += self._expected.get(_run_id(record), self._default)
 
     def eta_s(self) -> float | None:
-        if not self.done:
+        if not self.done or self._done_weight <= 0:
             return None
         elapsed = time.monotonic() - self.started
-        return elapsed / self.done * (self.total - self.done)
+        remaining = max(0.0, self._total_weight - self._done_weight)
+        return elapsed / self._done_weight * remaining
 
 
 class LineProgress:
@@ -93,8 +113,9 @@ class LineProgress:
         if not outcome.cached or not outcome.ok:
             self._print(f"build {outcome.describe()}")
 
-    def runs_started(self, total: int) -> None:
-        self.counts.start(total)
+    def runs_started(self, total: int,
+                     expected_ms: Mapping[str, float | None] | None = None) -> None:
+        self.counts.start(total, expected_ms)
         self._next_done = max(1, total // 10)
         self._last_line = time.monotonic()
 
@@ -133,14 +154,19 @@ class BarProgress:
         if not outcome.cached or not outcome.ok:
             print(f"build {outcome.describe()}", file=self.stream, flush=True)
 
-    def runs_started(self, total: int) -> None:
+    def runs_started(self, total: int,
+                     expected_ms: Mapping[str, float | None] | None = None) -> None:
         from tqdm import tqdm
 
-        self.counts.start(total)
+        self.counts.start(total, expected_ms)
         self._bar = tqdm(total=total, file=self.stream, unit="run", desc="matrix",
-                         dynamic_ncols=True, leave=True, postfix={"failed": 0},
+                         dynamic_ncols=True, leave=True, postfix=self._postfix(),
                          bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                    "runs, {postfix} [{elapsed}<{remaining}]")
+                                    "runs{postfix} [{elapsed}]")
+
+    def _postfix(self) -> str:
+        eta = self.counts.eta_s()
+        return f"failed={self.counts.failed}, ETA {_duration(eta) if eta is not None else '?'}"
 
     def run_finished(self, record: RunRecord) -> None:
         self.counts.add(record)
@@ -148,8 +174,10 @@ class BarProgress:
             return
         if not record.passed:
             self._bar.write(failure_line(record), file=self.stream)
-            self._bar.set_postfix(failed=self.counts.failed, refresh=False)
+        self._bar.set_postfix_str(self._postfix(), refresh=False)
         self._bar.update(1)
+        if not record.passed:
+            self._bar.refresh()  # a new failure shows at once, whatever the rate limit
 
     def close(self) -> None:
         if self._bar is not None:

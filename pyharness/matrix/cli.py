@@ -18,7 +18,7 @@ from ..progress import make_progress
 from ..reports import (failure_report, summary_table, write_html, write_json,
                        write_junit)
 from ..runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRecord
-from .execute import default_jobs, run_matrix
+from .execute import KILL_GRACE_S, default_jobs, run_matrix
 from .selection import Selection, plan
 
 _WRITERS: dict[str, Callable[[list[RunRecord], Path], None]] = {
@@ -103,22 +103,23 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="every valid combination of the matrix Kconfig symbols")
     choose.add_argument("--randconfig", type=int, metavar="N",
                         help="N random valid configurations (reproducible with --seed)")
-    choose.add_argument("--seed", type=int, default=0,
+    choose.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed of --randconfig and of the per-run KASLR seeds (default 0)")
     choose.add_argument("--only-failed", type=Path, metavar="FILE.json",
                         help="rerun the runs that did not pass in an earlier --json report")
     choose.add_argument("--shard", metavar="K/N",
                         help="run only the K-th of N deterministic slices (CI)")
     run = p.add_argument_group("how to run")
-    run.add_argument("-j", "--jobs", type=int, default=None,
+    run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                      help=f"wall-clock budget per run in seconds (default "
-                          f"{DEFAULT_TIMEOUT_S:g}); a worker still busy well after it "
-                          "is killed and the run is an error")
+                          f"{DEFAULT_TIMEOUT_S:g}); a worker still busy {KILL_GRACE_S:g} s "
+                          "later is killed and its run is an error")
     run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
+                     metavar="N",
                      help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS})")
-    run.add_argument("--out", type=Path, default=None,
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="base directory for build trees (default: build/)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress bar or progress lines")

@@ -106,7 +106,9 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     broken = {b.config: b for b in builds if not b.ok}
     build_seconds = time.monotonic() - started
 
-    progress.runs_started(len(specs))
+    history = timings_path(out_dir)
+    timings = load_timings(history)
+    progress.runs_started(len(specs), {s.id: timings.get(s.id) for s in specs})
     records: list[RunRecord | None] = [None] * len(specs)
 
     def finished(index: int, record: RunRecord) -> None:
@@ -124,8 +126,6 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     if tasks:
         settings = WorkerSettings(out_dir=out_dir, run_timeout_s=run_timeout_s,
                                   max_instructions=max_instructions, faults=faults)
-        history = timings_path(out_dir)
-        timings = load_timings(history)
         try:
             stats = WorkerPool(min(jobs, len(tasks)), settings, kill_after).run(
                 longest_first(tasks, timings), finished)
