@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import html
 import json
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -21,7 +20,7 @@ import pytest
 from pyharness import build as builder
 from pyharness.errors import HarnessError
 from pyharness.matrix import Selection, plan, run_matrix
-from pyharness.reports import (failure_report, html_report, junit_tree, load_records,
+from pyharness.reports import (failure_report, html_report, load_records,
                                summary_table, write_html, write_json, write_junit)
 from pyharness.reports.footprint import claimed_buffer_per_cpu, read_footprint
 from pyharness.reports.grid import run_id

@@ -37,7 +37,8 @@ FAULTS_ENV = "PYHARNESS_MATRIX_FAULTS"
 FAULT_ACTIONS = ("crash", "hang", "raise")
 CRASH_EXIT_CODE = 86
 
-RecordCallback = Callable[[RunRecord], None]
+# Called with each run's index in the task list and its record.
+RecordCallback = Callable[[int, RunRecord], None]
 
 
 def parse_faults(text: str | None) -> dict[str, str]:
@@ -149,7 +150,7 @@ class WorkerPool:
         self._peak_rss_kb = 0
 
     def run(self, tasks: Iterable[tuple[int, RunSpec]],
-            on_record: Callable[[int, RunRecord], None]) -> PoolStats:
+            on_record: RecordCallback) -> PoolStats:
         """Run every (index, spec), in that order; ``on_record`` gets each result."""
         pending = deque(tasks)
         try:
@@ -192,7 +193,7 @@ class WorkerPool:
             except OSError:
                 pass  # it died while idle: _collect sees its sentinel and replaces it
 
-    def _collect(self, on_record: Callable[[int, RunRecord], None]) -> None:
+    def _collect(self, on_record: RecordCallback) -> None:
         busy = self._busy()
         if not busy:
             return
@@ -208,7 +209,7 @@ class WorkerPool:
                            f"no result within {self.kill_after_s:g} s: the worker "
                            "was killed (a hang in the emulator or the harness)")
 
-    def _receive(self, worker: _Worker, on_record: Callable[[int, RunRecord], None]) -> None:
+    def _receive(self, worker: _Worker, on_record: RecordCallback) -> None:
         assert worker.task is not None
         try:
             if not worker.conn.poll():
@@ -230,7 +231,7 @@ class WorkerPool:
         self._peak_rss_kb = max(self._peak_rss_kb, rss_kb)
         on_record(index, record)
 
-    def _lose(self, worker: _Worker, on_record: Callable[[int, RunRecord], None],
+    def _lose(self, worker: _Worker, on_record: RecordCallback,
               reason: str) -> None:
         """Record the worker's run as an error and get rid of the worker."""
         assert worker.task is not None
