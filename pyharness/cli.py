@@ -16,6 +16,7 @@ from . import config as kconfig
 from .decode import add_decode_parser
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from .expand import MODES
+from .matrix.cli import add_matrix_parser
 from .runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest, run_one
 from .scenarios import list_scenarios
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="nvhe",
                    help="whose image to read them from (default: nvhe)")
 
+    add_matrix_parser(sub)
     add_decode_parser(sub)
     return parser
 
