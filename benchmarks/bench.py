@@ -13,12 +13,17 @@ Prints, for the default matrix (or the narrowed one):
 
 and checks them against the targets for a 2-core machine. Exit 1 when a
 target is missed. Timings vary with the machine's load: run it alone.
+
+The CPU a pool's workers used is printed beside its rate: a worker at -j1
+uses more than one core (each Unicorn instance starts helper threads,
+which take the idle core), so -j2 cannot double -j1's rate on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from pyharness import build as builder
 from pyharness.expand import RunSpec
-from pyharness.matrix import Selection, plan, run_matrix
+from pyharness.matrix import MatrixResult, Selection, plan, run_matrix
 from pyharness.matrix.pool import WorkerSettings, execute_spec
 from pyharness.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
@@ -79,6 +84,15 @@ def warm_runs(specs: list[RunSpec]) -> list[float]:
     return times
 
 
+def timed_matrix(specs: list[RunSpec], jobs: int) -> tuple[MatrixResult, float]:
+    """The matrix at -j``jobs``, and the CPU seconds its workers used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_matrix(specs, jobs=jobs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result, cpu
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=())
@@ -101,14 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwarm per run (in process, one at a time): median {median:.1f} ms, "
           f"p95 {p95:.1f} ms, max {max(times):.1f} ms over {len(times)} runs")
 
-    one = run_matrix(specs, jobs=1)
-    two = run_matrix(specs, jobs=2)
+    one, cpu_one = timed_matrix(specs, 1)
+    two, cpu_two = timed_matrix(specs, 2)
     rate_one = len(specs) / one.run_seconds
     rate_two = len(specs) / two.run_seconds
     speedup = rate_two / rate_one
-    print(f"pool -j1: {rate_one:6.1f} runs/s ({one.run_seconds:.2f} s)")
-    print(f"pool -j2: {rate_two:6.1f} runs/s ({two.run_seconds:.2f} s); "
-          f"speed-up {speedup:.2f}x")
+    for jobs, result, rate, cpu in ((1, one, rate_one, cpu_one), (2, two, rate_two, cpu_two)):
+        print(f"pool -j{jobs}: {rate:6.1f} runs/s ({result.run_seconds:.2f} s); workers used "
+              f"{cpu:.1f} CPU-s = {cpu / result.run_seconds:.2f} cores")
+    print(f"speed-up -j2/-j1: {speedup:.2f}x")
 
     started = time.monotonic()
     full = run_matrix(specs, jobs=cores)
