@@ -7,7 +7,6 @@ and those only expand, they do not run.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import subprocess
@@ -27,36 +26,13 @@ from pyharness.scenarios import list_scenarios
 
 SMALL = Selection(configs=("tiny", "nvhe"), scenarios=("smoke", "bug"))
 
-# `pyharness matrix` once cli.py registers it; until then the same parser
-# and error mapping built from add_matrix_parser.
-_FALLBACK_MAIN = """
-import argparse, sys
-from pyharness.errors import HarnessError
-from pyharness.matrix import add_matrix_parser
-parser = argparse.ArgumentParser(prog="pyharness")
-add_matrix_parser(parser.add_subparsers(dest="command", required=True))
-args = parser.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.handler(args))
-except HarnessError as err:
-    print(f"pyharness: error: {err}", file=sys.stderr)
-    sys.exit(err.exit_code)
-"""
-
-
-def _cli_has_matrix() -> bool:
-    from pyharness.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions
-               if isinstance(a, argparse._SubParsersAction))
-    return "matrix" in sub.choices
-
 
 def matrix_cli(*args: str, env: dict[str, str] | None = None) \
         -> subprocess.CompletedProcess[str]:
-    prefix = ["-m", "pyharness"] if _cli_has_matrix() else ["-c", _FALLBACK_MAIN]
-    return subprocess.run([sys.executable, *prefix, "matrix", *args], capture_output=True,
-                          text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    """``pyharness matrix ARGS`` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "pyharness", "matrix", *args],
+                          capture_output=True, text=True, timeout=600, env=env,
+                          stdin=subprocess.DEVNULL)
 
 
 def scenario_names() -> list[str]:
