@@ -2,8 +2,20 @@
 # Set up everything the harness needs on a Debian-based machine, and only
 # what is missing: the aarch64 cross compiler (apt), a virtual environment
 # in .venv, and this package installed in it (editable, with test extras).
-# Safe to run again: a second run changes nothing.
+# With --tests, also Debian's chromium, for the test that opens the HTML
+# report in a headless browser. Safe to run again: a second run changes
+# nothing.
+#
+# usage: sh scripts/setup.sh [--tests]
 set -eu
+
+with_tests=0
+for arg in "$@"; do
+	case "$arg" in
+	--tests) with_tests=1 ;;
+	*) echo "setup: unknown option $arg (usage: sh scripts/setup.sh [--tests])" >&2; exit 2 ;;
+	esac
+done
 
 cd "$(dirname "$0")/.."
 
@@ -25,6 +37,9 @@ command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
 	missing="$missing python3-venv"
 fi
+if [ "$with_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+	missing="$missing chromium"
+fi
 if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt_install $missing
@@ -44,6 +59,10 @@ fi
 stamp=.venv/.pyharness-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ CMakeLists.txt -nt "$stamp" ]; then
 	echo "setup: installing pyharness into .venv"
+	# A previous editable install's import hook would shadow this tree
+	# inside the install's own build (CMake runs pyharness.config and
+	# pyharness.kallsyms_gen): remove it first.
+	.venv/bin/python -m pip uninstall -q -y pyharness >/dev/null 2>&1 || true
 	.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch "$stamp"
 fi
