@@ -47,8 +47,32 @@ def source_files() -> list[Path]:
     return sorted(files)
 
 
+def _sources_signature() -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of every source: cheap to take, and changes
+    whenever a source does."""
+    out = []
+    for path in source_files():
+        st = path.stat()
+        out.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+_digest_cache: dict[tuple[object, ...], str] = {}
+
+
 def build_digest(config: kconfig.ResolvedConfig, toolchain: Toolchain) -> str:
-    """Hash of everything that decides the image's bytes."""
+    """Hash of everything that decides the image's bytes.
+
+    Remembered per process for an unchanged set of sources (by stat), so a
+    worker running many scenarios of one configuration hashes it once."""
+    key = (config.dotconfig, toolchain.prefix, toolchain.version, _sources_signature())
+    digest = _digest_cache.get(key)
+    if digest is None:
+        digest = _digest_cache[key] = _hash_sources(config, toolchain)
+    return digest
+
+
+def _hash_sources(config: kconfig.ResolvedConfig, toolchain: Toolchain) -> str:
     root = source_root()
     h = hashlib.sha256()
     for part in (config.dotconfig, toolchain.prefix, toolchain.version):

@@ -16,6 +16,7 @@ CMake build uses it when run without pyharness (a pip install).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import sys
@@ -321,7 +322,22 @@ def resolve_kconfig(path: Path) -> tuple[ResolvedConfig, kconfiglib.Kconfig]:
 
 
 def resolve(path: Path | str) -> ResolvedConfig:
-    """A fragment or full .config -> the full configuration (olddefconfig)."""
+    """A fragment or full .config -> the full configuration (olddefconfig).
+
+    Remembered per process while the file and the Kconfig tree are
+    unchanged (by stat)."""
+    path = Path(path)
+    try:
+        st, kst = path.stat(), kconfig_file().stat()
+    except OSError:
+        return resolve_kconfig(path)[0]
+    return _resolve_cached(str(path), st.st_mtime_ns, st.st_size,
+                           str(kconfig_file()), kst.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve_cached(path: str, _mtime: int, _size: int, _kconfig: str,
+                    _kconfig_mtime: int) -> ResolvedConfig:
     return resolve_kconfig(Path(path))[0]
 
 
