@@ -14,9 +14,10 @@ Prints, for the default matrix (or the narrowed one):
 and checks them against the targets for a 2-core machine. Exit 1 when a
 target is missed. Timings vary with the machine's load: run it alone.
 
-The CPU a pool's workers used is printed beside its rate: a worker at -j1
-uses more than one core (each Unicorn instance starts helper threads,
-which take the idle core), so -j2 cannot double -j1's rate on 2 cores.
+The CPU a pool's workers used is printed beside its rate. A worker should
+use one core: the machine enforces its wall-clock budget from its block
+hook, because emu_start's own timeout starts a thread per call that polls
+every 2 us (a sixth of a core per worker, which cost the -j2 speed-up).
 """
 
 from __future__ import annotations
