@@ -482,6 +482,14 @@ def _decode_frame(frame: Frame, index: int | None, symbolizer: ElfSymbolizer,
         return DecodedFrame(frame=frame, index=index)
     address = frame.address - slide
     symbol = symbolizer.symbol_containing(address - 1)
+    if index is None:
+        # The panic line's address is the faulting instruction: kernels
+        # render it with %pB, this project's firmware with %pS (exact). The
+        # two differ only on a function's first instruction; accept either.
+        exact = symbolizer.symbol_containing(address)
+        if exact is not None and frame.symbol in exact.names \
+                and frame.offset == address - exact.address:
+            symbol = exact
     if symbol is None:
         mismatch = (None if frame.symbol is None else
                     f"printed {frame.symbolic}, but the ELF has no function at {address:#x}")

@@ -159,3 +159,16 @@ def test_stacktrace_footprint(config):
         assert sizes["__kvm_nvhe_pkvm_stacktrace"] == summary.nr_cpus * per_cpu
     else:
         assert not [name for name in sizes if "pkvm_stacktrace" in name]
+
+
+@pytest.mark.parametrize("scenario", ["stack_overflow", "bug", "fault_lr_tagged"])
+def test_decode_with_elf_agrees_with_the_firmware(scenario):
+    """pyharness decode --elf finds nothing to flag in the firmware's own dump."""
+    from pyharness.decode import decode_text
+
+    record = run("pkvm", scenario, "nvhe")
+    traces = decode_text("\n".join(record.console), record.elf)
+    assert len(traces) == 1
+    assert not traces[0].mismatches, [f.mismatch for f in traces[0].mismatches]
+    assert len(traces[0].frames) == len(record.expected)
+    assert all(f.elf is not None and f.elf.file and f.elf.line for f in traces[0].frames)
