@@ -114,3 +114,30 @@ def test_menuconfig_starts_and_quits_in_a_pty(tmp_path):
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert target.read_text() == before
+
+
+def test_menuconfig_saves_a_change_in_minimal_form(tmp_path):
+    """Down to KVM, 'n', save, quit: the *_defconfig file is rewritten by
+    savedefconfig and says KVM is off."""
+    target = tmp_path / "mine_defconfig"
+    shutil.copy(kconfig.find_config("tiny"), target)
+    env = dict(os.environ, TERM="xterm-256color", LINES="40", COLUMNS="120")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: become the command
+        os.execvpe(sys.executable, [sys.executable, "-m", "pyharness", "menuconfig",
+                                    "--config", str(target)], env)
+    try:
+        assert b"Memory layout" in _read_until(fd, b"Memory layout", 60)
+        for keys, screen in ((b"j", b"KVM"), (b"n", b""), (b"S", b".config"),
+                             (b"\r", b"Configuration saved"), (b"\r", b""),
+                             (b"Q", b"saved " + str(target).encode())):
+            os.write(fd, keys)
+            seen = _read_until(fd, screen, 30) if screen else _read_until(fd, b"\0", 0.5)
+            assert screen in seen, (keys, seen[-500:])
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    saved = target.read_text()
+    assert "# CONFIG_KVM is not set" in saved
+    assert "CONFIG_NR_CPUS=1" in saved and "CONFIG_ARM64_4K_PAGES" not in saved  # minimal
