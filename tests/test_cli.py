@@ -95,15 +95,21 @@ def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     return seen
 
 
-def test_menuconfig_starts_and_quits_in_a_pty(tmp_path):
-    target = tmp_path / "mine_defconfig"
-    shutil.copy(kconfig.find_config("nvhe"), target)
-    before = target.read_text()
+def spawn_menuconfig(target: Path) -> tuple[int, int]:
+    """``pyharness menuconfig --config target`` in a pseudo-terminal."""
     env = dict(os.environ, TERM="xterm-256color", LINES="40", COLUMNS="120")
     pid, fd = pty.fork()
     if pid == 0:  # child: become the command
         os.execvpe(sys.executable, [sys.executable, "-m", "pyharness", "menuconfig",
                                     "--config", str(target)], env)
+    return pid, fd
+
+
+def test_menuconfig_starts_and_quits_in_a_pty(tmp_path):
+    target = tmp_path / "mine_defconfig"
+    shutil.copy(kconfig.find_config("nvhe"), target)
+    before = target.read_text()
+    pid, fd = spawn_menuconfig(target)
     try:
         screen = _read_until(fd, b"Memory layout", 60)
         assert b"Memory layout" in screen, screen[-2000:]
@@ -121,11 +127,7 @@ def test_menuconfig_saves_a_change_in_minimal_form(tmp_path):
     savedefconfig and says KVM is off."""
     target = tmp_path / "mine_defconfig"
     shutil.copy(kconfig.find_config("tiny"), target)
-    env = dict(os.environ, TERM="xterm-256color", LINES="40", COLUMNS="120")
-    pid, fd = pty.fork()
-    if pid == 0:  # child: become the command
-        os.execvpe(sys.executable, [sys.executable, "-m", "pyharness", "menuconfig",
-                                    "--config", str(target)], env)
+    pid, fd = spawn_menuconfig(target)
     try:
         assert b"Memory layout" in _read_until(fd, b"Memory layout", 60)
         for keys, screen in ((b"j", b"KVM"), (b"n", b""), (b"S", b".config"),
