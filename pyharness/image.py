@@ -186,6 +186,19 @@ class Image:
     def contains(self, link_address: int) -> bool:
         return self.link_base <= link_address < self.link_end
 
+    def percpu_area(self, side: str) -> tuple[int, int]:
+        """(link-time start, stride) of the ``"hyp"`` or ``"host"`` per-CPU
+        area: NR_CPUS equal copies between ``__{side}_percpu_start`` and
+        ``__{side}_percpu_end``."""
+        start = self.address_of(f"__{side}_percpu_start")
+        span = self.address_of(f"__{side}_percpu_end") - start
+        nr_cpus = self.layout.nr_cpus
+        if span <= 0 or span % nr_cpus:
+            raise ImageError(f"{self.path}: __{side}_percpu_end - __{side}_percpu_start = "
+                             f"{span:#x} is not NR_CPUS ({nr_cpus}) equal copies; fix the "
+                             "linker script")
+        return start, span // nr_cpus
+
     def phys_address(self, link_address: int) -> int:
         """Where a link-time image address lives in physical memory."""
         return self.layout.image_phys_base + (link_address - self.link_base)

@@ -743,17 +743,7 @@ class Machine:
 
     def _percpu_areas(self) -> list[tuple[str, int, int]]:
         """(side, start, stride) of the hyp and host per-CPU areas."""
-        areas = []
-        for side in ("hyp", "host"):
-            start = self.image.address_of(f"__{side}_percpu_start")
-            end = self.image.address_of(f"__{side}_percpu_end")
-            span = end - start
-            if span <= 0 or span % self.layout.nr_cpus:
-                raise ImageError(f"{self.image.path}: __{side}_percpu_end - "
-                                 f"__{side}_percpu_start = {span:#x} is not NR_CPUS "
-                                 f"({self.layout.nr_cpus}) equal copies; fix the linker script")
-            areas.append((side, start, span // self.layout.nr_cpus))
-        return areas
+        return [(side, *self.image.percpu_area(side)) for side in ("hyp", "host")]
 
     def _snapshot_percpu(self) -> dict[tuple[str, int], bytes]:
         snapshot = {}

@@ -244,8 +244,7 @@ class HypOracle:
     def _stacks(self) -> list[tuple[str, int, int]]:
         layout = self.layout
         hyp = layout.hyp_stack_va(self.cpu)
-        stride = (self.image.address_of("__hyp_percpu_end")
-                  - self.image.address_of("__hyp_percpu_start")) // layout.nr_cpus
+        _, stride = self.image.percpu_area("hyp")
         overflow = self.image.symbol(OVERFLOW_STACK)
         overflow_va = self.hyp_va(overflow.address) + self.cpu * stride
         return [("hyp", hyp, hyp + layout.page_size),

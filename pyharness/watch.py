@@ -30,9 +30,7 @@ class BoundsWatch:
         self.machine = machine
         self.cpu = cpu
         self.violations: list[str] = []
-        layout = image.layout
-        self._stride = (image.address_of("__hyp_percpu_end")
-                        - image.address_of("__hyp_percpu_start")) // layout.nr_cpus
+        _, self._stride = image.percpu_area("hyp")
         self._watch_shared_buffer()
         self._watch_below_overflow_stack()
         self._watch_other_cpus_stacks()
