@@ -18,6 +18,7 @@ instruction.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass, field
@@ -153,6 +154,47 @@ def _is_adr_here(word: int) -> bool:
     return word & 0xFFFFFFE0 == 0x10000000
 
 
+@dataclass(frozen=True)
+class HypCodePoints:
+    """Where the oracle hooks an image's hyp code (static, per image)."""
+
+    functions: FunctionTable
+    frame_setups: tuple[tuple[int, int], ...]   # (link address, imm) of each frame setup
+    start_points: tuple[int, ...]               # the 'adr xN, .' in hyp_panic
+
+
+@functools.lru_cache(maxsize=16)
+def hyp_code_points(image: Image) -> HypCodePoints:
+    """Scan the hyp text once per image (images are cached per process):
+    every frame-pointer setup that follows a store of the {x29, x30} pair
+    to the record it points at, and the start of hyp_panic's self-unwind."""
+    functions = FunctionTable(image)
+    text = image.memory_image(0)
+
+    def word(link_address: int) -> int:
+        return struct.unpack_from("<I", text, link_address - image.link_base)[0]
+
+    setups = []
+    for func in functions:
+        if not func.name.startswith(HYP_PREFIX):
+            continue
+        for addr in range(func.address, func.address + func.size, 4):
+            imm = _is_frame_setup(word(addr))
+            if imm is None:
+                continue
+            for back in range(max(func.address, addr - 16), addr, 4):
+                stp = _stp_fp_lr(word(back))
+                if stp and (stp[0] == "pre" and imm == 0 or
+                            stp[0] == "offset" and stp[1] == imm):
+                    setups.append((addr, imm))
+                    break
+    panic = functions.by_name(HYP_PANIC)
+    starts = () if panic is None else tuple(
+        a for a in range(panic.address, panic.address + panic.size, 4)
+        if _is_adr_here(word(a)))
+    return HypCodePoints(functions, tuple(setups), starts)
+
+
 class HypOracle:
     """Watches one run and says what its console must contain."""
 
@@ -165,51 +207,17 @@ class HypOracle:
         self.cpu = cpu
         self.protected = protected
         self.el2_debug = el2_debug
-        self.functions = FunctionTable(image)
-        self._text = image.memory_image(0)
+        self.code = hyp_code_points(image)
+        self.functions = self.code.functions
         self._records: dict[int, _Record] = {}
         self.capture: _PanicCapture | None = None
         self.problems: list[str] = []
         self._install()
 
-    # -- static analysis of the hyp code --------------------------------
-
-    def _word(self, link_address: int) -> int:
-        offset = link_address - self.image.link_base
-        return struct.unpack_from("<I", self._text, offset)[0]
-
-    def _hyp_functions(self):
-        return [f for f in self.functions if f.name.startswith(HYP_PREFIX)]
-
-    def frame_setups(self) -> list[tuple[int, int]]:
-        """(link address, imm) of every hyp frame-pointer setup that follows
-        a store of the {x29, x30} pair to the record it points at."""
-        found = []
-        for func in self._hyp_functions():
-            for addr in range(func.address, func.address + func.size, 4):
-                imm = _is_frame_setup(self._word(addr))
-                if imm is None:
-                    continue
-                for back in range(max(func.address, addr - 16), addr, 4):
-                    stp = _stp_fp_lr(self._word(back))
-                    if stp and (stp[0] == "pre" and imm == 0 or
-                                stp[0] == "offset" and stp[1] == imm):
-                        found.append((addr, imm))
-                        break
-        return found
-
-    def start_points(self) -> list[int]:
-        """The ``adr xN, .`` in hyp_panic: where its self-unwind starts."""
-        func = self.functions.by_name(HYP_PANIC)
-        if func is None:
-            return []
-        return [a for a in range(func.address, func.address + func.size, 4)
-                if _is_adr_here(self._word(a))]
-
     def _install(self) -> None:
-        for addr, imm in self.frame_setups():
+        for addr, imm in self.code.frame_setups:
             self.machine.add_code_hook(addr, self._frame_hook(imm), space="hyp")
-        starts = self.start_points()
+        starts = self.code.start_points
         if len(starts) != 1:
             self.problems.append(f"oracle: expected one 'adr xN, .' in hyp_panic, "
                                  f"found {len(starts)}")
@@ -375,10 +383,18 @@ class _Editor:
 
 
 def source_line(elf: Path, link_address: int) -> tuple[str, int] | None:
-    """file:line of an instruction, from the ELF's DWARF line table."""
+    """file:line of an instruction, from the ELF's DWARF line table
+    (parsed once per ELF and address in a process: it costs ~15 ms)."""
+    st = elf.stat()
+    return _source_line(str(elf), st.st_mtime_ns, st.st_size, link_address)
+
+
+@functools.lru_cache(maxsize=64)
+def _source_line(elf: str, _mtime_ns: int, _size: int,
+                 link_address: int) -> tuple[str, int] | None:
     from .decode import ElfSymbolizer
 
-    with ElfSymbolizer(elf) as symbolizer:
+    with ElfSymbolizer(Path(elf)) as symbolizer:
         found = symbolizer.source_line(link_address)
     if found is None:
         return None
