@@ -141,3 +141,10 @@ def test_smoke_lines():
 def test_strip_timestamp():
     assert strip_timestamp("[    0.000001] kvm [1]: x") == "kvm [1]: x"
     assert strip_timestamp("kvm [1]: x") == "kvm [1]: x"
+
+
+def test_stray_line_inside_the_trace(overflow):
+    i = frame_lines(overflow.result.console)[5]
+    console = mutate(overflow, lambda c: c.insert(i, "[    0.000042] something else"))
+    reasons = verdict_for(overflow, console).reasons
+    assert reasons == ("unexpected line inside the trace: '[    0.000042] something else'",)
