@@ -32,11 +32,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyharness import build as builder
-from pyharness.expand import RunSpec
+from pyharness.build import cache as builder
+from pyharness.run.spec import RunSpec
 from pyharness.matrix import MatrixResult, Selection, plan, run_matrix
 from pyharness.matrix.pool import WorkerSettings, execute_spec
-from pyharness.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 TARGET_MEDIAN_MS = 20.0
 TARGET_SPEEDUP = 1.7

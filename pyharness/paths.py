@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import HarnessError
+from pyharness.errors import HarnessError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@ matrix ids, so ``pytest -n auto configs`` is the parallel matrix::
 
     configs/pkvm_16k_defconfig::pkvm_16k-protected-stack_overflow-cpu0
 
-Each test calls :func:`~pyharness.runner.run_one` (building through the
+Each test calls :func:`~pyharness.run.runner.run_one` (building through the
 same cache as the CLI) and fails with the run's reasons and the command
 that reproduces it. The tests carry the ``matrix`` marker
 (``-m "not matrix"`` leaves them out); ``--matrix-seed`` changes the base
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Iterator
 import pytest
 
 if TYPE_CHECKING:
-    from .expand import RunSpec
-    from .runner import RunRecord
+    from pyharness.run.spec import RunSpec
+    from pyharness.run.record import RunRecord
 
 MARKER = "matrix"
 
@@ -44,8 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _is_shipped_config(file_path: Path) -> bool:
     if not file_path.name.endswith("_defconfig"):
         return False
-    from .errors import HarnessError
-    from .paths import configs_dir
+    from pyharness.errors import HarnessError
+    from pyharness.paths import configs_dir
 
     try:
         return file_path.resolve().parent == configs_dir().resolve()
@@ -75,10 +75,10 @@ class DefconfigFile(pytest.File):
     """A shipped configuration: its matrix runs are its tests."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from .build import build
-        from .errors import HarnessError
-        from .expand import expand
-        from .scenarios import list_scenarios
+        from pyharness.build.cache import build
+        from pyharness.errors import HarnessError
+        from pyharness.matrix.expand import expand
+        from pyharness.run.scenarios import list_scenarios
 
         try:
             scenarios = [s.name for s in list_scenarios(build(self.path).elf)]
@@ -103,16 +103,16 @@ class MatrixRunItem(pytest.Item):
         self.spec = spec
 
     def runtest(self) -> None:
-        from .runner import RunRequest, run_one
+        from pyharness.run.runner import RunRequest, run_one
 
         record = run_one(RunRequest.from_spec(self.spec))
         self.user_properties.append(("elapsed_ms", record.elapsed_ms))
-        if record.verdict != "pass":
+        if not record.passed:
             raise MatrixRunFailed(failure_message(record))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: object = None) -> str:
-        from .errors import HarnessError
+        from pyharness.errors import HarnessError
 
         if isinstance(excinfo.value, (MatrixRunFailed, HarnessError)):
             return str(excinfo.value)

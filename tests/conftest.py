@@ -3,7 +3,7 @@
 ``fixture_image(config)`` builds the small firmware in tests/fixtures/ with
 the real aarch64 cross compiler, once per pytest process (each xdist
 worker builds its own copy, in well under a second). ``config`` names
-a configuration resolved by pyharness.config from FIXTURE_CONFIGS: "4k"
+a configuration resolved by pyharness.kconfig.resolve from FIXTURE_CONFIGS: "4k"
 (VA 48, 2 CPUs, KASLR), "16k" (VA 36, 3 CPUs, KASLR), "64k" (VA 42,
 2 CPUs, no KASLR).
 """
@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from pyharness import config as kconfig
+from pyharness.kconfig import resolve as kconfig
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -12,8 +12,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from pyharness import build as builder
-from pyharness import config as kconfig
+from pyharness.build import cache as builder
+from pyharness.kconfig import resolve as kconfig
 from pyharness.paths import source_root
 
 SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from pyharness.checker import check, strip_timestamp
-from pyharness.runner import RunRequest, observe
+from pyharness.judge.checker import check, strip_timestamp
+from pyharness.run.runner import RunRequest, observe
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-from pyharness import config as kconfig
+from pyharness.kconfig import resolve as kconfig
 
 
 def pyharness(*args: str, env: dict[str, str] | None = None,

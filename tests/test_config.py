@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyharness import config as kconfig
+from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import ConfigError
 
 # What each shipped config promises (issue: "Kconfig and configs").

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.decode import (add_decode_parser, decode_text, format_json, format_text,
-                              traces_from_json)
+from pyharness.cli.decode import add_decode_parser
+from pyharness.decode import decode_text, format_json, format_text, traces_from_json
 from pyharness.errors import HarnessError
-from pyharness.toolchain import cross_prefix
+from pyharness.build.toolchain import cross_prefix
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ def test_binary_garbage_is_no_trace_not_a_crash(tmp_path):
 
 
 def test_registered_in_the_pyharness_cli(seed_path):
-    from pyharness import cli
+    from pyharness.cli import main as cli
 
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pyharness import config as kconfig
-from pyharness.faults import FAULTS
-from pyharness.runner import RunRequest, run_one
-from pyharness.tracelog import parse_log
+from pyharness.kconfig import resolve as kconfig
+from pyharness.judge.corruption import FAULTS
+from pyharness.run.runner import RunRequest, run_one
+from pyharness.judge.tracelog import parse_log
 
 SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]
 STOPPING = ("fault_fp_misaligned", "fault_fp_outside", "fault_fp_guard_page",

@@ -13,10 +13,10 @@ import subprocess
 
 import pytest
 
-from pyharness import build as builder
-from pyharness import config as kconfig
-from pyharness.runner import RunRequest, run_one
-from pyharness.tracelog import Frame, parse_log
+from pyharness.build import cache as builder
+from pyharness.kconfig import resolve as kconfig
+from pyharness.run.runner import RunRequest, run_one
+from pyharness.judge.tracelog import Frame, parse_log
 
 SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]
 PANIC_SCENARIOS = ("hyp_panic", "stack_overflow", "bug", "invalid_host_exception")

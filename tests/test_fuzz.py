@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 
 import pytest
 
-from pyharness.faults import Fault, RecordEditor
-from pyharness.image import Image
-from pyharness.machine import Machine
-from pyharness.checker import check
-from pyharness.runner import RunRequest, observe
-from pyharness.tracelog import parse_log
+from pyharness.judge.corruption import Fault, RecordEditor
+from pyharness.elf.image import Image
+from pyharness.platform.machine import Machine
+from pyharness.judge.checker import check
+from pyharness.run.runner import RunRequest, observe
+from pyharness.judge.tracelog import parse_log
 
 CONFIG = "pkvm"          # 4K pages, protected stacktrace: both modes meaningful
 KASLR_SEED = 3           # a non-zero KASLR offset: unknown addresses print run-time

@@ -1,4 +1,4 @@
-"""pyharness.image and pyharness.layout against fixture images built by the
+"""pyharness.elf.image and pyharness.elf.layout against fixture images built by the
 real cross toolchain (tests/fixtures/, see conftest.py)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from elftools.elf.elffile import ELFFile
 
 from conftest import CROSS
 from pyharness.errors import EXIT_BAD_INPUT
-from pyharness.image import (R_AARCH64_ABS64, R_AARCH64_RELATIVE, ImageError, load_image)
-from pyharness.layout import LAYOUT_MAGIC, LAYOUT_VERSION
+from pyharness.elf.image import (R_AARCH64_ABS64, R_AARCH64_RELATIVE, ImageError, load_image)
+from pyharness.elf.layout import LAYOUT_MAGIC, LAYOUT_VERSION
 
 
 def test_layout_record_matches_the_configuration(fixture_image):

@@ -1,4 +1,4 @@
-"""pyharness.machine: real fixture firmware (tests/fixtures/) in real Unicorn.
+"""pyharness.platform.machine: real fixture firmware (tests/fixtures/) in real Unicorn.
 
 Each test boots the fixture per docs/platform.md and checks what the
 platform did: exception entry (HVC, guard-page aborts, BRK), per-EL
@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from conftest import CROSS, ExitCode, Scenario
-from pyharness import a64
+from pyharness.platform import a64
 from pyharness.errors import EXIT_BAD_INPUT
-from pyharness.image import ImageError, load_image
-from pyharness.machine import (COUNTER_STEP_NS, Machine, MachineError, RunOptions, RunResult,
-                               RunStatus)
+from pyharness.elf.image import ImageError, load_image
+from pyharness.platform.machine import Machine
+from pyharness.platform.mmio import COUNTER_STEP_NS
+from pyharness.platform.results import MachineError, RunOptions, RunResult, RunStatus
 
 ESR_HVC_IMM_0x17 = 0x5A000017
 ESR_BRK_0x800 = 0xF2000800

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from pyharness import build as builder
-from pyharness import config as kconfig
-from pyharness.expand import MODES, cpus_for
+from pyharness.build import cache as builder
+from pyharness.kconfig import resolve as kconfig
+from pyharness.matrix.expand import cpus_for
+from pyharness.run.spec import MODES
 from pyharness.matrix import FAULTS_ENV, Selection, plan, run_matrix
 from pyharness.matrix.pool import parse_faults
-from pyharness.progress import BarProgress, LineProgress, make_progress
+from pyharness.matrix.progress import BarProgress, LineProgress, make_progress
 from pyharness.reports import load_records, write_json
-from pyharness.scenarios import list_scenarios
+from pyharness.run.scenarios import list_scenarios
 
 SMALL = Selection(configs=("tiny", "nvhe"), scenarios=("smoke", "bug"))
 
@@ -92,7 +93,7 @@ def test_each_configuration_is_built_once_then_cached(tmp_path):
     specs = plan(SMALL).specs
     first = run_matrix(specs, jobs=2, out_dir=tmp_path)
     assert [r.verdict for r in first.records] == ["pass"] * len(specs)
-    assert [(r.config_name, r.mode, r.scenario, r.cpu) for r in first.records] == \
+    assert [(r.spec.config_name, r.spec.mode, r.spec.scenario, r.spec.cpu) for r in first.records] == \
         [(s.config_name, s.mode, s.scenario, s.cpu) for s in specs]
     assert sorted(b.name for b in first.builds) == ["nvhe", "tiny"]
     assert not any(b.cached for b in first.builds)
@@ -107,7 +108,7 @@ def test_a_crashing_and_a_hanging_worker_cost_only_their_runs():
     crash, hang, broken = specs[0].id, specs[3].id, specs[5].id
     result = run_matrix(specs, jobs=2, kill_after_s=3.0,
                         faults={crash: "crash", hang: "hang", broken: "raise"})
-    by_id = {f"{r.config_name}-{r.mode}-{r.scenario}-cpu{r.cpu}": r for r in result.records}
+    by_id = {r.id: r for r in result.records}
     assert len(by_id) == len(specs)
     assert by_id[crash].verdict == "error"
     assert "worker process died (exit code 86)" in by_id[crash].reasons[0]
@@ -199,9 +200,9 @@ def test_only_failed_reruns_exactly_the_failures(tmp_path):
     proc = matrix_cli("--only-failed", str(earlier), "--json", str(tmp_path / "again.json"))
     assert proc.returncode == 0, proc.stderr
     again = load_records(tmp_path / "again.json")
-    key = [(r.config, r.mode, r.scenario, r.cpu, r.kaslr_seed) for r in (records[2],
+    key = [(r.spec.config, r.spec.mode, r.spec.scenario, r.spec.cpu, r.spec.kaslr_seed) for r in (records[2],
                                                                         records[4])]
-    assert [(r.config, r.mode, r.scenario, r.cpu, r.kaslr_seed) for r in again] == key
+    assert [(r.spec.config, r.spec.mode, r.spec.scenario, r.spec.cpu, r.spec.kaslr_seed) for r in again] == key
     assert all(r.passed for r in again)
 
 

@@ -56,14 +56,15 @@ def test_other_defconfig_files_are_not_collected(tmp_path):
 
 def test_a_failing_run_reports_reasons_and_repro():
     from pyharness.pytest_plugin import failure_message
-    from pyharness.runner import RunRecord
+    from pyharness.judge.verdict import Verdict
+    from pyharness.run.record import RunRecord
+    from pyharness.run.spec import RunSpec
 
-    record = RunRecord(config="configs/tiny_defconfig", config_name="tiny", mode="nvhe",
-                       scenario="bug", cpu=0, kaslr_seed=1, verdict="fail",
+    spec = RunSpec(config="configs/tiny_defconfig", config_name="tiny", mode="nvhe",
+                   scenario="bug", cpu=0, kaslr_seed=1)
+    record = RunRecord(spec=spec, verdict=Verdict.FAIL,
                        reasons=["frame 1: expected a at 1, got b at 2", "footer missing"],
-                       console=["kvm [1]: ..."], instructions=10, elapsed_ms=1.0,
-                       command="pyharness run --config configs/tiny_defconfig --scenario "
-                               "bug --mode nvhe --cpu 0 --kaslr-seed 1")
+                       console=["kvm [1]: ..."], instructions=10, elapsed_ms=1.0)
     assert failure_message(record).splitlines() == [
         "verdict fail:",
         "  frame 1: expected a at 1, got b at 2",

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from pyharness import build as builder
+from pyharness.build import cache as builder
 from pyharness.errors import HarnessError
 from pyharness.matrix import Selection, plan, run_matrix
 from pyharness.reports import (failure_report, html_report, load_records,
                                summary_table, write_html, write_json, write_junit)
 from pyharness.reports.footprint import claimed_buffer_per_cpu, read_footprint
-from pyharness.reports.grid import run_id
-from pyharness.runner import RunRecord
+from pyharness.judge.verdict import FrameLine, Verdict
+from pyharness.run.record import RunRecord
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -42,13 +42,13 @@ def with_failures(records: list[RunRecord]) -> list[RunRecord]:
     """The same runs, one failed and one error, as a broken firmware would give."""
     edited = copy.deepcopy(records)
     failed, error = edited[2], edited[-1]  # nvhe x bug, pkvm_16k x bug
-    failed.verdict = "fail"
+    failed.verdict = Verdict.FAIL
     failed.reasons = ["frame 2: expected __kvm_nvhe_c+0x10/0x20 at ffff800008011000, "
                       "got __kvm_nvhe_b+0x8/0x20 at ffff800008010ff0"]
-    failed.actual = failed.expected[:1] + [{"address": "ffff800008010ff0",
-                                            "symbol": "__kvm_nvhe_b+0x8/0x20"}]
+    failed.actual = failed.expected[:1] + [FrameLine(address="ffff800008010ff0",
+                                                     symbol="__kvm_nvhe_b+0x8/0x20")]
     failed.console = failed.console + ["a \x00 NUL and an \x1b[31m escape"]
-    error.verdict, error.reasons, error.console = "error", ["the worker process died"], []
+    error.verdict, error.reasons, error.console = Verdict.ERROR, ["the worker process died"], []
     return edited
 
 
@@ -66,7 +66,7 @@ def test_summary_marks_failures_and_lists_them_with_repro(with_failures):
     assert "FAIL 1/4" in table and "ERROR 1/4" in table
     report = failure_report(with_failures)
     failed = with_failures[2]
-    assert f"FAIL {run_id(failed)}" in report
+    assert f"FAIL {failed.id}" in report
     assert "    frame 2: expected __kvm_nvhe_c+0x10/0x20" in report
     assert f"    reproduce: {failed.command}" in report
     assert failed.command.startswith("pyharness run --config ")
@@ -86,7 +86,7 @@ def test_junit_has_one_testcase_per_run(records, tmp_path):
     write_junit(records, path)
     root = ET.parse(path).getroot()
     cases = root.findall("./testsuite/testcase")
-    assert [c.get("name") for c in cases] == [run_id(r) for r in records]
+    assert [c.get("name") for c in cases] == [r.id for r in records]
     assert {c.get("classname") for c in cases} == {"matrix.nvhe", "matrix.pkvm_16k"}
     assert root.find("testsuite").get("tests") == str(len(records))
     assert root.find("testsuite").get("failures") == "0"
@@ -97,12 +97,12 @@ def test_junit_failure_text_is_reasons_and_console(with_failures, tmp_path):
     write_junit(with_failures, path)
     suite = ET.parse(path).getroot().find("testsuite")
     assert (suite.get("failures"), suite.get("errors")) == ("1", "1")
-    failure = suite.find(f"./testcase[@name='{run_id(with_failures[2])}']/failure")
+    failure = suite.find(f"./testcase[@name='{with_failures[2].id}']/failure")
     assert failure.get("message").startswith("frame 2: expected")
     assert "reproduce: pyharness run" in failure.text
     assert with_failures[2].console[0] in failure.text  # the console follows
     assert "a \u2400 NUL and an \u241b[31m escape" in failure.text
-    error = suite.find(f"./testcase[@name='{run_id(with_failures[-1])}']/error")
+    error = suite.find(f"./testcase[@name='{with_failures[-1].id}']/error")
     assert error.get("message") == "the worker process died"
 
 
@@ -114,7 +114,7 @@ def test_json_is_one_record_per_run_and_reads_back(records, tmp_path):
     document = json.loads(path.read_text())
     n = len(records)
     assert document["summary"] == {"runs": n, "pass": n, "fail": 0, "error": 0}
-    assert [r["scenario"] for r in document["runs"]] == [r.scenario for r in records]
+    assert [r["scenario"] for r in document["runs"]] == [r.spec.scenario for r in records]
     assert set(document["runs"][0]) >= {"config", "mode", "scenario", "cpu", "kaslr_seed",
                                         "verdict", "reasons", "console", "expected",
                                         "actual", "elapsed_ms", "build_ms", "command"}
@@ -222,7 +222,7 @@ def test_html_grid_links_each_cell_to_its_runs(with_failures):
     assert classes == ["error", "fail", "pass", "pass"]
     for _, href in page.cells:
         assert href.startswith("#") and href[1:] in page.ids
-    assert all(f"run-{run_id(r)}" in page.ids for r in with_failures)
+    assert all(f"run-{r.id}" in page.ids for r in with_failures)
     assert page.scripts == 0 and page.external == []  # self-contained
 
 
@@ -278,7 +278,7 @@ def test_html_in_headless_chromium_shows_the_grid(with_failures, tmp_path):
 
 
 def test_html_shows_a_long_repeat_once_with_its_count():
-    from pyharness.runner import RunRequest, run_one
+    from pyharness.run.runner import RunRequest, run_one
 
     record = run_one(RunRequest(config="pkvm", scenario="stack_overflow", mode="protected"))
     assert record.passed and len(record.expected) > 100

@@ -1,4 +1,4 @@
-"""pyharness.tracelog: console and kernel-log text -> nVHE panic records."""
+"""pyharness.judge.tracelog: console and kernel-log text -> nVHE panic records."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.tracelog import (MAX_RECORD_GAP, TRACE_FOOTERS, TRACE_HEADERS, parse_frame,
-                                parse_log, split_line)
+from pyharness.judge.logrecords import TRACE_FOOTERS, TRACE_HEADERS
+from pyharness.judge.tracelog import MAX_RECORD_GAP, parse_frame, parse_log, split_line
 
 DATA = Path(__file__).resolve().parent / "data"
 

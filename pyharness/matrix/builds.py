@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .. import build as builder
-from ..config import config_name
-from ..errors import BuildError
+from pyharness.build import cache as builder
+from pyharness.kconfig.resolve import config_name
+from pyharness.errors import BuildError
 
 
 @dataclass(frozen=True)

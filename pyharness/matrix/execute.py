@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..checker import ERROR, FAIL
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
-from ..expand import RunSpec
-from ..progress import MatrixProgress, QuietProgress
-from ..runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRecord, error_record
-from .builds import BuildOutcome, build_all
-from .pool import WorkerPool, WorkerSettings, faults_from_environment
-from .timings import load_timings, longest_first, save_timings, timings_path
+from pyharness.judge.verdict import Verdict
+from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from pyharness.run.spec import RunSpec
+from pyharness.matrix.progress import MatrixProgress, QuietProgress
+from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.record import RunRecord, error_record
+from pyharness.matrix.builds import BuildOutcome, build_all
+from pyharness.matrix.pool import WorkerPool, WorkerSettings, faults_from_environment
+from pyharness.matrix.timings import load_timings, longest_first, save_timings, timings_path
 
 # How long past its own emulation budget a run may take before its worker
 # is presumed hung and killed (the budget is checked inside the emulator
@@ -40,7 +41,7 @@ class MatrixResult:
         """The runs that did not pass (verdict fail or error)."""
         return [r for r in self.records if not r.passed]
 
-    def count(self, verdict: str) -> int:
+    def count(self, verdict: Verdict) -> int:
         return sum(1 for r in self.records if r.verdict == verdict)
 
     @property
@@ -50,7 +51,7 @@ class MatrixResult:
     def summary_line(self) -> str:
         passed = len(self.records) - len(self.failures)
         parts = [f"{len(self.records)} runs: {passed} passed",
-                 f"{self.count(FAIL)} failed", f"{self.count(ERROR)} errors"]
+                 f"{self.count(Verdict.FAIL)} failed", f"{self.count(Verdict.ERROR)} errors"]
         return ", ".join(parts) + (f" in {self.build_seconds + self.run_seconds:.1f} s "
                                    f"(builds {self.build_seconds:.1f} s, "
                                    f"runs {self.run_seconds:.1f} s, -j{self.jobs})")

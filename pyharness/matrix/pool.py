@@ -1,7 +1,7 @@
 """Worker processes for the matrix's runs, robust to crashes and hangs.
 
 Each worker is a forked process that takes one run at a time over its own
-pipe, calls :func:`~pyharness.runner.run_one` and sends the record back.
+pipe, calls :func:`~pyharness.run.runner.run_one` and sends the record back.
 The parent gives each run a wall-clock deadline. A worker that dies (a
 crash in Unicorn, an ``os._exit``) or misses the deadline (a hang) costs
 that run an ``error`` record saying so; the parent kills it if needed,
@@ -29,9 +29,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from ..errors import HarnessError
-from ..expand import RunSpec
-from ..runner import RunRecord, RunRequest, error_record, run_one
+from pyharness.errors import HarnessError
+from pyharness.run.spec import RunSpec
+from pyharness.run.runner import RunRequest, run_one
+from pyharness.run.record import RunRecord, error_record
 
 FAULTS_ENV = "PYHARNESS_MATRIX_FAULTS"
 FAULT_ACTIONS = ("crash", "hang", "raise")

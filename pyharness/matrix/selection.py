@@ -12,14 +12,15 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import build as builder
-from ..config import config_name
-from ..errors import BuildError, HarnessError
-from ..expand import (RunSpec, enumerate_all, expand, parse_shard, random_configs,
+from pyharness.build import cache as builder
+from pyharness.kconfig.resolve import config_name
+from pyharness.errors import BuildError, HarnessError
+from pyharness.run.spec import RunSpec
+from pyharness.matrix.expand import (enumerate_all, expand, parse_shard, random_configs,
                       select_configs, shard)
-from ..paths import default_build_dir
-from ..reports.records import load_records
-from ..scenarios import list_scenarios
+from pyharness.paths import default_build_dir
+from pyharness.reports.records import load_records
+from pyharness.run.scenarios import list_scenarios
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,7 @@ def _check_exclusive(selection: Selection) -> None:
 
 
 def _rerun_specs(path: Path) -> list[RunSpec]:
-    return [RunSpec(config=r.config, config_name=r.config_name, mode=r.mode,
-                    scenario=r.scenario, cpu=r.cpu, kaslr_seed=r.kaslr_seed)
+    return [r.spec
             for r in load_records(path) if not r.passed]
 
 

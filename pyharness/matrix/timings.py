@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Sequence, TypeVar
 
-from ..expand import RunSpec
-from ..paths import default_build_dir
-from ..runner import RunRecord
+from pyharness.run.spec import RunSpec
+from pyharness.paths import default_build_dir
+from pyharness.run.record import RunRecord
 
 FILE_NAME = "matrix-timings.json"
 
@@ -47,7 +47,7 @@ def save_timings(path: Path, records: Sequence[RunRecord],
     merged = dict(previous)
     for record in records:
         if record.instructions > 0:  # it ran: an error before the start says nothing
-            key = f"{record.config_name}-{record.mode}-{record.scenario}-cpu{record.cpu}"
+            key = record.id
             merged[key] = round(record.elapsed_ms + record.build_ms, 3)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

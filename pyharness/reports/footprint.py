@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import HarnessError
-from ..image import load_image
-from ..runner import RunRecord
+from pyharness.errors import HarnessError
+from pyharness.elf.image import load_image
+from pyharness.run.record import RunRecord
 
 OVERFLOW_STACK_SYMBOL = "__kvm_nvhe_overflow_stack"
 STACKTRACE_SYMBOL = "__kvm_nvhe_pkvm_stacktrace"
@@ -75,10 +75,10 @@ def footprints(records: Sequence[RunRecord]) -> list[Footprint]:
     """One footprint per configuration whose image the records name and exists."""
     seen: dict[str, Footprint] = {}
     for record in records:
-        if record.config_name in seen or not record.elf:
+        if record.spec.config_name in seen or not record.elf:
             continue
         try:
-            seen[record.config_name] = read_footprint(record.config_name, record.elf)
+            seen[record.spec.config_name] = read_footprint(record.spec.config_name, record.elf)
         except HarnessError:
             continue  # the image is gone (another machine's report): no bar for it
     return list(seen.values())

@@ -10,14 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..runner import RunRecord
+from pyharness.judge.verdict import Verdict
+from pyharness.run.record import RunRecord
 
-_RANK = {"pass": 0, "error": 1, "fail": 2}
-
-
-def run_id(record: RunRecord) -> str:
-    """The matrix id of a record, as RunSpec.id spells it."""
-    return f"{record.config_name}-{record.mode}-{record.scenario}-cpu{record.cpu}"
+_RANK = {Verdict.PASS: 0, Verdict.ERROR: 1, Verdict.FAIL: 2}
 
 
 @dataclass(frozen=True)
@@ -53,10 +49,10 @@ class Grid:
 
 def make_grid(records: Sequence[RunRecord]) -> Grid:
     """Rows and columns in the order the runs first name them."""
-    configs = tuple(dict.fromkeys(r.config_name for r in records))
-    scenarios = tuple(dict.fromkeys(r.scenario for r in records))
+    configs = tuple(dict.fromkeys(r.spec.config_name for r in records))
+    scenarios = tuple(dict.fromkeys(r.spec.scenario for r in records))
     grouped: dict[tuple[str, str], list[RunRecord]] = {}
     for record in records:
-        grouped.setdefault((record.config_name, record.scenario), []).append(record)
+        grouped.setdefault((record.spec.config_name, record.spec.scenario), []).append(record)
     cells = {key: Cell(key[0], key[1], tuple(runs)) for key, runs in grouped.items()}
     return Grid(configs, scenarios, cells)

@@ -15,11 +15,12 @@ from html import escape as _escape
 from pathlib import Path
 from typing import Sequence
 
-from ..runner import RunRecord
-from .footprint import CLAIMED_OVERFLOW_STACK, Footprint, footprints
-from .grid import Cell, Grid, make_grid, run_id
-from .summary import cell_text, verdict_counts
-from .text import printable
+from pyharness.judge.verdict import FrameLine
+from pyharness.run.record import RunRecord
+from pyharness.reports.footprint import CLAIMED_OVERFLOW_STACK, Footprint, footprints
+from pyharness.reports.grid import Cell, Grid, make_grid
+from pyharness.reports.summary import cell_text, verdict_counts
+from pyharness.reports.text import printable
 
 
 def escape(text: str) -> str:
@@ -92,10 +93,10 @@ def _grid_table(grid: Grid) -> str:
 
 # Per-cell panels
 
-def _frame_text(frame: dict[str, str] | None) -> str:
+def _frame_text(frame: FrameLine | None) -> str:
     if frame is None:
         return ""
-    return f"{frame.get('address', '')} {frame.get('symbol', '')}".strip()
+    return f"{frame.address} {frame.symbol}".strip()
 
 
 # Long traces repeat one frame hundreds of times (recursive_death): the page
@@ -163,11 +164,11 @@ def _run_article(record: RunRecord, open_: bool) -> str:
     panic = (f"<p>expected panic line: <code>{escape(record.expected_panic)}</code></p>"
              if record.expected_panic else "")
     verdict = escape(record.verdict)
-    return (f'<article class="run {verdict}" id="run-{escape(run_id(record))}">'
-            f'<details{" open" if open_ else ""}><summary><b>{escape(run_id(record))}</b>'
+    return (f'<article class="run {verdict}" id="run-{escape(record.id)}">'
+            f'<details{" open" if open_ else ""}><summary><b>{escape(record.id)}</b>'
             f'<span class="badge {verdict}">{verdict.upper()}</span></summary>'
             f'<p>{record.instructions} instructions, {record.elapsed_ms:.1f} ms, '
-            f'KASLR seed {record.kaslr_seed} (offset {record.kaslr_offset:#x})</p>'
+            f'KASLR seed {record.spec.kaslr_seed} (offset {record.kaslr_offset:#x})</p>'
             f'{f"<ul class=reasons>{reasons}</ul>" if reasons else ""}'
             f'<p>reproduce: <code>{escape(record.command)}</code></p>{panic}'
             f'<div class="frames">{_diff_table(record)}</div>'

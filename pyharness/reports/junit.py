@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from ..runner import RunRecord
-from .grid import run_id
-from .text import printable as _xml_text
+from pyharness.judge.verdict import Verdict
+from pyharness.run.record import RunRecord
+from pyharness.reports.text import printable as _xml_text
 
 
 def failure_text(record: RunRecord) -> str:
@@ -27,8 +27,8 @@ def failure_text(record: RunRecord) -> str:
 
 def junit_tree(records: Sequence[RunRecord], suite_name: str = "pyharness-matrix") \
         -> ET.ElementTree:
-    failures = sum(1 for r in records if r.verdict == "fail")
-    errors = sum(1 for r in records if not r.passed and r.verdict != "fail")
+    failures = sum(1 for r in records if r.verdict is Verdict.FAIL)
+    errors = sum(1 for r in records if not r.passed and r.verdict is not Verdict.FAIL)
     seconds = sum(r.elapsed_ms for r in records) / 1000
     counts = {"tests": str(len(records)), "failures": str(failures),
               "errors": str(errors), "skipped": "0", "time": f"{seconds:.3f}"}
@@ -36,11 +36,11 @@ def junit_tree(records: Sequence[RunRecord], suite_name: str = "pyharness-matrix
     suite = ET.SubElement(root, "testsuite", {"name": suite_name, **counts})
     for record in records:
         case = ET.SubElement(suite, "testcase", {
-            "classname": f"matrix.{record.config_name}", "name": run_id(record),
+            "classname": f"matrix.{record.spec.config_name}", "name": record.id,
             "time": f"{record.elapsed_ms / 1000:.3f}"})
         if record.passed:
             continue
-        tag = "failure" if record.verdict == "fail" else "error"
+        tag = "failure" if record.verdict is Verdict.FAIL else "error"
         message = record.reasons[0] if record.reasons else record.verdict
         element = ET.SubElement(case, tag, {"message": _xml_text(message),
                                             "type": record.verdict})

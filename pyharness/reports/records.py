@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import HarnessError
-from ..runner import RunRecord
+from pyharness.errors import HarnessError
+from pyharness.judge.verdict import Verdict
+from pyharness.run.record import RunRecord
 
 FORMAT = "pyharness-matrix/1"
 
@@ -27,7 +28,7 @@ _DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
 
 
 def summary_of(records: Sequence[RunRecord]) -> dict[str, int]:
-    counts = {"runs": len(records), "pass": 0, "fail": 0, "error": 0}
+    counts = {"runs": len(records), **{str(v): 0 for v in Verdict}}
     for record in records:
         counts[record.verdict] = counts.get(record.verdict, 0) + 1
     return counts
@@ -67,6 +68,9 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
         if not isinstance(value, kind) or isinstance(value, bool):
             problem = "is missing" if name not in data else f"is not a {kind.__name__}"
             raise HarnessError(f"{path}: run {number}: field {name!r} {problem}; {_hint()}")
+    if data["verdict"] not in set(Verdict):
+        raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
+                           f"{', '.join(Verdict)}; {_hint()}")
     return RunRecord.from_json({**_DEFAULTS, **data})
 
 

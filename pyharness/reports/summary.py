@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
-from ..runner import RunRecord
-from .grid import Cell, Grid, make_grid, run_id
+from pyharness.judge.verdict import Verdict
+from pyharness.run.record import RunRecord
+from pyharness.reports.grid import Cell, Grid, make_grid
 
-_COLOURS = {"pass": "\033[32m", "fail": "\033[1;31m", "error": "\033[33m"}
+_COLOURS = {Verdict.PASS: "\033[32m", Verdict.FAIL: "\033[1;31m", Verdict.ERROR: "\033[33m"}
 _RESET = "\033[0m"
 
 
@@ -25,7 +26,7 @@ def cell_text(cell: Cell) -> str:
     total = len(cell.records)
     if cell.status == "none":
         return "-"
-    if cell.status == "pass":
+    if cell.status is Verdict.PASS:
         return f"pass {total}"
     return f"{cell.status.upper()} {total - cell.passed}/{total}"
 
@@ -34,7 +35,7 @@ def compact_cell_text(cell: Cell) -> str:
     """``ok``, ``F1/4`` or ``E1/4``: for tables too wide for full words."""
     if cell.status == "none":
         return "-"
-    if cell.status == "pass":
+    if cell.status is Verdict.PASS:
         return "ok"
     return f"{cell.status[0].upper()}{len(cell.records) - cell.passed}/{len(cell.records)}"
 
@@ -103,7 +104,7 @@ def failure_report(records: Sequence[RunRecord]) -> str:
     for record in records:
         if record.passed:
             continue
-        lines = [f"{record.verdict.upper()} {run_id(record)}"]
+        lines = [f"{record.verdict.upper()} {record.id}"]
         lines += [f"    {reason}" for reason in record.reasons or ["no reason given"]]
         lines.append(f"    reproduce: {record.command}")
         blocks.append("\n".join(lines))
@@ -112,6 +113,6 @@ def failure_report(records: Sequence[RunRecord]) -> str:
 
 def verdict_counts(records: Sequence[RunRecord]) -> str:
     passed = sum(1 for r in records if r.passed)
-    failed = sum(1 for r in records if r.verdict == "fail")
+    failed = sum(1 for r in records if r.verdict is Verdict.FAIL)
     errors = len(records) - passed - failed
     return f"{len(records)} runs: {passed} passed, {failed} failed, {errors} errors"

@@ -1,0 +1,111 @@
+"""``pyharness decode``: every nVHE hyp call trace in a kernel log, frame by frame.
+
+Exit codes: 0 decoded (and, with ``--elf``, every frame agrees), 1 no trace
+found or a frame disagrees with the ELF, 2 bad input (unreadable log or ELF).
+The work is :mod:`pyharness.decode`; this is the command line around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pyharness.decode.decoder import decode_parsed
+from pyharness.decode.jsonio import format_json
+from pyharness.decode.text import format_text
+from pyharness.elf.symbolizer import ElfSymbolizer
+from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from pyharness.judge.logrecords import ParsedLog
+from pyharness.judge.tracelog import parse_log
+
+
+def read_log(source: str | None) -> tuple[str, str]:
+    """(text, name) of the log at ``source``; ``-`` or None reads stdin."""
+    if source is None or source == "-":
+        stdin = sys.stdin
+        if stdin is None or (source is None and stdin.isatty()):
+            raise HarnessError("no log to decode: give a log file, or `-` and pipe "
+                               "the log into stdin")
+        data = stdin.buffer.read()
+        name = "<stdin>"
+    else:
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise HarnessError(f"{path}: no such file; give the kernel log to decode "
+                               "(or `-` to read stdin)") from None
+        except IsADirectoryError:
+            raise HarnessError(f"{path}: is a directory; give the kernel log file to "
+                               "decode") from None
+        except OSError as err:
+            raise HarnessError(f"{path}: cannot read the log ({err.strerror})") from None
+        name = str(path)
+    return data.decode("utf-8", errors="replace"), name
+
+
+def _explain_nothing_found(parsed: ParsedLog, name: str) -> str:
+    message = f"no nVHE hyp call trace found in {name}"
+    cannot = [p.cannot_dump for p in parsed if p.cannot_dump is not None]
+    panics = [p.panic for p in parsed if p.panic is not None]
+    if cannot:
+        message += (f"; line {cannot[0].line_number} says the kernel could not dump it "
+                    f"({cannot[0].reason})")
+    elif panics:
+        message += f"; there is a hyp panic line at line {panics[0].line_number} but no trace"
+    return message
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    """The ``decode`` subcommand: 0 decoded, 1 nothing found or a mismatch, 2 bad input."""
+    text, name = read_log(args.log)
+    symbolizer = ElfSymbolizer(args.elf) if args.elf is not None else None
+    try:
+        parsed = parse_log(text)
+        traces = decode_parsed(parsed, symbolizer)
+        if symbolizer is not None and not symbolizer.has_line_info:
+            print(f"pyharness decode: {args.elf} has no DWARF line table; file:line left "
+                  "out (build with -g)", file=sys.stderr)
+    finally:
+        if symbolizer is not None:
+            symbolizer.close()
+    if args.json:
+        sys.stdout.write(format_json(traces, source=name, elf_path=args.elf))
+    elif traces:
+        sys.stdout.write(format_text(traces, elf_path=args.elf))
+    if not traces:
+        print(f"pyharness decode: {_explain_nothing_found(parsed, name)}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    if any(t.mismatches for t in traces):
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def configure_decode_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--elf", type=Path, default=None, metavar="VMLINUX",
+                        help="re-symbolize every address from this ELF (symbols and "
+                             "DWARF file:line) and flag printed locations that disagree")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON (one object per trace) instead of text")
+    parser.add_argument("log", nargs="?", default=None, metavar="LOG",
+                        help="the kernel log, console capture or mail thread; "
+                             "`-` (or nothing, with a pipe) reads stdin")
+    parser.set_defaults(handler=run_decode)
+
+
+_DECODE_HELP = "decode the nVHE hyp call traces of a kernel log"
+_DECODE_DESCRIPTION = (
+    "Find every nVHE hyp call trace in a kernel log (v5 `Protected/Non-protected nVHE "
+    "HYP call trace:` and mainline `nVHE call trace:` wordings, with timestamps, caller "
+    "ids and mail quoting) and print each frame by frame. With --elf, check every "
+    "printed symbol+offset/size against the ELF and give file:line.")
+_DECODE_EPILOG = ("Exit codes: 0 traces decoded (and with --elf all agree), 1 no trace "
+                  "found or a printed location disagrees with the ELF, 2 bad input.")
+
+
+def add_decode_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``decode`` on the ``pyharness`` command line."""
+    parser = subparsers.add_parser("decode", help=_DECODE_HELP,
+                                   description=_DECODE_DESCRIPTION, epilog=_DECODE_EPILOG)
+    configure_decode_parser(parser)

@@ -1,0 +1,164 @@
+"""The ``pyharness`` command line: a thin layer over the library.
+
+Exit codes: 0 all passed, 1 a check failed, 2 bad input (README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from pyharness.build import cache as builder
+from pyharness.kconfig import resolve as kconfig
+from pyharness.cli.decode import add_decode_parser
+from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from pyharness.run.spec import MODES
+from pyharness.cli.matrix import add_matrix_parser
+from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest, run_one
+from pyharness.run.scenarios import list_scenarios
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    """List the shipped configurations with a one-line summary each."""
+    paths = kconfig.named_configs()
+    width = max((len(kconfig.config_name(p)) for p in paths), default=0)
+    for path in paths:
+        resolved = kconfig.resolve(path)
+        print(f"{resolved.name:<{width}}  {resolved.summary.one_line()}")
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.all == (args.config is not None):
+        raise HarnessError("build needs exactly one of --config FILE or --all")
+    configs = kconfig.named_configs() if args.all else [args.config]
+    for config in configs:
+        result = builder.build(config, out_dir=args.out, jobs=args.jobs)
+        if result.cached:
+            note = "cached, no compiler work"
+        else:
+            note = f"built in {result.seconds:.1f} s"
+        print(f"{result.config.name}: {note}", file=sys.stderr)
+        print(result.elf)
+    return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """List the scenarios of a configuration's image (default: nvhe)."""
+    elf = builder.build(args.config).elf
+    known = list_scenarios(elf)
+    width = max(len(s.name) for s in known)
+    for scenario in known:
+        print(f"{scenario.name:<{width}}  {scenario.description}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    record = run_one(RunRequest(config=args.config, scenario=args.scenario, mode=args.mode,
+                                cpu=args.cpu, kaslr_seed=args.kaslr_seed,
+                                max_instructions=args.max_instructions,
+                                timeout_s=args.timeout, out_dir=args.out))
+    if args.json:
+        print(json.dumps(record.to_json(), indent=1))
+    else:
+        for line in record.console:
+            print(line)
+        print(f"--- {record.spec.config_name} {record.spec.mode} {record.spec.scenario} cpu{record.spec.cpu}: "
+              f"{record.verdict.upper()} ({record.instructions} instructions, "
+              f"{record.elapsed_ms:.1f} ms)", file=sys.stderr)
+        for reason in record.reasons:
+            print(f"    {reason}", file=sys.stderr)
+    return EXIT_OK if record.passed else EXIT_CHECK_FAILED
+
+
+def cmd_menuconfig(args: argparse.Namespace) -> int:
+    from pyharness.kconfig.menuconfig import run_menuconfig
+
+    target = Path(args.config)
+    if run_menuconfig(target):
+        print(f"saved {target}", file=sys.stderr)
+    else:
+        print(f"{target}: no change", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add(sub: argparse._SubParsersAction, name: str, handler: Handler,
+         help_text: str, description: str | None = None) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=description or help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyharness",
+        description="Build the nVHE stack-unwinder lab firmware per Kconfig "
+                    "configuration and test it on an emulated arm64 platform.",
+        epilog="Exit codes: 0 all passed, 1 a check failed, 2 bad input.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add(sub, "configs", cmd_configs, "list the shipped configurations")
+
+    p = _add(sub, "build", cmd_build, "build the firmware for a configuration",
+             "Build vmlinux for a configuration (cached) and print its path.")
+    p.add_argument("--config",
+                   help="a Kconfig fragment or .config, or a shipped config name")
+    p.add_argument("--all", action="store_true",
+                   help="build every shipped configuration (configs/*_defconfig)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="base directory for build trees (default: build/)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="parallel compile jobs (default: number of CPUs)")
+
+    p = _add(sub, "menuconfig", cmd_menuconfig, "edit a configuration in menuconfig",
+             "Open kconfiglib's terminal menuconfig on a config file and save "
+             "it (minimal form for *_defconfig files).")
+    p.add_argument("--config", default=".config",
+                   help="the file to edit (default: ./.config)")
+
+    p = _add(sub, "run", cmd_run, "run one scenario and check the dump",
+             "Build if needed, run one scenario on the emulated platform, print the "
+             "console and check it against the oracle. Exit 0 pass, 1 fail, 2 bad input.")
+    p.add_argument("--config", required=True,
+                   help="a Kconfig fragment or .config, or a shipped config name")
+    p.add_argument("--scenario", required=True, help="see `pyharness scenarios`")
+    p.add_argument("--mode", choices=MODES, default="nvhe",
+                   help="hypervisor mode at run time (kvm-arm.mode); default nvhe")
+    p.add_argument("--cpu", type=int, default=0, help="the CPU that runs (default 0)")
+    p.add_argument("--kaslr-seed", type=int, default=0,
+                   help="seed of the KASLR offset (ignored without CONFIG_RANDOMIZE_BASE)")
+    p.add_argument("--json", action="store_true", help="print one JSON record")
+    p.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
+                   help=f"instruction budget (default {DEFAULT_MAX_INSTRUCTIONS})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"wall-clock budget in seconds (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--out", type=Path, default=None, help="base directory for build trees")
+
+    p = _add(sub, "scenarios", cmd_scenarios, "list the scenarios")
+    p.add_argument("--config", default="nvhe",
+                   help="whose image to read them from (default: nvhe)")
+
+    add_matrix_parser(sub)
+    add_decode_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except HarnessError as err:
+        print(f"pyharness: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except BrokenPipeError:
+        # The reader went away (`pyharness configs | head`): not an error.
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("pyharness: interrupted", file=sys.stderr)
+        return 130

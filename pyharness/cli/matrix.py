@@ -1,0 +1,132 @@
+"""``pyharness matrix``: expand, build, run in parallel, report.
+
+Exit 0 when every run passed, 1 when any failed or could not be judged,
+2 for bad input (raised as HarnessError for the CLI's one-line message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from pyharness.errors import EXIT_OK, HarnessError
+from pyharness.matrix.progress import make_progress
+from pyharness.reports import (failure_report, summary_table, write_html, write_json,
+                       write_junit)
+from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.record import RunRecord
+from pyharness.matrix.execute import KILL_GRACE_S, default_jobs, run_matrix
+from pyharness.matrix.selection import Selection, plan
+
+_WRITERS: dict[str, Callable[[list[RunRecord], Path], None]] = {
+    "junit": write_junit, "json": write_json, "html": write_html}
+
+
+def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The requested report files, checked writable before any work starts."""
+    paths = {kind: getattr(args, kind) for kind in _WRITERS if getattr(args, kind)}
+    for kind, path in paths.items():
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise HarnessError(f"--{kind} {path}: is a directory; give a file name")
+        if not parent.is_dir():
+            raise HarnessError(f"--{kind} {path}: the directory {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise HarnessError(f"--{kind} {path}: not writable")
+    return paths
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(configs=tuple(args.configs or ()), scenarios=tuple(args.scenarios or ()),
+                     modes=tuple(args.modes or ()), all_configs=args.all,
+                     randconfig=args.randconfig, seed=args.seed,
+                     only_failed=args.only_failed, shard=args.shard, out_dir=args.out)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
+    if args.timeout <= 0 or args.max_instructions <= 0:
+        raise HarnessError("--timeout and --max-instructions must be positive")
+    reports = _report_paths(args)
+    matrix_plan = plan(_selection(args))
+    jobs = args.jobs or default_jobs()
+    print(f"{matrix_plan.describe()}; {jobs} worker{'s' if jobs > 1 else ''}", flush=True)
+
+    result = run_matrix(matrix_plan.specs, jobs, out_dir=args.out,
+                        run_timeout_s=args.timeout, max_instructions=args.max_instructions,
+                        progress=make_progress(sys.stderr, enabled=not args.quiet))
+    for kind, path in reports.items():
+        try:
+            _WRITERS[kind](result.records, path)
+        except OSError as err:
+            raise HarnessError(f"--{kind} {path}: cannot write it: {err.strerror}") from None
+
+    if result.records:
+        print()
+        print(summary_table(result.records, colour=sys.stdout.isatty(),
+                            width=shutil.get_terminal_size((120, 24)).columns))
+    failures = failure_report(result.records)
+    if failures:
+        print()
+        print(failures)
+    print()
+    print(result.summary_line())
+    for kind, path in reports.items():
+        print(f"{kind}: {path}")
+    return result.exit_code if result.records else EXIT_OK
+
+
+def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``matrix`` and its handler (``args.handler(args) -> exit code``)."""
+    p = subparsers.add_parser(
+        "matrix", help="run many configurations x modes x scenarios x CPUs in parallel",
+        description="Build each configuration once (cached, in parallel), run every "
+                    "combination of configuration, mode, scenario and CPU in worker "
+                    "processes, and report. Default: every shipped configuration x both "
+                    "modes x every scenario x CPU 0 and the last CPU.",
+        epilog="Exit codes: 0 all passed, 1 a run failed or could not be judged, "
+               "2 bad input.")
+    p.set_defaults(handler=cmd_matrix)
+    choose = p.add_argument_group("what to run")
+    choose.add_argument("--configs", nargs="+", metavar="PATTERN",
+                        help="shipped config names (globs, e.g. 'pkvm*') or files; with "
+                             "--all/--randconfig, globs over the generated names")
+    choose.add_argument("--scenarios", nargs="+", metavar="PATTERN",
+                        help="scenario names or globs (see `pyharness scenarios`)")
+    choose.add_argument("--modes", nargs="+", metavar="PATTERN",
+                        help="hypervisor modes: nvhe, protected (globs)")
+    choose.add_argument("--all", action="store_true",
+                        help="every valid combination of the matrix Kconfig symbols")
+    choose.add_argument("--randconfig", type=int, metavar="N",
+                        help="N random valid configurations (reproducible with --seed)")
+    choose.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="seed of --randconfig and of the per-run KASLR seeds (default 0)")
+    choose.add_argument("--only-failed", type=Path, metavar="FILE.json",
+                        help="rerun the runs that did not pass in an earlier --json report")
+    choose.add_argument("--shard", metavar="K/N",
+                        help="run only the K-th of N deterministic slices (CI)")
+    run = p.add_argument_group("how to run")
+    run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                     help="worker processes and parallel builds (default: number of CPUs)")
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                     help=f"wall-clock budget per run in seconds (default "
+                          f"{DEFAULT_TIMEOUT_S:g}); a worker still busy {KILL_GRACE_S:g} s "
+                          "later is killed and its run is an error")
+    run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
+                     metavar="N",
+                     help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS})")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="base directory for build trees (default: build/)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bar or progress lines")
+    out = p.add_argument_group("reports")
+    out.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML, one testcase per run")
+    out.add_argument("--json", type=Path, metavar="FILE",
+                     help="JSON, one record per run (as `pyharness run --json`)")
+    out.add_argument("--html", type=Path, metavar="FILE",
+                     help="a self-contained HTML page: grid, consoles, diffs, footprint")

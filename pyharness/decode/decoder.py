@@ -1,0 +1,152 @@
+"""Every nVHE hyp call trace in a kernel log, frame by frame.
+
+The log is read with ``pyharness.judge.tracelog`` (both the v5 and the mainline
+wordings, quoted mail replies, timestamps, caller ids). Each trace is
+printed as structured frames, as text or JSON. With ``--elf VMLINUX`` every
+printed address is symbolized again from the ELF itself, the way the kernel
+prints it (``%pB``: look up ``addr - 1``, print ``name+0x(off+1)/0xsize``),
+with file:line from DWARF, and every frame whose printed symbol, offset or
+size disagrees with the ELF is flagged with both versions.
+
+Which addresses go into the ELF: the kernel prints *link-time* addresses
+(hyp pc + hyp offset, KASLR removed), so when a trace carries a
+``Hyp Offset:`` line, or its addresses fall inside the ELF's code, they are
+used as printed. Otherwise (a log whose addresses were printed relocated)
+the shift is inferred from the printed symbol names and reported.
+
+The command line is :mod:`pyharness.cli.decode`; output forms are
+:mod:`pyharness.decode.text` and :mod:`pyharness.decode.jsonio`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pyharness.decode.records import AddressMode, DecodedFrame, DecodedTrace, ElfLocation
+from pyharness.elf.symbolizer import ElfSymbolizer
+from pyharness.judge.logrecords import Frame, HypTrace, ParsedLog
+from pyharness.judge.tracelog import parse_log
+
+
+def decode_text(text: str, elf_path: str | Path | None = None) -> list[DecodedTrace]:
+    """Every hyp call trace in ``text``; with ``elf_path``, checked against that ELF."""
+    parsed = parse_log(text)
+    if elf_path is None:
+        return decode_parsed(parsed, None)
+    with ElfSymbolizer(Path(elf_path)) as symbolizer:
+        return decode_parsed(parsed, symbolizer)
+
+
+def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None) -> list[DecodedTrace]:
+    """Decode every trace of an already parsed log (``symbolizer``: optional ELF)."""
+    decoded: list[DecodedTrace] = []
+    first_with: dict[tuple[Any, ...], int] = {}    # fingerprint -> trace number
+    for number, trace in enumerate(parsed.traces, start=1):
+        fingerprint = _fingerprint(trace)
+        duplicate_of = first_with.get(fingerprint)
+        if duplicate_of is None:
+            first_with[fingerprint] = number
+        decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of))
+    return decoded
+
+
+def _fingerprint(trace: HypTrace) -> tuple[Any, ...]:
+    panic = trace.panic
+    return (trace.kind,
+            None if panic is None else (panic.kind, panic.address, panic.file, panic.file_line),
+            tuple((f.address, f.symbolic) for f in trace.frames),
+            tuple(e.after_frames for e in trace.elisions))
+
+
+def _decode_trace(number: int, trace: HypTrace, symbolizer: ElfSymbolizer | None,
+                  duplicate_of: int | None) -> DecodedTrace:
+    panic_frame = trace.panic.location if trace.panic else None
+    if symbolizer is None:
+        return DecodedTrace(
+            number=number, trace=trace,
+            frames=tuple(DecodedFrame(frame=f, index=i) for i, f in enumerate(trace.frames)),
+            panic_location=DecodedFrame(frame=panic_frame, index=None) if panic_frame else None,
+            duplicate_of=duplicate_of)
+    mode, slide, note = _address_mapping(trace, symbolizer)
+    frames = tuple(_decode_frame(f, i, symbolizer, slide) for i, f in enumerate(trace.frames))
+    panic_location = (_decode_frame(panic_frame, None, symbolizer, slide)
+                      if panic_frame and panic_frame.address is not None else None)
+    return DecodedTrace(number=number, trace=trace, frames=frames,
+                        panic_location=panic_location, address_mode=mode, slide=slide,
+                        duplicate_of=duplicate_of, notes=(note,))
+
+
+def _address_mapping(trace: HypTrace,
+                     symbolizer: ElfSymbolizer) -> tuple[AddressMode, int, str]:
+    """How the trace's printed addresses map onto the ELF: (mode, slide, why)."""
+    elf_name = symbolizer.path.name
+    if trace.hyp_offset is not None:
+        return ("link-time", 0, f"the log gives Hyp Offset {trace.hyp_offset:#x}, so the "
+                f"printed addresses are {elf_name} link-time addresses; used as printed")
+    located = [f for f in _frames_with_panic(trace) if f.address is not None]
+    if not located:
+        return "unmatched", 0, "the trace prints no address to look up"
+    inside = [f for f in located if symbolizer.in_code(f.address - 1)]
+    if len(inside) == len(located):
+        return "link-time", 0, f"the printed addresses are {elf_name} link-time addresses"
+    votes: Counter[int] = Counter()
+    named = [f for f in located if f.symbol is not None and f.offset is not None]
+    for frame in named:
+        for symbol in symbolizer.symbols_named(frame.symbol or ""):
+            votes[frame.address - frame.offset - symbol.address] += 1   # type: ignore[operator]
+    if votes:
+        slide, count = votes.most_common(1)[0]
+        if slide != 0 and count * 2 > len(named):
+            return ("relocated", slide, f"the printed addresses are {slide:#x} away from "
+                    f"{elf_name}'s (inferred from {count} of {len(named)} printed symbols); "
+                    "looked up shifted back")
+    if inside:
+        return ("link-time", 0, f"{len(located) - len(inside)} of {len(located)} printed "
+                f"addresses are outside {elf_name}'s code")
+    return ("unmatched", 0, f"no printed address lies in {elf_name}'s code and the printed "
+            f"symbols do not place them: is {elf_name} the kernel that printed this log?")
+
+
+def _frames_with_panic(trace: HypTrace) -> list[Frame]:
+    frames = list(trace.frames)
+    if trace.panic is not None and trace.panic.location is not None:
+        frames.append(trace.panic.location)
+    return frames
+
+
+def _decode_frame(frame: Frame, index: int | None, symbolizer: ElfSymbolizer,
+                  slide: int) -> DecodedFrame:
+    """Symbolize one printed address by the ``%pB`` rule and compare."""
+    if frame.address is None:
+        return DecodedFrame(frame=frame, index=index)
+    address = frame.address - slide
+    symbol = symbolizer.symbol_containing(address - 1)
+    if index is None:
+        # The panic line's address is the faulting instruction: kernels
+        # render it with %pB, this project's firmware with %pS (exact). The
+        # two differ only on a function's first instruction; accept either.
+        exact = symbolizer.symbol_containing(address)
+        if exact is not None and frame.symbol in exact.names \
+                and frame.offset == address - exact.address:
+            symbol = exact
+    if symbol is None:
+        mismatch = (None if frame.symbol is None else
+                    f"printed {frame.symbolic}, but the ELF has no function at {address:#x}")
+        return DecodedFrame(frame=frame, index=index, lookup_address=address, mismatch=mismatch)
+    # A frame's address is a return address (look at the call, addr - 1); the
+    # panic line's is the faulting instruction itself.
+    source = symbolizer.source_line(address - 1 if index is not None else address)
+    location = ElfLocation(function=symbol.name, symbol_address=symbol.address,
+                           offset=address - symbol.address, size=symbol.size,
+                           file=source.file if source else None,
+                           line=source.line if source else None)
+    agrees = (frame.symbol in symbol.names and frame.offset == location.offset
+              and frame.size is not None and symbol.accepts_size(frame.size))
+    mismatch = None
+    if not agrees:
+        printed = "no symbol" if frame.symbol is None else frame.symbolic
+        mismatch = f"printed {printed}, ELF has {location.printed}"
+    return DecodedFrame(frame=frame, index=index, lookup_address=address,
+                        elf=location, mismatch=mismatch)

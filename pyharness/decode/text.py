@@ -1,0 +1,91 @@
+"""The decoder's text output: one block per trace, one line per frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyharness.decode.records import DecodedFrame, DecodedTrace
+from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic
+from pyharness.judge.tracelog import split_line
+
+
+_TRACE_TITLES = {kind: header.rstrip(":") for kind, header in TRACE_HEADERS.items()}
+
+
+def format_text(traces: list[DecodedTrace], *, elf_path: str | Path | None = None) -> str:
+    """A human-readable report of decoded traces (ends with a summary line)."""
+    blocks = [_trace_text(t, len(traces)) for t in traces]
+    blocks.append(_summary(traces, elf_path))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _trace_text(decoded: DecodedTrace, total: int) -> str:
+    trace = decoded.trace
+    quoted = f", quoted (depth {trace.quote_depth})" if trace.quote_depth else ""
+    end = (f"footer at line {trace.footer_line}" if trace.footer
+           else "no footer: cut off after line " + str(trace.last_line))
+    counts = f"{len(trace.frames)} frame{'s' if len(trace.frames) != 1 else ''}"
+    if trace.elisions:
+        counts += f", {len(trace.elisions)} elision{'s' if len(trace.elisions) != 1 else ''}"
+    lines = [f"Trace {decoded.number} of {total}, line {trace.line_number}{quoted}: "
+             f"{_TRACE_TITLES[trace.kind]} ({counts}, {end})"]
+    if decoded.duplicate_of is not None:
+        lines.append(f"  same frames as trace {decoded.duplicate_of}")
+    if trace.panic is not None:
+        lines.append(f"  {_panic_text(trace.panic, decoded.panic_location)}")
+    if trace.hyp_offset is not None:
+        lines.append(f"  Hyp Offset: {trace.hyp_offset:#x}")
+    lines += [f"  note: {note}" for note in decoded.notes]
+    body = [(f.frame.line_number, _frame_text(f)) for f in decoded.frames]
+    body += [(e.line_number, _elision_text(e)) for e in trace.elisions]
+    body += [(s.number, f"       line {s.number:<6} unrecognised line inside the trace: "
+                        f"{s.raw.strip()}") for s in trace.strays]
+    lines += [text for _, text in sorted(body)]
+    return "\n".join(lines)
+
+
+def _panic_text(panic: HypPanic, decoded: DecodedFrame | None) -> str:
+    head = f"line {panic.line_number}: "
+    if panic.kind == "invalid":
+        return head + "Invalid host exception to nVHE hyp"
+    if panic.kind == "bug-file":
+        return head + f"nVHE hyp BUG at {panic.file}:{panic.file_line}"
+    what = "panic" if panic.kind == "panic" else "BUG"
+    location = panic.location
+    assert location is not None
+    text = head + f"nVHE hyp {what} at [<{location.address:016x}>] {location.symbolic}"
+    return text + (_elf_suffix(decoded) if decoded else "")
+
+
+def _frame_text(decoded: DecodedFrame) -> str:
+    frame = decoded.frame
+    address = f"{frame.address:016x}" if frame.address is not None else "?" * 16
+    return (f"  #{decoded.index:<3} line {frame.line_number:<6} [<{address}>] "
+            f"{frame.symbolic}{_elf_suffix(decoded)}")
+
+
+def _elf_suffix(decoded: DecodedFrame) -> str:
+    elf = decoded.elf
+    where = f" ({elf.source})" if elf is not None and elf.source else ""
+    if decoded.mismatch is not None:
+        return f"  MISMATCH: {decoded.mismatch}{where}"
+    return f"  at {elf.source}" if elf is not None and elf.source else ""
+
+
+def _elision_text(elision: Elision) -> str:
+    dots = split_line(elision.line_number, elision.raw).text.strip()
+    return f"       line {elision.line_number:<6} {dots}  (frames left out in the log)"
+
+
+def _summary(traces: list[DecodedTrace], elf_path: str | Path | None) -> str:
+    copies = sum(1 for t in traces if t.duplicate_of is not None)
+    text = f"{len(traces)} trace{'s' if len(traces) != 1 else ''}"
+    if copies:
+        text += f" ({copies} repeat{'s' if copies != 1 else ''} of an earlier one)"
+    if elf_path is not None:
+        bad = sum(len(t.mismatches) for t in traces)
+        name = Path(elf_path).name
+        text += (f"; {bad} printed location{'s disagree' if bad != 1 else ' disagrees'} "
+                 f"with {name}"
+                 if bad else f"; every printed location agrees with {name}")
+    return text + "."

@@ -1,0 +1,88 @@
+"""What a run's console must show: the records the oracle makes and the
+checker reads, and the fixed lines of the scenarios that do not panic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyharness.judge.verdict import FrameLine
+
+KVM_PREFIX = "kvm [1]: "
+
+# What each non-panicking scenario prints (the spec, not a recording).
+SMOKE_LINES = ("kvm [1]: smoke: hypervisor returned 124",)   # 3 * 41 + 1
+
+
+def _selftest(name: str, pcs: str, end: int) -> str:
+    return f"unwind_selftest: {name} pcs={pcs} end={end}"
+
+
+ENOENT, EINVAL = -2, -22
+# csrc/host/unwind_selftest.c builds these records; the outcome of each is
+# what the unwinder's rules (docs/oracle.md) say, worked out by hand.
+ISOLATION_PROBE_LINES = ("kvm [1]: isolation_probe: host read the hyp stack page (0)",)
+BUFFER_OVERRUN_LINES = {
+    False: ("kvm [1]: buffer_overrun_probe: no trace buffer",),
+    True: ("kvm [1]: buffer_overrun_probe: hyp wrote past its trace buffer",),
+}
+UNWIND_SELFTEST_LINES = (
+    _selftest("chain", "a,b,c,d", ENOENT),             # three records, then fp 0
+    _selftest("consumer_stop", "a,b", 0),              # the consumer says stop after 2
+    _selftest("misaligned", "a,b,c", EINVAL),          # fp not 8-byte aligned
+    _selftest("outside", "a,b,c", EINVAL),             # fp on no stack
+    _selftest("straddles_end", "a,b,c", EINVAL),       # record's 2nd word past the end
+    _selftest("self_loop", "a,b,c", EINVAL),           # fp == previous fp
+    _selftest("downward", "a,b,c", EINVAL),            # fp below previous fp
+    _selftest("cross_stack", "a,b,c,d", ENOENT),       # irq -> task, once
+    _selftest("return_to_done", "a,b,c,d", EINVAL),    # task -> irq again
+    _selftest("translated", "a,b,c,d", ENOENT),        # foreign stack, translated
+    _selftest("translate_refused", "a,b", EINVAL),     # translation fails
+)
+
+
+@dataclass(frozen=True)
+class ExpectedFrame:
+    """One frame line: the link-time address and its ``%pB`` rendering."""
+
+    address: int
+    symbol: str
+
+    def line(self) -> FrameLine:
+        return FrameLine(address=f"{self.address:016x}", symbol=self.symbol)
+
+
+@dataclass(frozen=True)
+class ExpectedPanic:
+    """The line naming why the hypervisor panicked (tracelog's kinds)."""
+
+    kind: str                    # "panic" | "bug-file" | "bug-addr" | "invalid"
+    address: int | None = None   # link-time, for "panic" and "bug-addr"
+    symbol: str | None = None    # %pS, for "panic" and "bug-addr"
+    file: str | None = None      # for "bug-file"
+    line: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "invalid":
+            return "Invalid host exception to nVHE hyp!"
+        if self.kind == "bug-file":
+            return f"nVHE hyp BUG at: {self.file}:{self.line}!"
+        what = "panic" if self.kind == "panic" else "BUG"
+        return f"nVHE hyp {what} at: [<{self.address:016x}>] {self.symbol}!"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Everything the console of a run should show."""
+
+    kind: str                        # "hyp-panic" | "lines" | "breach" | "violation"
+    exit_status: int
+    lines: tuple[str, ...] = ()                 # "lines": exact text, in order
+    panic: ExpectedPanic | None = None
+    dump: str | None = None                     # "protected" | "non-protected" | "cannot-dump"
+    frames: tuple[ExpectedFrame, ...] = ()
+    truncated: bool = False                     # protected: the buffer was full
+    notes: tuple[str, ...] = ()
+    violation: str | None = None                # "violation": what the watch must report
+
+    def frame_lines(self) -> tuple[FrameLine, ...]:
+        return tuple(f.line() for f in self.frames)

@@ -1,0 +1,429 @@
+"""Console and kernel-log text -> structured nVHE hyp panic records.
+
+Two readers use this module:
+
+- the run checker, on our firmware's console, which wants *the one* panic
+  of a run: ``parse_log(console).sole_panic()``;
+- ``pyharness decode``, on real kernel logs and mailing-list threads, which
+  wants *every* hyp call trace: ``parse_log(text).traces``.
+
+A log is read line by line. Each line first loses its prefixes, in any
+order and nesting: mail quoting (``> ``, ``>> ``, ``> > ``, `` | ``),
+printk timestamps (``[  126.862960] ``), caller ids (``[  T412] ``,
+``[    C0] ``), a syslog ``Mon DD HH:MM:SS host kernel: `` stamp, and
+finally the ``kvm [PID]: `` prefix. What remains is matched against the
+records the kernel (and our firmware) print around a hyp panic:
+
+    nVHE hyp panic at: [<ADDR>] SYM+OFF/SIZE!        HypPanic "panic"
+    nVHE hyp BUG at: FILE:LINE!                      HypPanic "bug-file"
+    nVHE hyp BUG at: [<ADDR>] SYM+OFF/SIZE!          HypPanic "bug-addr"
+    Invalid host exception to nVHE hyp!              HypPanic "invalid"
+    Protected nVHE HYP call trace: ... footer        HypTrace "protected"
+    Non-protected nVHE HYP call trace: ... footer    HypTrace "non-protected"
+    nVHE call trace: ... ---[ end nVHE call trace ]---   HypTrace "mainline"
+    Cannot dump pKVM nVHE stacktrace: REASON         CannotDump
+    Hyp Offset: 0x...                                ParsedPanic.hyp_offset
+    Kernel panic - not syncing: ... Call trace: ... ---[ end Kernel panic ... ]---
+                                                     HostPanic
+
+Records that belong to one hyp panic (same quoting depth, close together,
+in the kernel's order) are grouped into one ``ParsedPanic``. Unknown lines
+between records are ignored; inside a trace, a few unknown lines are kept
+as ``strays`` (a checker may flag them) and more than a few end the trace,
+which is then reported without a footer, as is a trace cut off by the end
+of the log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pyharness.judge.logrecords import (TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
+                                        Frame, HostPanic, HypPanic, HypTrace, LogLine,
+                                        ParsedLog, ParsedPanic, TraceKind)
+
+_KIND_OF_HEADER = {text: kind for kind, text in TRACE_HEADERS.items()}
+_KIND_OF_FOOTER = {text: kind for kind, text in TRACE_FOOTERS.items()}
+
+# How many unknown lines in a row a trace tolerates before it is closed
+# (interleaved printk from another CPU, a mail client's wrapped line).
+MAX_STRAYS_IN_A_ROW = 2
+# Records further apart than this many lines are not one panic.
+MAX_RECORD_GAP = 24
+# A multi-line `---[ end Kernel panic ...` marker closes within this many lines.
+MAX_END_MARKER_LINES = 8
+
+
+# --------------------------------------------------------------------------
+# Line prefixes
+
+_QUOTE_RE = re.compile(r" ?[>|] ?")
+_OTHER_PREFIX_RES = (
+    re.compile(r"\[\s*\d+\.\d+\]\s?"),                          # printk time
+    re.compile(r"\[\s*[TC]\d+\]\s?"),                           # caller id
+    re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ kernel: "),  # syslog
+)
+_KVM_PREFIX_RE = re.compile(r"kvm \[\d+\]: ?")
+
+
+def split_line(number: int, raw: str) -> LogLine:
+    """Strip every known prefix from one log line."""
+    raw = raw.rstrip("\r\n")
+    text, depth, pos = raw, 0, 0
+    while True:
+        quote = _QUOTE_RE.match(text, pos)
+        if quote:
+            depth += 1
+            pos = quote.end()
+            continue
+        other = next((m for r in _OTHER_PREFIX_RES if (m := r.match(text, pos))), None)
+        if other is None:
+            break
+        pos = other.end()
+    kvm = _KVM_PREFIX_RE.match(text, pos)
+    if kvm:
+        pos = kvm.end()
+    return LogLine(number=number, raw=raw, text=text[pos:], quote_depth=depth)
+
+
+def split_lines(text: str) -> list[LogLine]:
+    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line)."""
+    return [split_line(i, raw) for i, raw in enumerate(text.split("\n"), start=1)]
+
+
+# --------------------------------------------------------------------------
+# One line -> one record piece
+
+_HEX = r"[0-9a-fA-F]+"
+_SYMBOL_FORM = (rf"(?P<symbol>[^\s+/\[\]()<>]+)\+0x(?P<offset>{_HEX})/0x(?P<size>{_HEX})"
+                r"(?:\s+\[(?P<module>[^\]\s]+)\])?")
+_FRAME_RE = re.compile(
+    rf"\s*(?:\[<(?P<address>{_HEX})>\]\s+)?"
+    rf"(?:{_SYMBOL_FORM}|0x(?P<bare>{_HEX}))"
+    r"(?:\s+\([A-Z]\))?\s*")                        # newer kernels' " (P)" marks
+_BARE_ADDRESS_RE = re.compile(rf"\s*(?:0x)?(?P<address>{_HEX})\s*")
+_PANIC_RE = re.compile(r"nVHE hyp (?P<what>panic|BUG) at: (?P<where>.*)!")
+_BUG_FILE_RE = re.compile(r"(?P<file>\S+):(?P<line>\d+)")
+_INVALID = "Invalid host exception to nVHE hyp!"
+_CANNOT_DUMP_RE = re.compile(r"Cannot dump pKVM nVHE stacktrace: ?(?P<reason>.*)")
+_HYP_OFFSET_RE = re.compile(rf"Hyp Offset: 0x(?P<value>{_HEX})")
+_KERNEL_PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<message>.*)")
+_END_KERNEL_PANIC_RE = re.compile(r"---\[ end Kernel panic - not syncing:.*")
+_CALL_TRACE = "Call trace:"
+_REGISTERS_RE = re.compile(rf"(?:[A-Z][A-Z0-9_]*:{_HEX}\s*)+")
+_REGISTER_RE = re.compile(rf"(?P<name>[A-Z][A-Z0-9_]*):(?P<value>{_HEX})")
+_CPU_RE = re.compile(r"CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>\S+)")
+_KERNEL_OFFSET_RE = re.compile(rf"Kernel Offset: 0x(?P<value>{_HEX})")
+_ELISION_RE = re.compile(r"(?:\.\s*){2,}|\[\s*\.\.\.\s*\]|\u2026")
+
+
+def parse_frame(text: str, raw: str, line_number: int, *,
+                need_address: bool = True) -> Frame | None:
+    """A frame line (prefixes already removed), or None if it is not one."""
+    match = _FRAME_RE.fullmatch(text)
+    if match is None:
+        return None
+    address = int(match["address"], 16) if match["address"] else None
+    if address is None and (need_address or match["bare"]):
+        return None
+    if match["symbol"] is None:
+        return Frame(address=address, symbol=None, offset=None, size=None,
+                     raw=raw, line_number=line_number)
+    return Frame(address=address, symbol=match["symbol"],
+                 offset=int(match["offset"], 16), size=int(match["size"], 16),
+                 raw=raw, line_number=line_number, module=match["module"])
+
+
+def parse_hyp_panic(line: LogLine) -> HypPanic | None:
+    """The hyp panic/BUG/invalid-exception line, or None."""
+    text = line.text.strip()
+    if text == _INVALID:
+        return HypPanic(kind="invalid", raw=line.raw, line_number=line.number)
+    match = _PANIC_RE.fullmatch(text)
+    if match is None:
+        return None
+    where = match["where"]
+    location = parse_frame(where, line.raw, line.number)
+    if location is None:
+        # Older kernels: "nVHE hyp panic at: ffff800008b4d2cc!"
+        bare = _BARE_ADDRESS_RE.fullmatch(where)
+        if bare:
+            location = Frame(address=int(bare["address"], 16), symbol=None, offset=None,
+                             size=None, raw=line.raw, line_number=line.number)
+    if match["what"] == "panic":
+        if location is None:
+            return None
+        return HypPanic(kind="panic", raw=line.raw, line_number=line.number,
+                        location=location)
+    if location is not None:
+        return HypPanic(kind="bug-addr", raw=line.raw, line_number=line.number,
+                        location=location)
+    bug_file = _BUG_FILE_RE.fullmatch(where.strip())
+    if bug_file is None:
+        return None
+    return HypPanic(kind="bug-file", raw=line.raw, line_number=line.number,
+                    file=bug_file["file"], file_line=int(bug_file["line"]))
+
+
+def _starts_a_record(text: str) -> bool:
+    """Whether a (stripped) line opens a record of its own."""
+    return (text in _KIND_OF_HEADER or text == _INVALID
+            or _PANIC_RE.fullmatch(text) is not None
+            or _CANNOT_DUMP_RE.fullmatch(text) is not None
+            or _HYP_OFFSET_RE.fullmatch(text) is not None
+            or _KERNEL_PANIC_RE.fullmatch(text) is not None
+            or text == _CALL_TRACE)
+
+
+# --------------------------------------------------------------------------
+# Builders: mutable while the log is read, frozen at the end
+
+
+@dataclass
+class _TraceBuilder:
+    kind: TraceKind
+    header: LogLine
+    frames: list[Frame] = field(default_factory=list)
+    elisions: list[Elision] = field(default_factory=list)
+    strays: list[LogLine] = field(default_factory=list)
+    pending_strays: list[LogLine] = field(default_factory=list)
+    footer: LogLine | None = None
+
+    def keep_pending(self) -> None:
+        self.strays += self.pending_strays
+        self.pending_strays.clear()
+
+
+@dataclass
+class _HostBuilder:
+    message: str
+    line: LogLine
+    state: str = "message"   # message -> frames -> after -> end-continued
+    registers: list[tuple[str, int]] = field(default_factory=list)
+    cpu: int | None = None
+    pid: int | None = None
+    comm: str | None = None
+    call_trace_line: int | None = None
+    frames: list[Frame] = field(default_factory=list)
+    kernel_offset: int | None = None
+    end_line: int | None = None
+    end_started: int | None = None
+
+
+@dataclass
+class _PanicBuilder:
+    quote_depth: int
+    last_line: int
+    panic: HypPanic | None = None
+    trace: _TraceBuilder | None = None
+    cannot_dump: CannotDump | None = None
+    hyp_offset: int | None = None
+    host: _HostBuilder | None = None
+
+    def accepts(self, line: LogLine, slot: str) -> bool:
+        """Whether ``line`` can fill ``slot`` of this panic."""
+        if line.quote_depth != self.quote_depth:
+            return False
+        if line.number - self.last_line > MAX_RECORD_GAP or self.host is not None:
+            return False
+        if slot in ("trace", "cannot_dump"):
+            return self.trace is None and self.cannot_dump is None
+        if slot == "hyp_offset":
+            return self.hyp_offset is None
+        return True   # the host panic
+
+    def freeze(self) -> ParsedPanic:
+        trace = None
+        if self.trace is not None:
+            t = self.trace
+            trace = HypTrace(
+                kind=t.kind, header=t.header.raw, line_number=t.header.number,
+                frames=tuple(t.frames), elisions=tuple(t.elisions),
+                strays=tuple(t.strays),
+                footer_line=t.footer.number if t.footer else None,
+                footer_raw=t.footer.raw if t.footer else None,
+                hyp_offset=self.hyp_offset, panic=self.panic,
+                quote_depth=self.quote_depth)
+        host = None
+        if self.host is not None:
+            h = self.host
+            host = HostPanic(
+                message=h.message, raw=h.line.raw, line_number=h.line.number,
+                registers=tuple(h.registers), cpu=h.cpu, pid=h.pid, comm=h.comm,
+                call_trace_line=h.call_trace_line, frames=tuple(h.frames),
+                kernel_offset=h.kernel_offset, end_line=h.end_line)
+        return ParsedPanic(panic=self.panic, trace=trace, cannot_dump=self.cannot_dump,
+                           hyp_offset=self.hyp_offset, host=host,
+                           quote_depth=self.quote_depth)
+
+
+class _LogParser:
+    """The line-by-line state machine behind ``parse_log``."""
+
+    def __init__(self) -> None:
+        self.done: list[_PanicBuilder] = []
+        self.current: _PanicBuilder | None = None
+        self.trace: _TraceBuilder | None = None
+        self.host: _HostBuilder | None = None
+
+    # -- entry points
+
+    def feed(self, line: LogLine) -> None:
+        if self.trace is not None and self._feed_trace(line):
+            return
+        if self.host is not None and self._feed_host(line):
+            return
+        self._feed_top(line)
+
+    def finish(self) -> ParsedLog:
+        self._close_trace()
+        self.host = None
+        self._close_panic()
+        return ParsedLog(tuple(p.freeze() for p in self.done))
+
+    # -- grouping
+
+    def _close_trace(self) -> None:
+        if self.trace is not None:
+            self.trace.pending_strays.clear()
+            self.trace = None
+
+    def _close_panic(self) -> None:
+        if self.current is not None:
+            self.done.append(self.current)
+            self.current = None
+
+    def _panic_for(self, line: LogLine, slot: str) -> _PanicBuilder:
+        """The open panic if ``line`` belongs to it, else a new one."""
+        if self.current is None or not self.current.accepts(line, slot):
+            self._close_panic()
+            self.current = _PanicBuilder(quote_depth=line.quote_depth,
+                                         last_line=line.number)
+        self.current.last_line = line.number
+        return self.current
+
+    # -- outside any trace or host panic
+
+    def _feed_top(self, line: LogLine) -> None:
+        text = line.text.strip()
+        if not text:
+            return
+        hyp_panic = parse_hyp_panic(line)
+        if hyp_panic is not None:
+            self._close_panic()
+            self._panic_for(line, "panic").panic = hyp_panic
+            return
+        kind = _KIND_OF_HEADER.get(text)
+        if kind is not None:
+            self.trace = _TraceBuilder(kind=kind, header=line)
+            self._panic_for(line, "trace").trace = self.trace
+            return
+        match = _CANNOT_DUMP_RE.fullmatch(text)
+        if match:
+            self._panic_for(line, "cannot_dump").cannot_dump = CannotDump(
+                raw=line.raw, line_number=line.number, reason=match["reason"])
+            return
+        match = _HYP_OFFSET_RE.fullmatch(text)
+        if match:
+            self._panic_for(line, "hyp_offset").hyp_offset = int(match["value"], 16)
+            return
+        match = _KERNEL_PANIC_RE.fullmatch(text)
+        if match:
+            self.host = _HostBuilder(message=match["message"], line=line)
+            self._panic_for(line, "host").host = self.host
+            return
+        # Anything else between records: not ours, ignored.
+
+    # -- inside a hyp trace; False: the line is not the trace's
+
+    def _feed_trace(self, line: LogLine) -> bool:
+        trace = self.trace
+        assert trace is not None and self.current is not None
+        text = line.text.strip()
+        if not text:
+            return True                       # blank lines, quoted or not
+        if line.quote_depth != self.current.quote_depth:
+            self._close_trace()
+            return False
+        if text in _KIND_OF_FOOTER:
+            trace.keep_pending()
+            trace.footer = line
+            self.current.last_line = line.number
+            self._close_trace()
+            return True
+        frame = parse_frame(line.text, line.raw, line.number)
+        if frame is not None:
+            trace.keep_pending()
+            trace.frames.append(frame)
+            self.current.last_line = line.number
+            return True
+        if _ELISION_RE.fullmatch(text):
+            trace.keep_pending()
+            trace.elisions.append(Elision(line_number=line.number, raw=line.raw,
+                                          after_frames=len(trace.frames)))
+            self.current.last_line = line.number
+            return True
+        if _starts_a_record(text) or len(trace.pending_strays) >= MAX_STRAYS_IN_A_ROW:
+            self._close_trace()
+            return False
+        trace.pending_strays.append(line)
+        return True
+
+    # -- inside the host's panic; False: the line is not the host panic's
+
+    def _feed_host(self, line: LogLine) -> bool:
+        host = self.host
+        assert host is not None and self.current is not None
+        text = line.text.strip()
+        if text and line.quote_depth != self.current.quote_depth:
+            self.host = None
+            return False
+        if host.state == "end-continued":
+            if text.endswith("]---"):
+                host.end_line = line.number
+                self.host = None
+            elif line.number - (host.end_started or 0) >= MAX_END_MARKER_LINES:
+                self.host = None
+                return False
+            return True
+        if not text:
+            return True
+        if _END_KERNEL_PANIC_RE.fullmatch(text):
+            self.current.last_line = line.number
+            if text.endswith("]---"):
+                host.end_line = line.number
+                self.host = None
+            else:                              # the message's lines follow
+                host.state = "end-continued"
+                host.end_started = line.number
+            return True
+        if _starts_a_record(text) and text != _CALL_TRACE:
+            self.host = None
+            return False
+        self.current.last_line = line.number
+        if host.state == "frames":
+            frame = parse_frame(line.text, line.raw, line.number, need_address=False)
+            if frame is not None:
+                host.frames.append(frame)
+                return True
+            host.state = "after"
+        if text == _CALL_TRACE and host.call_trace_line is None:
+            host.call_trace_line = line.number
+            host.state = "frames"
+        elif host.state == "message" and _REGISTERS_RE.fullmatch(text):
+            host.registers += [(m["name"], int(m["value"], 16))
+                               for m in _REGISTER_RE.finditer(text)]
+        elif (match := _CPU_RE.match(text)) and host.cpu is None:
+            host.cpu, host.pid, host.comm = int(match["cpu"]), int(match["pid"]), match["comm"]
+        elif match := _KERNEL_OFFSET_RE.match(text):
+            host.kernel_offset = int(match["value"], 16)
+        return True
+
+
+def parse_log(text: str) -> ParsedLog:
+    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``."""
+    parser = _LogParser()
+    for line in split_lines(text):
+        parser.feed(line)
+    return parser.finish()

@@ -1,0 +1,48 @@
+"""The verdict on a run and the records the judge hands to the run record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """``pass``; ``fail`` (the firmware did something other than expected: a
+    wrong line, a missing footer, a breach, a hang); ``error`` (the harness
+    could not judge: the oracle could not model the run, the emulator stopped
+    on an unexpected exception, a worker died)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class FrameLine:
+    """One frame of a call trace as printed or expected: the link-time
+    address (16 hex digits, empty if the line printed none) and what follows
+    it (``sym+off/size``, or the raw pointer printed for an unknown address)."""
+
+    address: str
+    symbol: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"address": self.address, "symbol": self.symbol}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> FrameLine:
+        return cls(address=str(data.get("address", "")), symbol=str(data.get("symbol", "")))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The judge's answer on one run: the verdict, every reason, and the
+    frames the console printed (for reports to set beside the expected)."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    actual_frames: tuple[FrameLine, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS

@@ -1,0 +1,177 @@
+"""Matrix expansion: configurations x runtime options x scenarios -> runs.
+
+Configurations come from the shipped ``configs/``, from every valid
+combination of the matrix symbols (``--all``), or from N random valid
+ones (``--randconfig N --seed S``). Validity is Kconfig's: each candidate
+goes through the same resolution as a user's fragment, so a combination
+Kconfig would change is never built.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import random
+from pathlib import Path
+
+from pyharness.kconfig import resolve as kconfig
+from pyharness.errors import ConfigError, HarnessError
+from pyharness.run.spec import MODES, RunSpec
+
+# The matrix symbols and the values --all tries for each.
+PAGE_SIZES = ("ARM64_4K_PAGES", "ARM64_16K_PAGES", "ARM64_64K_PAGES")
+VA_CHOICES = ("ARM64_VA_BITS_36", "ARM64_VA_BITS_39", "ARM64_VA_BITS_42",
+              "ARM64_VA_BITS_47", "ARM64_VA_BITS_48")
+OPTIMIZE = ("CC_OPTIMIZE_FOR_PERFORMANCE", "CC_OPTIMIZE_FOR_SIZE")
+CPU_COUNTS_ALL = (1, 4)
+
+
+def _fragment(assignments: dict[str, str]) -> str:
+    lines = []
+    for name, value in assignments.items():
+        lines.append(f"# CONFIG_{name} is not set" if value == "n"
+                     else f"CONFIG_{name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def _name(resolved: kconfig.ResolvedConfig, prefix: str) -> str:
+    s = resolved.summary
+    parts = [prefix, f"{s.page_size_kb}k", f"va{s.va_bits}",
+             "kaslr" if s.kaslr else "nokaslr",
+             "pst" if s.protected_stacktrace else ("dbg" if s.el2_debug else "nodbg"),
+             "os" if s.optimize == "-Os" else "o2", f"cpus{s.nr_cpus}"]
+    return "-".join(parts)
+
+
+def _resolve_candidate(assignments: dict[str, str], out_dir: Path,
+                       prefix: str) -> Path | None:
+    """Write the fragment for a candidate if Kconfig honours all of it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = out_dir / ".candidate"
+    scratch.write_text(_fragment(assignments))
+    try:
+        resolved = kconfig.resolve(scratch)
+    except ConfigError:
+        return None
+    finally:
+        scratch.unlink(missing_ok=True)
+    path = out_dir / f"{_name(resolved, prefix)}_defconfig"
+    path.write_text(_fragment(assignments))
+    return path
+
+
+def all_combinations() -> list[dict[str, str]]:
+    """Every assignment of the matrix symbols, valid or not."""
+    out = []
+    for page, va, kaslr, debug, pst, opt, cpus in itertools.product(
+            PAGE_SIZES, VA_CHOICES, "yn", "yn", "yn", OPTIMIZE, CPU_COUNTS_ALL):
+        out.append({"KVM": "y", page: "y", va: "y", "RANDOMIZE_BASE": kaslr,
+                    "NVHE_EL2_DEBUG": debug, "PROTECTED_NVHE_STACKTRACE": pst,
+                    opt: "y", "NR_CPUS": str(cpus)})
+    return out
+
+
+def enumerate_all(out_dir: Path) -> list[Path]:
+    """A fragment per valid combination of the matrix symbols (--all)."""
+    paths = [_resolve_candidate(a, out_dir, "all") for a in all_combinations()]
+    return sorted({p for p in paths if p is not None})
+
+
+def random_configs(count: int, seed: int, out_dir: Path) -> list[Path]:
+    """``count`` distinct random valid configurations, reproducible from seed."""
+    rng = random.Random(seed)
+    found: list[Path] = []
+    attempts = 0
+    while len(found) < count:
+        attempts += 1
+        if attempts > 200 * count:
+            raise HarnessError(f"--randconfig {count}: found only {len(found)} distinct "
+                               "valid configurations; ask for fewer")
+        candidate = {"KVM": "y", rng.choice(PAGE_SIZES): "y", rng.choice(VA_CHOICES): "y",
+                     "RANDOMIZE_BASE": rng.choice("yn"),
+                     "NVHE_EL2_DEBUG": rng.choice("yn"),
+                     "PROTECTED_NVHE_STACKTRACE": rng.choice("yn"),
+                     rng.choice(OPTIMIZE): "y", "NR_CPUS": str(rng.randint(1, 16))}
+        path = _resolve_candidate(candidate, out_dir, f"rand{seed}")
+        if path is not None and path not in found:
+            found.append(path)
+    return found
+
+
+def select_configs(patterns: list[str] | None) -> list[Path]:
+    """Shipped configs whose name matches one of the glob patterns."""
+    shipped = kconfig.named_configs()
+    if not patterns:
+        return shipped
+    chosen = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_file():
+            chosen.append(path)
+            continue
+        matches = [p for p in shipped
+                   if fnmatch.fnmatchcase(kconfig.config_name(p), pattern)]
+        if not matches:
+            names = ", ".join(kconfig.config_name(p) for p in shipped)
+            raise HarnessError(f"--configs {pattern!r} matches no shipped config "
+                               f"({names}) and is not a file")
+        chosen.extend(matches)
+    return list(dict.fromkeys(chosen))
+
+
+def _glob_filter(values: list[str], patterns: list[str] | None, what: str) -> list[str]:
+    if not patterns:
+        return values
+    out = [v for v in values if any(fnmatch.fnmatchcase(v, p) for p in patterns)]
+    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(v, p) for v in values)]
+    if unknown:
+        raise HarnessError(f"unknown {what} {', '.join(map(repr, unknown))}; "
+                           f"known: {', '.join(values)}")
+    return out
+
+
+def cpus_for(nr_cpus: int) -> list[int]:
+    """CPU 0, and the last CPU when there is more than one."""
+    return [0] if nr_cpus == 1 else [0, nr_cpus - 1]
+
+
+def kaslr_seed_for(base_seed: int, run_key: str) -> int:
+    """A per-run KASLR seed, stable for a given base seed and run."""
+    return random.Random(f"{base_seed}:{run_key}").randrange(1 << 32)
+
+
+def expand(configs: list[Path], scenarios: list[str], *,
+           scenario_patterns: list[str] | None = None,
+           mode_patterns: list[str] | None = None,
+           seed: int = 0) -> list[RunSpec]:
+    """The runs of the matrix, in a stable order."""
+    modes = _glob_filter(list(MODES), mode_patterns, "mode")
+    chosen = _glob_filter(scenarios, scenario_patterns, "scenario")
+    runs = []
+    for path in configs:
+        resolved = kconfig.resolve(path)
+        for mode, scenario, cpu in itertools.product(
+                modes, chosen, cpus_for(resolved.summary.nr_cpus)):
+            key = f"{resolved.name}-{mode}-{scenario}-cpu{cpu}"
+            runs.append(RunSpec(config=str(path), config_name=resolved.name, mode=mode,
+                                scenario=scenario, cpu=cpu,
+                                kaslr_seed=kaslr_seed_for(seed, key)))
+    return runs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` -> (K, N) with 1 <= K <= N."""
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise HarnessError(f"--shard {text!r}: expected K/N, for example 1/4") from None
+    if n < 1 or not 1 <= k <= n:
+        raise HarnessError(f"--shard {text}: K must be between 1 and N (N >= 1)")
+    return k, n
+
+
+def shard(runs: list[RunSpec], k: int, n: int) -> list[RunSpec]:
+    """The K-th of N deterministic slices; together they are exactly all runs."""
+    ordered = sorted(runs, key=lambda r: r.id)
+    return [run for i, run in enumerate(ordered) if i % n == k - 1]

@@ -1,0 +1,119 @@
+"""Where each CPU's hyp stack, overflow stack and trace buffer are: worked
+out once, from the image's symbols and layout record, for the address map,
+the oracle, the bounds watches and the machine's messages.
+
+Hyp VAs are the hyp's own view (docs/platform.md, "Virtual address
+spaces"); PAs are where the bytes sit in RAM, which is what memory watches
+see whatever mapping an access goes through.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from pyharness.elf.image import Image, ImageError
+
+# The firmware symbols the geometry is read from (the hyp's carry the
+# __kvm_nvhe_ prefix of the final link).
+HYP_STACK_PAGES = "kvm_arm_hyp_stack_pages"
+OVERFLOW_STACK = "__kvm_nvhe_overflow_stack"
+TRACE_BUFFER = "__kvm_nvhe_pkvm_stacktrace"
+SHARED_START = "__hyp_shared_start"
+SHARED_END = "__hyp_shared_end"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open address range [lo, hi)."""
+
+    lo: int
+    hi: int
+
+    @property
+    def size(self) -> int:
+        return self.hi - self.lo
+
+    def __contains__(self, address: int) -> bool:
+        return self.lo <= address < self.hi
+
+    def holds(self, address: int, size: int) -> bool:
+        """Whether all of [address, address + size) lies inside."""
+        return self.lo <= address and address + size <= self.hi
+
+
+class StackGeometry:
+    """The per-CPU stacks and buffers of one image."""
+
+    def __init__(self, image: Image) -> None:
+        self.image = image
+        layout = self.layout = image.layout
+        self.page_size = layout.page_size
+        self.nr_cpus = layout.nr_cpus
+        _, self.hyp_percpu_stride = image.percpu_area("hyp")
+        self._stack_pages = image.address_of(HYP_STACK_PAGES)
+        self._buffer = image.find_symbol(TRACE_BUFFER)
+
+    @functools.cached_property
+    def _overflow(self):
+        return self.image.symbol(OVERFLOW_STACK)
+
+    def _hyp_va_of_pa(self, pa: int) -> int:
+        return pa + self.layout.hyp_va_offset
+
+    # -- the hyp stack: one page per CPU, a guard page below ---------------
+
+    def hyp_stack_va(self, cpu: int) -> Span:
+        base = self.layout.hyp_stack_va(cpu)
+        return Span(base, base + self.page_size)
+
+    def hyp_stack_pa(self, cpu: int) -> Span:
+        base = self.image.phys_address(self._stack_pages) + cpu * self.page_size
+        return Span(base, base + self.page_size)
+
+    @property
+    def hyp_stack_pages_link(self) -> Span:
+        """The host's array backing every CPU's hyp stack (link-time addresses)."""
+        return Span(self._stack_pages, self._stack_pages + self.nr_cpus * self.page_size)
+
+    def hyp_stack_owner(self, pa: int) -> int | None:
+        """The CPU whose hyp stack page holds ``pa``, if any."""
+        first = self.hyp_stack_pa(0).lo
+        if first <= pa < first + self.nr_cpus * self.page_size:
+            return (pa - first) // self.page_size
+        return None
+
+    # -- the overflow stack: a per-CPU variable ------------------------------
+
+    def overflow_stack_pa(self, cpu: int) -> Span:
+        base = self.image.phys_address(self._overflow.address) + cpu * self.hyp_percpu_stride
+        return Span(base, base + self._overflow.size)
+
+    def overflow_stack_va(self, cpu: int) -> Span:
+        pa = self.overflow_stack_pa(cpu)
+        return Span(self._hyp_va_of_pa(pa.lo), self._hyp_va_of_pa(pa.hi))
+
+    # -- the protected-mode trace buffer, shared with the host ---------------
+
+    @property
+    def has_trace_buffer(self) -> bool:
+        return self._buffer is not None
+
+    def trace_buffer_pa(self, cpu: int) -> Span:
+        if self._buffer is None:
+            raise ImageError(f"{self.image.path}: no {TRACE_BUFFER}: the image was built "
+                             "without CONFIG_PROTECTED_NVHE_STACKTRACE")
+        per_cpu = self._buffer.size // self.nr_cpus
+        base = self.image.phys_address(self._buffer.address) + cpu * per_cpu
+        return Span(base, base + per_cpu)
+
+    @property
+    def shared_pages_pa(self) -> Span:
+        return Span(self.image.phys_address(self.image.address_of(SHARED_START)),
+                    self.image.phys_address(self.image.address_of(SHARED_END)))
+
+
+@functools.lru_cache(maxsize=16)
+def stack_geometry(image: Image) -> StackGeometry:
+    """The geometry of ``image`` (images are cached per process, so is this)."""
+    return StackGeometry(image)

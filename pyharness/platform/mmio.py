@@ -1,0 +1,134 @@
+"""The platform's MMIO page (docs/platform.md, "Platform MMIO page"): the
+console (a byte or a whole line per write), the exit register, the
+counter and the scenario register."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from unicorn import Uc
+
+from pyharness.errors import HarnessError
+from pyharness.platform.results import RunStatus
+
+# MMIO page register offsets (docs/platform.md, "Platform MMIO page").
+MMIO_CONSOLE = 0x00
+MMIO_EXIT = 0x08
+MMIO_COUNTER = 0x10
+MMIO_SCENARIO = 0x18
+MMIO_CONSOLE_LINE = 0x20   # write u64: EL1 VA of a NUL-terminated line
+CONSOLE_LINE_MAX = 1024
+
+COUNTER_STEP_NS = 1000  # the counter reads 1000, 2000, ... : 1 us per read
+
+
+class MmioHost(Protocol):
+    """What the devices need from the machine they sit in."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def finish(self, status: RunStatus, reason: str, *, exit_code: int | None = None) -> None: ...
+
+    def complete_exit(self, high_bits: int) -> None: ...
+
+    def read_va(self, va: int, size: int, el: int) -> bytes: ...
+
+    def pc_text(self) -> str: ...
+
+
+@dataclass
+class Console:
+    lines: list[str] = field(default_factory=list)
+    partial: bytearray = field(default_factory=bytearray)
+
+    def put(self, byte: int) -> None:
+        if byte == 0x0A:
+            self.lines.append(self.partial.decode("utf-8", "backslashreplace"))
+            self.partial.clear()
+        elif byte != 0x0D:
+            self.partial.append(byte)
+
+    def text(self) -> list[str]:
+        if self.partial:
+            return [*self.lines, self.partial.decode("utf-8", "backslashreplace")]
+        return list(self.lines)
+
+
+class MmioDevices:
+    """The registers of the MMIO page, for Unicorn's mmio_map callbacks."""
+
+    def __init__(self, host: MmioHost, scenario_id: int) -> None:
+        self._host = host
+        self._scenario_id = scenario_id
+        self.console = Console()
+        self._counter_reads = 0
+        self._read_latch: dict[int, int] = {}
+        self._exit_high_pending = False
+        self._line_latch = 0
+
+    def on_read(self, uc: Uc, offset: int, size: int, _data: object) -> int:
+        if self._host.finished:
+            return 0
+        reg, half = offset & ~7, offset & 7
+        if half == 0 and reg in (MMIO_COUNTER, MMIO_SCENARIO):
+            if reg == MMIO_COUNTER:
+                self._counter_reads += 1
+                value = self._counter_reads * COUNTER_STEP_NS
+            else:
+                value = self._scenario_id
+            self._read_latch[reg] = value
+            return value & ((1 << 8 * size) - 1)
+        if half == 4 and size == 4 and reg in self._read_latch:
+            return self._read_latch[reg] >> 32
+        self._host.finish(RunStatus.ERROR, f"read of {size} bytes at MMIO offset {offset:#x}, "
+                                      "which is not a readable register, at pc "
+                                      f"{self._host.pc_text()}")
+        return 0
+
+    def on_write(self, uc: Uc, offset: int, size: int, value: int,
+                       _data: object) -> None:
+        reg, half = offset & ~7, offset & 7
+        if reg == MMIO_EXIT and half == 4 and size == 4 and self._exit_high_pending:
+            self._host.complete_exit(value << 32)
+            self._exit_high_pending = False
+            return
+        if self._host.finished:
+            return
+        if reg == MMIO_CONSOLE and half in (0, 4):
+            if half == 0:
+                self.console.put(value & 0xFF)
+        elif reg == MMIO_CONSOLE_LINE and half == 0:
+            if size == 8:
+                self._console_line(value)
+            else:
+                self._line_latch = value
+        elif reg == MMIO_CONSOLE_LINE and half == 4 and size == 4:
+            self._console_line(self._line_latch | value << 32)
+        elif reg == MMIO_EXIT and half == 0:
+            self._host.finish(RunStatus.EXITED, f"exited with status {value}", exit_code=value)
+            self._exit_high_pending = size == 4
+        else:
+            self._host.finish(RunStatus.ERROR, f"write of {size} bytes at MMIO offset {offset:#x}, "
+                                          "which is not a writable register, at pc "
+                                          f"{self._host.pc_text()}")
+
+    def _console_line(self, va: int) -> None:
+        """One whole console line, read from the host's memory at ``va``:
+        one MMIO exit per line rather than per character."""
+        text = bytearray()
+        while len(text) < CONSOLE_LINE_MAX:
+            chunk_len = min(256, 0x400 - (va + len(text)) % 0x400)
+            try:
+                chunk = self._host.read_va(va + len(text), chunk_len, 1)
+            except HarnessError as err:
+                self._host.finish(RunStatus.ERROR, f"console line at {va:#x} is not readable "
+                                              f"at EL1 ({err})")
+                return
+            end = chunk.find(0)
+            if end >= 0:
+                text += chunk[:end]
+                break
+            text += chunk
+        self.console.lines.append(text.decode("utf-8", "backslashreplace"))

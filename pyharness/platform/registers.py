@@ -1,0 +1,48 @@
+"""The CPU's registers by name, as Unicorn numbers them."""
+
+from __future__ import annotations
+
+from unicorn import Uc, UcError
+from unicorn import arm64_const as A
+
+from pyharness.platform.el2_entry import (SYSREG_HCR_EL2, SYSREG_SPSR_EL2, SYSREG_TPIDR_EL2,
+                                          current_el, sysreg_read)
+
+GPR_IDS = tuple([A.UC_ARM64_REG_X0 + n for n in range(29)]
+                 + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30])
+
+REGISTER_IDS = {
+    **{f"x{n}": reg for n, reg in enumerate(GPR_IDS)},
+    "fp": A.UC_ARM64_REG_X29, "lr": A.UC_ARM64_REG_X30, "sp": A.UC_ARM64_REG_SP,
+    "pc": A.UC_ARM64_REG_PC, "pstate": A.UC_ARM64_REG_PSTATE,
+}
+
+SYSREG_IDS = {
+    "elr_el2": A.UC_ARM64_REG_ELR_EL2, "esr_el2": A.UC_ARM64_REG_ESR_EL2,
+    "far_el2": A.UC_ARM64_REG_FAR_EL2, "vbar_el2": A.UC_ARM64_REG_VBAR_EL2,
+    "sp_el0": A.UC_ARM64_REG_SP_EL0, "sp_el1": A.UC_ARM64_REG_SP_EL1,
+    "sp_el2": A.UC_ARM64_REG_SP_EL2, "elr_el1": A.UC_ARM64_REG_ELR_EL1,
+    "esr_el1": A.UC_ARM64_REG_ESR_EL1, "far_el1": A.UC_ARM64_REG_FAR_EL1,
+    "vbar_el1": A.UC_ARM64_REG_VBAR_EL1, "tpidr_el1": A.UC_ARM64_REG_TPIDR_EL1,
+}
+
+
+def read_registers(uc: Uc) -> dict[str, int]:
+    """The CPU's registers now: x0..x30, sp, pc, pstate, el and the EL1/EL2
+    system registers a post-mortem needs. Banked SPs are shown as the CPU
+    would (the live SP in its own bank)."""
+    regs = {f"x{n}": uc.reg_read(reg) for n, reg in enumerate(GPR_IDS)}
+    pstate = uc.reg_read(A.UC_ARM64_REG_PSTATE)
+    regs.update(sp=uc.reg_read(A.UC_ARM64_REG_SP), pc=uc.reg_read(A.UC_ARM64_REG_PC),
+                pstate=pstate, el=current_el(pstate))
+    for name, reg in SYSREG_IDS.items():
+        regs[name] = uc.reg_read(reg)
+    for name, encoding in (("spsr_el2", SYSREG_SPSR_EL2), ("hcr_el2", SYSREG_HCR_EL2),
+                           ("tpidr_el2", SYSREG_TPIDR_EL2)):
+        try:
+            regs[name] = sysreg_read(uc, encoding)
+        except UcError:
+            pass
+    live_bank = (f"sp_el{current_el(pstate)}" if pstate & 1 else "sp_el0")
+    regs[live_bank] = regs["sp"]
+    return regs

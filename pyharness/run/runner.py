@@ -1,0 +1,137 @@
+"""One run: build (cached), boot on the emulated platform with the observers
+(oracle, bounds watch) attached, judge, record.
+
+:func:`run_one` is what ``pyharness run``, the matrix workers and the
+pytest plugin all call. It returns a :class:`~pyharness.run.record.RunRecord`
+and raises :class:`~pyharness.errors.HarnessError` only for bad input
+(unknown scenario, a CPU beyond NR_CPUS, a bad config).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pyharness.build import cache as builder
+from pyharness.elf.image import Image, load_image
+from pyharness.errors import HarnessError
+from pyharness.judge.checker import judge_run
+from pyharness.judge.corruption import Fault, find_fault
+from pyharness.judge.expectation import Expectation
+from pyharness.judge.oracle import HypOracle
+from pyharness.judge.watch import BoundsWatch
+from pyharness.platform.machine import Machine
+from pyharness.platform.results import PerCpuChange, RunOptions, RunResult
+from pyharness.run.record import RunRecord
+from pyharness.run.scenarios import find_scenario
+from pyharness.run.spec import MODES, RunSpec
+
+DEFAULT_MAX_INSTRUCTIONS = 20_000_000
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run; ``RunSpec`` from the matrix converts to this."""
+
+    config: str
+    scenario: str
+    mode: str = "nvhe"
+    cpu: int = 0
+    kaslr_seed: int = 0
+    max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    out_dir: Path | None = None
+    # A fault to inject instead of the scenario's own (tests, fuzzing).
+    fault: Fault | None = None
+
+    @classmethod
+    def from_spec(cls, spec: RunSpec, **kwargs: object) -> RunRequest:
+        return cls(config=spec.config, scenario=spec.scenario, mode=spec.mode,
+                   cpu=spec.cpu, kaslr_seed=spec.kaslr_seed, **kwargs)
+
+
+def _validate(request: RunRequest, nr_cpus: int) -> None:
+    if request.mode not in MODES:
+        raise HarnessError(f"unknown mode {request.mode!r}; use one of: {', '.join(MODES)}")
+    if not 0 <= request.cpu < nr_cpus:
+        raise HarnessError(f"--cpu {request.cpu} is out of range: the configuration has "
+                           f"NR_CPUS={nr_cpus}, so use 0..{nr_cpus - 1}")
+    if request.max_instructions <= 0 or request.timeout_s <= 0:
+        raise HarnessError("budgets must be positive")
+
+
+@dataclass
+class Observation:
+    """A finished run before it is turned into a record: for tests and tools
+    that want the machine's result and the oracle's expectation themselves."""
+
+    request: RunRequest
+    built: builder.BuildResult
+    scenario: str
+    result: RunResult
+    expect: Expectation
+    foreign_changes: list[PerCpuChange]
+    violations: list[str]
+    build_ms: float
+
+
+SetupHook = Callable[[Machine, Image], None]
+
+
+def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
+    """Build if needed, run one scenario with the oracle watching.
+
+    ``setup(machine, image)``, if given, runs before the first instruction
+    (tests add their own watches there)."""
+    started = time.monotonic()
+    built = builder.build(request.config, out_dir=request.out_dir)
+    build_ms = (time.monotonic() - started) * 1000
+    summary = built.config.summary
+    _validate(request, summary.nr_cpus)
+    scenario = find_scenario(built.elf, request.scenario)
+    image = load_image(built.elf)
+
+    protected = request.mode == "protected"
+    machine = Machine(image, RunOptions(cpu=request.cpu, protected=protected,
+                                        scenario_id=scenario.number,
+                                        kaslr_seed=request.kaslr_seed,
+                                        max_instructions=request.max_instructions,
+                                        timeout_s=request.timeout_s))
+    oracle = HypOracle(image, machine, cpu=request.cpu, protected=protected,
+                       el2_debug=summary.el2_debug,
+                       fault=request.fault or (find_fault(scenario.fault)
+                                               if scenario.fault else None))
+    watch = BoundsWatch(image, machine, request.cpu)
+    if setup is not None:
+        setup(machine, image)
+    result = machine.run()
+    return Observation(request=request, built=built, scenario=scenario.name, result=result,
+                       expect=oracle.expectation(scenario.name, built.elf),
+                       foreign_changes=machine.foreign_percpu_changes(),
+                       violations=watch.violations, build_ms=build_ms)
+
+
+def judge(obs: Observation) -> RunRecord:
+    """Judge an observed run (:func:`pyharness.judge.checker.judge_run`) and
+    make its record."""
+    request, result, expect = obs.request, obs.result, obs.expect
+    judgement = judge_run(result, expect, obs.violations, obs.foreign_changes)
+    spec = RunSpec(config=request.config, config_name=obs.built.config.name,
+                   mode=request.mode, scenario=obs.scenario, cpu=request.cpu,
+                   kaslr_seed=request.kaslr_seed)
+    return RunRecord(
+        spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
+        console=result.console, instructions=result.instructions,
+        elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=result.kaslr_offset,
+        run_status=result.status.value, exit_status=result.exit_code,
+        expected=list(expect.frame_lines()), actual=list(judgement.actual_frames),
+        expected_panic=expect.panic.describe() if expect.panic else None,
+        build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf))
+
+
+def run_one(request: RunRequest) -> RunRecord:
+    """Build if needed, run one scenario, and check it against the oracle."""
+    return judge(observe(request))
