@@ -60,8 +60,8 @@ stamp=.venv/.pyharness-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ CMakeLists.txt -nt "$stamp" ]; then
 	echo "setup: installing pyharness into .venv"
 	# A previous editable install's import hook would shadow this tree
-	# inside the install's own build (CMake runs pyharness.config and
-	# pyharness.kallsyms_gen): remove it first.
+	# inside the install's own build (CMake runs pyharness.kconfig.outputs and
+	# pyharness.build.kallsyms_gen): remove it first.
 	.venv/bin/python -m pip uninstall -q -y pyharness >/dev/null 2>&1 || true
 	.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch "$stamp"

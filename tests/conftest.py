@@ -18,6 +18,7 @@ from typing import Callable
 
 import pytest
 
+from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ FIXTURE_CONFIGS = {
 def _write_fixture_config(config: str, out: Path) -> Path:
     fragment = out / f"{config}_defconfig"
     fragment.write_text(FIXTURE_CONFIGS[config])
-    kconfig.write_outputs(kconfig.resolve(fragment), out / "config")
+    kconfig_outputs.write_outputs(kconfig.resolve(fragment), out / "config")
     return out / "config"
 
 _HYP_SOURCES = ("hyp_entry.S", "hyp_main.c", "console.c")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import ConfigError
 
@@ -113,7 +114,7 @@ def test_full_config_round_trips_through_savedefconfig(tmp_path):
 
 def test_outputs_for_c_and_cmake(tmp_path):
     resolved = kconfig.resolve(kconfig.find_config("tiny"))
-    kconfig.write_outputs(resolved, tmp_path)
+    kconfig_outputs.write_outputs(resolved, tmp_path)
     header = (tmp_path / "generated" / "autoconf.h").read_text()
     assert "#define CONFIG_NR_CPUS 1\n" in header
     assert "#define CONFIG_CC_OPTIMIZE_FOR_SIZE 1\n" in header

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pyharness.judge.logrecords import TRACE_FOOTERS, TRACE_HEADERS
-from pyharness.judge.tracelog import MAX_RECORD_GAP, parse_frame, parse_log, split_line
+from pyharness.judge.logprefix import split_line
+from pyharness.judge.tracelog import MAX_RECORD_GAP, parse_frame, parse_log
 
 DATA = Path(__file__).resolve().parent / "data"
 

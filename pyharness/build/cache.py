@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
 from pyharness.paths import default_build_dir, source_root
@@ -103,7 +104,7 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
 
 def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
              build_dir: Path, jobs: int | None) -> None:
-    kconfig.write_outputs(config, build_dir / "config")
+    kconfig_outputs.write_outputs(config, build_dir / "config")
     env = dict(os.environ, CROSS_COMPILE=toolchain.prefix)
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pyharness.decode.records import DecodedFrame, DecodedTrace, ElfLocation
 from pyharness.judge.logrecords import Elision, Frame, HypPanic, HypTrace
-from pyharness.judge.tracelog import split_line
+from pyharness.judge.logprefix import split_line
 
 
 def format_json(traces: list[DecodedTrace], *, source: str | None = None,

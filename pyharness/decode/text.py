@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyharness.decode.records import DecodedFrame, DecodedTrace
 from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic
-from pyharness.judge.tracelog import split_line
+from pyharness.judge.logprefix import split_line
 
 
 _TRACE_TITLES = {kind: header.rstrip(":") for kind, header in TRACE_HEADERS.items()}

@@ -39,6 +39,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pyharness.judge.logprefix import split_lines
 from pyharness.judge.logrecords import (TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
                                         Frame, HostPanic, HypPanic, HypTrace, LogLine,
                                         ParsedLog, ParsedPanic, TraceKind)
@@ -53,43 +54,6 @@ MAX_STRAYS_IN_A_ROW = 2
 MAX_RECORD_GAP = 24
 # A multi-line `---[ end Kernel panic ...` marker closes within this many lines.
 MAX_END_MARKER_LINES = 8
-
-
-# --------------------------------------------------------------------------
-# Line prefixes
-
-_QUOTE_RE = re.compile(r" ?[>|] ?")
-_OTHER_PREFIX_RES = (
-    re.compile(r"\[\s*\d+\.\d+\]\s?"),                          # printk time
-    re.compile(r"\[\s*[TC]\d+\]\s?"),                           # caller id
-    re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ kernel: "),  # syslog
-)
-_KVM_PREFIX_RE = re.compile(r"kvm \[\d+\]: ?")
-
-
-def split_line(number: int, raw: str) -> LogLine:
-    """Strip every known prefix from one log line."""
-    raw = raw.rstrip("\r\n")
-    text, depth, pos = raw, 0, 0
-    while True:
-        quote = _QUOTE_RE.match(text, pos)
-        if quote:
-            depth += 1
-            pos = quote.end()
-            continue
-        other = next((m for r in _OTHER_PREFIX_RES if (m := r.match(text, pos))), None)
-        if other is None:
-            break
-        pos = other.end()
-    kvm = _KVM_PREFIX_RE.match(text, pos)
-    if kvm:
-        pos = kvm.end()
-    return LogLine(number=number, raw=raw, text=text[pos:], quote_depth=depth)
-
-
-def split_lines(text: str) -> list[LogLine]:
-    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line)."""
-    return [split_line(i, raw) for i, raw in enumerate(text.split("\n"), start=1)]
 
 
 # --------------------------------------------------------------------------

@@ -9,9 +9,11 @@ protected mode). The machine's TLB-fill hook asks :meth:`AddressSpaces.translate
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from pyharness.elf.image import Image, ImageError
 from pyharness.elf.layout import Layout
+from pyharness.platform.results import MachineError
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,21 @@ class AddressSpaces:
 
     def is_hyp_private(self, pa: int) -> bool:
         return any(start <= pa < end for start, end in self.hyp_private)
+
+    def physical_chunks(self, va: int, size: int, el: int,
+                        page: int) -> Iterator[tuple[int, int]]:
+        """(PA, length) of each page-bounded piece of [va, va + size) at
+        ``el``; MachineError if any of it is not RAM."""
+        while size > 0:
+            region = self.region_of(va, el)
+            if region is None or region.mmio:
+                what = "MMIO" if region is not None else "not mapped"
+                raise MachineError(f"VA {va:#x} is {what} at EL{el}; only RAM can be "
+                                   "read or written from the harness")
+            chunk = min(size, page - va % page, region.end - va)
+            yield region.pa + (va - region.va), chunk
+            va += chunk
+            size -= chunk
 
 
 def build_address_spaces(image: Image, kaslr_offset: int) -> AddressSpaces:

@@ -1,10 +1,10 @@
 """Exception entry to EL2, done by the harness (Unicorn never enters vectors).
 
-docs/platform.md ("Exceptions") lists the events the platform delivers;
-DESIGN.md section 4 has the Unicorn facts this relies on. One more fact,
-verified on Unicorn 2.1.4: writing PSTATE does not swap the banked stack
-pointers, so :func:`enter_el2` saves the outgoing SP into its SP_ELx bank
-and loads SP_EL2 itself (ERET, run natively, does its own swap).
+docs/platform.md ("Exceptions") lists the events the platform delivers,
+and "Unicorn facts the platform relies on" what this builds on. One of
+them: writing PSTATE does not swap the banked stack pointers, so
+:func:`enter_el2` saves the outgoing SP into its SP_ELx bank and loads
+SP_EL2 itself (ERET, run natively, does its own swap).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ Typical use::
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 from unicorn import (UC_ARCH_ARM64, UC_ERR_EXCEPTION, UC_HOOK_CODE, UC_HOOK_INTR,
                      UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_HOOK_TLB_FILL, UC_MEM_WRITE,
@@ -39,9 +39,8 @@ from pyharness.elf.image import Image, ImageError
 from pyharness.platform import aborts
 from pyharness.platform.addrspace import AddressSpaces, build_address_spaces
 from pyharness.platform.budget import InstructionCounter
-from pyharness.platform.el2_entry import (EC_BRK64, EC_HVC64, EXCP_BKPT, EXCP_HLT, EXCP_HVC,
-                                          EXCP_SMC, EXCP_SWI, current_el, enter_el2, esr,
-                                          exception_name, imm16, is_brk, is_hvc, reset_to_el2)
+from pyharness.platform import traps
+from pyharness.platform.el2_entry import current_el, reset_to_el2
 from pyharness.platform.geometry import HYP_STACK_PAGES, StackGeometry, stack_geometry
 from pyharness.platform.mmio import MmioDevices
 from pyharness.platform.percpu import PerCpuSnapshot
@@ -55,8 +54,6 @@ REQUIRED_SYMBOLS = (HYP_INIT_SYMBOL, HOST_ENTRY_SYMBOL, "_text", "_end",
                     HYP_STACK_PAGES, "__hyp_percpu_start", "__hyp_percpu_end",
                     "__host_percpu_start", "__host_percpu_end", "__hyp_private_start",
                     "__hyp_private_end")
-
-_WFI = 0xD503207F
 
 CodeHook = Callable[["Machine", int], None]
 PreRunHook = Callable[["Machine"], None]
@@ -157,7 +154,7 @@ class Machine:
     def read_va(self, va: int, size: int, el: int) -> bytes:
         """``size`` bytes at ``va`` as EL ``el`` sees them (RAM only)."""
         out = bytearray()
-        for pa, chunk in self._physical_chunks(va, size, el):
+        for pa, chunk in self.spaces.physical_chunks(va, size, el, self.layout.page_size):
             out += self.uc.mem_read(pa, chunk)
         return bytes(out)
 
@@ -168,22 +165,9 @@ class Machine:
         """Write RAM at ``va`` as EL ``el`` sees it. Code patched this way
         must be written before :meth:`run` (Unicorn keeps translated code)."""
         done = 0
-        for pa, chunk in self._physical_chunks(va, len(data), el):
+        for pa, chunk in self.spaces.physical_chunks(va, len(data), el, self.layout.page_size):
             self.uc.mem_write(pa, bytes(data[done:done + chunk]))
             done += chunk
-
-    def _physical_chunks(self, va: int, size: int, el: int) -> Iterator[tuple[int, int]]:
-        page = self.layout.page_size
-        while size > 0:
-            region = self.spaces.region_of(va, el)
-            if region is None or region.mmio:
-                what = "MMIO" if region is not None else "not mapped"
-                raise MachineError(f"VA {va:#x} is {what} at EL{el}; only RAM can be "
-                                   "read or written from the harness")
-            chunk = min(size, page - va % page, region.end - va)
-            yield region.pa + (va - region.va), chunk
-            va += chunk
-            size -= chunk
 
     # -- hooks -----------------------------------------------------------
 
@@ -327,7 +311,7 @@ class Machine:
             else:
                 # Also a UC_ERR_EXCEPTION without a failed access: Unicorn
                 # failing to translate `until` at the EL where it stopped.
-                self._stopped_without_cause()
+                traps.stopped_without_cause(self)
 
     def _unreachable_exit(self) -> int:
         """emu_start's ``until``: the last word of RAM, which nothing runs.
@@ -345,20 +329,6 @@ class Machine:
                  else f"wall timeout of {self.options.timeout_s:g} s")
         self.finish(RunStatus.DID_NOT_FINISH,
                      f"did not finish after {n} instructions at PC {self.pc_text()} ({cause})")
-
-    def _stopped_without_cause(self) -> None:
-        pc = self.uc.reg_read(A.UC_ARM64_REG_PC)
-        el = self._el()
-        for where in (pc - 4, pc):
-            if self.instruction_at(where, el) == _WFI:
-                self._halted_in_wfi(where, el)
-                return
-        self.finish(RunStatus.ERROR, f"emulation stopped unexpectedly at pc {self.pc_text()}")
-
-    def _halted_in_wfi(self, pc: int, el: int) -> None:
-        self.finish(RunStatus.ERROR, f"the CPU halted in WFI at EL{el}, pc {pc:#x} "
-                                      f"({self.describe_va(pc, el)}), without writing the "
-                                      "exit register")
 
     def finish(self, status: RunStatus, reason: str, *, exit_code: int | None = None,
                breach: Breach | None = None) -> None:
@@ -401,31 +371,7 @@ class Machine:
         if self._outcome is not None:
             uc.emu_stop()
             return
-        try:
-            pc = uc.reg_read(A.UC_ARM64_REG_PC)
-            el = self._el()
-            if number == EXCP_HVC and el == 1:
-                insn = self.instruction_at(pc - 4, el)
-                if insn is not None and is_hvc(insn):
-                    enter_el2(uc, esr_value=esr(EC_HVC64, imm16(insn)), elr=pc)
-                    return
-            elif number == EXCP_BKPT and el == 2:
-                insn = self.instruction_at(pc, el)
-                if insn is not None and is_brk(insn):
-                    enter_el2(uc, esr_value=esr(EC_BRK64, imm16(insn)), elr=pc)
-                    return
-            if number == EXCP_HLT:
-                self._halted_in_wfi(pc - 4 if self.instruction_at(pc - 4, el) == _WFI else pc,
-                                    el)
-                return
-            # HVC, SVC and SMC report the pc after the instruction.
-            where = pc - 4 if number in (EXCP_HVC, EXCP_SWI, EXCP_SMC) else pc
-            self.finish(RunStatus.ERROR, f"unexpected exception at EL{el}: "
-                                          f"{exception_name(number)} at "
-                                          f"pc {where:#x} ({self.describe_va(where, el)})")
-        except Exception as exc:
-            self.finish(RunStatus.ERROR, f"internal error modelling {exception_name(number)}:"
-                                          f" {type(exc).__name__}: {exc}")
+        traps.take_exception(self, number)
 
     def gpr(self, n: int) -> int:
         """General register n (31 = SP), for instruction decoding."""
@@ -440,12 +386,12 @@ class Machine:
             return None
         return int.from_bytes(self.uc.mem_read(pa, 4), "little")
 
-    def _el(self) -> int:
+    def current_el(self) -> int:
         return current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
 
     def pc_text(self) -> str:
         pc = self.uc.reg_read(A.UC_ARM64_REG_PC)
-        return f"{pc:#x} ({self.describe_va(pc, self._el())})"
+        return f"{pc:#x} ({self.describe_va(pc, self.current_el())})"
 
     # -- per-CPU data ----------------------------------------------------
 

@@ -1,0 +1,42 @@
+"""One kernel-log line without its prefixes: mail quoting (``> ``, ``>> ``,
+``> > ``, `` | ``), printk timestamps, caller ids (``[  T412] ``), a syslog
+stamp and the ``kvm [PID]: `` prefix, in any order and nesting."""
+
+from __future__ import annotations
+
+import re
+
+from pyharness.judge.logrecords import LogLine
+
+_QUOTE_RE = re.compile(r" ?[>|] ?")
+_OTHER_PREFIX_RES = (
+    re.compile(r"\[\s*\d+\.\d+\]\s?"),                          # printk time
+    re.compile(r"\[\s*[TC]\d+\]\s?"),                           # caller id
+    re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ kernel: "),  # syslog
+)
+_KVM_PREFIX_RE = re.compile(r"kvm \[\d+\]: ?")
+
+
+def split_line(number: int, raw: str) -> LogLine:
+    """Strip every known prefix from one log line."""
+    raw = raw.rstrip("\r\n")
+    text, depth, pos = raw, 0, 0
+    while True:
+        quote = _QUOTE_RE.match(text, pos)
+        if quote:
+            depth += 1
+            pos = quote.end()
+            continue
+        other = next((m for r in _OTHER_PREFIX_RES if (m := r.match(text, pos))), None)
+        if other is None:
+            break
+        pos = other.end()
+    kvm = _KVM_PREFIX_RE.match(text, pos)
+    if kvm:
+        pos = kvm.end()
+    return LogLine(number=number, raw=raw, text=text[pos:], quote_depth=depth)
+
+
+def split_lines(text: str) -> list[LogLine]:
+    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line)."""
+    return [split_line(i, raw) for i, raw in enumerate(text.split("\n"), start=1)]
