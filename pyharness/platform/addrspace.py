@@ -13,6 +13,7 @@ from typing import Iterator
 
 from pyharness.elf.image import Image, ImageError
 from pyharness.elf.layout import Layout
+from pyharness.platform.geometry import HYP_STACK_PAGES, stack_geometry
 from pyharness.platform.results import MachineError
 
 
@@ -82,7 +83,8 @@ def build_address_spaces(image: Image, kaslr_offset: int) -> AddressSpaces:
     """
     layout = image.layout
     page = layout.page_size
-    stacks_pa = image.phys_address(image.address_of("kvm_arm_hyp_stack_pages"))
+    geometry = stack_geometry(image)
+    stacks_pa = geometry.hyp_stack_pa(0).lo
     el1 = (
         Region("linear map", layout.page_offset, layout.phys_ram_size, layout.phys_ram_base),
         Region("kernel image", layout.kimage_vaddr + kaslr_offset,
@@ -92,15 +94,14 @@ def build_address_spaces(image: Image, kaslr_offset: int) -> AddressSpaces:
     el2 = (
         Region("hyp alias of RAM", layout.phys_ram_base + layout.hyp_va_offset,
                layout.phys_ram_size, layout.phys_ram_base),
-        *(Region(f"hyp stack of CPU {cpu}", layout.hyp_stack_va(cpu), page,
-                 stacks_pa + cpu * page) for cpu in range(layout.nr_cpus)),
+        *(Region(f"hyp stack of CPU {cpu}", geometry.hyp_stack_va(cpu).lo, page,
+                 geometry.hyp_stack_pa(cpu).lo) for cpu in range(layout.nr_cpus)),
         Region("MMIO", layout.mmio_va_el2, page, layout.mmio_phys, mmio=True),
     )
     for regions, el in ((el1, 1), (el2, 2)):
         _check_disjoint(image, regions, el)
-    if stacks_pa % page or not image.contains(image.address_of("kvm_arm_hyp_stack_pages")
-                                              + layout.nr_cpus * page - 1):
-        raise ImageError(f"{image.path}: kvm_arm_hyp_stack_pages must be page aligned and "
+    if stacks_pa % page or not image.contains(geometry.hyp_stack_pages_link.hi - 1):
+        raise ImageError(f"{image.path}: {HYP_STACK_PAGES} must be page aligned and "
                          f"hold NR_CPUS ({layout.nr_cpus}) pages inside the image "
                          "(docs/platform.md); fix the firmware's linker script")
     return AddressSpaces(el1, el2, _hyp_private_ranges(image, layout, stacks_pa))

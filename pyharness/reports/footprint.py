@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from pyharness.errors import HarnessError
 from pyharness.elf.image import load_image
+from pyharness.errors import HarnessError
+from pyharness.platform.geometry import OVERFLOW_STACK as OVERFLOW_STACK_SYMBOL
+from pyharness.platform.geometry import TRACE_BUFFER as STACKTRACE_SYMBOL
 from pyharness.run.record import RunRecord
 
-OVERFLOW_STACK_SYMBOL = "__kvm_nvhe_overflow_stack"
-STACKTRACE_SYMBOL = "__kvm_nvhe_pkvm_stacktrace"
 CLAIMED_OVERFLOW_STACK = 4096
 
 
