@@ -19,31 +19,12 @@
 #      NVHE_HOST_OBJECTS extended with them; NVHE_KERNEL_DEFINES.
 
 set(NVHE_KERNEL_GENERATIONS 6.1 6.12)
+string(REPLACE ";" ", " nvhe_ksrc_supported "${NVHE_KERNEL_GENERATIONS}")
 
 get_filename_component(NVHE_KERNEL_SRC "${NVHE_KERNEL_SRC}" ABSOLUTE)
 if(NOT IS_DIRECTORY "${NVHE_KERNEL_SRC}")
   message(FATAL_ERROR "NVHE_KERNEL_SRC=${NVHE_KERNEL_SRC} is not a directory; "
                       "give the top directory of a Linux kernel tree")
-endif()
-
-if(NOT NVHE_KERNEL_GEN)
-  # The generation is the tree's VERSION.PATCHLEVEL.
-  set(nvhe_ksrc_version "")
-  if(EXISTS "${NVHE_KERNEL_SRC}/Makefile")
-    file(STRINGS "${NVHE_KERNEL_SRC}/Makefile" nvhe_ksrc_vlines
-         REGEX "^(VERSION|PATCHLEVEL) *=" LIMIT_COUNT 2)
-    string(REGEX REPLACE ".*VERSION *= *([0-9]+).*PATCHLEVEL *= *([0-9]+).*" "\\1.\\2"
-           nvhe_ksrc_version "${nvhe_ksrc_vlines}")
-  endif()
-  if(NOT nvhe_ksrc_version MATCHES "^[0-9]+\\.[0-9]+$")
-    message(FATAL_ERROR "cannot read VERSION/PATCHLEVEL from ${NVHE_KERNEL_SRC}/Makefile; "
-                        "set NVHE_KERNEL_GEN to one of: ${NVHE_KERNEL_GENERATIONS}")
-  endif()
-  set(NVHE_KERNEL_GEN "${nvhe_ksrc_version}")
-endif()
-if(NOT NVHE_KERNEL_GEN IN_LIST NVHE_KERNEL_GENERATIONS)
-  message(FATAL_ERROR "kernel generation ${NVHE_KERNEL_GEN} (NVHE_KERNEL_SRC=${NVHE_KERNEL_SRC}) "
-                      "is not supported; supported: ${NVHE_KERNEL_GENERATIONS}")
 endif()
 
 set(NVHE_KERNEL_HYP_FILE "${NVHE_KERNEL_SRC}/arch/arm64/kvm/hyp/nvhe/stacktrace.c")
@@ -54,9 +35,31 @@ foreach(f arch/arm64/include/asm/stacktrace/common.h
           arch/arm64/kvm/stacktrace.c)
   if(NOT EXISTS "${NVHE_KERNEL_SRC}/${f}")
     message(FATAL_ERROR "${NVHE_KERNEL_SRC} has no ${f}: not a kernel tree with the "
-                        "nVHE stack unwinder (supported generations: ${NVHE_KERNEL_GENERATIONS})")
+                        "nVHE stack unwinder (supported generations: ${nvhe_ksrc_supported})")
   endif()
 endforeach()
+
+if(NOT NVHE_KERNEL_GEN)
+  # The generation is the tree's VERSION.PATCHLEVEL.
+  set(nvhe_ksrc_version "")
+  if(EXISTS "${NVHE_KERNEL_SRC}/Makefile")
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${NVHE_KERNEL_SRC}/Makefile")
+    file(STRINGS "${NVHE_KERNEL_SRC}/Makefile" nvhe_ksrc_vlines
+         REGEX "^(VERSION|PATCHLEVEL) *=" LIMIT_COUNT 2)
+    string(REGEX REPLACE ".*VERSION *= *([0-9]+).*PATCHLEVEL *= *([0-9]+).*" "\\1.\\2"
+           nvhe_ksrc_version "${nvhe_ksrc_vlines}")
+  endif()
+  if(NOT nvhe_ksrc_version MATCHES "^[0-9]+\\.[0-9]+$")
+    message(FATAL_ERROR "cannot read VERSION/PATCHLEVEL from ${NVHE_KERNEL_SRC}/Makefile; "
+                        "set NVHE_KERNEL_GEN to one of: ${nvhe_ksrc_supported}")
+  endif()
+  set(NVHE_KERNEL_GEN "${nvhe_ksrc_version}")
+endif()
+if(NOT NVHE_KERNEL_GEN IN_LIST NVHE_KERNEL_GENERATIONS)
+  message(FATAL_ERROR "kernel generation ${NVHE_KERNEL_GEN} (NVHE_KERNEL_SRC=${NVHE_KERNEL_SRC}) "
+                      "is not supported; supported: ${nvhe_ksrc_supported}")
+endif()
+
 message(STATUS "nVHE unwinder from ${NVHE_KERNEL_SRC} (generation ${NVHE_KERNEL_GEN})")
 
 set(nvhe_kcompat "${CMAKE_CURRENT_SOURCE_DIR}/csrc/kcompat")
