@@ -85,7 +85,21 @@ SECTIONS
 
 	/* Hypervisor memory shared with the host (pKVM stacktrace buffers). */
 	__hyp_shared_start = .;
-	.hyp.shared (NOLOAD) : { *(.hyp.data..shared) }
+	.hyp.shared (NOLOAD) : {
+#if defined(NVHE_KERNEL_UNWINDER) && defined(CONFIG_PROTECTED_NVHE_STACKTRACE)
+		/*
+		 * A kernel tree's per-CPU pkvm_stacktrace: its template
+		 * repeated NR_CPUS times at the hyp per-CPU stride, so that
+		 * this_cpu_ptr() (+ TPIDR_EL2) reaches CPU n's copy here.
+		 */
+		__hyp_shared_percpu_start = .;
+		*(.hyp.data..percpu_shared)
+		__hyp_shared_percpu_template_end = .;
+		. = __hyp_shared_percpu_start + NR_CPUS * HYP_PERCPU_STRIDE;
+		__hyp_shared_percpu_end = .;
+#endif
+		*(.hyp.data..shared)
+	}
 	. = ALIGN(PAGE_SIZE);
 	__hyp_shared_end = .;
 
@@ -116,6 +130,10 @@ SECTIONS
 
 ASSERT(__hyp_percpu_template_end - __hyp_percpu_start <= HYP_PERCPU_STRIDE,
        "hyp per-CPU data is larger than HYP_PERCPU_STRIDE")
+#if defined(NVHE_KERNEL_UNWINDER) && defined(CONFIG_PROTECTED_NVHE_STACKTRACE)
+ASSERT(__hyp_shared_percpu_template_end - __hyp_shared_percpu_start <= HYP_PERCPU_STRIDE,
+       "hyp shared per-CPU data is larger than HYP_PERCPU_STRIDE")
+#endif
 ASSERT(__host_percpu_template_end - __host_percpu_start <= HOST_PERCPU_STRIDE,
        "host per-CPU data is larger than HOST_PERCPU_STRIDE")
 ASSERT(SIZEOF(.got) <= 0x20, "unexpected GOT entries: build with -fno-pie")

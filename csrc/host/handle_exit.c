@@ -23,6 +23,12 @@ extern const struct bug_entry __hyp_bug_table_start[], __hyp_bug_table_end[];
 #define PSR_MODE_EL2t		0x00000008
 #define ESR_ELx_BRK64_ISS_COMMENT_MASK	0xffff
 
+/*
+ * The lab's dump of the hyp call trace. Built against a kernel tree
+ * (NVHE_KERNEL_UNWINDER), the tree's arch/arm64/kvm/stacktrace.c provides
+ * kvm_nvhe_dump_backtrace() instead (declared in host.h).
+ */
+#ifndef NVHE_KERNEL_UNWINDER
 /* Hyp pcs may carry tag or PAC bits above the VA: keep VA_BITS of them. */
 #define HYP_VA_MASK		((1UL << VA_BITS) - 1)
 
@@ -143,6 +149,7 @@ static void kvm_nvhe_dump_backtrace(unsigned long hyp_offset)
 	else
 		hyp_dump_backtrace(hyp_offset);
 }
+#endif /* !NVHE_KERNEL_UNWINDER */
 
 /* The hyp bug table entry for a brk at run-time kernel VA addr. */
 static const struct bug_entry *find_hyp_bug(unsigned long addr)

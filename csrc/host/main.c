@@ -98,6 +98,9 @@ void host_main(u64 cpu, u64 flags, u64 phys_text)
 	kvm_protected_mode = flags & BOOT_FLAG_PROTECTED;
 	kimage_phys_text = phys_text;
 	kimage_kaslr_offset = (unsigned long)_text - KIMAGE_VADDR;
+#ifdef NVHE_KERNEL_UNWINDER
+	kvm_compat_host_init();
+#endif
 
 	run_scenario(platform_read(PLATFORM_SCENARIO));
 	platform_exit(EXIT_STATUS_OK);

@@ -10,6 +10,14 @@ SECTIONS {
 	.hyp.bug_table : { *(__bug_table) }
 	.hyp.data : { *(.data .data.[!.]*) }
 	.hyp.bss : { *(.bss .bss.* COMMON) }
-	.hyp.data..percpu : { *(.data..percpu) }
+#ifdef NVHE_KERNEL_UNWINDER
+	/*
+	 * A kernel tree's pkvm_stacktrace is a per-CPU variable (one input
+	 * section per variable, csrc/kcompat/common/asm/percpu.h): the final
+	 * link puts its template in the pages shared with the host.
+	 */
+	.hyp.data..percpu_shared : { *(.data..percpu.pkvm_stacktrace) }
+#endif
+	.hyp.data..percpu : { *(.data..percpu .data..percpu.*) }
 	.hyp.data..shared : { *(.data..shared) }
 }

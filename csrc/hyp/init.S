@@ -29,6 +29,17 @@ SYM_CODE_START(__kvm_hyp_init)
 	mul	x9, x9, x0
 	msr	tpidr_el2, x9
 
+#ifdef NVHE_KERNEL_UNWINDER
+	/*
+	 * A kernel tree's unwinder finds this CPU's hyp stack through
+	 * kvm_init_params.stack_hyp_va, the stack's top (offset 0 of the
+	 * struct, see csrc/kcompat/hyp_glue.c).
+	 */
+	adr_l	x10, kvm_init_params
+	mov	x11, sp
+	str	x11, [x10, x9]
+#endif
+
 	ldr	x9, =HCR_RW
 	msr	hcr_el2, x9
 

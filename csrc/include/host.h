@@ -42,6 +42,13 @@ static inline unsigned long __phys_to_kimg(unsigned long pa)
 	return pa - kimage_phys_text + (unsigned long)_text;
 }
 
+#ifdef NVHE_KERNEL_UNWINDER
+/* csrc/kcompat/host_glue.c: what a kernel tree's unwinder needs at boot. */
+void kvm_compat_host_init(void);
+/* The tree's arch/arm64/kvm/stacktrace.c. */
+void kvm_nvhe_dump_backtrace(unsigned long hyp_offset);
+#endif
+
 void __noreturn panic(const char *fmt, ...) __printf(1, 2);
 void dump_stack(void);
 void unwind_selftest(void);

@@ -24,9 +24,10 @@
 #define __my_cpu_offset()	read_sysreg(tpidr_el1)
 #endif
 
+/* ptr is a variable's address or an array (its first element), as in the kernel. */
 #define per_cpu_ptr(ptr, cpu)						\
-	((__typeof__(ptr))((unsigned long)(ptr) + (cpu) * PERCPU_STRIDE))
+	((__typeof__(*(ptr)) *)((unsigned long)(ptr) + (cpu) * PERCPU_STRIDE))
 #define this_cpu_ptr(ptr)						\
-	((__typeof__(ptr))((unsigned long)(ptr) + __my_cpu_offset()))
+	((__typeof__(*(ptr)) *)((unsigned long)(ptr) + __my_cpu_offset()))
 
 #endif /* __PERCPU_H */

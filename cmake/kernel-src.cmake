@@ -1,0 +1,101 @@
+# Build the nVHE unwinder from a Linux kernel tree instead of the lab's own.
+#
+# Included by CMakeLists.txt when NVHE_KERNEL_SRC is set. The tree's files
+# are compiled unmodified, from the tree, against the compatibility headers
+# in csrc/kcompat (searched before the tree's arch/arm64/include):
+#
+#   EL2: arch/arm64/kvm/hyp/nvhe/stacktrace.c   replaces csrc/hyp/stacktrace.c
+#   EL1: arch/arm64/kvm/stacktrace.c            replaces the dump in csrc/host/handle_exit.c
+#   both: arch/arm64/include/asm/stacktrace/{common,nvhe}.h
+#
+# plus the lab glue csrc/kcompat/{hyp,host}_glue.c. Every lab object and
+# linker script is built with -DNVHE_KERNEL_UNWINDER.
+#
+# In:  NVHE_KERNEL_SRC (the tree's top directory), NVHE_KERNEL_GEN (6.1,
+#      6.12, or empty: read VERSION.PATCHLEVEL from the tree's Makefile),
+#      NVHE_COMMON_FLAGS, NVHE_CONFIG_DIR, NVHE_HYP_SOURCES.
+# Out: NVHE_HYP_SOURCES without csrc/hyp/stacktrace.c; the object libraries
+#      nvhe_hyp_ksrc and nvhe_host_ksrc; NVHE_HYP_OBJECTS and
+#      NVHE_HOST_OBJECTS extended with them; NVHE_KERNEL_DEFINES.
+
+set(NVHE_KERNEL_GENERATIONS 6.1 6.12)
+string(REPLACE ";" ", " nvhe_ksrc_supported "${NVHE_KERNEL_GENERATIONS}")
+
+get_filename_component(NVHE_KERNEL_SRC "${NVHE_KERNEL_SRC}" ABSOLUTE)
+if(NOT IS_DIRECTORY "${NVHE_KERNEL_SRC}")
+  message(FATAL_ERROR "NVHE_KERNEL_SRC=${NVHE_KERNEL_SRC} is not a directory; "
+                      "give the top directory of a Linux kernel tree")
+endif()
+
+set(NVHE_KERNEL_HYP_FILE "${NVHE_KERNEL_SRC}/arch/arm64/kvm/hyp/nvhe/stacktrace.c")
+set(NVHE_KERNEL_HOST_FILE "${NVHE_KERNEL_SRC}/arch/arm64/kvm/stacktrace.c")
+foreach(f arch/arm64/include/asm/stacktrace/common.h
+          arch/arm64/include/asm/stacktrace/nvhe.h
+          arch/arm64/kvm/hyp/nvhe/stacktrace.c
+          arch/arm64/kvm/stacktrace.c)
+  if(NOT EXISTS "${NVHE_KERNEL_SRC}/${f}")
+    message(FATAL_ERROR "${NVHE_KERNEL_SRC} has no ${f}: not a kernel tree with the "
+                        "nVHE stack unwinder (supported generations: ${nvhe_ksrc_supported})")
+  endif()
+endforeach()
+
+if(NOT NVHE_KERNEL_GEN)
+  # The generation is the tree's VERSION.PATCHLEVEL.
+  set(nvhe_ksrc_version "")
+  if(EXISTS "${NVHE_KERNEL_SRC}/Makefile")
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${NVHE_KERNEL_SRC}/Makefile")
+    file(STRINGS "${NVHE_KERNEL_SRC}/Makefile" nvhe_ksrc_vlines
+         REGEX "^(VERSION|PATCHLEVEL) *=" LIMIT_COUNT 2)
+    string(REGEX REPLACE ".*VERSION *= *([0-9]+).*PATCHLEVEL *= *([0-9]+).*" "\\1.\\2"
+           nvhe_ksrc_version "${nvhe_ksrc_vlines}")
+  endif()
+  if(NOT nvhe_ksrc_version MATCHES "^[0-9]+\\.[0-9]+$")
+    message(FATAL_ERROR "cannot read VERSION/PATCHLEVEL from ${NVHE_KERNEL_SRC}/Makefile; "
+                        "set NVHE_KERNEL_GEN to one of: ${nvhe_ksrc_supported}")
+  endif()
+  set(NVHE_KERNEL_GEN "${nvhe_ksrc_version}")
+endif()
+if(NOT NVHE_KERNEL_GEN IN_LIST NVHE_KERNEL_GENERATIONS)
+  message(FATAL_ERROR "kernel generation ${NVHE_KERNEL_GEN} (NVHE_KERNEL_SRC=${NVHE_KERNEL_SRC}) "
+                      "is not supported; supported: ${nvhe_ksrc_supported}")
+endif()
+
+message(STATUS "nVHE unwinder from ${NVHE_KERNEL_SRC} (generation ${NVHE_KERNEL_GEN})")
+
+set(nvhe_kcompat "${CMAKE_CURRENT_SOURCE_DIR}/csrc/kcompat")
+set(NVHE_KERNEL_DEFINES NVHE_KERNEL_UNWINDER)
+
+# Search order for the tree's files: the generation's compatibility
+# headers, the common ones, the lab's configuration and headers (which the
+# compatibility headers build on), and last the tree's own arch headers
+# (only asm/stacktrace/ is taken from there).
+set(NVHE_KERNEL_INCLUDES
+  "${nvhe_kcompat}/${NVHE_KERNEL_GEN}" "${nvhe_kcompat}/common"
+  "${NVHE_CONFIG_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}/csrc/include"
+  "${NVHE_KERNEL_SRC}/arch/arm64/include")
+
+# The lab's flags (-Werror kept). kbuild force-includes the configuration;
+# debug info names the tree's files as kbuild does, relative to the tree.
+set(NVHE_KERNEL_FLAGS ${NVHE_COMMON_FLAGS}
+  -include "${nvhe_kcompat}/common/linux/kconfig.h"
+  "-ffile-prefix-map=${NVHE_KERNEL_SRC}/=")
+# The tree's own files only: the two -Wextra warnings the kernel's W=1
+# build turns off (its code compares int with size_t, and keeps unused
+# parameters in the !CONFIG_PROTECTED_NVHE_STACKTRACE stubs).
+set_source_files_properties("${NVHE_KERNEL_HYP_FILE}" "${NVHE_KERNEL_HOST_FILE}"
+  PROPERTIES COMPILE_OPTIONS "-Wno-sign-compare;-Wno-unused-parameter")
+
+list(FILTER NVHE_HYP_SOURCES EXCLUDE REGEX "/csrc/hyp/stacktrace\\.c$")
+
+add_library(nvhe_hyp_ksrc OBJECT "${NVHE_KERNEL_HYP_FILE}" "${nvhe_kcompat}/hyp_glue.c")
+target_compile_options(nvhe_hyp_ksrc PRIVATE ${NVHE_KERNEL_FLAGS})
+target_compile_definitions(nvhe_hyp_ksrc PRIVATE __KVM_NVHE_HYPERVISOR__ ${NVHE_KERNEL_DEFINES})
+target_include_directories(nvhe_hyp_ksrc PRIVATE ${NVHE_KERNEL_INCLUDES})
+
+add_library(nvhe_host_ksrc OBJECT "${NVHE_KERNEL_HOST_FILE}" "${nvhe_kcompat}/host_glue.c")
+target_compile_options(nvhe_host_ksrc PRIVATE ${NVHE_KERNEL_FLAGS})
+target_compile_definitions(nvhe_host_ksrc PRIVATE ${NVHE_KERNEL_DEFINES})
+target_include_directories(nvhe_host_ksrc PRIVATE ${NVHE_KERNEL_INCLUDES})
+
+list(APPEND NVHE_HYP_OBJECTS "$<TARGET_OBJECTS:nvhe_hyp_ksrc>")
+list(APPEND NVHE_HOST_OBJECTS "$<TARGET_OBJECTS:nvhe_host_ksrc>")
