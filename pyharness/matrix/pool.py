@@ -7,6 +7,12 @@ crash in Unicorn, an ``os._exit``) or misses the deadline (a hang) costs
 that run an ``error`` record saying so; the parent kills it if needed,
 starts a fresh worker, and the matrix goes on.
 
+The pool is not tied to runs: ``WorkerPool(..., work=, lost=)`` runs any
+picklable task with a function of the worker's (``pyharness mutate`` builds
+a mutant there before its run), and :meth:`WorkerPool.run_from` takes its
+tasks from a callable as workers free up, so that the caller can decide
+the next task from the results so far.
+
 For tests only, ``$PYHARNESS_MATRIX_FAULTS`` makes a worker misbehave on
 chosen runs: a comma-separated list of ``ACTION:RUN_ID`` where ACTION is
 ``crash`` (the worker exits at once, as a segfault would end it), ``hang``
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from pyharness.errors import HarnessError
 from pyharness.run.spec import RunSpec
@@ -40,6 +46,12 @@ CRASH_EXIT_CODE = 86
 
 # Called with each run's index in the task list and its record.
 RecordCallback = Callable[[int, RunRecord], None]
+# In a worker: a task -> its (picklable) result. In the parent: the result
+# of a task whose worker died or hung, from the task and what happened.
+Work = Callable[[Any, "WorkerSettings"], Any]
+Lost = Callable[[Any, str], Any]
+# The next (index, task) to hand to a free worker, or None for none now.
+NextTask = Callable[[], "tuple[int, Any] | None"]
 
 
 def parse_faults(text: str | None) -> dict[str, str]:
@@ -106,26 +118,24 @@ def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
         return record
 
 
-def _worker_main(conn: Connection, settings: WorkerSettings) -> None:
+def _worker_main(conn: Connection, settings: WorkerSettings, work: Work) -> None:
     # Ctrl-C reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            message = conn.recv()
+            task = conn.recv()
         except (EOFError, OSError):
             return
-        if message is None:
+        if task is None:
             return
-        spec = RunSpec(**message)
-        record = execute_spec(spec, settings)
-        conn.send((record.to_json(), _max_rss_kb()))
+        conn.send((work(task, settings), _max_rss_kb()))
 
 
 @dataclass
 class _Worker:
     process: BaseProcess
     conn: Connection
-    task: tuple[int, RunSpec] | None = None
+    task: tuple[int, Any] | None = None
     deadline: float = 0.0
 
 
@@ -136,28 +146,41 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class WorkerPool:
-    """Up to ``size`` worker processes running the given runs to completion."""
+    """Up to ``size`` worker processes running the given tasks to completion:
+    by default runs (RunSpec -> RunRecord)."""
 
-    def __init__(self, size: int, settings: WorkerSettings, kill_after_s: float) -> None:
+    def __init__(self, size: int, settings: WorkerSettings, kill_after_s: float,
+                 work: Work = execute_spec, lost: Lost = error_record) -> None:
         if size < 1:
             raise HarnessError(f"-j {size}: the number of workers must be at least 1")
         self.size = size
         self.settings = settings
         self.kill_after_s = kill_after_s
+        self.work = work
+        self.lost = lost
         self._context = _context()
         self._workers: list[_Worker] = []
         self._started = 0
         self._lost = 0
         self._peak_rss_kb = 0
 
-    def run(self, tasks: Iterable[tuple[int, RunSpec]],
+    def run(self, tasks: Iterable[tuple[int, Any]],
             on_record: RecordCallback) -> PoolStats:
         """Run every (index, spec), in that order; ``on_record`` gets each result."""
         pending = deque(tasks)
+        return self.run_from(lambda: pending.popleft() if pending else None, on_record)
+
+    def run_from(self, next_task: NextTask,
+                 on_result: Callable[[int, Any], None]) -> PoolStats:
+        """Run tasks from ``next_task()`` until it has none and no worker is
+        busy; ``on_result`` gets each result (it may change what
+        ``next_task`` returns next)."""
         try:
-            while pending or self._busy():
-                self._fill(pending)
-                self._collect(on_record)
+            while True:
+                self._fill(next_task)
+                if not self._busy():
+                    break
+                self._collect(on_result)
         except BaseException:  # Ctrl-C, or a bug here: stop the workers now
             for worker in list(self._workers):
                 self._stop(worker)
@@ -169,7 +192,8 @@ class WorkerPool:
 
     def _start_worker(self) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=_worker_main, args=(child_end, self.settings),
+        process = self._context.Process(target=_worker_main,
+                                        args=(child_end, self.settings, self.work),
                                         name=f"pyharness-worker-{self._started}",
                                         daemon=True)
         process.start()
@@ -182,15 +206,17 @@ class WorkerPool:
     def _busy(self) -> list[_Worker]:
         return [w for w in self._workers if w.task is not None]
 
-    def _fill(self, pending: deque[tuple[int, RunSpec]]) -> None:
+    def _fill(self, next_task: NextTask) -> None:
         idle = [w for w in self._workers if w.task is None]
-        while pending and (idle or len(self._workers) < self.size):
+        while idle or len(self._workers) < self.size:
+            item = next_task()
+            if item is None:
+                return
             worker = idle.pop() if idle else self._start_worker()
-            index, spec = pending.popleft()
-            worker.task = (index, spec)
+            worker.task = item
             worker.deadline = time.monotonic() + self.kill_after_s
             try:
-                worker.conn.send(spec.to_dict())
+                worker.conn.send(item[1])
             except OSError:
                 pass  # it died while idle: _collect sees its sentinel and replaces it
 
@@ -215,8 +241,7 @@ class WorkerPool:
         try:
             if not worker.conn.poll():
                 raise EOFError
-            data, rss_kb = worker.conn.recv()
-            record = RunRecord.from_json(data)
+            record, rss_kb = worker.conn.recv()
         except (EOFError, OSError):
             worker.process.join(timeout=5)
             code = worker.process.exitcode
@@ -236,11 +261,11 @@ class WorkerPool:
               reason: str) -> None:
         """Record the worker's run as an error and get rid of the worker."""
         assert worker.task is not None
-        index, spec = worker.task
+        index, task = worker.task
         worker.task = None
         self._stop(worker)
         self._lost += 1
-        on_record(index, error_record(spec, reason))
+        on_record(index, self.lost(task, reason))
 
     def _stop(self, worker: _Worker) -> None:
         if worker.process.is_alive():
