@@ -5,6 +5,11 @@ keyed by a hash of (.config, firmware sources, toolchain version): a second
 build with nothing changed finds the finished image there and does no
 compiler work. Concurrent builds of the same key (pytest-xdist workers, a
 matrix) wait on a lock rather than racing.
+
+Many builds of one source tree that differs a file at a time (``pyharness
+mutate``) may compile in a persistent CMake tree instead (``scratch``):
+Ninja then recompiles only what the change touched, and the image is copied
+into the keyed directory like any other.
 """
 
 from __future__ import annotations
@@ -103,14 +108,15 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
 
 
 def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-             build_dir: Path, jobs: int | None) -> None:
+             build_dir: Path, jobs: int | None, *, reconfigure: bool = True) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
     env = dict(os.environ, CROSS_COMPILE=toolchain.prefix)
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
-          f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
-          f"-DPython_EXECUTABLE={sys.executable}"],
-         build_dir, "cmake configure", env)
+    if reconfigure or not (build_dir / "CMakeCache.txt").is_file():
+        _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
+              f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
+              f"-DPython_EXECUTABLE={sys.executable}"],
+             build_dir, "cmake configure", env)
     _run([_cmake(), "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 1)],
          build_dir, "firmware build", env)
 
@@ -123,9 +129,21 @@ def _read_stamp(build_dir: Path, digest: str) -> bool:
     return stamp.get("digest") == digest and (build_dir / "vmlinux").is_file()
 
 
+def scratch_tree(scratch: Path, config: kconfig.ResolvedConfig) -> Path:
+    """The persistent CMake tree under ``scratch`` for this configuration
+    (and this source root: one scratch directory must serve one root)."""
+    return scratch / f"{config.name}-{hashlib.sha256(config.dotconfig.encode()).hexdigest()[:12]}"
+
+
 def build(config_path: Path | str, out_dir: Path | str | None = None,
-          jobs: int | None = None) -> BuildResult:
-    """Build (or find cached) the image for the config file at config_path."""
+          jobs: int | None = None, *, scratch: Path | None = None) -> BuildResult:
+    """Build (or find cached) the image for the config file at config_path.
+
+    ``scratch``: compile in a persistent CMake tree there (incremental)
+    rather than in a fresh one in the keyed directory, then copy the image
+    into the keyed directory. The caller keeps one scratch directory per
+    source root, used by one process at a time, and must make every source
+    it changes newer than everything built so far (Ninja goes by mtimes)."""
     started = time.monotonic()
     config = kconfig.resolve(kconfig.find_config(str(config_path)))
     if not config.enabled("KVM"):
@@ -147,7 +165,13 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         cached = _read_stamp(build_dir, digest)
         if not cached:
             (build_dir / STAMP).unlink(missing_ok=True)
-            _compile(config, toolchain, build_dir, jobs)
+            if scratch is None:
+                _compile(config, toolchain, build_dir, jobs)
+            else:
+                tree = scratch_tree(scratch, config)
+                tree.mkdir(parents=True, exist_ok=True)
+                _compile(config, toolchain, tree, jobs, reconfigure=False)
+                shutil.copyfile(tree / "vmlinux", build_dir / "vmlinux")
             (build_dir / STAMP).write_text(json.dumps({
                 "digest": digest, "config": str(config.source),
                 "toolchain": toolchain.version}, indent=1) + "\n")
