@@ -17,6 +17,7 @@ from pyharness.cli.decode import add_decode_parser
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.spec import MODES
 from pyharness.cli.matrix import add_matrix_parser
+from pyharness.cli.mutate import add_mutate_parser
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
 
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose image to read them from (default: nvhe)")
 
     add_matrix_parser(sub)
+    add_mutate_parser(sub)
     add_decode_parser(sub)
     return parser
 

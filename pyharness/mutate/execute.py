@@ -1,0 +1,208 @@
+"""Running the mutants: a baseline, then each mutant's runs until one fails.
+
+1. The tree is copied to a snapshot (the mutants are edits of copies; the
+   user's tree is never written).
+2. Baseline: every planned run on the unmutated snapshot, through the
+   matrix (:func:`pyharness.matrix.execute.run_matrix`). Its images give
+   each configuration's fingerprint; a run that fails here is left out of
+   every mutant's plan (it could not tell a mutant apart).
+3. Mutants, in the matrix's worker pool: each worker applies a mutant to
+   its own copy of the tree, builds (incrementally, cached by the sources'
+   hash) and runs one step (:mod:`pyharness.mutate.worker`). A mutant has
+   at most one step in flight, so the pool works on ``-j`` mutants at
+   once; its next step is chosen from the results so far: the next run,
+   the next configuration when its image is the unmutated one, nothing
+   after its first failure or a compile error.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from pyharness.errors import HarnessError
+from pyharness.matrix.execute import KILL_GRACE_S, run_matrix
+from pyharness.matrix.pool import WorkerPool, WorkerSettings
+from pyharness.mutate.generate import Mutant
+from pyharness.mutate.plan import ConfigRuns
+from pyharness.mutate.worker import ROOT_ENV, Step, StepResult, image_fingerprint, lost_step, run_step
+from pyharness.run.record import RunRecord
+from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.spec import RunSpec
+
+KILLED, SURVIVED, COMPILE_ERROR, SAME_IMAGE = "killed", "survived", "compile-error", "same-image"
+
+
+@dataclass
+class Outcome:
+    """What happened to one mutant."""
+
+    mutant: Mutant
+    status: str = SURVIVED
+    killer: RunRecord | None = None
+    message: str = ""                       # compile error: the first error line
+    detail: str = ""
+    runs: int = 0                           # runs made
+    same_image: list[str] = field(default_factory=list)   # configurations
+    tried: list[str] = field(default_factory=list)        # configurations run
+    seconds: float = 0.0
+    build_seconds: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        if self.killer is None:
+            return self.message
+        return self.killer.reasons[0] if self.killer.reasons else self.killer.verdict.value
+
+
+@dataclass
+class _State:
+    outcome: Outcome
+    plans: list[ConfigRuns]
+    config: int = 0
+    run: int = 0
+    busy: bool = False
+    done: bool = False
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The unmutated tree's runs."""
+
+    fingerprints: dict[str, str]          # configuration name -> image fingerprint
+    passing: dict[str, list[RunSpec]]     # configuration name -> its passing runs
+    failing: list[RunRecord]
+    seconds: float
+
+
+@contextmanager
+def lab_root(root: Path) -> Iterator[None]:
+    """Point this process's (and its workers') builds at ``root``."""
+    saved = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ROOT_ENV, None)
+        else:
+            os.environ[ROOT_ENV] = saved
+
+
+def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int, out_dir: Path | None,
+                 timeout_s: float, max_instructions: int) -> Baseline:
+    started = time.monotonic()
+    with lab_root(snapshot):
+        result = run_matrix(specs, jobs, out_dir=out_dir, run_timeout_s=timeout_s,
+                            max_instructions=max_instructions, faults={})
+    broken = [b for b in result.builds if not b.ok]
+    if broken:
+        raise HarnessError(f"the unmutated firmware does not build for {broken[0].name}: "
+                           f"{(broken[0].error or '').splitlines()[0]}; fix that before "
+                           "measuring mutants")
+    fingerprints = {b.name: image_fingerprint(Path(b.elf)) for b in result.builds if b.elf}
+    passing: dict[str, list[RunSpec]] = {}
+    for record in result.records:
+        if record.passed:
+            passing.setdefault(record.spec.config_name, []).append(record.spec)
+    return Baseline(fingerprints, passing, result.failures, time.monotonic() - started)
+
+
+class MutationRun:
+    """The mutants' steps, handed to the pool one at a time per mutant."""
+
+    def __init__(self, plans: Sequence[tuple[Mutant, list[ConfigRuns]]], baseline: Baseline,
+                 snapshot: Path, slots: Path, out_dir: Path,
+                 on_done: Callable[[Outcome], None]) -> None:
+        self.states = [_State(Outcome(m), plan) for m, plan in plans]
+        self.baseline = baseline
+        self.snapshot, self.slots, self.out_dir = str(snapshot), str(slots), str(out_dir)
+        self.on_done = on_done
+        self.in_flight: dict[int, _State] = {}
+        self.counter = 0
+        for state in self.states:
+            if not state.plans:
+                self._finish(state)
+
+    def next_step(self) -> tuple[int, Step] | None:
+        for state in self.states:
+            if state.done or state.busy:
+                continue
+            plan = state.plans[state.config]
+            same_as = self.baseline.fingerprints.get(plan.name) if state.run == 0 else None
+            step = Step(mutant=state.outcome.mutant, spec=plan.specs[state.run],
+                        snapshot=self.snapshot, slots=self.slots, out_dir=self.out_dir,
+                        same_as=same_as)
+            state.busy = True
+            if not state.started:
+                state.started = time.monotonic()
+            self.counter += 1
+            self.in_flight[self.counter] = state
+            return self.counter, step
+        return None
+
+    def on_result(self, index: int, result: StepResult) -> None:
+        state = self.in_flight.pop(index)
+        state.busy = False
+        outcome = state.outcome
+        outcome.build_seconds += result.build_s
+        plan = state.plans[state.config]
+        if result.kind == "compile-error":
+            outcome.status, outcome.message, outcome.detail = \
+                COMPILE_ERROR, result.message, result.detail
+            outcome.tried.append(plan.name)
+            self._finish(state)
+            return
+        if result.kind == "same-image":
+            outcome.same_image.append(plan.name)
+            self._next_config(state)
+            return
+        assert result.record is not None
+        outcome.runs += 1
+        if state.run == 0:
+            outcome.tried.append(plan.name)
+        if not result.record.passed:
+            outcome.status, outcome.killer = KILLED, result.record
+            self._finish(state)
+            return
+        state.run += 1
+        if state.run >= len(plan.specs):
+            self._next_config(state)
+
+    def _next_config(self, state: _State) -> None:
+        state.config += 1
+        state.run = 0
+        if state.config >= len(state.plans):
+            if not state.outcome.tried:
+                state.outcome.status = SAME_IMAGE
+            self._finish(state)
+
+    def _finish(self, state: _State) -> None:
+        state.done = True
+        if state.started:
+            state.outcome.seconds = time.monotonic() - state.started
+        self.on_done(state.outcome)
+
+
+def run_mutants(plans: Sequence[tuple[Mutant, list[ConfigRuns]]], baseline: Baseline,
+                snapshot: Path, out_dir: Path, jobs: int,
+                on_done: Callable[[Outcome], None], *,
+                timeout_s: float = DEFAULT_TIMEOUT_S,
+                max_instructions: int = DEFAULT_MAX_INSTRUCTIONS) -> list[Outcome]:
+    """Every mutant's outcome, in the order of ``plans``."""
+    with tempfile.TemporaryDirectory(prefix="pyharness-mutate-slots-") as slots:
+        run = MutationRun(plans, baseline, snapshot, Path(slots), out_dir, on_done)
+        settings = WorkerSettings(out_dir=out_dir, run_timeout_s=timeout_s,
+                                  max_instructions=max_instructions, faults={})
+        if any(not s.done for s in run.states):
+            # A step builds before it runs: give it the build's time too.
+            pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,
+                              work=run_step, lost=lost_step)
+            pool.run_from(run.next_step, run.on_result)
+    return [state.outcome for state in run.states]

@@ -1,0 +1,188 @@
+"""One ``pyharness mutate`` run, from options to verdicts (the CLI, the
+benchmark and the tests call :func:`prepare` then :func:`execute`)."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pyharness.build import cache as builder
+from pyharness.build import kernelsrc
+from pyharness.errors import HarnessError
+from pyharness.kconfig import resolve as kconfig
+from pyharness.matrix.execute import default_jobs
+from pyharness.matrix.expand import expand
+from pyharness.mutate import equivalents
+from pyharness.mutate.execute import Baseline, Outcome, lab_root, run_baseline, run_mutants
+from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
+from pyharness.mutate.plan import plan_mutant
+from pyharness.mutate.report import Counts, Verdict, classify, count
+from pyharness.mutate.worker import snapshot_tree
+from pyharness.paths import default_build_dir, source_root
+from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.scenarios import list_scenarios
+
+KERNEL_TARGETS = (
+    Target(kernelsrc.COMMON_H, focus=LAB_TARGETS[0].focus),
+    Target(kernelsrc.NVHE_H, focus=LAB_TARGETS[1].focus),
+    Target(kernelsrc.HYP_STACKTRACE_C, focus=LAB_TARGETS[2].focus, modes=LAB_TARGETS[2].modes),
+    Target(kernelsrc.HOST_STACKTRACE_C, focus=LAB_TARGETS[5].focus,
+           modes=((r"pkvm", "protected"), (r"hyp_|kvm_nvhe_dump_backtrace_entry", "nvhe"))),
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    configs: tuple[str, ...] = ()        # names or files; default: every shipped one
+    files: tuple[str, ...] = ()          # globs over the mutated files
+    only: tuple[str, ...] = ()           # mutant ids or keys
+    scenarios: tuple[str, ...] = ()      # globs: narrow every plan (tests, CI)
+    modes: tuple[str, ...] = ()
+    kernel_src: Path | None = None
+    equivalents: Path | None = None
+    jobs: int | None = None
+    out_dir: Path | None = None
+    seed: int = 0
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
+
+
+@dataclass
+class Prepared:
+    """The mutants chosen, and what they are checked against."""
+
+    options: Options
+    tree: str                            # "lab" or "linux-6.12"...
+    root: Path                           # the tree the mutants edit (never written)
+    files: list[str]
+    mutants: list[Mutant]                # the chosen ones, in id order
+    generated: int                       # before --files / --only
+    listed: dict[str, equivalents.Equivalent]
+    equivalents_path: Path
+    stale: list[equivalents.Equivalent] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    verdicts: list[Verdict]
+    counts: Counts
+    baseline: Baseline
+    configs: list[str]
+    runs_per_mutant: int
+    wall_seconds: float
+    mutant_seconds: float
+    jobs: int
+
+
+def _kernel_build_ready() -> bool:
+    """Whether this checkout's build can take a kernel tree (the --kernel-src
+    plumbing of build/run/matrix, developed on its own branch)."""
+    return "kernel_src" in inspect.signature(builder.build).parameters
+
+
+def _select_only(mutants: list[Mutant], only: Sequence[str]) -> list[Mutant]:
+    if not only:
+        return mutants
+    by_id = {m.id: m for m in mutants}
+    by_key = {m.key: m for m in mutants}
+    unknown = [x for x in only if x not in by_id and x not in by_key]
+    if unknown:
+        raise HarnessError(f"--only {' '.join(unknown)}: no such mutant id or key "
+                           "(`pyharness mutate --list` lists them)")
+    chosen = {(by_id.get(x) or by_key[x]).id for x in only}
+    return [m for m in mutants if m.id in chosen]
+
+
+def prepare(options: Options) -> Prepared:
+    """Generate the mutants and read the equivalents list (no build)."""
+    if options.kernel_src is not None:
+        tree = kernelsrc.inspect(options.kernel_src)
+        name, root, targets, prefix = f"linux-{tree.generation}", tree.root, KERNEL_TARGETS, "k"
+    else:
+        name, root, targets, prefix = "lab", source_root(), LAB_TARGETS, "m"
+    every = mutants_of(name, root, targets, prefix)
+    files = [t.path for t in targets]
+    chosen = _select_only(select_files(every, options.files, files), options.only)
+    path = options.equivalents or equivalents.default_path(source_root(), name)
+    listed = equivalents.load(path, required=options.equivalents is not None)
+    keys = {m.key for m in every}
+    in_scope = [f for f in files if not options.files
+                or any(fnmatch.fnmatchcase(f, p) for p in options.files)]
+    stale = [e for e in listed.values()
+             if e.key not in keys and e.key.rsplit(":", 2)[0] in in_scope]
+    return Prepared(options=options, tree=name, root=root, files=files, mutants=chosen,
+                    generated=len(every), listed=listed, equivalents_path=path, stale=stale)
+
+
+def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = None,
+            on_note: Callable[[str], None] | None = None) -> Result:
+    """Baseline, then every chosen mutant; ``on_verdict`` gets each mutant's
+    verdict in id order as soon as it and all before it are decided."""
+    options = prepared.options
+    note = on_note or (lambda text: None)
+    if prepared.tree != "lab" and not _kernel_build_ready():
+        raise HarnessError(
+            "--kernel-src: this checkout's build cannot take a kernel tree yet (the "
+            "--kernel-src plumbing of build/run/matrix is on its own branch); "
+            "`pyharness mutate --kernel-src PATH --list` lists the tree's mutants")
+    jobs = options.jobs or default_jobs()
+    if jobs < 1:
+        raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
+    started = time.monotonic()
+    build_base = options.out_dir or default_build_dir()
+    with tempfile.TemporaryDirectory(prefix="pyharness-mutate-") as tmp:
+        paths = [kconfig.find_config(c) for c in options.configs] or kconfig.named_configs()
+        configs = [kconfig.resolve(p) for p in paths]
+        snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
+        with lab_root(snapshot):
+            scenarios = [s.name for s in list_scenarios(
+                builder.build(paths[0], out_dir=build_base).elf)]
+            specs = expand(paths, scenarios, scenario_patterns=list(options.scenarios) or None,
+                           mode_patterns=list(options.modes) or None, seed=options.seed)
+        note(f"baseline: {len(specs)} runs of the unmutated tree in {len(configs)} "
+             f"configuration{'s' if len(configs) != 1 else ''}")
+        baseline = run_baseline(specs, snapshot, jobs, build_base, options.timeout_s,
+                                options.max_instructions)
+        for record in baseline.failing:
+            note(f"baseline: {record.id} fails without any mutant ({record.reasons[:1]}): "
+                 "left out of every plan")
+        note(f"baseline: {len(specs) - len(baseline.failing)} runs passed in "
+             f"{baseline.seconds:.1f} s")
+
+        plans = [(m, plan_mutant(m, configs, baseline.passing, scenarios))
+                 for m in prepared.mutants]
+        printer = _InOrder([m.id for m in prepared.mutants], prepared.listed, on_verdict)
+        mutants_started = time.monotonic()
+        outcomes = run_mutants(plans, baseline, snapshot, build_base / "mutate", jobs,
+                               printer.done, timeout_s=options.timeout_s,
+                               max_instructions=options.max_instructions)
+        mutant_seconds = time.monotonic() - mutants_started
+    verdicts = classify(outcomes, prepared.listed)
+    return Result(verdicts=verdicts, counts=count(verdicts), baseline=baseline,
+                  configs=[c.name for c in configs],
+                  runs_per_mutant=sum(len(v) for v in baseline.passing.values()),
+                  wall_seconds=time.monotonic() - started, mutant_seconds=mutant_seconds,
+                  jobs=jobs)
+
+
+class _InOrder:
+    """Hands verdicts on in id order while mutants finish in any order."""
+
+    def __init__(self, ids: list[str], listed: dict[str, equivalents.Equivalent],
+                 sink: Callable[[Verdict], None] | None) -> None:
+        self.ids, self.listed, self.sink = ids, listed, sink
+        self.waiting: dict[str, Outcome] = {}
+        self.next = 0
+
+    def done(self, outcome: Outcome) -> None:
+        self.waiting[outcome.mutant.id] = outcome
+        while self.next < len(self.ids) and self.ids[self.next] in self.waiting:
+            ready = self.waiting.pop(self.ids[self.next])
+            self.next += 1
+            if self.sink is not None:
+                self.sink(classify([ready], self.listed)[0])

@@ -1,0 +1,173 @@
+"""What a worker process does with one step of a mutant: apply, build, run.
+
+Each worker keeps its own copy of the firmware tree (a *slot*, made from
+the run's snapshot of the tree the first time the worker needs it) and its
+own persistent CMake trees. A step puts the mutant's edit into the slot
+(undoing the previous mutant's), builds the configuration through the
+normal cache (:func:`pyharness.build.cache.build` with ``scratch``: only
+what the edit touched is recompiled, the image lands in the directory
+keyed by the sources' hash, so identical sources never build twice), and
+then either compares the image with the unmutated one or runs the step's
+run with :func:`pyharness.matrix.pool.execute_spec`, the matrix's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyharness.build import cache as builder
+from pyharness.elf.reader import ElfReader
+from pyharness.errors import BuildError
+from pyharness.matrix.execute import build_failure_reason
+from pyharness.matrix.pool import WorkerSettings, execute_spec
+from pyharness.mutate.generate import Mutant
+from pyharness.run.record import RunRecord, error_record
+from pyharness.run.spec import RunSpec
+
+ROOT_ENV = "NVHE_LAB_ROOT"
+# What a snapshot of the lab tree holds: everything the build reads.
+TREE_ENTRIES = ("Kconfig", "CMakeLists.txt", "configs", "csrc", "cmake", "pyharness")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One task for a worker: a run of a mutant (or of the unmutated tree
+    when ``mutant`` is None)."""
+
+    mutant: Mutant | None
+    spec: RunSpec
+    snapshot: str            # the unmutated tree every slot is copied from
+    slots: str               # where workers make their slots
+    out_dir: str             # keyed build directories of the mutants' images
+    # The unmutated image's fingerprint for this configuration: when the
+    # mutant's image has the same, the run is not made (it cannot differ).
+    same_as: str | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    kind: str                # "run", "compile-error", "same-image"
+    record: RunRecord | None = None
+    message: str = ""        # compile error: what failed, its first error line
+    detail: str = ""         # compile error: the compiler's output (tail)
+    build_s: float = 0.0
+
+
+def snapshot_tree(root: Path, dest: Path) -> Path:
+    """Copy what the build reads from ``root`` to ``dest``."""
+    dest.mkdir(parents=True)
+    for name in TREE_ENTRIES:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.is_file():
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def image_fingerprint(elf: Path) -> str:
+    """Hash of what a run can observe of an image: its loaded segments and
+    its symbol table (the oracle's symbols). Debug sections are left out:
+    they say where code came from, not what it does."""
+    reader = ElfReader.open(elf, hint="rebuild it")
+    h = hashlib.sha256()
+    for vaddr, memsz, data, flags in reader.load_segments():
+        h.update(f"{vaddr:x}:{memsz:x}:{flags:x}:".encode())
+        h.update(data)
+    for sym in sorted(reader.symbols(), key=lambda s: (s.address, s.name)):
+        h.update(f"{sym.name}:{sym.address:x}:{sym.size:x}:{sym.kind}:{sym.is_global}\n".encode())
+    return h.hexdigest()
+
+
+class Slot:
+    """One worker's copy of the tree, with at most one mutant applied."""
+
+    def __init__(self, snapshot: Path, base: Path) -> None:
+        self.snapshot = snapshot
+        self.tree = base / "tree"
+        self.scratch = base / "scratch"
+        if base.exists():
+            shutil.rmtree(base)
+        shutil.copytree(snapshot, self.tree, symlinks=True)
+        self.scratch.mkdir(parents=True)
+        self.applied: Mutant | None = None
+
+    def apply(self, mutant: Mutant | None) -> None:
+        if mutant == self.applied:
+            return
+        touched = []
+        if self.applied is not None:
+            original = (self.snapshot / self.applied.file).read_text(encoding="utf-8")
+            (self.tree / self.applied.file).write_text(original, encoding="utf-8")
+            touched.append(self.tree / self.applied.file)
+        self.applied = None
+        if mutant is not None:
+            original = (self.snapshot / mutant.file).read_text(encoding="utf-8")
+            (self.tree / mutant.file).write_text(mutant.edit.apply(original), encoding="utf-8")
+            touched.append(self.tree / mutant.file)
+            self.applied = mutant
+        self._newer_than_outputs(touched)
+
+    def _newer_than_outputs(self, paths: list[Path]) -> None:
+        """Ninja rebuilds what is older than its sources by mtime: make each
+        changed file strictly newer than everything built so far (the
+        kernel's file clock is coarse, a few ms)."""
+        newest = 0
+        for directory, _, files in os.walk(self.scratch):
+            for name in files:
+                try:
+                    newest = max(newest, os.stat(os.path.join(directory, name)).st_mtime_ns)
+                except OSError:
+                    pass
+        for path in paths:
+            while path.stat().st_mtime_ns <= newest:
+                time.sleep(0.002)
+                os.utime(path)
+
+
+_slot: Slot | None = None
+
+
+def _slot_for(step: Step) -> Slot:
+    global _slot
+    if _slot is None or _slot.snapshot != Path(step.snapshot):
+        _slot = Slot(Path(step.snapshot), Path(step.slots) / f"worker-{os.getpid()}")
+    return _slot
+
+
+def compiler_error(output: str, tree: Path) -> str:
+    """The compiler's first error line, with paths relative to the tree."""
+    lines = [line.strip() for line in output.splitlines()]
+    first = next((line for line in lines if "error:" in line), None)
+    if first is None:
+        return build_failure_reason(output)
+    return first.replace(f"{tree}/", "")
+
+
+def run_step(step: Step, settings: WorkerSettings) -> StepResult:
+    """In a worker: apply the step's mutant, build, compare or run."""
+    slot = _slot_for(step)
+    slot.apply(step.mutant)
+    os.environ[ROOT_ENV] = str(slot.tree)
+    started = time.monotonic()
+    try:
+        built = builder.build(step.spec.config, out_dir=step.out_dir, jobs=1,
+                              scratch=slot.scratch)
+    except BuildError as err:
+        return StepResult("compile-error", message=compiler_error(str(err), slot.tree),
+                          detail=str(err), build_s=time.monotonic() - started)
+    build_s = time.monotonic() - started
+    if step.same_as is not None and image_fingerprint(built.elf) == step.same_as:
+        return StepResult("same-image", build_s=build_s)
+    return StepResult("run", record=execute_spec(step.spec, settings), build_s=build_s)
+
+
+def lost_step(step: Step, reason: str) -> StepResult:
+    """The result of a step whose worker died or hung."""
+    return StepResult("run", record=error_record(step.spec, reason))
