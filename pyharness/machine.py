@@ -38,9 +38,10 @@ from . import a64
 from .addrspace import AddressSpaces, build_address_spaces
 from .errors import HarnessError
 from .exceptions import (EC_BRK64, EC_HVC64, EXCP_BKPT, EXCP_HLT, EXCP_HVC, EXCP_SMC, EXCP_SWI,
-                         SYSREG_HCR_EL2, SYSREG_SPSR_EL2, SYSREG_TPIDR_EL2, current_el,
-                         data_abort_esr, enter_el2, esr, exception_name, imm16, is_brk, is_hvc,
-                         reset_to_el2, sysreg_read)
+                         SCR_EL3_NS_HCE_RW, SYSREG_HCR_EL2, SYSREG_SCR_EL3, SYSREG_SPSR_EL2,
+                         SYSREG_TPIDR_EL2, current_el, data_abort_esr, enter_el2, esr,
+                         exception_name, imm16, is_brk, is_hvc, reset_to_el2, sysreg_read,
+                         sysreg_write)
 from .image import Image, ImageError
 
 # MMIO page register offsets (docs/platform.md, "Platform MMIO page").
@@ -54,6 +55,11 @@ CONSOLE_LINE_MAX = 1024
 COUNTER_STEP_NS = 1000  # the counter reads 1000, 2000, ... : 1 us per read
 
 BOOT_FLAG_PROTECTED = 1
+
+# SCR_EL3.APK/API: EL3 lets the lower ELs use the pointer authentication
+# key registers and instructions (they trap to EL3 otherwise).
+SCR_EL3_APK = 1 << 16
+SCR_EL3_API = 1 << 17
 
 HYP_INIT_SYMBOL = "__kvm_nvhe___kvm_hyp_init"
 HOST_ENTRY_SYMBOL = "host_entry"
@@ -279,6 +285,9 @@ class Machine:
         self._ran = False
 
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        # The "max" CPU: pointer authentication (and BTI) exist; the
+        # default model treats paciasp as a NOP and has no key registers.
+        uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self._tlb_page = uc.ctl_get_page_size()
         uc.mem_map(layout.phys_ram_base, layout.phys_ram_size, UC_PROT_ALL)
@@ -452,6 +461,7 @@ class Machine:
         image, layout, uc = self.image, self.layout, self.uc
         uc.mem_write(layout.image_phys_base, image.memory_image(self.kaslr_offset))
         reset_to_el2(uc)
+        sysreg_write(uc, SYSREG_SCR_EL3, SCR_EL3_NS_HCE_RW | SCR_EL3_API | SCR_EL3_APK)
         uc.reg_write(A.UC_ARM64_REG_X0, self.options.cpu)
         uc.reg_write(A.UC_ARM64_REG_X1, self.options.boot_flags)
         uc.reg_write(A.UC_ARM64_REG_X2,
