@@ -23,8 +23,11 @@ extern const struct bug_entry __hyp_bug_table_start[], __hyp_bug_table_end[];
 #define PSR_MODE_EL2t		0x00000008
 #define ESR_ELx_BRK64_ISS_COMMENT_MASK	0xffff
 
-/* Hyp pcs may carry tag or PAC bits above the VA: keep VA_BITS of them. */
-#define HYP_VA_MASK		((1UL << VA_BITS) - 1)
+/*
+ * Hyp pcs may carry tag or PAC bits above the hyp's VA size (its
+ * TCR_EL2.T0SZ, where a PAC starts): keep HYP_VA_BITS of them.
+ */
+#define HYP_VA_MASK		((1UL << HYP_VA_BITS) - 1)
 
 static void kvm_nvhe_dump_backtrace_start(void)
 {
