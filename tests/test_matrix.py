@@ -63,7 +63,8 @@ def test_configs_modes_and_scenarios_narrow_the_matrix():
     ids = {s.id for s in matrix.specs}
     assert ids == {f"{config}-protected-{scenario}-cpu{cpu}"
                    for config, cpus in (("tiny", [0]), ("pkvm", [0, 1]),
-                                        ("pkvm_16k", [0, 1]), ("pkvm_64k", [0, 1]))
+                                        ("pkvm_16k", [0, 1]), ("pkvm_64k", [0, 1]),
+                                        ("pkvm_clang", [0, 1]), ("pkvm_pac", [0, 1]))
                    for scenario in ("smoke", "stack_overflow") for cpu in cpus}
 
 
