@@ -40,7 +40,7 @@ from pyharness.platform.el2_entry import current_el, reset_to_el2
 from pyharness.platform.geometry import HYP_STACK_PAGES, StackGeometry, stack_geometry
 from pyharness.platform.mmio import MmioDevices
 from pyharness.platform.percpu import PerCpuSnapshot
-from pyharness.platform.registers import GPR_IDS, REGISTER_IDS, read_registers
+from pyharness.platform.registers import GPR_IDS, RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
 
@@ -64,7 +64,7 @@ class _Outcome:
         self.status, self.reason, self.exit_code, self.breach = status, reason, exit_code, breach
 
 
-class Machine:
+class Machine(RegisterAccess):
     """One run of ``image`` with ``options``. Add hooks, then :meth:`run` once."""
 
     def __init__(self, image: Image, options: RunOptions | None = None) -> None:
@@ -401,18 +401,3 @@ class Machine:
         if not self._percpu.taken:
             raise MachineError("foreign_percpu_changes() before run()")
         return self._percpu.changes(self.uc)
-
-    # -- registers -------------------------------------------------------
-
-    def register(self, name: str) -> int:
-        """One register now, cheaply: ``x0``..``x30``, ``fp``, ``lr``, ``sp``,
-        ``pc`` or ``pstate`` (for hooks; :meth:`registers` reads them all)."""
-        reg = REGISTER_IDS.get(name)
-        if reg is None:
-            raise MachineError(f"unknown register {name!r}; use x0..x30, fp, lr, sp, pc "
-                               "or pstate")
-        return self.uc.reg_read(reg)
-
-    def registers(self) -> dict[str, int]:
-        """The CPU's registers now (:func:`~pyharness.platform.registers.read_registers`)."""
-        return read_registers(self.uc)
