@@ -122,9 +122,12 @@ SECTIONS
 	. = ALIGN(PAGE_SIZE);
 	_end = .;
 
+	/* Not loaded: which compiler and linker made the image. */
+	.comment 0 : { *(.comment) }
+
 	/DISCARD/ : {
 		*(.interp .dynamic .dynsym .dynstr .hash .gnu.hash)
-		*(.eh_frame .eh_frame_hdr .note .note.* .comment)
+		*(.eh_frame .eh_frame_hdr .note .note.*)
 	}
 }
 

@@ -1,14 +1,14 @@
 """The firmware on the emulated platform, checked with external tools.
 
 Every scenario x mode x shipped config runs; besides the harness's own
-verdict, each printed address and symbol is checked against
-aarch64-linux-gnu-nm -S and aarch64-linux-gnu-addr2line -f on the ELF,
-which know nothing of our code.
+verdict, each printed address and symbol is checked against the kernel's
+kallsyms rule computed from aarch64-linux-gnu-nm -n (a symbol's size is the
+distance to the next code symbol) and against addr2line -f on the ELF,
+tools which know nothing of our code.
 """
 
 from __future__ import annotations
 
-import functools
 import subprocess
 
 import pytest
@@ -18,42 +18,21 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.judge.tracelog import Frame, parse_log
 
+from binutils import addr2line_function, nm_functions, nm_kallsyms
+
 SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]
 PANIC_SCENARIOS = ("hyp_panic", "stack_overflow", "bug", "invalid_host_exception")
 OVERFLOW_STACK_SIZE = 4096
 
 
-@functools.lru_cache(maxsize=None)
-def nm_functions(elf: str) -> dict[str, tuple[int, int]]:
-    """name -> (address, size) of every sized text symbol, from nm -S."""
-    out = subprocess.run(["aarch64-linux-gnu-nm", "-S", elf], capture_output=True,
-                         text=True, check=True).stdout
-    table = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[2] in "tTwW":
-            table[parts[3]] = (int(parts[0], 16), int(parts[1], 16))
-    return table
-
-
-@functools.lru_cache(maxsize=None)
-def addr2line_function(elf: str, address: int) -> str:
-    """The function containing ``address``: with -i, addr2line lists the
-    inlined calls innermost first, so the real function is the last one."""
-    out = subprocess.run(["aarch64-linux-gnu-addr2line", "-f", "-i", "-e", elf,
-                          f"{address:#x}"], capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[-2]
-
-
-def assert_frame_matches_elf(elf: str, frame: Frame, *, return_address: bool) -> None:
-    """The printed sym+off/size agrees with nm and addr2line at the address.
-
-    A return address is looked up at addr - 1 (the %pB rule); the panic
-    line's address is the faulting instruction itself (%pS).
+def assert_frame_matches_elf(elf: str, frame: Frame) -> None:
+    """The printed sym+off/size agrees with the kallsyms rule and addr2line
+    at the address. Every address, the panic line's too, is printed by the
+    %pB rule (kernels since 5.19): looked up at addr - 1.
     """
     assert frame.symbol is not None, frame.raw
-    address, size = nm_functions(elf)[frame.symbol]
-    looked_up = frame.address - 1 if return_address else frame.address
+    address, size = nm_kallsyms(elf)[frame.symbol]
+    looked_up = frame.address - 1
     assert address <= looked_up < address + size, frame.raw
     assert frame.offset == frame.address - address, frame.raw
     assert frame.size == size, frame.raw
@@ -78,13 +57,13 @@ def test_dump_agrees_with_nm_and_addr2line(config, mode, scenario):
     panic = parse_log("\n".join(record.console)).sole_panic()
     assert panic is not None and panic.host is not None
     if panic.panic.location is not None:
-        assert_frame_matches_elf(record.elf, panic.panic.location, return_address=False)
+        assert_frame_matches_elf(record.elf, panic.panic.location)
     if panic.trace is None:
         assert panic.cannot_dump is not None
         return
     assert panic.trace.frames, "an empty trace"
     for frame in panic.trace.frames:
-        assert_frame_matches_elf(record.elf, frame, return_address=True)
+        assert_frame_matches_elf(record.elf, frame)
     assert panic.trace.frames[-1].symbol == "__kvm_nvhe___host_exit"
     assert panic.trace.frames[0].symbol == "__kvm_nvhe_hyp_panic"
 
@@ -101,7 +80,10 @@ def test_stack_overflow_trace_is_shaped_like_the_seed(config, mode):
     names = [f.symbol for f in panic.trace.frames]
     assert names[:2] == ["__kvm_nvhe_hyp_panic", "__kvm_nvhe_hyp_panic_bad_stack"]
     bad_stack = panic.trace.frames[1]
-    assert bad_stack.offset == bad_stack.size        # the noreturn call ends the function
+    # The noreturn call ends the function: %pB prints its st_size as the
+    # offset, and the kallsyms size runs on to the next symbol.
+    assert bad_stack.offset == nm_functions(record.elf)[bad_stack.symbol][1]
+    assert bad_stack.size == nm_kallsyms(record.elf)[bad_stack.symbol][1]
     recursion = [n for n in names if n == "__kvm_nvhe_recursive_death"]
     page = kconfig.resolve(kconfig.find_config(config)).summary.page_size_kb * 1024
     # Every 32-byte recursion frame of the hyp stack page is in the trace,
@@ -111,7 +93,7 @@ def test_stack_overflow_trace_is_shaped_like_the_seed(config, mode):
                           "__kvm_nvhe_handle___kvm_recursive_death",
                           "__kvm_nvhe_handle_trap", "__kvm_nvhe___host_exit"]
     host_exit = panic.trace.frames[-1]
-    assert host_exit.offset == host_exit.size
+    assert host_exit.offset == nm_functions(record.elf)[host_exit.symbol][1]
 
 
 def test_kaslr_prints_link_time_addresses_at_any_seed():

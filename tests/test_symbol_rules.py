@@ -1,10 +1,12 @@
-"""The two symbol-choice rules, against binutils.
+"""The two symbol rules, against binutils.
 
 The harness's rule (pyharness.elf.symbols, used by the oracle) and the
 firmware's own kallsyms generator (pyharness.build.kallsyms_gen, part of the
 code under test) are kept apart on purpose (docs/architecture.md). Both
-must name every function address as `nm` sees it: a sized function symbol,
-a global over a local, then the smaller name.
+must give what the kernel's kallsyms rule gives from `nm -n`: each code
+address named once (a function over a label, a global over a local, then
+the smaller name), sized up to the next code symbol, the last to _etext.
+The function extents the oracle scans for frame setups are nm -S's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pyharness.build import cache as builder
 from pyharness.build import kallsyms_gen
 from pyharness.build.toolchain import cross_prefix
 from pyharness.elf.image import load_image
+
+from binutils import nm_kallsyms
 
 
 def _nm_functions(elf: str) -> dict[int, tuple[str, int]]:
@@ -42,13 +46,22 @@ def elf(request) -> str:
     return str(builder.build(request.param).elf)
 
 
-def test_the_harness_rule_names_what_nm_names(elf):
-    image = load_image(elf)
-    ours = {f.address: (f.name, f.size) for f in image.functions}
+def _nm_kallsyms(elf: str) -> dict[int, tuple[str, int]]:
+    """address -> (name, size) by the kallsyms rule, from nm -n -S."""
+    return {address: (name, size) for name, (address, size) in nm_kallsyms(elf).items()}
+
+
+def test_the_function_extents_are_what_nm_says(elf):
+    ours = {f.address: (f.name, f.size) for f in load_image(elf).functions}
     assert ours == _nm_functions(elf)
 
 
-def test_the_firmware_kallsyms_rule_names_what_nm_names(elf):
+def test_the_harness_kallsyms_rule_is_what_nm_gives(elf):
+    ours = {s.address: (s.name, s.span) for s in load_image(elf).kallsyms}
+    assert ours == _nm_kallsyms(elf)
+
+
+def test_the_firmware_kallsyms_rule_is_what_nm_gives(elf):
     text = load_image(elf).address_of("_text")
-    table = kallsyms_gen.one_per_address(kallsyms_gen.function_symbols(elf))
-    assert {text + off: (name, size) for off, size, name in table} == _nm_functions(elf)
+    table = kallsyms_gen.kallsyms_table(elf)
+    assert {text + off: (name, size) for off, size, name in table} == _nm_kallsyms(elf)

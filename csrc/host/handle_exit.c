@@ -29,8 +29,11 @@ extern const struct bug_entry __hyp_bug_table_start[], __hyp_bug_table_end[];
  * kvm_nvhe_dump_backtrace() instead (declared in host.h).
  */
 #ifndef NVHE_KERNEL_UNWINDER
-/* Hyp pcs may carry tag or PAC bits above the VA: keep VA_BITS of them. */
-#define HYP_VA_MASK		((1UL << VA_BITS) - 1)
+/*
+ * Hyp pcs may carry tag or PAC bits above the hyp's VA size (its
+ * TCR_EL2.T0SZ, where a PAC starts): keep HYP_VA_BITS of them.
+ */
+#define HYP_VA_MASK		((1UL << HYP_VA_BITS) - 1)
 
 static void kvm_nvhe_dump_backtrace_start(void)
 {
@@ -178,7 +181,7 @@ static void report_hyp_bug(unsigned long elr_in_kimg, unsigned long panic_addr)
 	if (bug)
 		kvm_err("nVHE hyp BUG at: %s:%u!\n", bug_file(bug), bug->line);
 	else
-		kvm_err("nVHE hyp BUG at: [<%016lx>] %pS!\n", panic_addr,
+		kvm_err("nVHE hyp BUG at: [<%016lx>] %pB!\n", panic_addr,
 			(void *)(panic_addr + kaslr_offset()));
 }
 
@@ -201,12 +204,18 @@ void __noreturn nvhe_hyp_panic_handler(u64 esr, u64 spsr, u64 elr_virt,
 	else if (is_hyp_bug(esr))
 		report_hyp_bug(elr_in_kimg, panic_addr);
 	else
-		kvm_err("nVHE hyp panic at: [<%016lx>] %pS!\n", panic_addr,
+		kvm_err("nVHE hyp panic at: [<%016lx>] %pB!\n", panic_addr,
 			(void *)(panic_addr + kaslr_offset()));
 
 	kvm_nvhe_dump_backtrace(hyp_offset);
 
-	panic("HYP panic:\nPS:%08lx PC:%016lx ESR:%08lx\n"
+	/*
+	 * The host panics next and reveals the kernel offset; the hyp offset
+	 * is as safe to print, and turns any hyp VA into a vmlinux address.
+	 */
+	kvm_err("Hyp Offset: 0x%016lx\n", hyp_offset);
+
+	panic("HYP panic:\nPS:%08lx PC:%016lx ESR:%016lx\n"
 	      "FAR:%016lx HPFAR:%016lx PAR:%016lx\nVCPU:%016lx\n",
 	      spsr, elr_virt, esr, far, hpfar, par, (unsigned long)vcpu);
 }

@@ -110,7 +110,8 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
 def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
              build_dir: Path, jobs: int | None, *, reconfigure: bool = True) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
-    env = dict(os.environ, CROSS_COMPILE=toolchain.prefix)
+    env = dict(os.environ, **({"LLVM": toolchain.prefix} if toolchain.compiler == "clang"
+                              else {"CROSS_COMPILE": toolchain.prefix}))
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     if reconfigure or not (build_dir / "CMakeCache.txt").is_file():
         _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
@@ -150,7 +151,7 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         raise kconfig.ConfigError(
             f"{config.source}: CONFIG_KVM is not set, so there is no hypervisor "
             "to build or test; set CONFIG_KVM=y")
-    toolchain = find_toolchain()
+    toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
     digest = build_digest(config, toolchain)
     base = Path(out_dir) if out_dir is not None else default_build_dir()
     build_dir = base / f"{config.name}-{digest[:12]}"

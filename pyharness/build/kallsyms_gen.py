@@ -1,14 +1,16 @@
 """Generate the firmware's kallsyms table from a first-pass link.
 
 ``python -m pyharness.build.kallsyms_gen VMLINUX OUT.S`` writes an assembly file
-with one entry per function symbol of VMLINUX: its offset from ``_text``,
-its size and its name. ``--empty OUT.S`` writes the empty table the first
+with one entry per code address of VMLINUX that has a symbol: its offset
+from ``_text``, its size by the kernel's kallsyms rule (the distance to the
+next code symbol, the last one's to ``_etext``; not ``st_size``) and its
+name. ``--empty OUT.S`` writes the empty table the first
 pass links with. The table lives in ``.kallsyms``, the last section of the
 image, so its size moves no other symbol between the two passes.
 
-The symbol chosen for an address is the one the harness's symbolizer
-chooses too (:func:`pyharness.elf.symbols.pick_function`): among function
-symbols with a size, global before local, then by name.
+This generator is part of the firmware (the code under test): the oracle
+computes the same rule on its own in :mod:`pyharness.elf.symbols`
+(docs/architecture.md, "Two symbol rules").
 """
 
 from __future__ import annotations
@@ -31,31 +33,58 @@ kallsyms_table:
 """
 
 
-def function_symbols(path: Path) -> list[tuple[int, int, str, bool]]:
-    """(address, size, name, is_global) of every sized function in the image."""
+# Mapping symbols ($x, $d) and local labels (.L), with or without the hyp
+# prefix, name no code: kallsyms drops them.
+_DROPPED_PREFIXES = ("$", ".L")
+_HYP_PREFIX = "__kvm_nvhe_"
+
+
+def _kept(name: str) -> bool:
+    bare = name[len(_HYP_PREFIX):] if name.startswith(_HYP_PREFIX) else name
+    return bool(bare) and not bare.startswith(_DROPPED_PREFIXES)
+
+
+def text_symbols(path: Path) -> tuple[list[tuple[int, int, str, bool, bool]], int, int]:
+    """(address, size, name, is_function, is_global) of every code symbol
+    between _text and _etext, and those two addresses."""
     with open(path, "rb") as f:
         elf = ELFFile(f)
         table = elf.get_section_by_name(".symtab")
         if not isinstance(table, SymbolTableSection):
             raise SystemExit(f"{path}: no symbol table")
-        out = []
-        for sym in table.iter_symbols():
-            if sym["st_info"]["type"] == "STT_FUNC" and sym["st_size"] > 0:
-                out.append((sym["st_value"], sym["st_size"], sym.name,
-                            sym["st_info"]["bind"] == "STB_GLOBAL"))
-        text = next((s["st_value"] for s in table.iter_symbols() if s.name == "_text"), None)
-    if text is None:
-        raise SystemExit(f"{path}: no _text symbol")
-    return [(addr - text, size, name, glob) for addr, size, name, glob in out]
+        everything = list(table.iter_symbols())
+    ends = {s.name: s["st_value"] for s in everything if s.name in ("_text", "_etext")}
+    if len(ends) != 2:
+        raise SystemExit(f"{path}: no _text or no _etext symbol")
+    text, etext = ends["_text"], ends["_etext"]
+    out = []
+    for sym in everything:
+        kind = sym["st_info"]["type"]
+        if kind not in ("STT_FUNC", "STT_NOTYPE") or sym["st_shndx"] in ("SHN_UNDEF", "SHN_ABS"):
+            continue
+        if not text <= sym["st_value"] < etext or not _kept(sym.name):
+            continue
+        out.append((sym["st_value"], sym["st_size"], sym.name, kind == "STT_FUNC",
+                    sym["st_info"]["bind"] == "STB_GLOBAL"))
+    return out, text, etext
 
 
-def one_per_address(symbols: list[tuple[int, int, str, bool]]) -> list[tuple[int, int, str]]:
-    best: dict[int, tuple[int, int, str, bool]] = {}
+def kallsyms_table(path: Path) -> list[tuple[int, int, str]]:
+    """(offset from _text, size, name) per code address, as kallsyms sees the
+    image: at a shared address a function beats a label, then a global beats
+    a local, then a sized symbol an unsized one, then the smaller name; a
+    symbol's size runs to the next address in the table, the last one's to
+    _etext."""
+    symbols, text, etext = text_symbols(path)
+    best: dict[int, tuple[int, int, str, bool, bool]] = {}
     for sym in symbols:
-        current = best.get(sym[0])
-        if current is None or (not sym[3], sym[2]) < (not current[3], current[2]):
+        key = (not sym[3], not sym[4], sym[1] == 0, sym[2])
+        known = best.get(sym[0])
+        if known is None or key < (not known[3], not known[4], known[1] == 0, known[2]):
             best[sym[0]] = sym
-    return [(off, size, name) for off, size, name, _ in sorted(best.values())]
+    addresses = sorted(best)
+    ends = addresses[1:] + [etext]
+    return [(addr - text, end - addr, best[addr][2]) for addr, end in zip(addresses, ends)]
 
 
 def render(entries: list[tuple[int, int, str]]) -> str:
@@ -82,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if len(args.paths) != 2:
             parser.error("give VMLINUX and OUT.S")
-        text = render(one_per_address(function_symbols(args.paths[0])))
+        text = render(kallsyms_table(args.paths[0]))
     args.paths[-1].write_text(text)
     return 0
 

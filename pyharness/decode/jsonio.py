@@ -46,6 +46,7 @@ def _trace_to_json(decoded: DecodedTrace) -> dict[str, Any]:
         "footer": trace.footer,
         "footer_line": trace.footer_line,
         "footer_raw": trace.footer_raw,
+        "footer_kind": trace.footer_kind,
         "hyp_offset": _hex(trace.hyp_offset),
         "duplicate_of": decoded.duplicate_of,
         "address_mode": decoded.address_mode,
@@ -122,6 +123,7 @@ def _trace_from_json(data: dict[str, Any]) -> DecodedTrace:
                                after_frames=e["after_frames"]) for e in data["elisions"]),
         strays=tuple(split_line(s["line"], s["raw"]) for s in data["strays"]),
         footer_line=data["footer_line"], footer_raw=data["footer_raw"],
+        footer_kind=data.get("footer_kind"),
         hyp_offset=_unhex(data["hyp_offset"]), panic=panic,
         quote_depth=data["quote_depth"])
     return DecodedTrace(number=data["number"], trace=trace, frames=frames,

@@ -26,7 +26,7 @@ from elftools.elf.relocation import RelocationSection
 
 from pyharness.elf.layout import LAYOUT_SECTION, Layout, LayoutError
 from pyharness.elf.reader import CORRUPT_ELF_ERRORS, ElfReader, ElfReadError
-from pyharness.elf.symbols import FunctionTable, Symbol, SymbolHit, SymbolTable
+from pyharness.elf.symbols import FunctionTable, KallsymsTable, Symbol, SymbolHit, SymbolTable
 
 MASK64 = (1 << 64) - 1
 
@@ -37,6 +37,7 @@ R_AARCH64_RELATIVE = 1027
 SHF_ALLOC = 0x2
 SHT_RELR = 19
 
+UNWINDER_SECTION = ".nvhe_unwinder"
 _REBUILD_HINT = "rebuild it with `pyharness build`"
 
 
@@ -76,8 +77,10 @@ class Image:
     """A parsed firmware image. Build it with :func:`load_image`."""
 
     def __init__(self, path: Path, layout: Layout, segments: tuple[Segment, ...],
-                 symbols: tuple[Symbol, ...], relocations: tuple[Relocation, ...]) -> None:
+                 symbols: tuple[Symbol, ...], relocations: tuple[Relocation, ...],
+                 unwinder: str = "lab") -> None:
         self.path = path
+        self.unwinder = unwinder   # "lab", or "linux-6.1"... for a kernel tree's
         self.layout = layout
         self.segments = segments
         self.relocations = relocations
@@ -124,8 +127,15 @@ class Image:
 
     @functools.cached_property
     def functions(self) -> FunctionTable:
-        """The sized functions, for the kernel's %pS/%pB renderings."""
+        """The sized functions: where each function's code is."""
         return FunctionTable(self.symbols)
+
+    @functools.cached_property
+    def kallsyms(self) -> KallsymsTable:
+        """The code symbols as the kernel's kallsyms sees them, for the
+        %pS/%pB renderings (sizes run to the next symbol)."""
+        return KallsymsTable(self.symbols, self.address_of("_text"),
+                             self.address_of("_etext"))
 
     def describe(self, address: int) -> str:
         """``sym+0xoff`` for a link-time address, or the bare hex."""
@@ -234,13 +244,14 @@ def _parse(shown: Path, real: Path) -> Image:
         segments = _read_segments(shown, reader)
         symbols = tuple(Symbol.from_raw(s) for s in reader.symbols())
         relocations = _read_relocations(shown, reader.elf)
+        unwinder = _read_unwinder(reader)
     except ImageError:
         raise
     except ElfReadError as exc:
         raise ImageError(str(exc).replace(str(real), str(shown), 1)) from None
     except CORRUPT_ELF_ERRORS as exc:
         raise ImageError(str(reader.damaged(exc))) from None
-    image = Image(shown, layout, segments, symbols, relocations)
+    image = Image(shown, layout, segments, symbols, relocations, unwinder)
     _check_placement(shown, image)
     return image
 
@@ -257,6 +268,15 @@ def _read_layout(shown: Path, reader: ElfReader) -> Layout:
         raise ImageError(f"{shown}: bad {LAYOUT_SECTION} record: {exc}; the image and "
                          f"the harness disagree on csrc/include/platform.h, "
                          f"{_REBUILD_HINT}") from None
+
+
+def _read_unwinder(reader: ElfReader) -> str:
+    """Which unwinder the image carries: the ``.nvhe_unwinder`` string
+    (``lab``, ``linux-6.1``, ``linux-6.12``); older images are the lab's."""
+    data = reader.section_data(UNWINDER_SECTION)
+    if data is None:
+        return "lab"
+    return data.split(b"\0", 1)[0].decode("ascii", "replace") or "lab"
 
 
 def _read_segments(shown: Path, reader: ElfReader) -> tuple[Segment, ...]:

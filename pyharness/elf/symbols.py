@@ -45,6 +45,7 @@ class Symbol:
     kind: str  # "func", "object" or "notype"
     is_global: bool
     span: int = 0
+    absolute: bool = False
 
     @property
     def is_hyp(self) -> bool:
@@ -52,7 +53,8 @@ class Symbol:
 
     @classmethod
     def from_raw(cls, raw: RawSymbol) -> Symbol:
-        return cls(raw.name, raw.address, raw.size, raw.kind, raw.is_global)
+        return cls(raw.name, raw.address, raw.size, raw.kind, raw.is_global,
+                   absolute=raw.section == "SHN_ABS")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class SymbolTable:
 
 
 class FunctionTable:
-    """Sized function symbols, for the kernel's ``%pS``/``%pB`` renderings."""
+    """Sized function symbols: the code extents of an image's functions."""
 
     def __init__(self, symbols: Iterable[Symbol]) -> None:
         self._table = SymbolTable((s for s in symbols if s.kind == "func" and s.size > 0),
@@ -127,6 +129,32 @@ class FunctionTable:
     def __iter__(self) -> Iterator[Symbol]:
         return iter(self._table)
 
+
+class KallsymsTable:
+    """The kernel's view of an image's code for ``%pS``/``%pB``: every
+    function and label between ``_text`` and ``_etext`` (mapping symbols and
+    local labels were dropped by the reader), one per address by
+    :func:`preference`, each as long as the distance to the next, the last
+    one up to ``_etext``. An address outside [_text, _etext) has no symbol."""
+
+    def __init__(self, symbols: Iterable[Symbol], text: int, etext: int) -> None:
+        code = [s for s in symbols if s.kind in ("func", "notype") and not s.absolute
+                and text <= s.address < etext]
+        ordered = one_per_address(code)
+        ends = [s.address for s in ordered[1:]] + [etext]
+        self._symbols = [replace(s, span=end - s.address) for s, end in zip(ordered, ends)]
+        self._starts = [s.address for s in self._symbols]
+        self._etext = etext
+
+    def __iter__(self) -> Iterator[Symbol]:
+        return iter(self._symbols)
+
+    def containing(self, address: int) -> Symbol | None:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or address >= self._etext:
+            return None
+        return self._symbols[i]
+
     def render_symbol(self, address: int, kaslr_offset: int = 0) -> str:
         """``%pS`` of a link-time address."""
         return self._render(address, 0, kaslr_offset)
@@ -141,4 +169,4 @@ class FunctionTable:
         func = self.containing(lookup & ADDRESS_MASK)
         if func is None:
             return f"{(lookup + delta + kaslr_offset) & ADDRESS_MASK:#x}"
-        return f"{func.name}+{lookup - func.address + delta:#x}/{func.size:#x}"
+        return f"{func.name}+{lookup - func.address + delta:#x}/{func.span:#x}"

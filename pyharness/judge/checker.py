@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from pyharness.judge.expectation import ExpectedFrame, ExpectedPanic, Expectation
-from pyharness.judge.logrecords import Frame, HypPanic, ParsedPanic
-from pyharness.judge.tracelog import parse_log
-from pyharness.judge.verdict import FrameLine, Judgement, Verdict
+from pyharness.judge.console_checks import check_hyp_panic
+from pyharness.judge.expectation import Expectation
+from pyharness.judge.verdict import Judgement, Verdict
 from pyharness.platform.results import PerCpuChange, RunResult, RunStatus
 
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
@@ -26,96 +25,6 @@ PASS, FAIL, ERROR = Verdict.PASS, Verdict.FAIL, Verdict.ERROR
 
 def strip_timestamp(line: str) -> str:
     return _TIMESTAMP.sub("", line, count=1)
-
-
-def printed_symbol(frame: Frame) -> str:
-    """What the line says after the address: ``sym+off/size``, or for an
-    address in no function the raw pointer the kernel printed."""
-    if frame.symbol is not None:
-        return frame.symbolic
-    return frame.raw.split()[-1]
-
-
-def _frame_line(frame: Frame) -> FrameLine:
-    address = f"{frame.address:016x}" if frame.address is not None else ""
-    return FrameLine(address=address, symbol=printed_symbol(frame))
-
-
-def _describe(frame: ExpectedFrame) -> str:
-    return f"{frame.symbol} at {frame.address:016x}"
-
-
-def _describe_actual(frame: Frame) -> str:
-    address = f"{frame.address:016x}" if frame.address is not None else "?"
-    return f"{printed_symbol(frame)} at {address}"
-
-
-def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[str]:
-    if actual is None:
-        return [f"panic line missing: expected '{expected.describe()}'"]
-    wrong = actual.kind != expected.kind
-    if not wrong and expected.kind in ("panic", "bug-addr"):
-        wrong = (actual.address != expected.address
-                 or actual.location is None or actual.location.symbolic != expected.symbol)
-    if not wrong and expected.kind == "bug-file":
-        wrong = (actual.file, actual.file_line) != (expected.file, expected.line)
-    if wrong:
-        return [f"panic line: expected '{expected.describe()}', got '{actual.raw.strip()}'"]
-    return []
-
-
-def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]) -> list[str]:
-    reasons = []
-    for i in range(max(len(expected), len(actual))):
-        if i >= len(actual):
-            reasons.append(f"frame {i}: missing, expected {_describe(expected[i])}")
-        elif i >= len(expected):
-            reasons.append(f"frame {i}: unexpected {_describe_actual(actual[i])}")
-        elif (actual[i].address != expected[i].address
-              or printed_symbol(actual[i]) != expected[i].symbol):
-            reasons.append(f"frame {i}: expected {_describe(expected[i])}, "
-                           f"got {_describe_actual(actual[i])}")
-    return reasons
-
-
-def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
-    if expect.dump == "cannot-dump":
-        reasons = []
-        if panic.cannot_dump is None:
-            reasons.append("'Cannot dump pKVM nVHE stacktrace: "
-                           "!CONFIG_PROTECTED_NVHE_STACKTRACE' line missing")
-        if panic.trace is not None:
-            reasons.append(f"unexpected trace '{panic.trace.header.strip()}' without "
-                           "CONFIG_PROTECTED_NVHE_STACKTRACE")
-        return reasons
-    trace = panic.trace
-    if trace is None:
-        return [f"{expect.dump} trace header missing"]
-    reasons = []
-    if trace.kind != expect.dump:
-        reasons.append(f"header: expected the {expect.dump} header, got '{trace.header.strip()}'")
-    reasons += _check_frames(expect.frames, trace.frames)
-    reasons += [f"unexpected line inside the trace: '{s.raw.strip()}'" for s in trace.strays]
-    if not trace.footer:
-        reasons.append("footer missing")
-    return reasons
-
-
-def _check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str], tuple]:
-    parsed = parse_log("\n".join(console))
-    if len(parsed) == 0:
-        return ["no hyp panic in the console"], ()
-    if len(parsed) > 1:
-        return [f"{len(parsed)} hyp panics in the console, expected one"], ()
-    panic = parsed[0]
-    reasons = _check_panic_line(expect.panic, panic.panic) if expect.panic else []
-    reasons += _check_dump(expect, panic)
-    if panic.host is None:
-        reasons.append("host panic ('Kernel panic - not syncing: HYP panic:') missing")
-    elif not panic.host.footer:
-        reasons.append("host panic end marker missing")
-    actual = tuple(_frame_line(f) for f in panic.trace.frames) if panic.trace else ()
-    return reasons, actual
 
 
 def _check_lines(expected: tuple[str, ...], console: list[str]) -> list[str]:
@@ -170,7 +79,7 @@ def check(result: RunResult, expect: Expectation,
           violations: list[str] | None = None) -> Judgement:
     """The console and the run's end against the expectation: pass, or every
     difference with its reason. ``violations`` are the bounds watch's findings."""
-    violations = list(violations or [])
+    violations = list(violations or []) + list(expect.footprint)
     if expect.kind in ("breach", "violation"):
         reasons, violations = _check_expected_stop(result, expect, violations)
         if expect.kind == "breach":
@@ -188,7 +97,7 @@ def check(result: RunResult, expect: Expectation,
     if expect.kind == "lines":
         reasons += _check_lines(expect.lines, result.console)
     else:
-        more, actual = _check_hyp_panic(expect, result.console)
+        more, actual = check_hyp_panic(expect, result.console)
         reasons += more
     reasons += violations
     verdict = forced or (FAIL if reasons else PASS)

@@ -11,7 +11,9 @@ from pyharness.elf.image import Image
 from pyharness.elf.symbols import FunctionTable
 
 HYP_PREFIX = "__kvm_nvhe_"
-HYP_PANIC = "__kvm_nvhe_hyp_panic"
+# Where the hyp hands its unwinder the place to start: the kernel's entry
+# point, kvm_nvhe_prepare_backtrace(fp, pc), in the lab and in the trees.
+PREPARE_BACKTRACE = "__kvm_nvhe_kvm_nvhe_prepare_backtrace"
 
 
 def _is_frame_setup(word: int) -> int | None:
@@ -33,25 +35,20 @@ def _stp_fp_lr(word: int) -> tuple[str, int] | None:
     return form, imm7 * 8
 
 
-def _is_adr_here(word: int) -> bool:
-    """``adr xN, .``: the instruction reading its own address."""
-    return word & 0xFFFFFFE0 == 0x10000000
-
-
 @dataclass(frozen=True)
 class HypCodePoints:
     """Where the oracle hooks an image's hyp code (static, per image)."""
 
     functions: FunctionTable
     frame_setups: tuple[tuple[int, int], ...]   # (link address, imm) of each frame setup
-    start_points: tuple[int, ...]               # the 'adr xN, .' in hyp_panic
 
 
 @functools.lru_cache(maxsize=16)
 def hyp_code_points(image: Image) -> HypCodePoints:
     """Scan the hyp text once per image (images are cached per process):
-    every frame-pointer setup that follows a store of the {x29, x30} pair
-    to the record it points at, and the start of hyp_panic's self-unwind."""
+    every frame-pointer setup that follows, anywhere earlier in its
+    function, a store of the {x29, x30} pair to the record it points at
+    (a compiler may schedule other instructions between the two)."""
     functions = image.functions
     text = image.memory_image(0)
 
@@ -66,14 +63,10 @@ def hyp_code_points(image: Image) -> HypCodePoints:
             imm = _is_frame_setup(word(addr))
             if imm is None:
                 continue
-            for back in range(max(func.address, addr - 16), addr, 4):
+            for back in range(addr - 4, func.address - 4, -4):
                 stp = _stp_fp_lr(word(back))
                 if stp and (stp[0] == "pre" and imm == 0 or
                             stp[0] == "offset" and stp[1] == imm):
                     setups.append((addr, imm))
                     break
-    panic = functions.by_name(HYP_PANIC)
-    starts = () if panic is None else tuple(
-        a for a in range(panic.address, panic.address + panic.size, 4)
-        if _is_adr_here(word(a)))
-    return HypCodePoints(functions, tuple(setups), starts)
+    return HypCodePoints(functions, tuple(setups))

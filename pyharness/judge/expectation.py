@@ -3,7 +3,7 @@ checker reads, and the fixed lines of the scenarios that do not panic."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyharness.judge.verdict import FrameLine
 
@@ -71,6 +71,34 @@ class ExpectedPanic:
 
 
 @dataclass(frozen=True)
+class ExpectedHostFrame:
+    """A line of the host's call trace: ``name+0xoff/0xsize``, or for the
+    first line only the function and size (``offset`` None: any offset)."""
+
+    name: str
+    offset: int | None
+    size: int
+    raw: str | None = None        # the raw pointer printed for an unknown address
+
+    def matches(self, printed: str) -> bool:
+        if self.raw is not None:
+            return printed == self.raw
+        name, _, rest = printed.partition("+")
+        offset, _, size = rest.partition("/")
+        try:
+            ok = name == self.name and int(size, 16) == self.size
+            return ok and (self.offset is None or int(offset, 16) == self.offset)
+        except ValueError:
+            return False
+
+    def describe(self) -> str:
+        if self.raw is not None:
+            return self.raw
+        offset = "0x?" if self.offset is None else f"{self.offset:#x}"
+        return f"{self.name}+{offset}/{self.size:#x}"
+
+
+@dataclass(frozen=True)
 class Expectation:
     """Everything the console of a run should show."""
 
@@ -83,6 +111,10 @@ class Expectation:
     truncated: bool = False                     # protected: the buffer was full
     notes: tuple[str, ...] = ()
     violation: str | None = None                # "violation": what the watch must report
+    registers: dict[str, int] = field(default_factory=dict)  # the host's panic message
+    hyp_offset: int | None = None
+    host_frames: tuple[ExpectedHostFrame, ...] = ()
+    footprint: tuple[str, ...] = ()             # how the image differs from the claim
 
     def frame_lines(self) -> tuple[FrameLine, ...]:
         return tuple(f.line() for f in self.frames)

@@ -108,6 +108,7 @@ class HypTrace:
     strays: tuple[LogLine, ...] = ()  # unknown lines between its frames
     footer_line: int | None = None
     footer_raw: str | None = None
+    footer_kind: TraceKind | None = None   # the wording the footer belongs to
     hyp_offset: int | None = None     # from a `Hyp Offset: 0x...` line of the same panic
     panic: HypPanic | None = None     # the panic line before it, if any
     quote_depth: int = 0

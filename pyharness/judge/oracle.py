@@ -3,14 +3,17 @@
 Nothing here reads the firmware's output or its unwinder's results. The
 hyp call chain comes from the frame records as the CPU made them: a
 single-address hook on every hyp instruction that sets up a frame pointer
-(``add x29, sp, #N`` right after ``stp x29, x30, [sp...]``) records
-``{address: x29 + N, saved fp: x29, return address: x30}`` at the moment
-the record is written. When the hypervisor starts its self-unwind (the
-``adr xN, .`` in ``hyp_panic``), a hook takes the start pc, the start fp,
-and the exception registers the harness itself delivered (ELR, SPSR,
-ESR), and follows the recorded links under the unwinder's rules
-(docs/oracle.md) to get the pcs the dump must show. Printed forms follow the
-kernel's rules, computed from the ELF (:mod:`pyharness.elf.symbols`).
+(``add x29, sp, #N`` / ``mov x29, sp`` after the ``stp x29, x30`` that
+fills the record) records ``{address: x29 + N, saved fp: x29, return
+address: x30}`` at the moment the record is written. When the hypervisor
+hands its unwinder the place to start (the entry of
+``kvm_nvhe_prepare_backtrace(fp, pc)``, the kernel's own entry point, in
+the lab's firmware and in a kernel tree's alike), a hook takes the start fp
+and pc and the exception registers the harness itself delivered, and
+follows the recorded links under the unwinder's rules
+(:mod:`pyharness.judge.unwind_model`, one row per generation) to get the
+pcs the dump must show. Printed forms follow the kernel's rules, computed
+from the ELF (:class:`pyharness.elf.symbols.KallsymsTable`).
 
 Cost: one callback per frame set up in the hypervisor, not per
 instruction.
@@ -18,6 +21,7 @@ instruction.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +29,14 @@ from pathlib import Path
 from pyharness.elf.dwarf import source_line
 from pyharness.elf.image import Image
 from pyharness.elf.symbols import ADDRESS_MASK
-from pyharness.judge.codepoints import hyp_code_points
+from pyharness.judge.codepoints import PREPARE_BACKTRACE, hyp_code_points
 from pyharness.judge.corruption import Fault
 from pyharness.judge.expectation import (BUFFER_OVERRUN_LINES, ExpectedFrame, ExpectedPanic,
                                          Expectation, ISOLATION_PROBE_LINES, SMOKE_LINES,
                                          UNWIND_SELFTEST_LINES)
+from pyharness.judge.footprint_check import footprint_problems, trace_buffer_capacity
+from pyharness.judge.host_trace import HostTraceOracle
+from pyharness.judge.unwind_model import Stack, follow, rules_for
 from pyharness.platform.geometry import stack_geometry
 from pyharness.platform.machine import Machine
 
@@ -41,19 +48,23 @@ PSR_MODE_EL2H = 0x9
 
 
 @dataclass
-class _Record:
-    saved_fp: int
-    lr: int
-
-
-@dataclass
 class _PanicCapture:
     start_pc: int
     start_fp: int
-    elr: int
-    spsr: int
-    esr: int
+    registers: dict[str, int]       # the hyp's view when the unwind starts
     chain: list[tuple[int, int]] = field(default_factory=list)  # (record fp, lr)
+
+    @property
+    def elr(self) -> int:
+        return self.registers["elr_el2"]
+
+    @property
+    def spsr(self) -> int:
+        return self.registers.get("spsr_el2", 0)
+
+    @property
+    def esr(self) -> int:
+        return self.registers["esr_el2"]
 
 
 class HypOracle:
@@ -70,21 +81,27 @@ class HypOracle:
         self.el2_debug = el2_debug
         self.geometry = stack_geometry(image)
         self.code = hyp_code_points(image)
-        self.functions = self.code.functions
-        self._records: dict[int, _Record] = {}
+        self.kallsyms = image.kallsyms
+        self._records: dict[int, tuple[int, int]] = {}
         self.capture: _PanicCapture | None = None
         self.problems: list[str] = []
+        rules = rules_for(image.unwinder)
+        if rules is None:
+            self.problems.append(f"oracle: no rules for the unwinder {image.unwinder!r}")
+            rules = rules_for("lab")
+        self.rules = rules
+        self.host = HostTraceOracle(image, machine, cpu)
         self._install()
 
     def _install(self) -> None:
         for addr, imm in self.code.frame_setups:
             self.machine.add_code_hook(addr, self._frame_hook(imm), space="hyp")
-        starts = self.code.start_points
-        if len(starts) != 1:
-            self.problems.append(f"oracle: expected one 'adr xN, .' in hyp_panic, "
-                                 f"found {len(starts)}")
+        start = self.image.find_symbol(PREPARE_BACKTRACE)
+        if start is None:
+            self.problems.append(f"oracle: the image has no {PREPARE_BACKTRACE}, where the "
+                                 "unwind starts")
             return
-        self.machine.add_code_hook(starts[0], self._on_unwind_start, space="hyp")
+        self.machine.add_code_hook(start.address, self._on_unwind_start, space="hyp")
 
     # -- hooks ------------------------------------------------------------
 
@@ -93,52 +110,48 @@ class HypOracle:
         register = self.machine.register
 
         def on_frame(_machine: Machine, _link_address: int) -> None:
-            records[register("sp") + imm] = _Record(saved_fp=register("fp"),
-                                                   lr=register("lr"))
+            records[register("sp") + imm] = (register("fp"), register("lr"))
         return on_frame
 
     def _on_unwind_start(self, machine: Machine, _link_address: int) -> None:
+        """kvm_nvhe_prepare_backtrace(fp, pc) is being entered: x0 and x1 are
+        where the hyp asks its unwinder to start."""
+        if self.capture is not None:
+            return
         regs = machine.registers()
-        capture = _PanicCapture(start_pc=regs["pc"], start_fp=regs["x29"],
-                                elr=regs["elr_el2"], spsr=regs.get("spsr_el2", 0),
-                                esr=regs["esr_el2"])
+        capture = _PanicCapture(start_pc=regs["x1"], start_fp=regs["x0"], registers=regs)
+        self._check_start(capture, regs)
         capture.chain = self._follow(capture.start_fp)
-        if self.fault is not None and self.capture is None:
-            self.fault.inject(_Editor(self, capture.chain))
+        if self.fault is not None:
+            editor = _Editor(self, capture)
+            self.fault.inject(editor)
+            capture.start_fp = editor.start_fp
             capture.chain = self._follow(capture.start_fp)
-        if self.capture is None:
-            self.capture = capture
+        self.capture = capture
+
+    def _check_start(self, capture: _PanicCapture, regs: dict[str, int]) -> None:
+        """The start must be the caller's own frame and a pc inside it."""
+        if capture.start_fp != regs["x29"]:
+            self.problems.append(f"oracle: the unwind starts at fp {capture.start_fp:#x}, "
+                                 f"not at its caller's frame {regs['x29']:#x}")
+        caller = self.kallsyms.containing(self.link_of_hyp_va(regs["x30"]) - 4)
+        here = self.kallsyms.containing(self.link_of_hyp_va(capture.start_pc))
+        if caller is None or here is None or caller.name != here.name:
+            self.problems.append(f"oracle: the unwind's start pc {capture.start_pc:#x} is "
+                                 "not inside the function that starts it")
 
     # -- the unwinder's rules over the recorded links --------------------------
 
-    def _stacks(self) -> list[tuple[str, int, int]]:
+    def stacks(self) -> list[Stack]:
         hyp = self.geometry.hyp_stack_va(self.cpu)
         overflow = self.geometry.overflow_stack_va(self.cpu)
-        return [("hyp", hyp.lo, hyp.hi), ("overflow", overflow.lo, overflow.hi)]
+        return [Stack("hyp", hyp.lo, hyp.hi), Stack("overflow", overflow.lo, overflow.hi)]
 
     def _follow(self, fp: int) -> list[tuple[int, int]]:
         """(fp, lr) of every record the unwinder may read, in order."""
-        stacks = self._stacks()
-        chain: list[tuple[int, int]] = []
-        done: set[str] = set()
-        prev_type, prev_fp = None, 0
-        while fp:
-            if fp & 7:
-                break
-            stack = next((name for name, lo, hi in stacks if lo <= fp and fp + 16 <= hi), None)
-            if stack is None or stack in done:
-                break
-            if stack == prev_type and fp <= prev_fp:
-                break
-            if stack != prev_type and prev_type is not None:
-                done.add(prev_type)
-            prev_type, prev_fp = stack, fp
-            record = self._records.get(fp)
-            if record is None:
-                self.problems.append(f"oracle: no frame record was seen at {fp:#x}")
-                break
-            chain.append((fp, record.lr))
-            fp = record.saved_fp
+        chain, problem = follow(self._records, fp, self.stacks(), self.rules)
+        if problem:
+            self.problems.append(problem)
         return chain
 
     # -- address arithmetic ---------------------------------------------------
@@ -153,11 +166,22 @@ class HypOracle:
         return link & ADDRESS_MASK       # the host's arithmetic wraps at 64 bits
 
     def buffer_capacity(self) -> int:
-        return self.geometry.trace_buffer_pa(self.cpu).size // 8 - 1
+        """From the Kconfig formula, not from the firmware's own symbol."""
+        return trace_buffer_capacity(self.layout.page_size)
+
+    def hyp_offset(self) -> int:
+        """What the host must print as ``Hyp Offset``: hyp VA -> link address."""
+        return self.link_of_hyp_va(0) & ADDRESS_MASK
 
     # -- the expectation --------------------------------------------------
 
     def expectation(self, scenario: str, elf: Path) -> Expectation:
+        """What the run's console must show, with every way the image's
+        footprint differs from the series' claim."""
+        footprint = tuple(footprint_problems(self.image, self.geometry))
+        return dataclasses.replace(self._expectation(scenario, elf), footprint=footprint)
+
+    def _expectation(self, scenario: str, elf: Path) -> Expectation:
         if scenario == "smoke":
             return Expectation(kind="lines", exit_status=0, lines=SMOKE_LINES)
         if scenario == "unwind_selftest":
@@ -179,7 +203,7 @@ class HypOracle:
                                       "(hyp_panic was not reached)", *self.problems))
         pcs = [capture.start_pc] + [lr for _, lr in capture.chain]
         dump, truncated = self._dump_kind(), False
-        if dump == "protected":
+        if self.protected and dump != "cannot-dump":
             # The shared buffer is zero-terminated: a zero return address
             # saved in it reads back as the end of the trace.
             if 0 in pcs:
@@ -189,18 +213,33 @@ class HypOracle:
         frames = ()
         if dump != "cannot-dump":
             frames = tuple(self._frame(pc) for pc in pcs)
+        host_frames = self.host.frames or ()
+        if self.host.problem:
+            self.problems.append(self.host.problem)
         return Expectation(kind="hyp-panic", exit_status=1, panic=self._panic(capture, elf),
                            dump=dump, frames=frames, truncated=truncated,
-                           notes=tuple(self.problems))
+                           notes=tuple(self.problems), registers=self._registers(capture),
+                           hyp_offset=self.hyp_offset(), host_frames=host_frames)
 
     def _dump_kind(self) -> str:
         if not self.protected:
-            return "non-protected"
-        return "protected" if self.layout.protected_stacktrace else "cannot-dump"
+            return self.rules.header(False)
+        if not self.layout.protected_stacktrace:
+            return "cannot-dump"
+        return self.rules.header(True)
+
+    @staticmethod
+    def _registers(capture: _PanicCapture) -> dict[str, int]:
+        """The host's panic message, register by register, as the hyp saw them
+        when it panicked (no vCPU is ever loaded on this platform)."""
+        regs = capture.registers
+        return {"PS": capture.spsr, "PC": capture.elr, "ESR": capture.esr,
+                "FAR": regs.get("far_el2", 0), "HPFAR": regs.get("hpfar_el2", 0),
+                "PAR": regs.get("par_el1", 0), "VCPU": 0}
 
     def _frame(self, pc: int) -> ExpectedFrame:
         link = self.link_of_hyp_va(pc)
-        return ExpectedFrame(link, self.functions.render_backtrace(
+        return ExpectedFrame(link, self.kallsyms.render_backtrace(
             link, self.machine.kaslr_offset))
 
     def _panic(self, capture: _PanicCapture, elf: Path) -> ExpectedPanic:
@@ -208,7 +247,7 @@ class HypOracle:
         if mode not in (PSR_MODE_EL2T, PSR_MODE_EL2H):
             return ExpectedPanic("invalid")
         link = self.link_of_hyp_va(capture.elr)
-        symbol = self.functions.render_symbol(link, self.machine.kaslr_offset)
+        symbol = self.kallsyms.render_backtrace(link, self.machine.kaslr_offset)
         is_bug = (capture.esr >> 26) & 0x3F == EC_BRK64 and capture.esr & 0xFFFF == BUG_BRK_IMM
         if not is_bug:
             return ExpectedPanic("panic", link, symbol)
@@ -222,16 +261,24 @@ class HypOracle:
 
 
 class _Editor:
-    """The records as a fault sees them; writes go to memory and the model."""
+    """The records as a corruption sees them; writes go to memory and the
+    model. ``start_fp`` may be moved too: the fp the unwinder is handed."""
 
-    def __init__(self, oracle: HypOracle, chain: list[tuple[int, int]]) -> None:
+    def __init__(self, oracle: HypOracle, capture: _PanicCapture) -> None:
         self._oracle = oracle
-        self.chain = list(chain)
-        stacks = {name: (lo, hi) for name, lo, hi in oracle._stacks()}
+        self.chain = list(capture.chain)
+        self.start_fp = capture.start_fp
+        stacks = {s.name: (s.lo, s.hi) for s in oracle.stacks()}
         self.hyp_stack = stacks["hyp"]
         self.overflow_stack = stacks["overflow"]
         self.va_bits = oracle.layout.va_bits
+        self.min_step = oracle.rules.min_step
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None:
         self._oracle.machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
-        self._oracle._records[address] = _Record(saved_fp=saved_fp, lr=lr)
+        self._oracle._records[address] = (saved_fp, lr)
+
+    def move_start(self, fp: int) -> None:
+        """Hand the unwinder another start fp (x0 of prepare_backtrace)."""
+        self._oracle.machine.set_register("x0", fp)
+        self.start_fp = fp

@@ -207,6 +207,7 @@ class _PanicBuilder:
                 strays=tuple(t.strays),
                 footer_line=t.footer.number if t.footer else None,
                 footer_raw=t.footer.raw if t.footer else None,
+                footer_kind=_KIND_OF_FOOTER[t.footer.text.strip()] if t.footer else None,
                 hyp_offset=self.hyp_offset, panic=self.panic,
                 quote_depth=self.quote_depth)
         host = None

@@ -17,6 +17,7 @@ from pyharness.elf.image import Image, ImageError
 # The firmware symbols the geometry is read from (the hyp's carry the
 # __kvm_nvhe_ prefix of the final link).
 HYP_STACK_PAGES = "kvm_arm_hyp_stack_pages"
+HOST_TASK_STACKS = "host_task_stacks"
 OVERFLOW_STACK = "__kvm_nvhe_overflow_stack"
 TRACE_BUFFER = "__kvm_nvhe_pkvm_stacktrace"
 SHARED_START = "__hyp_shared_start"
@@ -83,6 +84,12 @@ class StackGeometry:
             return (pa - first) // self.page_size
         return None
 
+    def host_task_stack_link(self, cpu: int) -> Span:
+        """The host's task stack of ``cpu`` (link-time; add the KASLR offset)."""
+        stacks = self.image.symbol(HOST_TASK_STACKS)
+        size = stacks.size // self.nr_cpus
+        return Span(stacks.address + cpu * size, stacks.address + (cpu + 1) * size)
+
     # -- the overflow stack: a per-CPU variable ------------------------------
 
     def overflow_stack_pa(self, cpu: int) -> Span:
@@ -99,13 +106,28 @@ class StackGeometry:
     def has_trace_buffer(self) -> bool:
         return self._buffer is not None
 
+    @property
+    def trace_buffer_is_percpu_variable(self) -> bool:
+        """A kernel tree's ``DEFINE_PER_CPU(..., pkvm_stacktrace)``: CPU n's
+        copy at the hyp per-CPU stride; the lab's is ``[NR_CPUS][entries]``."""
+        return self.image.unwinder != "lab"
+
     def trace_buffer_pa(self, cpu: int) -> Span:
+        """This CPU's part of the shared trace buffer."""
         if self._buffer is None:
             raise ImageError(f"{self.image.path}: no {TRACE_BUFFER}: the image was built "
                              "without CONFIG_PROTECTED_NVHE_STACKTRACE")
-        per_cpu = self._buffer.size // self.nr_cpus
-        base = self.image.phys_address(self._buffer.address) + cpu * per_cpu
+        if self.trace_buffer_is_percpu_variable:
+            per_cpu, stride = self._buffer.size, self.hyp_percpu_stride
+        else:
+            per_cpu = stride = self._buffer.size // self.nr_cpus
+        base = self.image.phys_address(self._buffer.address) + cpu * stride
         return Span(base, base + per_cpu)
+
+    @property
+    def overflow_stack_size(self) -> int:
+        """What the image's overflow stack symbol spans (one CPU's copy)."""
+        return self._overflow.size
 
     @property
     def shared_pages_pa(self) -> Span:

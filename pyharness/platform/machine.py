@@ -1,16 +1,12 @@
 """The emulated platform: one firmware run on one CPU in Unicorn.
 
-docs/platform.md is the contract this implements: RAM and the image at
-their physical addresses (relocated for the run's KASLR offset), the MMIO
-page (console, exit, counter, scenario), per-EL address spaces through
-Unicorn's virtual TLB, the boot protocol, exception entry to EL2 (modelled
-here, see :mod:`pyharness.platform.el2_entry`), the isolation check of protected
-mode, and instruction/wall-clock budgets. Every way a run can end becomes
-a :class:`~pyharness.platform.results.RunResult`; no Python exception
-escapes :meth:`Machine.run`. The pieces: :mod:`~pyharness.platform.mmio`
-(devices), :mod:`~pyharness.platform.aborts` (failed translations),
-:mod:`~pyharness.platform.percpu` (isolation of other CPUs' data),
-:mod:`~pyharness.platform.budget` (instruction and time budgets).
+docs/platform.md is the contract this implements: RAM and the relocated
+image, per-EL address spaces through Unicorn's virtual TLB, the boot
+protocol and the run loop. Every way a run can end becomes a
+:class:`~pyharness.platform.results.RunResult`; no Python exception
+escapes :meth:`Machine.run`. The pieces: ``mmio`` (devices), ``traps`` and
+``el2_entry`` (exceptions), ``aborts`` (failed translations, isolation),
+``percpu`` (other CPUs' data), ``budget`` (instructions and time).
 
 Typical use::
 
@@ -44,7 +40,7 @@ from pyharness.platform.el2_entry import current_el, reset_to_el2
 from pyharness.platform.geometry import HYP_STACK_PAGES, StackGeometry, stack_geometry
 from pyharness.platform.mmio import MmioDevices
 from pyharness.platform.percpu import PerCpuSnapshot
-from pyharness.platform.registers import GPR_IDS, REGISTER_IDS, read_registers
+from pyharness.platform.registers import GPR_IDS, RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
 
@@ -68,7 +64,7 @@ class _Outcome:
         self.status, self.reason, self.exit_code, self.breach = status, reason, exit_code, breach
 
 
-class Machine:
+class Machine(RegisterAccess):
     """One run of ``image`` with ``options``. Add hooks, then :meth:`run` once."""
 
     def __init__(self, image: Image, options: RunOptions | None = None) -> None:
@@ -104,6 +100,9 @@ class Machine:
         self._ran = False
 
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        # The "max" CPU: pointer authentication (and BTI) exist; the
+        # default model treats paciasp as a NOP and has no key registers.
+        uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self._tlb_page = uc.ctl_get_page_size()
         uc.mem_map(layout.phys_ram_base, layout.phys_ram_size, UC_PROT_ALL)
@@ -402,18 +401,3 @@ class Machine:
         if not self._percpu.taken:
             raise MachineError("foreign_percpu_changes() before run()")
         return self._percpu.changes(self.uc)
-
-    # -- registers -------------------------------------------------------
-
-    def register(self, name: str) -> int:
-        """One register now, cheaply: ``x0``..``x30``, ``fp``, ``lr``, ``sp``,
-        ``pc`` or ``pstate`` (for hooks; :meth:`registers` reads them all)."""
-        reg = REGISTER_IDS.get(name)
-        if reg is None:
-            raise MachineError(f"unknown register {name!r}; use x0..x30, fp, lr, sp, pc "
-                               "or pstate")
-        return self.uc.reg_read(reg)
-
-    def registers(self) -> dict[str, int]:
-        """The CPU's registers now (:func:`~pyharness.platform.registers.read_registers`)."""
-        return read_registers(self.uc)

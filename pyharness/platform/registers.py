@@ -5,8 +5,9 @@ from __future__ import annotations
 from unicorn import Uc, UcError
 from unicorn import arm64_const as A
 
-from pyharness.platform.el2_entry import (SYSREG_HCR_EL2, SYSREG_SPSR_EL2, SYSREG_TPIDR_EL2,
-                                          current_el, sysreg_read)
+from pyharness.platform.results import MachineError
+from pyharness.platform.el2_entry import (SYSREG_HCR_EL2, SYSREG_HPFAR_EL2, SYSREG_SPSR_EL2,
+                                          SYSREG_TPIDR_EL2, current_el, sysreg_read)
 
 GPR_IDS = tuple([A.UC_ARM64_REG_X0 + n for n in range(29)]
                  + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30])
@@ -24,6 +25,7 @@ SYSREG_IDS = {
     "sp_el2": A.UC_ARM64_REG_SP_EL2, "elr_el1": A.UC_ARM64_REG_ELR_EL1,
     "esr_el1": A.UC_ARM64_REG_ESR_EL1, "far_el1": A.UC_ARM64_REG_FAR_EL1,
     "vbar_el1": A.UC_ARM64_REG_VBAR_EL1, "tpidr_el1": A.UC_ARM64_REG_TPIDR_EL1,
+    "par_el1": A.UC_ARM64_REG_PAR_EL1,
 }
 
 
@@ -38,7 +40,7 @@ def read_registers(uc: Uc) -> dict[str, int]:
     for name, reg in SYSREG_IDS.items():
         regs[name] = uc.reg_read(reg)
     for name, encoding in (("spsr_el2", SYSREG_SPSR_EL2), ("hcr_el2", SYSREG_HCR_EL2),
-                           ("tpidr_el2", SYSREG_TPIDR_EL2)):
+                           ("tpidr_el2", SYSREG_TPIDR_EL2), ("hpfar_el2", SYSREG_HPFAR_EL2)):
         try:
             regs[name] = sysreg_read(uc, encoding)
         except UcError:
@@ -46,3 +48,30 @@ def read_registers(uc: Uc) -> dict[str, int]:
     live_bank = (f"sp_el{current_el(pstate)}" if pstate & 1 else "sp_el0")
     regs[live_bank] = regs["sp"]
     return regs
+
+
+class RegisterAccess:
+    """Reading and writing the CPU's registers by name (mixed into the
+    machine; hooks call :meth:`register` on every frame, so it stays cheap)."""
+
+    uc: Uc
+
+    def register(self, name: str) -> int:
+        """One register now, cheaply: ``x0``..``x30``, ``fp``, ``lr``, ``sp``,
+        ``pc`` or ``pstate`` (for hooks; :meth:`registers` reads them all)."""
+        reg = REGISTER_IDS.get(name)
+        if reg is None:
+            raise MachineError(f"unknown register {name!r}; use x0..x30, fp, lr, sp, pc "
+                               "or pstate")
+        return self.uc.reg_read(reg)
+
+    def set_register(self, name: str, value: int) -> None:
+        """Change one register (as :meth:`register` names them), from a hook."""
+        reg = REGISTER_IDS.get(name)
+        if reg is None:
+            raise MachineError(f"unknown register {name!r}; use x0..x30, fp, lr, sp, pc")
+        self.uc.reg_write(reg, value)
+
+    def registers(self) -> dict[str, int]:
+        """The CPU's registers now (:func:`~pyharness.platform.registers.read_registers`)."""
+        return read_registers(self.uc)

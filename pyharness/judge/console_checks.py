@@ -1,0 +1,163 @@
+"""One hyp panic's console, line by line, against the oracle's expectation.
+
+The panic line, the dump (header, every frame aligned with the expected
+ones, stray lines, a footer of the header's own kind), the ``Hyp Offset``
+line, the host's panic registers and its own call trace. Each difference
+is one reason; :mod:`pyharness.judge.checker` turns them into a verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence, TypeVar
+
+from pyharness.judge.align import align
+from pyharness.judge.expectation import (ExpectedFrame, ExpectedHostFrame, ExpectedPanic,
+                                         Expectation)
+from pyharness.judge.logrecords import TRACE_FOOTERS, Frame, HostPanic, HypPanic, ParsedPanic
+from pyharness.judge.tracelog import parse_log
+from pyharness.judge.verdict import FrameLine
+
+E = TypeVar("E")
+
+
+def printed_symbol(frame: Frame) -> str:
+    """What the line says after the address: ``sym+off/size``, or for an
+    address in no function the raw pointer the kernel printed."""
+    if frame.symbol is not None:
+        return frame.symbolic
+    return frame.raw.split()[-1]
+
+
+def _frame_line(frame: Frame) -> FrameLine:
+    address = f"{frame.address:016x}" if frame.address is not None else ""
+    return FrameLine(address=address, symbol=printed_symbol(frame))
+
+
+def _describe(frame: ExpectedFrame) -> str:
+    return f"{frame.symbol} at {frame.address:016x}"
+
+
+def _describe_actual(frame: Frame) -> str:
+    address = f"{frame.address:016x}" if frame.address is not None else "?"
+    return f"{printed_symbol(frame)} at {address}"
+
+
+def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[str]:
+    if actual is None:
+        return [f"panic line missing: expected '{expected.describe()}'"]
+    wrong = actual.kind != expected.kind
+    if not wrong and expected.kind in ("panic", "bug-addr"):
+        wrong = (actual.address != expected.address
+                 or actual.location is None or actual.location.symbolic != expected.symbol)
+    if not wrong and expected.kind == "bug-file":
+        wrong = (actual.file, actual.file_line) != (expected.file, expected.line)
+    if wrong:
+        return [f"panic line: expected '{expected.describe()}', got '{actual.raw.strip()}'"]
+    return []
+
+
+def _same_frame(expected: ExpectedFrame, actual: Frame) -> bool:
+    return actual.address == expected.address and printed_symbol(actual) == expected.symbol
+
+
+def _aligned_reasons(what: str, expected: Sequence[E], actual: Sequence[Frame],
+                     same: Callable[[E, Frame], bool], want: Callable[[E], str],
+                     got: Callable[[Frame], str]) -> list[str]:
+    """Every difference between two frame lists, aligned: a dropped frame is
+    one reason, not a cascade."""
+    reasons = []
+    for i, j in align(expected, actual, same):
+        if j is None:
+            reasons.append(f"{what} {i}: missing, expected {want(expected[i])}")
+        elif i is None:
+            reasons.append(f"{what} {j}: unexpected {got(actual[j])}")
+        elif not same(expected[i], actual[j]):
+            reasons.append(f"{what} {j}: expected {want(expected[i])}, got {got(actual[j])}")
+    return reasons
+
+
+def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]) -> list[str]:
+    return _aligned_reasons("frame", expected, actual, _same_frame, _describe, _describe_actual)
+
+
+def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
+    if expect.dump == "cannot-dump":
+        reasons = []
+        if panic.cannot_dump is None:
+            reasons.append("'Cannot dump pKVM nVHE stacktrace: "
+                           "!CONFIG_PROTECTED_NVHE_STACKTRACE' line missing")
+        if panic.trace is not None:
+            reasons.append(f"unexpected trace '{panic.trace.header.strip()}' without "
+                           "CONFIG_PROTECTED_NVHE_STACKTRACE")
+        return reasons
+    trace = panic.trace
+    if trace is None:
+        return [f"{expect.dump} trace header missing"]
+    reasons = []
+    if trace.kind != expect.dump:
+        reasons.append(f"header: expected the {expect.dump} header, got '{trace.header.strip()}'")
+    reasons += _check_frames(expect.frames, trace.frames)
+    reasons += [f"unexpected line inside the trace: '{s.raw.strip()}'" for s in trace.strays]
+    if not trace.footer:
+        reasons.append("footer missing")
+    elif trace.footer_kind != trace.kind:
+        footer = TRACE_FOOTERS[trace.footer_kind] if trace.footer_kind else trace.footer_raw
+        reasons.append(f"footer: '{footer}' does not close the {trace.kind} header")
+    return reasons
+
+
+def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str], tuple]:
+    """Every line of one hyp panic against the expectation: panic line, dump,
+    Hyp Offset, the host's panic registers and its own call trace."""
+    parsed = parse_log("\n".join(console))
+    if len(parsed) == 0:
+        return ["no hyp panic in the console"], ()
+    if len(parsed) > 1:
+        return [f"{len(parsed)} hyp panics in the console, expected one"], ()
+    panic = parsed[0]
+    reasons = _check_panic_line(expect.panic, panic.panic) if expect.panic else []
+    reasons += _check_dump(expect, panic)
+    reasons += _check_hyp_offset(expect, panic.hyp_offset)
+    if panic.host is None:
+        reasons.append("host panic ('Kernel panic - not syncing: HYP panic:') missing")
+    else:
+        reasons += _check_registers(expect.registers, panic.host)
+        reasons += _check_host_frames(expect.host_frames, panic.host.frames)
+        if not panic.host.footer:
+            reasons.append("host panic end marker missing")
+    actual = tuple(_frame_line(f) for f in panic.trace.frames) if panic.trace else ()
+    return reasons, actual
+
+
+def _check_hyp_offset(expect: Expectation, printed: int | None) -> list[str]:
+    if expect.hyp_offset is None:
+        return []
+    if printed is None:
+        return [f"'Hyp Offset: 0x{expect.hyp_offset:016x}' line missing"]
+    if printed != expect.hyp_offset:
+        return [f"Hyp Offset: expected 0x{expect.hyp_offset:016x}, got 0x{printed:016x}"]
+    return []
+
+
+def _check_registers(expected: dict[str, int], host: HostPanic) -> list[str]:
+    """The host's panic message against the registers the emulator held."""
+    reasons = []
+    for name, value in expected.items():
+        printed = host.register(name)
+        if printed is None:
+            reasons.append(f"panic registers: {name} missing (expected {value:#x})")
+        elif printed != value:
+            reasons.append(f"panic registers: {name} is {printed:#x}, the hypervisor's was "
+                           f"{value:#x}")
+    return reasons
+
+
+def _check_host_frames(expected: tuple[ExpectedHostFrame, ...],
+                       actual: tuple[Frame, ...]) -> list[str]:
+    """The host's own call trace against the records on its task stack."""
+    if not expected:
+        return []
+
+    return _aligned_reasons("host frame", expected, actual,
+                            lambda want, got: want.matches(printed_symbol(got)),
+                            ExpectedHostFrame.describe, printed_symbol)

@@ -1,0 +1,89 @@
+"""The unwinder's rules, modelled from their documented behaviour (never by
+running the code under test), one row per generation (docs/oracle.md,
+"Rules per generation").
+
+The oracle follows the frame records the CPU made under these rules to
+get the pcs a correct unwinder must report: a record must be 8-byte
+aligned and lie wholly inside one of the walk's stacks; a stack the walk
+has left is never entered again; on the same stack the next record must be
+above the previous one, by at least ``min_step`` bytes: the lab and the v5
+series ask only for "higher" (8 bytes, given the alignment), kernels since
+6.1 consume the 16 bytes of each record (``unwind_consume_stack``), so a
+record overlapping the previous one ends the walk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol
+
+from pyharness.judge.logrecords import TraceKind
+
+
+@dataclass(frozen=True)
+class UnwinderRules:
+    """What differs between unwinder generations, as the oracle sees it."""
+
+    name: str
+    min_step: int                       # on one stack: next fp >= prev fp + min_step
+    protected_header: TraceKind         # the dump's wording in protected mode
+    non_protected_header: TraceKind     # ... and in non-protected mode
+    buffer_per_cpu_variable: bool       # pkvm_stacktrace: DEFINE_PER_CPU, not [NR_CPUS][]
+
+    def header(self, protected: bool) -> TraceKind:
+        return self.protected_header if protected else self.non_protected_header
+
+
+GENERATIONS: Mapping[str, UnwinderRules] = {
+    "lab": UnwinderRules("lab", 8, "protected", "non-protected", False),
+    "linux-6.1": UnwinderRules("linux-6.1", 16, "mainline", "mainline", True),
+    "linux-6.12": UnwinderRules("linux-6.12", 16, "mainline", "mainline", True),
+}
+
+
+def rules_for(unwinder: str) -> UnwinderRules | None:
+    return GENERATIONS.get(unwinder)
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    lo: int
+    hi: int
+
+    def holds_record(self, fp: int) -> bool:
+        return self.lo <= fp and fp + 16 <= self.hi
+
+
+class RecordSource(Protocol):
+    """Frame records by address: (saved fp, lr), or None where none is known."""
+
+    def get(self, fp: int) -> tuple[int, int] | None: ...
+
+
+def follow(records: RecordSource, fp: int, stacks: list[Stack],
+           rules: UnwinderRules) -> tuple[list[tuple[int, int]], str | None]:
+    """(record fp, lr) of every record a correct unwinder reads from ``fp``,
+    in order, and a problem if the walk reached a record nobody saw made.
+    ``records`` maps a record's address to (saved fp, lr)."""
+    chain: list[tuple[int, int]] = []
+    done: set[str] = set()
+    prev: Stack | None = None
+    prev_fp = 0
+    while fp:
+        if fp & 7:
+            break
+        stack = next((s for s in stacks if s.holds_record(fp)), None)
+        if stack is None or stack.name in done:
+            break
+        if prev is not None and stack.name == prev.name and fp < prev_fp + rules.min_step:
+            break
+        if prev is not None and stack.name != prev.name:
+            done.add(prev.name)
+        prev, prev_fp = stack, fp
+        record = records.get(fp)
+        if record is None:
+            return chain, f"oracle: no frame record was seen at {fp:#x}"
+        chain.append((fp, record[1]))
+        fp = record[0]
+    return chain, None
