@@ -30,6 +30,7 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(configs=tuple(args.config or ()), files=tuple(args.files or ()),
                    only=tuple(args.only or ()), scenarios=tuple(args.scenarios or ()),
                    modes=tuple(args.modes or ()), kernel_src=args.kernel_src,
+                   all_runs=args.all_runs,
                    equivalents=args.equivalents, jobs=args.jobs, out_dir=args.out,
                    seed=args.seed, timeout_s=args.timeout,
                    max_instructions=args.max_instructions)
@@ -127,6 +128,9 @@ def add_mutate_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="only these scenarios (globs; narrows what can kill)")
     choose.add_argument("--modes", nargs="+", metavar="PATTERN",
                         help="only these hypervisor modes (globs)")
+    choose.add_argument("--all-runs", action="store_true",
+                        help="also run a mutant on the runs that never execute its "
+                             "function (by default they are skipped: docs/mutation.md)")
     choose.add_argument("--kernel-src", type=Path, metavar="PATH",
                         help="mutate a copy of this kernel tree's nVHE unwinder "
                              "(docs/kernel-src.md); the tree is never written")

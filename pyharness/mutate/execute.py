@@ -2,10 +2,8 @@
 
 1. The tree is copied to a snapshot (the mutants are edits of copies; the
    user's tree is never written).
-2. Baseline: every planned run on the unmutated snapshot, through the
-   matrix (:func:`pyharness.matrix.execute.run_matrix`). Its images give
-   each configuration's fingerprint; a run that fails here is left out of
-   every mutant's plan (it could not tell a mutant apart).
+2. Baseline (:mod:`pyharness.mutate.baseline`): every planned run on the
+   unmutated snapshot; a run that fails there is left out of every plan.
 3. Mutants, in the matrix's worker pool: each worker applies a mutant to
    its own copy of the tree, builds (incrementally, cached by the sources'
    hash) and runs one step (:mod:`pyharness.mutate.worker`). A mutant has
@@ -17,23 +15,20 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-from pyharness.errors import HarnessError
-from pyharness.matrix.execute import KILL_GRACE_S, run_matrix
+from pyharness.matrix.execute import KILL_GRACE_S
 from pyharness.matrix.pool import WorkerPool, WorkerSettings
+from pyharness.mutate.baseline import Baseline
 from pyharness.mutate.generate import Mutant
-from pyharness.mutate.plan import ConfigRuns
-from pyharness.mutate.worker import ROOT_ENV, Step, StepResult, image_fingerprint, lost_step, run_step
+from pyharness.mutate.plan import ConfigRuns, MutantPlan
+from pyharness.mutate.worker import Step, StepResult, lost_step, run_step
 from pyharness.run.record import RunRecord
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
-from pyharness.run.spec import RunSpec
 
 KILLED, SURVIVED, COMPILE_ERROR, SAME_IMAGE = "killed", "survived", "compile-error", "same-image"
 
@@ -50,6 +45,8 @@ class Outcome:
     runs: int = 0                           # runs made
     same_image: list[str] = field(default_factory=list)   # configurations
     tried: list[str] = field(default_factory=list)        # configurations run
+    compiled: int = 0                       # selected configurations compiling it
+    skipped: int = 0                        # runs that never execute its function
     seconds: float = 0.0
     build_seconds: float = 0.0
 
@@ -71,56 +68,14 @@ class _State:
     started: float = 0.0
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """The unmutated tree's runs."""
-
-    fingerprints: dict[str, str]          # configuration name -> image fingerprint
-    passing: dict[str, list[RunSpec]]     # configuration name -> its passing runs
-    failing: list[RunRecord]
-    seconds: float
-
-
-@contextmanager
-def lab_root(root: Path) -> Iterator[None]:
-    """Point this process's (and its workers') builds at ``root``."""
-    saved = os.environ.get(ROOT_ENV)
-    os.environ[ROOT_ENV] = str(root)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(ROOT_ENV, None)
-        else:
-            os.environ[ROOT_ENV] = saved
-
-
-def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int, out_dir: Path | None,
-                 timeout_s: float, max_instructions: int) -> Baseline:
-    started = time.monotonic()
-    with lab_root(snapshot):
-        result = run_matrix(specs, jobs, out_dir=out_dir, run_timeout_s=timeout_s,
-                            max_instructions=max_instructions, faults={})
-    broken = [b for b in result.builds if not b.ok]
-    if broken:
-        raise HarnessError(f"the unmutated firmware does not build for {broken[0].name}: "
-                           f"{(broken[0].error or '').splitlines()[0]}; fix that before "
-                           "measuring mutants")
-    fingerprints = {b.name: image_fingerprint(Path(b.elf)) for b in result.builds if b.elf}
-    passing: dict[str, list[RunSpec]] = {}
-    for record in result.records:
-        if record.passed:
-            passing.setdefault(record.spec.config_name, []).append(record.spec)
-    return Baseline(fingerprints, passing, result.failures, time.monotonic() - started)
-
-
 class MutationRun:
     """The mutants' steps, handed to the pool one at a time per mutant."""
 
-    def __init__(self, plans: Sequence[tuple[Mutant, list[ConfigRuns]]], baseline: Baseline,
+    def __init__(self, plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                  snapshot: Path, slots: Path, out_dir: Path,
                  on_done: Callable[[Outcome], None]) -> None:
-        self.states = [_State(Outcome(m), plan) for m, plan in plans]
+        self.states = [_State(Outcome(m, compiled=plan.compiled, skipped=plan.skipped),
+                              list(plan.configs)) for m, plan in plans]
         self.baseline = baseline
         self.snapshot, self.slots, self.out_dir = str(snapshot), str(slots), str(out_dir)
         self.on_done = on_done
@@ -190,7 +145,7 @@ class MutationRun:
         self.on_done(state.outcome)
 
 
-def run_mutants(plans: Sequence[tuple[Mutant, list[ConfigRuns]]], baseline: Baseline,
+def run_mutants(plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                 snapshot: Path, out_dir: Path, jobs: int,
                 on_done: Callable[[Outcome], None], *,
                 timeout_s: float = DEFAULT_TIMEOUT_S,

@@ -11,7 +11,10 @@ Narrowing (it never drops a run that could tell the mutant apart):
   image is the same as the unmutated one (loaded bytes and symbols) cannot
   fail where the unmutated image passed: its runs are skipped;
 - a run that already fails without any mutation cannot kill anything: it
-  is left out of every plan (the baseline).
+  is left out of every plan (the baseline);
+- a run that never executes the mutated function's code in the unmutated
+  image (out-of-line or inlined anywhere) cannot tell the mutant apart
+  (pyharness.mutate.coverage has the argument); ``--all-runs`` keeps them.
 
 Order (it only decides how soon a kill is found, and which run is named):
 configurations compiled with the mutated code's mode first (protected
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pyharness.kconfig.resolve import ResolvedConfig
+from pyharness.mutate.baseline import Baseline
+from pyharness.mutate.coverage import Ranges, intersects
 from pyharness.mutate.generate import Mutant
 from pyharness.mutate.lexer import Condition
 from pyharness.run.spec import RunSpec
@@ -84,11 +89,29 @@ def order_runs(mutant: Mutant, specs: Sequence[RunSpec], scenarios: Sequence[str
     return sorted(specs, key=key)
 
 
-def plan_mutant(mutant: Mutant, configs: Sequence[ResolvedConfig],
-                runs: dict[str, list[RunSpec]], scenarios: Sequence[str]) -> list[ConfigRuns]:
+@dataclass(frozen=True)
+class MutantPlan:
+    """A mutant's configurations and runs, and what was left out."""
+
+    configs: tuple[ConfigRuns, ...]
+    compiled: int        # selected configurations that compile the mutated code
+    skipped: int         # runs left out because they never execute its function
+
+
+def _reaches(mutant: Mutant, functions: dict[str, Ranges | None],
+             executed: Ranges | None) -> bool:
+    """Whether a run (that executed ``executed``) can reach the mutant's code."""
+    if mutant.function is None or executed is None:
+        return True
+    code = functions.get(mutant.function)
+    return code is None or intersects(code, executed)
+
+
+def plan_mutant(mutant: Mutant, configs: Sequence[ResolvedConfig], baseline: Baseline,
+                scenarios: Sequence[str], all_runs: bool = False) -> MutantPlan:
     """The configurations (and their runs) that can see the mutant, best
-    killers first. ``runs`` maps a configuration's name to its runs (the
-    baseline's passing ones)."""
+    killers first: configurations that compile its code, runs that passed
+    in the baseline and (unless ``all_runs``) executed its function."""
     chosen = [c for c in configs if compiled_in(mutant.conditions, c, mutant.tree)]
 
     def config_key(config: ResolvedConfig) -> int:
@@ -99,10 +122,16 @@ def plan_mutant(mutant: Mutant, configs: Sequence[ResolvedConfig],
         # both modes' dumps are real there.
         return 0 if protected or mutant.mode == "nvhe" else 1
 
-    out = []
+    out, skipped = [], 0
     for config in sorted(chosen, key=config_key):
-        specs = runs.get(config.name, [])
+        specs = baseline.passing.get(config.name, [])
+        if not all_runs:
+            functions = baseline.functions.get(config.name, {})
+            reaching = [s for s in specs
+                        if _reaches(mutant, functions, baseline.executed.get(s.id))]
+            skipped += len(specs) - len(reaching)
+            specs = reaching
         if specs:
             out.append(ConfigRuns(config=specs[0].config, name=config.name,
                                   specs=tuple(order_runs(mutant, specs, scenarios))))
-    return out
+    return MutantPlan(tuple(out), len(chosen), skipped)

@@ -60,10 +60,14 @@ class Verdict:
             if self.listed is not None:
                 return f"EQUIVALENT (listed): {self.listed.argument}"
             return f"EQUIVALENT: same image in {', '.join(o.same_image)}"
+        if not o.tried and not o.same_image:
+            return (f"SURVIVED: no run executes {o.mutant.function or 'this code'}() "
+                    f"({o.skipped} runs skipped)")
         configs = len(o.tried)
         same = f"; same image in {', '.join(o.same_image)}" if o.same_image else ""
+        skipped = f"; {o.skipped} runs never execute {o.mutant.function}()" if o.skipped else ""
         return (f"SURVIVED {o.runs} run{'s' if o.runs != 1 else ''} in {configs} "
-                f"configuration{'s' if configs != 1 else ''}{same}")
+                f"configuration{'s' if configs != 1 else ''}{same}{skipped}")
 
 
 def classify(outcomes: Sequence[Outcome], listed: dict[str, Equivalent]) -> list[Verdict]:
@@ -76,7 +80,7 @@ def classify(outcomes: Sequence[Outcome], listed: dict[str, Equivalent]) -> list
             out.append(Verdict(outcome, COMPILE_ERROR, entry))
         elif outcome.status == SAME_IMAGE:
             out.append(Verdict(outcome, EQUIVALENT, entry))
-        elif not outcome.tried and not outcome.same_image:
+        elif outcome.compiled == 0:
             out.append(Verdict(outcome, NOT_BUILT, entry))
         elif entry is not None:
             out.append(Verdict(outcome, EQUIVALENT, entry))
@@ -149,7 +153,8 @@ def to_json(verdicts: Sequence[Verdict], counts: Counts, info: dict[str, object]
             "console": o.killer.console if o.killer else None,
             "compiler_output": o.detail or None,
             "equivalent_argument": v.listed.argument if v.listed else None,
-            "runs": o.runs, "configs_run": o.tried, "same_image_in": o.same_image,
+            "runs": o.runs, "runs_skipped": o.skipped, "configs_run": o.tried,
+            "same_image_in": o.same_image,
             "seconds": round(o.seconds, 3), "build_seconds": round(o.build_seconds, 3),
         })
     return {"summary": {"generated": counts.generated, "killed": counts.killed,

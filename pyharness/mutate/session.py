@@ -18,7 +18,8 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.execute import default_jobs
 from pyharness.matrix.expand import expand
 from pyharness.mutate import equivalents
-from pyharness.mutate.execute import Baseline, Outcome, lab_root, run_baseline, run_mutants
+from pyharness.mutate.baseline import Baseline, lab_root, run_baseline
+from pyharness.mutate.execute import Outcome, run_mutants
 from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
 from pyharness.mutate.plan import plan_mutant
 from pyharness.mutate.report import Counts, Verdict, classify, count
@@ -44,6 +45,7 @@ class Options:
     scenarios: tuple[str, ...] = ()      # globs: narrow every plan (tests, CI)
     modes: tuple[str, ...] = ()
     kernel_src: Path | None = None
+    all_runs: bool = False               # no narrowing by the code a run executes
     equivalents: Path | None = None
     jobs: int | None = None
     out_dir: Path | None = None
@@ -154,7 +156,7 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         note(f"baseline: {len(specs) - len(baseline.failing)} runs passed in "
              f"{baseline.seconds:.1f} s")
 
-        plans = [(m, plan_mutant(m, configs, baseline.passing, scenarios))
+        plans = [(m, plan_mutant(m, configs, baseline, scenarios, options.all_runs))
                  for m in prepared.mutants]
         printer = _InOrder([m.id for m in prepared.mutants], prepared.listed, on_verdict)
         mutants_started = time.monotonic()
