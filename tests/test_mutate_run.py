@@ -1,0 +1,112 @@
+"""A small fixed sample of mutants, built and run, each with its expected
+verdict (pyharness mutate's CI check; the full run is benchmarks/mutate.py).
+
+One configuration (pkvm), two scenarios: a handful of builds and runs.
+The mutants are named by key, which does not move when other lines do.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SURVIVED
+from pyharness.mutate.report import EQUIVALENT, NOT_BUILT
+from pyharness.mutate.session import Options, execute, prepare
+
+# key -> (verdict, what the verdict line must say)
+EXPECTED = {
+    # the check that a walk never returns to a stack it left, removed
+    "csrc/include/stacktrace/common.h:stmt-del:fe5c35465a":
+        (KILLED, "killed by pkvm-nvhe-unwind_selftest-cpu0: line missing"),
+    # on_stack(..., info, STACK_TYPE_HYP): GCC rejects it
+    "csrc/hyp/stacktrace.c:args-swap:b70a154d5f":
+        (COMPILE_ERROR, "incompatible type for argument 5"),
+    # NVHE_STACKTRACE_SIZE * 9: nothing in the lab build uses it
+    "csrc/include/stacktrace/nvhe.h:const:7b1e71b32b":
+        (EQUIVALENT, "same image in pkvm"),
+    # `(void)fp;` in the stub compiled without PROTECTED_NVHE_STACKTRACE
+    "csrc/hyp/stacktrace.c:stmt-del:49987805d2":
+        (NOT_BUILT, "no selected configuration compiles"),
+    # `sp < high` -> `sp <= high`: listed below as equivalent
+    "csrc/include/stacktrace/common.h:ror:3576ab2e57":
+        (EQUIVALENT, "EQUIVALENT (listed): size is never 0"),
+    # `info->low = low;` removed: nothing reads stack_info.low, but it is
+    # not on this test's list
+    "csrc/include/stacktrace/common.h:stmt-del:d03af1984b":
+        (SURVIVED, "SURVIVED 8 runs in 1 configuration"),
+}
+LISTED = {
+    "csrc/include/stacktrace/common.h:ror:3576ab2e57": "size is never 0",
+    # wrongly listed: the run that kills it must say so
+    "csrc/include/stacktrace/common.h:stmt-del:fe5c35465a": "a wrong entry",
+}
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    listed = tmp_path_factory.mktemp("eq") / "equivalent.txt"
+    listed.write_text("".join(f"{key}  {why}\n" for key, why in LISTED.items()))
+    options = Options(configs=("pkvm",), only=tuple(EXPECTED), jobs=1, equivalents=listed,
+                      scenarios=("unwind_selftest", "hyp_panic"))
+    prepared = prepare(options)
+    seen = []
+    outcome = execute(prepared, on_verdict=seen.append)
+    return prepared, outcome, seen
+
+
+def test_each_sample_mutant_gets_its_verdict(result):
+    prepared, outcome, _ = result
+    by_key = {v.mutant.key: v for v in outcome.verdicts}
+    assert set(by_key) == set(EXPECTED)
+    for key, (verdict, text) in EXPECTED.items():
+        assert by_key[key].verdict == verdict, (key, by_key[key].line())
+        assert text in by_key[key].line(), (key, by_key[key].line())
+
+
+def test_a_wrong_equivalent_entry_is_reported(result):
+    _, outcome, _ = result
+    killed = next(v for v in outcome.verdicts if v.verdict == KILLED)
+    assert killed.listed is not None and "the entry is wrong" in killed.line()
+
+
+def test_counts_score_and_order(result):
+    prepared, outcome, seen = result
+    counts = outcome.counts
+    assert (counts.generated, counts.killed, counts.equivalent, counts.survived,
+            counts.compile_errors, counts.not_built) == (4, 1, 2, 1, 1, 1)
+    assert counts.summary_line() == ("mutants: 4 generated, 1 killed, 2 equivalent, "
+                                     "1 survived (score 50.0%)")
+    assert counts.exit_code == 1
+    # verdicts arrive in id order, each once
+    assert [v.mutant.id for v in seen] == [m.id for m in prepared.mutants]
+    assert outcome.baseline.failing == []
+
+
+def test_cli_bad_input_and_list():
+    cli = [sys.executable, "-m", "pyharness", "mutate"]
+    bad = subprocess.run(cli + ["--files", "*no_such_file.c"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "matches none" in bad.stderr
+    listing = subprocess.run(cli + ["--files", "*stacktrace/common.h", "--list"],
+                             capture_output=True, text=True, check=True)
+    assert int(listing.stdout.splitlines()[-1].split()[0]) >= 15
+
+
+def test_json_and_html_reports(tmp_path):
+    key = "csrc/include/stacktrace/nvhe.h:const:7b1e71b32b"
+    out_json, out_html = tmp_path / "m.json", tmp_path / "m.html"
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--config", "pkvm",
+                           "--scenarios", "hyp_panic", "--only", key, "-j1",
+                           "--json", str(out_json), "--html", str(out_html)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1] == ("mutants: 1 generated, 0 killed, 1 equivalent, "
+                                            "0 survived (score 100.0%)")
+    data = json.loads(out_json.read_text())
+    assert data["summary"]["equivalent"] == 1
+    assert data["mutants"][0]["key"] == key and data["mutants"][0]["verdict"] == EQUIVALENT
+    page = out_html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page and key in page
