@@ -3,7 +3,8 @@
 :func:`load_image` returns an :class:`Image`: the PT_LOAD segments, the
 symbols (sorted, with an address -> symbol+offset lookup), the dynamic
 relocations needed to run the image at its link address plus a KASLR
-offset, and the platform :class:`~pyharness.elf.layout.Layout` record. Parsed
+offset, the platform :class:`~pyharness.elf.layout.Layout` record, and which
+nVHE unwinder the image carries (``Image.unwinder``). Parsed
 images are cached per process, keyed on (path, size, mtime_ns), so a
 matrix never parses the same ELF twice.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import struct
 import threading
 from dataclasses import dataclass
@@ -38,6 +40,13 @@ SHF_ALLOC = 0x2
 SHT_RELR = 19
 
 _REBUILD_HINT = "rebuild it with `pyharness build`"
+
+# Which nVHE unwinder an image carries (csrc/host/unwinder.c): a
+# NUL-terminated "lab" or "linux-<generation>" in a non-allocated section.
+# Images from before the section existed carry the lab's.
+UNWINDER_SECTION = ".nvhe_unwinder"
+LAB_UNWINDER = "lab"
+_UNWINDER_NAME = re.compile(r"lab|linux-\d+\.\d+")
 
 
 class ImageError(ElfReadError):
@@ -76,9 +85,11 @@ class Image:
     """A parsed firmware image. Build it with :func:`load_image`."""
 
     def __init__(self, path: Path, layout: Layout, segments: tuple[Segment, ...],
-                 symbols: tuple[Symbol, ...], relocations: tuple[Relocation, ...]) -> None:
+                 symbols: tuple[Symbol, ...], relocations: tuple[Relocation, ...],
+                 unwinder: str = LAB_UNWINDER) -> None:
         self.path = path
         self.layout = layout
+        self._unwinder = unwinder
         self.segments = segments
         self.relocations = relocations
         self._by_name: dict[str, Symbol] = {}
@@ -101,6 +112,18 @@ class Image:
 
     def __repr__(self) -> str:
         return f"Image({str(self.path)!r})"
+
+    @property
+    def unwinder(self) -> str:
+        """The nVHE unwinder built into the image: ``"lab"`` (the lab's own),
+        or ``"linux-6.1"`` / ``"linux-6.12"`` (a kernel tree's, built with
+        ``--kernel-src``)."""
+        return self._unwinder
+
+    @property
+    def kernel_generation(self) -> str | None:
+        """The kernel generation of a tree's unwinder ("6.12"), None for the lab's."""
+        return None if self._unwinder == LAB_UNWINDER else self._unwinder.removeprefix("linux-")
 
     # -- symbols ---------------------------------------------------------
 
@@ -234,13 +257,14 @@ def _parse(shown: Path, real: Path) -> Image:
         segments = _read_segments(shown, reader)
         symbols = tuple(Symbol.from_raw(s) for s in reader.symbols())
         relocations = _read_relocations(shown, reader.elf)
+        unwinder = _read_unwinder(shown, reader)
     except ImageError:
         raise
     except ElfReadError as exc:
         raise ImageError(str(exc).replace(str(real), str(shown), 1)) from None
     except CORRUPT_ELF_ERRORS as exc:
         raise ImageError(str(reader.damaged(exc))) from None
-    image = Image(shown, layout, segments, symbols, relocations)
+    image = Image(shown, layout, segments, symbols, relocations, unwinder)
     _check_placement(shown, image)
     return image
 
@@ -257,6 +281,19 @@ def _read_layout(shown: Path, reader: ElfReader) -> Layout:
         raise ImageError(f"{shown}: bad {LAYOUT_SECTION} record: {exc}; the image and "
                          f"the harness disagree on csrc/include/platform.h, "
                          f"{_REBUILD_HINT}") from None
+
+
+def _read_unwinder(shown: Path, reader: ElfReader) -> str:
+    data = reader.section_data(UNWINDER_SECTION)
+    if data is None:
+        return LAB_UNWINDER
+    name, nul, _ = data.partition(b"\0")
+    text = name.decode("ascii", errors="replace")
+    if not nul or not _UNWINDER_NAME.fullmatch(text):
+        raise ImageError(f"{shown}: bad {UNWINDER_SECTION} section {data[:32]!r}: expected "
+                         f"a NUL-terminated \"lab\" or \"linux-<generation>\" "
+                         f"(csrc/host/unwinder.c); {_REBUILD_HINT}")
+    return text
 
 
 def _read_segments(shown: Path, reader: ElfReader) -> tuple[Segment, ...]:
