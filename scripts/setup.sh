@@ -1,7 +1,9 @@
 #!/bin/sh
 # Set up everything the harness needs on a Debian-based machine, and only
-# what is missing: the aarch64 cross compiler (apt), a virtual environment
-# in .venv, and this package installed in it (editable, with test extras).
+# what is missing: the aarch64 cross compiler and Clang/LLVM (apt: GCC is
+# the default toolchain, Clang the CONFIG_CC_IS_CLANG one), a virtual
+# environment in .venv, and this package installed in it (editable, with
+# test extras).
 # With --tests, also Debian's chromium, for the test that opens the HTML
 # report in a headless browser, and the kernel sources linux-source-6.1 and
 # linux-source-6.12 (/usr/src/linux-source-X.Y.tar.xz), for the tests that
@@ -35,6 +37,10 @@ apt_install() {
 missing=""
 command -v "${CROSS_COMPILE:-aarch64-linux-gnu-}gcc" >/dev/null 2>&1 ||
 	missing="$missing gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu"
+# The Clang toolchain (CONFIG_CC_IS_CLANG): clang, ld.lld and llvm-objcopy.
+command -v clang >/dev/null 2>&1 || missing="$missing clang"
+command -v ld.lld >/dev/null 2>&1 || missing="$missing lld"
+command -v llvm-objcopy >/dev/null 2>&1 || missing="$missing llvm"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
 	missing="$missing python3-venv"

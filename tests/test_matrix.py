@@ -63,7 +63,8 @@ def test_configs_modes_and_scenarios_narrow_the_matrix():
     ids = {s.id for s in matrix.specs}
     assert ids == {f"{config}-protected-{scenario}-cpu{cpu}"
                    for config, cpus in (("tiny", [0]), ("pkvm", [0, 1]),
-                                        ("pkvm_16k", [0, 1]), ("pkvm_64k", [0, 1]))
+                                        ("pkvm_16k", [0, 1]), ("pkvm_64k", [0, 1]),
+                                        ("pkvm_clang", [0, 1]), ("pkvm_pac", [0, 1]))
                    for scenario in ("smoke", "stack_overflow") for cpu in cpus}
 
 
@@ -263,7 +264,7 @@ def test_randconfig_configs_are_kept_for_the_repro_commands(tmp_path):
 
 def test_all_prints_the_counts_before_starting():
     # The default build directory: its cache serves every later run of this test.
-    proc = matrix_cli("--all", "--configs", "all-16k-va36-kaslr-pst-os-cpus4",
+    proc = matrix_cli("--all", "--configs", "all-16k-va36-kaslr-pst-os-cpus4-pac-bti",
                       "--scenarios", "smoke", "-q")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith(
@@ -319,3 +320,25 @@ def test_a_configuration_that_fails_to_build_costs_only_its_runs(tmp_path, monke
     assert "error: this compiler rejects every file" in result.records[0].reasons[0]
     assert any("rejects every file" in line for line in result.records[0].console)
     assert result.exit_code == 1
+
+
+def test_all_meets_every_toolchain_variant_with_every_page_size_and_stacktrace_option(tmp_path):
+    from pyharness.matrix.expand import TOOLCHAIN_VARIANTS, enumerate_all
+
+    seen: dict[tuple, set] = {}
+    for path in enumerate_all(tmp_path):
+        s = kconfig.resolve(path).summary
+        seen.setdefault((s.compiler, s.pac_ret, s.bti), set()).add(
+            (s.page_size_kb, s.protected_stacktrace))
+    assert len(seen) == len(TOOLCHAIN_VARIANTS)
+    everything = {(page, pst) for page in (4, 16, 64) for pst in (False, True)}
+    assert all(pairs == everything for pairs in seen.values()), seen
+
+
+def test_randconfig_draws_clang_and_pointer_authentication(tmp_path):
+    from pyharness.matrix.expand import random_configs
+
+    summaries = [kconfig.resolve(p).summary for p in random_configs(24, 3, tmp_path)]
+    assert {s.compiler for s in summaries} == {"gcc", "clang"}
+    assert {s.pac_ret for s in summaries} == {False, True}
+    assert {s.bti for s in summaries} == {False, True}

@@ -29,8 +29,11 @@ extern const struct bug_entry __hyp_bug_table_start[], __hyp_bug_table_end[];
  * kvm_nvhe_dump_backtrace() instead (declared in host.h).
  */
 #ifndef NVHE_KERNEL_UNWINDER
-/* Hyp pcs may carry tag or PAC bits above the VA: keep VA_BITS of them. */
-#define HYP_VA_MASK		((1UL << VA_BITS) - 1)
+/*
+ * Hyp pcs may carry tag or PAC bits above the hyp's VA size (its
+ * TCR_EL2.T0SZ, where a PAC starts): keep HYP_VA_BITS of them.
+ */
+#define HYP_VA_MASK		((1UL << HYP_VA_BITS) - 1)
 
 static void kvm_nvhe_dump_backtrace_start(void)
 {

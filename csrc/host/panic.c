@@ -8,6 +8,7 @@
 #include <printk.h>
 #include <stacktrace/common.h>
 #include <asm/current_pc.h>
+#include <asm/pointer_auth.h>
 
 static bool on_task_stack(unsigned long sp, unsigned long size,
 			  struct stack_info *info)
@@ -20,7 +21,7 @@ static bool on_task_stack(unsigned long sp, unsigned long size,
 static bool dump_backtrace_entry(void *arg, unsigned long where)
 {
 	(void)arg;
-	printk(" %pB\n", (void *)where);
+	printk(" %pB\n", (void *)ptrauth_strip_kernel_insn_pac(where));
 	return true;
 }
 

@@ -7,6 +7,7 @@
 #include <kvm_asm.h>
 #include <stacktrace/nvhe.h>
 #include <asm/assembler.h>
+#include <asm/pointer_auth.h>
 #include <asm/sysreg.h>
 
 	.text
@@ -48,6 +49,17 @@ SYM_CODE_START(__host_exit)
 	stp	x26, x27, [x2, #HOST_CTXT_REGS + 8 * 26]
 	stp	x28, x29, [x2, #HOST_CTXT_REGS + 8 * 28]
 	str	x30, [x2, #HOST_CTXT_REGS + 8 * 30]
+#ifdef CONFIG_ARM64_PTR_AUTH_KERNEL
+	/* Keep the host's APIA key and sign with the hypervisor's. */
+	mrs	x3, SYS_APIAKEYLO_EL1
+	mrs	x4, SYS_APIAKEYHI_EL1
+	stp	x3, x4, [x2, #HOST_CTXT_APIAKEY]
+	ldr	x3, =HYP_APIA_KEY_LO
+	msr	SYS_APIAKEYLO_EL1, x3
+	ldr	x3, =HYP_APIA_KEY_HI
+	msr	SYS_APIAKEYHI_EL1, x3
+	isb
+#endif
 	mov	x0, x2
 	mov	x29, xzr
 	bl	handle_trap
@@ -64,12 +76,19 @@ SYM_CODE_START(__host_enter)
 SYM_CODE_END(__host_enter)
 
 /*
- * Restore the host's x8..x30 from the context at x29 and ERET. The panic
- * path comes here with its own x0..x7 (the panic handler's arguments),
- * so that the handler runs on the host's registers and its call trace
- * continues into the host code that made the hypercall.
+ * Restore the host's x8..x30 (and APIA key) from the context at x29 and
+ * ERET. The panic path comes here with its own x0..x7 (the panic
+ * handler's arguments), so that the handler runs on the host's registers
+ * and its call trace continues into the host code that made the
+ * hypercall.
  */
 SYM_CODE_START(__host_enter_callee_saved)
+#ifdef CONFIG_ARM64_PTR_AUTH_KERNEL
+	/* The host's APIA key back (the ERET synchronizes it). */
+	ldp	x8, x9, [x29, #HOST_CTXT_APIAKEY]
+	msr	SYS_APIAKEYLO_EL1, x8
+	msr	SYS_APIAKEYHI_EL1, x9
+#endif
 	ldp	x8, x9, [x29, #HOST_CTXT_REGS + 8 * 8]
 	ldp	x10, x11, [x29, #HOST_CTXT_REGS + 8 * 10]
 	ldp	x12, x13, [x29, #HOST_CTXT_REGS + 8 * 12]

@@ -26,19 +26,26 @@ struct bug_entry {
 /*
  * The file name goes to a mergeable string section; the entry records the
  * brk (label 1) and the name (label 2) as displacements from itself.
+ *
+ * The brk comes first: the assembler gives the statement's line to the
+ * first thing the asm emits, and Clang's integrated assembler counts data
+ * too. With the sections pushed first, the line-table row for BUG() went
+ * to the string and the brk inherited the row of the code before it (the
+ * function's closing brace, once Clang moved the unlikely block to the
+ * end), so addr2line named the wrong line.
  */
 #define BUG() do {							\
 	__asm__ __volatile__(						\
+		"1:	brk %[imm]\n"					\
 		".pushsection .rodata.str1.1, \"aMS\", %%progbits, 1\n"	\
 		"2:	.string \"" __FILE__ "\"\n"			\
 		".popsection\n"						\
 		".pushsection __bug_table, \"a\"\n"			\
 		".balign 4\n"						\
-		"3:	.long 1f - 3b\n"				\
+		"3:	.long 1b - 3b\n"				\
 		"	.long 2b - (3b + 4)\n"				\
 		"	.short " __BUG_XSTR(__LINE__) ", 0\n"		\
 		".popsection\n"						\
-		"1:	brk %[imm]\n"					\
 		: : [imm] "i" (BUG_BRK_IMM));				\
 	__builtin_unreachable();					\
 } while (0)

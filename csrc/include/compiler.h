@@ -11,8 +11,15 @@
  * Not inlined, and no interprocedural tricks either (constant propagation
  * into a clone, noreturn discovery): the function keeps its name and its
  * frame exactly as written, which is what a test of the unwinder needs.
+ * Clang has no noipa: "used" makes it assume callers it cannot see, so it
+ * may not drop or specialise arguments (it otherwise turns the constant
+ * arguments of recursive_death() into none, and its frame with them).
  */
+#if __has_attribute(__noipa__)
 #define noipa			__attribute__((__noipa__))
+#else
+#define noipa			__attribute__((__noinline__, __used__))
+#endif
 #define __always_inline		inline __attribute__((__always_inline__))
 #define __printf(a, b)		__attribute__((__format__(printf, a, b)))
 #define __maybe_unused		__attribute__((__unused__))

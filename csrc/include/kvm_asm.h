@@ -14,15 +14,20 @@
 #define __KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception	5
 #define __KVM_HOST_SMCCC_FUNC___kvm_buffer_overrun_probe	6
 
-/* Saved host context: x0..x30 at 8 * n. */
+/*
+ * Saved host context: x0..x30 at 8 * n, then the host's APIA key (lo, hi)
+ * while the hypervisor runs with its own (ARM64_PTR_AUTH_KERNEL).
+ */
 #define HOST_CTXT_REGS		0
-#define HOST_CTXT_SIZE		(31 * 8)
+#define HOST_CTXT_APIAKEY	(31 * 8)
+#define HOST_CTXT_SIZE		(33 * 8)
 
 #ifndef __ASSEMBLER__
 #include <types.h>
 
 struct kvm_cpu_context {
 	u64 regs[31];
+	u64 apiakey[2];
 };
 
 /* The host's handler for a hypervisor panic, entered by ERET from EL2. */

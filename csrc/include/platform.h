@@ -56,6 +56,17 @@
 #define HYP_STACK_VA(cpu)	(HYP_STACK_VA_BASE + (2 * (cpu) + 1) * PAGE_SIZE)
 
 /*
+ * The size of the hypervisor's own address space: its init programs
+ * TCR_EL2.T0SZ = 64 - HYP_VA_BITS. It is the bit where a pointer
+ * authentication code starts in a hyp pointer, so it is also how much of
+ * a hyp pc the host keeps before printing it. As in the kernel of the v5
+ * series (which masks with vabits_actual), it equals VA_BITS; later
+ * kernels size the hyp's space separately and mask with __hyp_va_bits.
+ * The harness masks with the layout record's va_bits: keep them equal.
+ */
+#define HYP_VA_BITS		VA_BITS
+
+/*
  * Per-CPU areas: one template section per side, repeated NR_CPUS times at
  * this stride (zero-initialised, like .bss). The hyp area holds the 4 KiB
  * overflow stack and the stacktrace bookkeeping, hence at least 8 KiB.

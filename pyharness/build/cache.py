@@ -5,8 +5,8 @@ keyed by a hash of (.config, firmware sources, toolchain version, and with
 ``kernel_src`` the kernel tree's files and place): a second build with
 nothing changed finds the finished image there and does no compiler work.
 A build with a kernel tree's unwinder is named for its generation
-(``pkvm-linux-6.12-<hash>``). Concurrent builds of the same key (pytest-xdist workers, a
-matrix) wait on a lock rather than racing.
+(``pkvm-linux-6.12-<hash>``). Concurrent builds of the same key
+(pytest-xdist workers, a matrix) wait on a lock rather than racing.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
 def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
              build_dir: Path, jobs: int | None, kernel: KernelSource | None) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
-    env = dict(os.environ, CROSS_COMPILE=toolchain.prefix)
+    env = dict(os.environ, **({"LLVM": toolchain.prefix} if toolchain.compiler == "clang"
+                              else {"CROSS_COMPILE": toolchain.prefix}))
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
           f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
@@ -156,7 +157,7 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         raise kconfig.ConfigError(
             f"{config.source}: CONFIG_KVM is not set, so there is no hypervisor "
             "to build or test; set CONFIG_KVM=y")
-    toolchain = find_toolchain()
+    toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
     base = Path(out_dir) if out_dir is not None else default_build_dir()
     kernel = open_source(kernel_src, base)
     digest = build_digest(config, toolchain, kernel.tree if kernel else None)

@@ -56,14 +56,19 @@ class ConfigSummary:
     el2_debug: bool
     protected_stacktrace: bool
     optimize: str
+    compiler: str = "gcc"
+    pac_ret: bool = False
+    bti: bool = False
 
     def one_line(self) -> str:
+        hardening = [name for name, on in (("pac-ret", self.pac_ret), ("bti", self.bti)) if on]
         return (f"{self.page_size_kb}K pages, VA {self.va_bits}, "
                 f"KASLR {'on' if self.kaslr else 'off'}, "
                 f"{self.nr_cpus} CPU{'s' if self.nr_cpus > 1 else ''}, "
                 f"protected stacktrace "
                 f"{'on' if self.protected_stacktrace else 'off'}, "
-                f"{self.optimize}")
+                f"{self.optimize}, {self.compiler.upper() if self.compiler == 'gcc' else 'Clang'}"
+                + "".join(f", {h}" for h in hardening))
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,9 @@ class ResolvedConfig:
             el2_debug=self.enabled("NVHE_EL2_DEBUG"),
             protected_stacktrace=self.enabled("PROTECTED_NVHE_STACKTRACE"),
             optimize="-Os" if self.enabled("CC_OPTIMIZE_FOR_SIZE") else "-O2",
+            compiler="clang" if self.enabled("CC_IS_CLANG") else "gcc",
+            pac_ret=self.enabled("ARM64_PTR_AUTH_KERNEL"),
+            bti=self.enabled("ARM64_BTI_KERNEL"),
         )
 
 

@@ -34,6 +34,14 @@ VA_CHOICES = ("ARM64_VA_BITS_36", "ARM64_VA_BITS_39", "ARM64_VA_BITS_42",
               "ARM64_VA_BITS_47", "ARM64_VA_BITS_48")
 OPTIMIZE = ("CC_OPTIMIZE_FOR_PERFORMANCE", "CC_OPTIMIZE_FOR_SIZE")
 CPU_COUNTS_ALL = (1, 4)
+# The toolchain symbols: --all cycles through their combinations across the
+# memory/debug combinations (so each compiler and hardening choice meets
+# every page size, VA size and stacktrace option) instead of multiplying
+# the matrix by eight; --randconfig draws them freely.
+COMPILERS = ("CC_IS_GCC", "CC_IS_CLANG")
+TOOLCHAIN_VARIANTS = tuple(
+    {compiler: "y", "ARM64_PTR_AUTH_KERNEL": pac, "ARM64_BTI_KERNEL": bti}
+    for compiler in COMPILERS for pac in "ny" for bti in "ny")
 
 
 def _fragment(assignments: dict[str, str]) -> str:
@@ -50,6 +58,8 @@ def _name(resolved: kconfig.ResolvedConfig, prefix: str) -> str:
              "kaslr" if s.kaslr else "nokaslr",
              "pst" if s.protected_stacktrace else ("dbg" if s.el2_debug else "nodbg"),
              "os" if s.optimize == "-Os" else "o2", f"cpus{s.nr_cpus}"]
+    parts += [part for part, on in (("clang", s.compiler == "clang"), ("pac", s.pac_ret),
+                                    ("bti", s.bti)) if on]
     return "-".join(parts)
 
 
@@ -71,13 +81,23 @@ def _resolve_candidate(assignments: dict[str, str], out_dir: Path,
 
 
 def all_combinations() -> list[dict[str, str]]:
-    """Every assignment of the matrix symbols, valid or not."""
+    """Every assignment of the matrix symbols, valid or not.
+
+    Within each (page size, EL2 debug, stacktrace option) group the
+    toolchain variants are taken in turn. The combinations Kconfig rejects
+    (a VA size the page size cannot have) are whole runs of eight in that
+    order, so every variant still meets every page size and stacktrace
+    option among the valid ones."""
     out = []
+    taken: dict[tuple[str, str, str], int] = {}
     for page, va, kaslr, debug, pst, opt, cpus in itertools.product(
             PAGE_SIZES, VA_CHOICES, "yn", "yn", "yn", OPTIMIZE, CPU_COUNTS_ALL):
+        turn = taken.get((page, debug, pst), 0)
+        taken[page, debug, pst] = turn + 1
         out.append({"KVM": "y", page: "y", va: "y", "RANDOMIZE_BASE": kaslr,
                     "NVHE_EL2_DEBUG": debug, "PROTECTED_NVHE_STACKTRACE": pst,
-                    opt: "y", "NR_CPUS": str(cpus)})
+                    opt: "y", "NR_CPUS": str(cpus),
+                    **TOOLCHAIN_VARIANTS[turn % len(TOOLCHAIN_VARIANTS)]})
     return out
 
 
@@ -101,7 +121,8 @@ def random_configs(count: int, seed: int, out_dir: Path) -> list[Path]:
                      "RANDOMIZE_BASE": rng.choice("yn"),
                      "NVHE_EL2_DEBUG": rng.choice("yn"),
                      "PROTECTED_NVHE_STACKTRACE": rng.choice("yn"),
-                     rng.choice(OPTIMIZE): "y", "NR_CPUS": str(rng.randint(1, 16))}
+                     rng.choice(OPTIMIZE): "y", "NR_CPUS": str(rng.randint(1, 16)),
+                     **rng.choice(TOOLCHAIN_VARIANTS)}
         path = _resolve_candidate(candidate, out_dir, f"rand{seed}")
         if path is not None and path not in found:
             found.append(path)

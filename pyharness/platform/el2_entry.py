@@ -28,6 +28,10 @@ PSTATE_EL2H_DAIF_MASKED = 0x3C9
 PSTATE_EL1H_DAIF_MASKED = 0x3C5
 
 SCR_EL3_NS_HCE_RW = 0x501
+# SCR_EL3.APK/API: EL3 lets the lower ELs use the pointer authentication
+# key registers and instructions (they trap to EL3 otherwise).
+SCR_EL3_APK = 1 << 16
+SCR_EL3_API = 1 << 17
 HCR_EL2_RW = 1 << 31
 
 # QEMU's exception numbers, as UC_HOOK_INTR reports them.
@@ -151,7 +155,8 @@ def enter_el2(uc: Uc, *, esr_value: int, elr: int, far: int | None = None) -> in
 
 def reset_to_el2(uc: Uc) -> None:
     """The CPU as the platform hands it over: EL2h, DAIF masked, EL3 set up
-    for a non-secure AArch64 EL2 with HVC enabled, EL1 AArch64."""
-    sysreg_write(uc, SYSREG_SCR_EL3, SCR_EL3_NS_HCE_RW)
+    for a non-secure AArch64 EL2 with HVC enabled and pointer authentication
+    untrapped, EL1 AArch64."""
+    sysreg_write(uc, SYSREG_SCR_EL3, SCR_EL3_NS_HCE_RW | SCR_EL3_API | SCR_EL3_APK)
     set_pstate(uc, PSTATE_EL2H_DAIF_MASKED)
     sysreg_write(uc, SYSREG_HCR_EL2, HCR_EL2_RW)

@@ -1,16 +1,12 @@
 """The emulated platform: one firmware run on one CPU in Unicorn.
 
-docs/platform.md is the contract this implements: RAM and the image at
-their physical addresses (relocated for the run's KASLR offset), the MMIO
-page (console, exit, counter, scenario), per-EL address spaces through
-Unicorn's virtual TLB, the boot protocol, exception entry to EL2 (modelled
-here, see :mod:`pyharness.platform.el2_entry`), the isolation check of protected
-mode, and instruction/wall-clock budgets. Every way a run can end becomes
-a :class:`~pyharness.platform.results.RunResult`; no Python exception
-escapes :meth:`Machine.run`. The pieces: :mod:`~pyharness.platform.mmio`
-(devices), :mod:`~pyharness.platform.aborts` (failed translations),
-:mod:`~pyharness.platform.percpu` (isolation of other CPUs' data),
-:mod:`~pyharness.platform.budget` (instruction and time budgets).
+docs/platform.md is the contract this implements: RAM and the relocated
+image, per-EL address spaces through Unicorn's virtual TLB, the boot
+protocol and the run loop. Every way a run can end becomes a
+:class:`~pyharness.platform.results.RunResult`; no Python exception
+escapes :meth:`Machine.run`. The pieces: ``mmio`` (devices), ``traps`` and
+``el2_entry`` (exceptions), ``aborts`` (failed translations, isolation),
+``percpu`` (other CPUs' data), ``budget`` (instructions and time).
 
 Typical use::
 
@@ -104,6 +100,9 @@ class Machine:
         self._ran = False
 
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        # The "max" CPU: pointer authentication (and BTI) exist; the
+        # default model treats paciasp as a NOP and has no key registers.
+        uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self._tlb_page = uc.ctl_get_page_size()
         uc.mem_map(layout.phys_ram_base, layout.phys_ram_size, UC_PROT_ALL)

@@ -4,16 +4,35 @@
 
 #ifdef __ASSEMBLER__
 
+#include <generated/autoconf.h>
+
+/*
+ * A function (SYM_FUNC_*) may be called through a pointer, so with
+ * ARM64_BTI_KERNEL it starts with a landing pad for BLR, "bti c" (written
+ * as its hint, which every assembler accepts). Code (SYM_CODE_*) is
+ * entered otherwise: by an exception, an ERET or the platform's reset.
+ */
+#ifdef CONFIG_ARM64_BTI_KERNEL
+#define __SYM_FUNC_BTI		hint	#34;
+#else
+#define __SYM_FUNC_BTI
+#endif
+
 #define SYM_FUNC_START(name)			\
 	.globl name;				\
 	.type name, %function;			\
 	.balign 4;				\
-	name:
+	name:					\
+	__SYM_FUNC_BTI
 
 #define SYM_FUNC_END(name)			\
 	.size name, . - name
 
-#define SYM_CODE_START(name)	SYM_FUNC_START(name)
+#define SYM_CODE_START(name)			\
+	.globl name;				\
+	.type name, %function;			\
+	.balign 4;				\
+	name:
 #define SYM_CODE_END(name)	SYM_FUNC_END(name)
 
 /* PC-relative address of a symbol within +/- 4 GiB: no relocation needed. */

@@ -2,6 +2,12 @@
 #ifndef __ASM_SYSREG_H
 #define __ASM_SYSREG_H
 
+#ifdef __ASSEMBLER__
+#define _BITUL(n)		(1 << (n))
+#else
+#define _BITUL(n)		(1UL << (n))
+#endif
+
 /* PSTATE/SPSR fields. */
 #define PSR_MODE_EL1h		0x00000005
 #define PSR_MODE_EL2h		0x00000009
@@ -12,8 +18,26 @@
 #define PSR_D_BIT		0x00000200
 #define PSR_DAIF_MASK		(PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT)
 
-/* HCR_EL2.RW: the lower ELs are AArch64. */
-#define HCR_RW			(1UL << 31)
+/* HCR_EL2.RW: the lower ELs are AArch64. API/APK: EL1 may use pointer
+ * authentication instructions / key registers without trapping to EL2. */
+#define HCR_RW			(_BITUL(31))
+#define HCR_API			(_BITUL(41))
+#define HCR_APK			(_BITUL(40))
+
+/* SCTLR_ELx. EnIA: APIA-key signing is on. BT (EL2, one VA range) / BT1
+ * (EL1): paciasp is no landing pad for a BR through other than x16/x17. */
+#define SCTLR_ELx_ENIA		(_BITUL(31))
+#define SCTLR_EL2_BT		(_BITUL(36))
+#define SCTLR_EL1_BT1		(_BITUL(36))
+
+/* TCR_ELx: the VA size of a translation regime, 64 - TxSZ bits. */
+#define TCR_T0SZ(bits)		(64 - (bits))
+#define TCR_T1SZ(bits)		((64 - (bits)) << 16)
+#define TCR_EL2_RES1		(_BITUL(31) | _BITUL(23))
+
+/* The pointer authentication key registers are shared by all ELs. */
+#define SYS_APIAKEYLO_EL1	S3_0_C2_C1_0
+#define SYS_APIAKEYHI_EL1	S3_0_C2_C1_1
 
 /* ESR_ELx. */
 #define ESR_ELx_EC_SHIFT	26
