@@ -27,6 +27,7 @@ from pyharness.elf.image import load_image
 from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.expand import expand, unwinder_axis
 from pyharness.paths import default_build_dir
+from pyharness.reports.footprint import read_footprint
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
 
@@ -150,6 +151,11 @@ def test_a_trees_record_says_which_unwinder_ran(debian, generation):
     assert f"--kernel-src {kernelsrc.debian_tarball(generation)}" in record.command
     assert re.search(r"\] kvm \[1\]: nVHE call trace:$", "\n".join(record.console), re.M)
     assert Path(record.elf).parent.name.startswith(f"pkvm-linux-{generation}-")
+    # The tree's pkvm_stacktrace is per-CPU: the footprint counts one copy per CPU.
+    tree_print = read_footprint(record.spec.row, record.elf)
+    lab_print = read_footprint("pkvm", str(builder.build("pkvm").elf))
+    assert tree_print.config_name == f"linux-{generation}/pkvm"
+    assert tree_print.buffer_per_cpu == lab_print.buffer_per_cpu == tree_print.claimed_buffer
 
 
 def test_the_matrix_runs_the_unwinder_axis(tmp_path, capsys):
