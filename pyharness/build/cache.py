@@ -1,15 +1,16 @@
 """Building the firmware for one configuration, cached.
 
 Each configuration builds in its own directory, named after the config and
-keyed by a hash of (.config, firmware sources, toolchain version): a second
-build with nothing changed finds the finished image there and does no
-compiler work. Concurrent builds of the same key (pytest-xdist workers, a
-matrix) wait on a lock rather than racing.
+keyed by a hash of (.config, firmware sources, toolchain version, and with
+``kernel_src`` the kernel tree's files and place): a second build with
+nothing changed finds the finished image there and does no compiler work.
+A build with a kernel tree's unwinder is named for its generation
+(``pkvm-linux-6.12-<hash>``). Concurrent builds of the same key
+(pytest-xdist workers, a matrix) wait on a lock rather than racing.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +25,8 @@ from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
 from pyharness.paths import default_build_dir, source_root
+from pyharness.build.lock import exclusive
+from pyharness.build.kernelsrc import KernelSource, KernelTree, open_source
 from pyharness.build.toolchain import Toolchain, find_toolchain
 
 STAMP = "build.json"
@@ -40,6 +43,17 @@ class BuildResult:
     digest: str
     cached: bool
     seconds: float
+    kernel: KernelSource | None = None   # None: the lab's own unwinder
+
+    @property
+    def unwinder(self) -> str:
+        """What the image carries: ``lab`` or ``linux-<generation>``."""
+        return "lab" if self.kernel is None else self.kernel.unwinder
+
+    @property
+    def compile_commands(self) -> Path:
+        """CMake's compile database, with the kernel tree's files when there is one."""
+        return self.build_dir / "compile_commands.json"
 
 
 def source_files() -> list[Path]:
@@ -61,22 +75,28 @@ def _sources_signature() -> tuple[tuple[str, int, int], ...]:
 _digest_cache: dict[tuple[object, ...], str] = {}
 
 
-def build_digest(config: kconfig.ResolvedConfig, toolchain: Toolchain) -> str:
-    """Hash of everything that decides the image's bytes.
+def build_digest(config: kconfig.ResolvedConfig, toolchain: Toolchain,
+                 tree: KernelTree | None = None) -> str:
+    """Hash of everything that decides the build: the image's bytes, and with
+    a kernel tree also where it is (the compile database names its files).
 
     Remembered per process for an unchanged set of sources (by stat), so a
-    worker running many scenarios of one configuration hashes it once."""
-    key = (config.dotconfig, toolchain.prefix, toolchain.version, _sources_signature())
+    worker running many scenarios of one configuration hashes it once. A
+    tree's files are hashed every time: an edit must rebuild."""
+    kernel = () if tree is None else (str(tree.root), tree.digest())
+    key = (config.dotconfig, toolchain.prefix, toolchain.version, *kernel,
+           _sources_signature())
     digest = _digest_cache.get(key)
     if digest is None:
-        digest = _digest_cache[key] = _hash_sources(config, toolchain)
+        digest = _digest_cache[key] = _hash_sources(config, toolchain, kernel)
     return digest
 
 
-def _hash_sources(config: kconfig.ResolvedConfig, toolchain: Toolchain) -> str:
+def _hash_sources(config: kconfig.ResolvedConfig, toolchain: Toolchain,
+                  kernel: tuple[str, ...]) -> str:
     root = source_root()
     h = hashlib.sha256()
-    for part in (config.dotconfig, toolchain.prefix, toolchain.version):
+    for part in (config.dotconfig, toolchain.prefix, toolchain.version, *kernel):
         h.update(part.encode())
         h.update(b"\0")
     for path in source_files():
@@ -103,14 +123,15 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
 
 
 def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-             build_dir: Path, jobs: int | None) -> None:
+             build_dir: Path, jobs: int | None, kernel: KernelSource | None) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
     env = dict(os.environ, **({"LLVM": toolchain.prefix} if toolchain.compiler == "clang"
                               else {"CROSS_COMPILE": toolchain.prefix}))
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
           f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
-          f"-DPython_EXECUTABLE={sys.executable}"],
+          f"-DPython_EXECUTABLE={sys.executable}",
+          *(kernel.tree.cmake_args() if kernel else [])],
          build_dir, "cmake configure", env)
     _run([_cmake(), "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 1)],
          build_dir, "firmware build", env)
@@ -125,8 +146,11 @@ def _read_stamp(build_dir: Path, digest: str) -> bool:
 
 
 def build(config_path: Path | str, out_dir: Path | str | None = None,
-          jobs: int | None = None) -> BuildResult:
-    """Build (or find cached) the image for the config file at config_path."""
+          jobs: int | None = None, kernel_src: str | os.PathLike[str] | None = None
+          ) -> BuildResult:
+    """Build (or find cached) the image for the config file at config_path,
+    with the nVHE unwinder of the kernel tree or tarball ``kernel_src``
+    (None or ``lab``: the lab's own)."""
     started = time.monotonic()
     config = kconfig.resolve(kconfig.find_config(str(config_path)))
     if not config.enabled("KVM"):
@@ -134,24 +158,23 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
             f"{config.source}: CONFIG_KVM is not set, so there is no hypervisor "
             "to build or test; set CONFIG_KVM=y")
     toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
-    digest = build_digest(config, toolchain)
     base = Path(out_dir) if out_dir is not None else default_build_dir()
-    build_dir = base / f"{config.name}-{digest[:12]}"
-    try:
-        build_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(base / f".{build_dir.name}.lock", "w")
-    except OSError as err:
-        raise HarnessError(f"cannot create the build directory {build_dir}: "
-                           f"{err.strerror}; pass a writable --out DIR") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    kernel = open_source(kernel_src, base)
+    digest = build_digest(config, toolchain, kernel.tree if kernel else None)
+    unwinder = f"-{kernel.unwinder}" if kernel else ""
+    build_dir = base / f"{config.name}{unwinder}-{digest[:12]}"
+    with exclusive(base, build_dir.name, f"the build directory {build_dir}"):
+        build_dir.mkdir(exist_ok=True)
         cached = _read_stamp(build_dir, digest)
         if not cached:
             (build_dir / STAMP).unlink(missing_ok=True)
-            _compile(config, toolchain, build_dir, jobs)
-            (build_dir / STAMP).write_text(json.dumps({
-                "digest": digest, "config": str(config.source),
-                "toolchain": toolchain.version}, indent=1) + "\n")
+            _compile(config, toolchain, build_dir, jobs, kernel)
+            stamp = {"digest": digest, "config": str(config.source),
+                     "toolchain": toolchain.version}
+            if kernel:
+                stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
+                             kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
+            (build_dir / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
     return BuildResult(config=config, elf=build_dir / "vmlinux", build_dir=build_dir,
                        digest=digest, cached=cached,
-                       seconds=time.monotonic() - started)
+                       seconds=time.monotonic() - started, kernel=kernel)

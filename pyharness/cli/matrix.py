@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from pyharness.build.kernelsrc import default_kernel_src
+from pyharness.cli.options import add_kernel_src_option
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.matrix.progress import make_progress
 from pyharness.reports import (failure_report, summary_table, write_html, write_json,
@@ -40,11 +42,21 @@ def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
+def _kernel_srcs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The --kernel-src values; none: $PYHARNESS_KERNEL_SRC (not with --only-failed,
+    whose runs name their own)."""
+    if args.kernel_src:
+        return tuple(args.kernel_src)
+    default = default_kernel_src()
+    return (default,) if default and args.only_failed is None else ()
+
+
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(configs=tuple(args.configs or ()), scenarios=tuple(args.scenarios or ()),
                      modes=tuple(args.modes or ()), all_configs=args.all,
                      randconfig=args.randconfig, seed=args.seed,
-                     only_failed=args.only_failed, shard=args.shard, out_dir=args.out)
+                     only_failed=args.only_failed, shard=args.shard, out_dir=args.out,
+                     kernel_srcs=_kernel_srcs(args))
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -110,6 +122,7 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="rerun the runs that did not pass in an earlier --json report")
     choose.add_argument("--shard", metavar="K/N",
                         help="run only the K-th of N deterministic slices (CI)")
+    add_kernel_src_option(choose, repeat=True)
     run = p.add_argument_group("how to run")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")

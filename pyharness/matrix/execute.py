@@ -14,7 +14,7 @@ from pyharness.run.spec import RunSpec
 from pyharness.matrix.progress import MatrixProgress, QuietProgress
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.record import RunRecord, error_record
-from pyharness.matrix.builds import BuildOutcome, build_all
+from pyharness.matrix.builds import BuildOutcome, BuildTarget, build_all
 from pyharness.matrix.pool import WorkerPool, WorkerSettings, faults_from_environment
 from pyharness.matrix.timings import load_timings, longest_first, save_timings, timings_path
 
@@ -85,7 +85,8 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
                kill_after_s: float | None = None,
                progress: MatrixProgress | None = None,
                faults: Mapping[str, str] | None = None) -> MatrixResult:
-    """Build each distinct configuration once, then run every spec in ``jobs`` workers.
+    """Build each distinct configuration (with each unwinder) once, then run
+    every spec in ``jobs`` workers.
 
     A run's own problem (a failed check, a failed build, a crashed or hung
     worker) is in its record; only bad input raises HarnessError.
@@ -103,8 +104,9 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     kill_after = kill_after_s if kill_after_s is not None else run_timeout_s + KILL_GRACE_S
 
     started = time.monotonic()
-    builds = build_all([s.config for s in specs], jobs, out_dir, on_done=progress.build_finished)
-    broken = {b.config: b for b in builds if not b.ok}
+    builds = build_all([BuildTarget.of(s) for s in specs], jobs, out_dir,
+                       on_done=progress.build_finished)
+    broken = {(b.config, b.kernel_src): b for b in builds if not b.ok}
     build_seconds = time.monotonic() - started
 
     history = timings_path(out_dir)
@@ -118,8 +120,8 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     tasks = []
     for index, spec in enumerate(specs):
-        if spec.config in broken:
-            finished(index, _build_failure_record(spec, broken[spec.config]))
+        if (spec.config, spec.kernel_src) in broken:
+            finished(index, _build_failure_record(spec, broken[(spec.config, spec.kernel_src)]))
         else:
             tasks.append((index, spec))
 

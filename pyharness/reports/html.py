@@ -76,7 +76,7 @@ def _kib(size: int) -> str:
 def _grid_table(grid: Grid) -> str:
     head = "".join(f'<th class="scenario">{escape(s)}</th>' for s in grid.scenarios)
     rows = []
-    for config in grid.configs:
+    for config in grid.rows:
         cells = []
         for scenario in grid.scenarios:
             cell = grid.cell(config, scenario)
@@ -181,7 +181,7 @@ def _cell_panel(cell: Cell) -> str:
     runs = "".join(_run_article(r, open_=not r.passed or (i == 0))
                    for i, r in enumerate(ordered))
     return (f'<section class="detail" id="{_anchor(cell)}"><a class="close" href="#grid" '
-            f'title="close">&#x2715;</a><h3>{escape(cell.config_name)} &times; '
+            f'title="close">&#x2715;</a><h3>{escape(cell.row)} &times; '
             f'{escape(cell.scenario)}: {escape(cell_text(cell))}</h3>{runs}</section>')
 
 
@@ -258,7 +258,7 @@ def html_report(records: Sequence[RunRecord], title: str = "pyharness matrix") -
     prints = footprints(records)
     bad = any(not r.passed for r in records)
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    panels = "".join(_cell_panel(grid.cell(c, s)) for c in grid.configs
+    panels = "".join(_cell_panel(grid.cell(c, s)) for c in grid.rows
                      for s in grid.scenarios if grid.cell(c, s).records)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

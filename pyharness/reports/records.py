@@ -22,6 +22,11 @@ FORMAT = "pyharness-matrix/1"
 _REQUIRED: dict[str, type] = {
     "config": str, "config_name": str, "mode": str, "scenario": str,
     "cpu": int, "kaslr_seed": int, "verdict": str}
+# Fields that may be missing (a file from before the unwinder axis: the lab's),
+# with their JSON types.
+_OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
+    "kernel_src": ((str, type(None)), "string or null"),
+    "generation": ((str, type(None)), "string or null"), "unwinder": ((str,), "string")}
 # Fields that may be missing in a hand-trimmed file, and what they default to.
 _DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
                              "elapsed_ms": 0.0}
@@ -68,6 +73,10 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
         if not isinstance(value, kind) or isinstance(value, bool):
             problem = "is missing" if name not in data else f"is not a {kind.__name__}"
             raise HarnessError(f"{path}: run {number}: field {name!r} {problem}; {_hint()}")
+    for name, (kinds, spelled) in _OPTIONAL.items():
+        if name in data and not isinstance(data[name], kinds):
+            raise HarnessError(f"{path}: run {number}: field {name!r} is not a {spelled}; "
+                               f"{_hint()}")
     if data["verdict"] not in set(Verdict):
         raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
                            f"{', '.join(Verdict)}; {_hint()}")
