@@ -75,3 +75,60 @@ noipa void __kvm_bug(void)
 {
 	bug_depth1();
 }
+
+/*
+ * A stack for hyp_panic() that is neither the hyp stack nor the overflow
+ * stack: with the unwinder's own frames there, every 16-byte slot of both
+ * stacks is free for the harness to fill with frame records (the
+ * fault_packed_stacks scenario), so a trace can reach the protected
+ * buffer's capacity. Without a harness, the unwind starts off every stack
+ * and the trace is the start pc alone. The scratch stacks are the last
+ * pages of RAM, through the hyp's alias of it: nothing else uses RAM past
+ * the image (docs/platform.md), and they sit far above every per-CPU
+ * variable, so no bounds watch mistakes them for an overflowing stack.
+ */
+#define SCRATCH_STACK_SIZE	2048
+
+void __noreturn __kvm_packed_stacks(void)
+{
+	unsigned long top = PHYS_RAM_BASE + PHYS_RAM_SIZE + HYP_VA_OFFSET -
+			    hyp_smp_processor_id() * SCRATCH_STACK_SIZE;
+
+	/* No frame record of this function's callers is reachable from there. */
+	__asm__ volatile("mov	sp, %0\n\t"
+			 "mov	x29, xzr\n\t"
+			 "bl	hyp_panic"
+			 : : "r" (top) : "memory");
+	__builtin_unreachable();
+}
+
+static noipa unsigned long el2t_fault_b(void)
+{
+	return READ_ONCE(*(unsigned long *)HYP_UNMAPPED_VA);
+}
+
+static noipa unsigned long el2t_fault_a(void)
+{
+	return el2t_fault_b() + 1;
+}
+
+/*
+ * Run el2t_fault_a() at EL2 on SP_EL0 (EL2t), on this stack, and let it
+ * fault: the exception is taken from EL2t to the vector's EL2t entry. Take
+ * SP_EL2 2 KiB further down first, so that the exception's frames land
+ * below the EL2t frames and the chain from hyp_panic climbs through them.
+ */
+noipa void __kvm_el2t_fault(void)
+{
+	__asm__ volatile("mov	x9, sp\n\t"
+			 "sub	sp, sp, #2048\n\t"
+			 "msr	sp_el0, x9\n\t"
+			 "msr	spsel, #0\n\t"
+			 "blr	%0\n\t"
+			 "msr	spsel, #1\n\t"
+			 "add	sp, sp, #2048"
+			 : : "r" (el2t_fault_a)
+			 : "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9",
+			   "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "x30",
+			   "memory");
+}

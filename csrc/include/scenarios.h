@@ -24,7 +24,11 @@
 	S(isolation_probe,						\
 	  "test only: the host reads a hyp stack page; protected mode must stop it") \
 	S(buffer_overrun_probe,						\
-	  "test only: the hyp writes one entry past its trace buffer; the harness must see it")
+	  "test only: the hyp writes one entry past its trace buffer; the harness must see it") \
+	S(packed_stacks,						\
+	  "hyp_panic() called on a scratch stack, so the hyp and overflow stacks are both free") \
+	S(el2t_fault,							\
+	  "a fault taken at EL2 on SP_EL0 (EL2t): the vector's EL2t entry calls hyp_panic()")
 
 #define __SCENARIO_ENUM(name, help)	SCENARIO_##name,
 enum nvhe_scenario {

@@ -268,6 +268,7 @@ class _Editor:
         self._oracle = oracle
         self.chain = list(capture.chain)
         self.start_fp = capture.start_fp
+        self.start_pc = capture.start_pc
         stacks = {s.name: (s.lo, s.hi) for s in oracle.stacks()}
         self.hyp_stack = stacks["hyp"]
         self.overflow_stack = stacks["overflow"]
@@ -275,8 +276,14 @@ class _Editor:
         self.min_step = oracle.rules.min_step
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None:
-        self._oracle.machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
-        self._oracle._records[address] = (saved_fp, lr)
+        """Write 16 bytes at ``address``; every modelled record they overlap
+        is read back, so the model is what memory now holds."""
+        machine, records = self._oracle.machine, self._oracle._records
+        machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
+        records[address] = (saved_fp, lr)
+        for other in (address - 8, address + 8):
+            if other in records:
+                records[other] = struct.unpack("<QQ", machine.read_va(other, 16, 2))
 
     def move_start(self, fp: int) -> None:
         """Hand the unwinder another start fp (x0 of prepare_backtrace)."""
