@@ -47,6 +47,7 @@ class MatrixPlan:
     total_runs: int          # before sharding
     origin: str              # "shipped", "--all", ...
     shard: tuple[int, int] | None = None
+    all_ids: tuple[str, ...] = ()   # every run's id before sharding, in matrix order
 
     def describe(self) -> str:
         plural = "s" if self.config_count != 1 else ""
@@ -145,7 +146,8 @@ def plan(selection: Selection) -> MatrixPlan:
         config_count = len(configs)
 
     total = len(specs)
+    all_ids = tuple(s.id for s in specs)
     if shard_kn is not None:
         specs = shard(specs, *shard_kn)
     return MatrixPlan(specs=specs, config_count=config_count, total_runs=total,
-                      origin=origin, shard=shard_kn)
+                      origin=origin, shard=shard_kn, all_ids=all_ids)
