@@ -14,6 +14,7 @@ from typing import Callable
 from pyharness.build import cache as builder
 from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.decode import add_decode_parser
+from pyharness.cli.report import add_report_parser
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.spec import MODES
 from pyharness.cli.matrix import add_matrix_parser
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose image to read them from (default: nvhe)")
 
     add_matrix_parser(sub)
+    add_report_parser(sub)
     add_decode_parser(sub)
     return parser
 

@@ -290,5 +290,5 @@ CONFIG_PROTECTED_NVHE_STACKTRACE).</p>
 """
 
 
-def write_html(records: Sequence[RunRecord], path: Path) -> None:
+def write_html(records: Sequence[RunRecord], path: Path, source_url: str | None = None) -> None:
     path.write_text(html_report(records), encoding="utf-8")
