@@ -4,7 +4,9 @@ Each configuration builds in its own directory, named after the config and
 keyed by a hash of (.config, firmware sources, toolchain version): a second
 build with nothing changed finds the finished image there and does no
 compiler work. Concurrent builds of the same key (pytest-xdist workers, a
-matrix) wait on a lock rather than racing.
+matrix) wait on a lock rather than racing. After a real build the
+configuration's older trees beyond the newest few are removed
+(:mod:`pyharness.build.trees`; ``pyharness clean`` does the rest).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
 from pyharness.paths import default_build_dir, source_root
 from pyharness.build.toolchain import Toolchain, find_toolchain
+from pyharness.build.trees import STAMP, lock_path, prune_after_build, write_marker
 
-STAMP = "build.json"
 _SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt", "pyharness/build/kallsyms_gen.py")
 
 
@@ -123,6 +125,13 @@ def _read_stamp(build_dir: Path, digest: str) -> bool:
     return stamp.get("digest") == digest and (build_dir / "vmlinux").is_file()
 
 
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
 def build(config_path: Path | str, out_dir: Path | str | None = None,
           jobs: int | None = None) -> BuildResult:
     """Build (or find cached) the image for the config file at config_path."""
@@ -137,20 +146,26 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
     base = Path(out_dir) if out_dir is not None else default_build_dir()
     build_dir = base / f"{config.name}-{digest[:12]}"
     try:
-        build_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(base / f".{build_dir.name}.lock", "w")
+        base.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_path(build_dir), "w")
     except OSError as err:
         raise HarnessError(f"cannot create the build directory {build_dir}: "
                            f"{err.strerror}; pass a writable --out DIR") from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cached = _read_stamp(build_dir, digest)
-        if not cached:
+        if cached:
+            _touch(build_dir / STAMP)        # its last use, for `pyharness clean`
+        else:
+            build_dir.mkdir(exist_ok=True)
+            write_marker(build_dir, digest)
             (build_dir / STAMP).unlink(missing_ok=True)
             _compile(config, toolchain, build_dir, jobs)
             (build_dir / STAMP).write_text(json.dumps({
                 "digest": digest, "config": str(config.source),
                 "toolchain": toolchain.version}, indent=1) + "\n")
+    if not cached:
+        prune_after_build(base, config.name, build_dir)
     return BuildResult(config=config, elf=build_dir / "vmlinux", build_dir=build_dir,
                        digest=digest, cached=cached,
                        seconds=time.monotonic() - started)

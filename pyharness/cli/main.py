@@ -13,6 +13,7 @@ from typing import Callable
 
 from pyharness.build import cache as builder
 from pyharness.kconfig import resolve as kconfig
+from pyharness.cli.clean import add_clean_parser
 from pyharness.cli.decode import add_decode_parser
 from pyharness.cli.report import add_report_parser
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_matrix_parser(sub)
     add_report_parser(sub)
     add_decode_parser(sub)
+    add_clean_parser(sub)
     return parser
 
 
