@@ -11,7 +11,8 @@ axis). Every box is exact: it names only runs of the set.
 
 A value set renders as a name, a glob over the matrix's names (``fault_*``,
 ``pkvm*``, ``all-*-pst-*``) when the glob matches only names in the set,
-or ``{a,b}``.
+every name but one or two (``!(smoke)``, as bash's extglob writes it), or
+``{a,b*}``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Iterable, Sequence
 from pyharness.run.spec import RunSpec
 
 STAR = "*"
+MAX_EXCEPT = 2       # "every value but these" reads best for at most this many
 AXES = ("configuration", "mode", "scenario", "cpu")
 _Point = tuple[str, str, str, str]
 _Values = frozenset[str] | str          # a set of values, or STAR
@@ -125,10 +127,15 @@ def _segment_glob(values: frozenset[str], names: Sequence[str]) -> str | None:
 
 
 def _prefix_glob(value: str, values: frozenset[str], names: Sequence[str]) -> tuple[str, frozenset[str]]:
-    """The longest ``prefix*`` of the widest such glob that stays inside ``values``."""
+    """The longest ``prefix*`` of the widest such glob that stays inside
+    ``values``; a prefix is a name of its own or ends at a ``_`` or ``-``
+    (``fault_*``, ``pkvm*``; never ``bu*``)."""
     best, covered = value, frozenset([value])
     for length in range(len(value), 0, -1):
-        hits = _glob_ok(value[:length] + STAR, values, names)
+        prefix = value[:length]
+        if prefix not in names and not prefix.endswith(("_", "-")):
+            continue
+        hits = _glob_ok(prefix + STAR, values, names)
         if len(hits) > len(covered):
             best, covered = value[:length] + STAR, hits
     return best, covered
@@ -143,6 +150,9 @@ def render_values(values: _Values, names: Sequence[str]) -> str:
     whole = _segment_glob(values, names)
     if whole is not None:
         return whole
+    others = [n for n in names if n not in values]
+    if len(others) <= MAX_EXCEPT < len(values):
+        return f"!({'|'.join(others)})"
     order = {n: i for i, n in enumerate(names)}
     items: list[str] = []
     left = set(values)
