@@ -82,9 +82,10 @@ def cmd_menuconfig(args: argparse.Namespace) -> int:
     from pyharness.kconfig.menuconfig import run_menuconfig
 
     target = Path(args.config)
-    if run_menuconfig(target):
-        print(f"saved {target}", file=sys.stderr)
-    else:
+    saved = run_menuconfig(target)
+    for path in saved:
+        print(f"saved {path}", file=sys.stderr)
+    if not saved:
         print(f"{target}: no change", file=sys.stderr)
     return EXIT_OK
 
