@@ -4,6 +4,7 @@ to the source where it can be), and the console."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from html import escape as _escape
@@ -56,6 +57,7 @@ def source_linker(html_dir: Path | None, source_url: str | None = None) -> Sourc
         return no_links
     start = (html_dir or Path.cwd()).resolve()
 
+    @functools.lru_cache(maxsize=None)
     def local(source: str) -> str | None:
         match = _SOURCE_RE.fullmatch(source)
         if match is None:

@@ -119,16 +119,15 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
 def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
     """Each frame with the ``file:line`` of its call from the image's DWARF
     (a frame's address is a return address: the call is just before it)."""
-    out = []
-    for frame in frames:
-        where = None
-        if frame.address:
-            try:
-                where = source_line(elf, int(frame.address, 16) - 1)
-            except (HarnessError, ValueError, OSError):
-                where = None
-        out.append(replace(frame, source=f"{where[0]}:{where[1]}") if where else frame)
-    return out
+    found: dict[str, str] = {}
+    for address in {f.address for f in frames if f.address}:
+        try:
+            where = source_line(elf, int(address, 16) - 1)
+        except (HarnessError, ValueError, OSError):
+            where = None
+        if where is not None:
+            found[address] = f"{where[0]}:{where[1]}"
+    return [replace(f, source=found[f.address]) if f.address in found else f for f in frames]
 
 
 def judge(obs: Observation) -> RunRecord:
