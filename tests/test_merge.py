@@ -117,3 +117,15 @@ def test_runs_without_a_plan_come_out_in_matrix_order(reports, tmp_path):
     assert configs == sorted(configs, key=configs.index)     # each configuration together
     assert [r.spec.mode for r in merged.records[:4]] == ["nvhe"] * 4
     assert {r.id for r in merged.records} == set(whole["plan"]["ids"])
+
+
+def test_ci_merges_the_shards_and_publishes_one_report():
+    workflow = (Path(__file__).resolve().parents[1] / ".github" / "workflows"
+                / "matrix.yml").read_text()
+    job = workflow[workflow.index("\n  report:"):workflow.index("\n  randconfig:")]
+    assert "needs: matrix" in job and "if: always()" in job
+    assert "pattern: matrix-shard-*" in job
+    assert ("pyharness report merge shards/*/matrix-*.json" in job
+            and "--junit reports/matrix.xml --html reports/matrix.html" in job)
+    assert "--json reports/matrix-${{ matrix.shard }}.json" in workflow   # what it merges
+    assert "name: matrix-report" in job
