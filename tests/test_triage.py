@@ -256,3 +256,9 @@ def test_max_failures_stops_the_workers():
     assert result.not_run == len(specs) - len(result.records) > 0
     assert result.exit_code == 1 and "--max-failures" in result.summary_line()
     assert multiprocessing.active_children() == []
+
+
+def test_control_characters_in_reasons_do_not_reach_the_terminal():
+    rec = record(UNIVERSE[0], "fail", ["unexpected line inside the trace: '\x1b[31mred\x00'"])
+    text = grouped_failures([rec, *[record(r) for r in UNIVERSE[1:]]])
+    assert "\x1b" not in text and "\x00" not in text and "\u241b[31mred\u2400" in text

@@ -16,6 +16,7 @@ from typing import Sequence
 from pyharness.reports.causes import FailureGroup, group_failures
 from pyharness.reports.runsets import describe_runs
 from pyharness.reports.summary import failure_report, summary_table
+from pyharness.reports.text import printable
 from pyharness.run.record import RunRecord
 from pyharness.run.spec import RunSpec
 
@@ -48,7 +49,7 @@ def _block(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> list
         lines.append(" " * len(head) + f"(+{len(runs) - PATTERN_LINES} more globs; "
                      f"{_plural(len(group.records), 'run')} in all)")
     reasons = group.reasons()
-    lines += [_clip(f"    {reason}", width) for reason in reasons[:REASON_LINES]]
+    lines += [_clip(f"    {printable(reason)}", width) for reason in reasons[:REASON_LINES]]
     if len(reasons) > REASON_LINES:
         lines.append(f"    (+{_plural(len(reasons) - REASON_LINES, 'more reason')})")
     lines.append(f"    reproduce: {group.first.command}")
@@ -58,7 +59,7 @@ def _block(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> list
 def _one_line(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> str:
     runs = _runs(group, universe)
     more = f" (+{len(runs) - 1})" if len(runs) > 1 else ""
-    reason = group.reasons()[0]
+    reason = printable(group.reasons()[0])
     return _clip(f"{group.verdict.upper()} x{len(group.records)}  {runs[0]}{more}: {reason}",
                  width)
 
