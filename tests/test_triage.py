@@ -71,6 +71,10 @@ def matches(glob: str, run: RunSpec) -> bool:
     ("unexpected line inside the trace: '[    0.000135] kvm [1]: ---- End of x ----'",
      "unexpected line inside the trace: '[  126.86] kvm [371]: ---- End of x ----'"),
     ("firmware exited with status 81, expected 0", "firmware exited with status 82, expected 0"),
+    ("build failed: firmware build failed in /w/build/pkvm-6929665b2e85 (exit 1): "
+     "csrc/hyp/switch.c:14:5: error: expected ';'",
+     "build failed: firmware build failed in /w/build/all-4k-va48-kaslr-pst-o2-cpus4-"
+     "0a1b2c3d4e5f (exit 1): csrc/hyp/switch.c:14:5: error: expected ';'"),
 ])
 def test_run_specific_numbers_do_not_make_another_cause(a, b):
     assert normalise(a) == normalise(b)

@@ -5,7 +5,8 @@ reasons, each *normalised*, form the same set. Normalising removes what
 differs from one run (or configuration) to the next while the fault stays
 the same: addresses (KASLR, page size and VA size move them), symbol
 offsets and sizes (the optimisation level changes them), frame numbers,
-counts, timestamps and the spacing of console lines. Symbol names, words
+counts, timestamps, the spacing of console lines and each configuration's
+build directory (one compile error breaks every configuration). Symbol names, words
 and the order of nothing else are kept, so a different function on a
 frame, or a different kind of difference, is a different cause. The set
 (not the list) is compared, so a trace that repeats one wrong frame 80
@@ -22,6 +23,7 @@ from pyharness.judge.verdict import Verdict
 from pyharness.run.record import RunRecord
 
 _RULES = (
+    (re.compile(r"\S*/[^/\s]+-[0-9a-f]{12}\b"), "BUILD_DIR"),   # build/<config>-<hash>
     (re.compile(r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), "+OFF/SIZE"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0xN"),
     (re.compile(r"\b(?:[0-9a-fA-F]{16}|(?=\d*[a-fA-F])[0-9a-fA-F]{8,15})\b"), "ADDR"),
