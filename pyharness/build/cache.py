@@ -6,7 +6,9 @@ keyed by a hash of (.config, firmware sources, toolchain version, and with
 nothing changed finds the finished image there and does no compiler work.
 A build with a kernel tree's unwinder is named for its generation
 (``pkvm-linux-6.12-<hash>``). Concurrent builds of the same key
-(pytest-xdist workers, a matrix) wait on a lock rather than racing.
+(pytest-xdist workers, a matrix) wait on a lock rather than racing. After a
+real build the configuration's older trees beyond the newest few are
+removed (:mod:`pyharness.build.trees`; ``pyharness clean`` does the rest).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from pyharness.paths import default_build_dir, source_root
 from pyharness.build.lock import exclusive
 from pyharness.build.kernelsrc import KernelSource, KernelTree, open_source
 from pyharness.build.toolchain import Toolchain, find_toolchain
+from pyharness.build.trees import STAMP, prune_after_build, write_marker
 
-STAMP = "build.json"
 _SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt", "pyharness/build/kallsyms_gen.py")
 
 
@@ -145,6 +147,13 @@ def _read_stamp(build_dir: Path, digest: str) -> bool:
     return stamp.get("digest") == digest and (build_dir / "vmlinux").is_file()
 
 
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
 def build(config_path: Path | str, out_dir: Path | str | None = None,
           jobs: int | None = None, kernel_src: str | os.PathLike[str] | None = None
           ) -> BuildResult:
@@ -166,7 +175,11 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
     with exclusive(base, build_dir.name, f"the build directory {build_dir}"):
         build_dir.mkdir(exist_ok=True)
         cached = _read_stamp(build_dir, digest)
-        if not cached:
+        if cached:
+            _touch(build_dir / STAMP)        # its last use, for `pyharness clean`
+        else:
+            build_dir.mkdir(exist_ok=True)
+            write_marker(build_dir, digest)
             (build_dir / STAMP).unlink(missing_ok=True)
             _compile(config, toolchain, build_dir, jobs, kernel)
             stamp = {"digest": digest, "config": str(config.source),
@@ -175,6 +188,8 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
                 stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
                              kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
             (build_dir / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
+    if not cached:
+        prune_after_build(base, f"{config.name}{unwinder}", build_dir)
     return BuildResult(config=config, elf=build_dir / "vmlinux", build_dir=build_dir,
                        digest=digest, cached=cached,
                        seconds=time.monotonic() - started, kernel=kernel)

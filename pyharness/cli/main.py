@@ -15,7 +15,9 @@ from pyharness.build import cache as builder
 from pyharness.build.kernelsrc import default_kernel_src
 from pyharness.cli.options import add_kernel_src_option
 from pyharness.kconfig import resolve as kconfig
+from pyharness.cli.clean import add_clean_parser
 from pyharness.cli.decode import add_decode_parser
+from pyharness.cli.report import add_report_parser
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.spec import MODES
 from pyharness.cli.matrix import add_matrix_parser
@@ -91,9 +93,10 @@ def cmd_menuconfig(args: argparse.Namespace) -> int:
     from pyharness.kconfig.menuconfig import run_menuconfig
 
     target = Path(args.config)
-    if run_menuconfig(target):
-        print(f"saved {target}", file=sys.stderr)
-    else:
+    saved = run_menuconfig(target)
+    for path in saved:
+        print(f"saved {path}", file=sys.stderr)
+    if not saved:
         print(f"{target}: no change", file=sys.stderr)
     return EXIT_OK
 
@@ -157,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose image to read them from (default: nvhe)")
 
     add_matrix_parser(sub)
+    add_report_parser(sub)
     add_decode_parser(sub)
+    add_clean_parser(sub)
     return parser
 
 

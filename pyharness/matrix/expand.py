@@ -236,6 +236,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard(runs: list[RunSpec], k: int, n: int) -> list[RunSpec]:
-    """The K-th of N deterministic slices; together they are exactly all runs."""
+    """The K-th of N deterministic slices (every N-th run by id); together
+    they are exactly all runs. Each keeps the matrix's order."""
     ordered = sorted(runs, key=lambda r: r.id)
-    return [run for i, run in enumerate(ordered) if i % n == k - 1]
+    chosen = {run.id for i, run in enumerate(ordered) if i % n == k - 1}
+    return [run for run in runs if run.id in chosen]

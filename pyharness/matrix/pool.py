@@ -40,6 +40,8 @@ CRASH_EXIT_CODE = 86
 
 # Called with each run's index in the task list and its record.
 RecordCallback = Callable[[int, RunRecord], None]
+# Asked after each record: True stops the pool (the runs in flight are dropped).
+StopCheck = Callable[[], bool]
 
 
 def parse_faults(text: str | None) -> dict[str, str]:
@@ -75,6 +77,7 @@ class PoolStats:
     workers_started: int
     workers_lost: int
     peak_worker_rss_kb: int
+    not_run: int = 0          # runs dropped because ``stop`` said so
 
 
 def _max_rss_kb() -> int:
@@ -151,11 +154,22 @@ class WorkerPool:
         self._peak_rss_kb = 0
 
     def run(self, tasks: Iterable[tuple[int, RunSpec]],
-            on_record: RecordCallback) -> PoolStats:
-        """Run every (index, spec), in that order; ``on_record`` gets each result."""
+            on_record: RecordCallback, stop: StopCheck | None = None) -> PoolStats:
+        """Run every (index, spec), in that order; ``on_record`` gets each result.
+
+        When ``stop()`` turns true the pool starts nothing more, kills the
+        workers still running a run and returns; those runs have no record.
+        """
         pending = deque(tasks)
+        not_run = 0
         try:
             while pending or self._busy():
+                if stop is not None and stop():
+                    busy = self._busy()
+                    not_run = len(pending) + len(busy)
+                    for worker in busy:
+                        self._stop(worker)
+                    break
                 self._fill(pending)
                 self._collect(on_record)
         except BaseException:  # Ctrl-C, or a bug here: stop the workers now
@@ -163,7 +177,7 @@ class WorkerPool:
                 self._stop(worker)
             raise
         self._shutdown()
-        return PoolStats(self._started, self._lost, self._peak_rss_kb)
+        return PoolStats(self._started, self._lost, self._peak_rss_kb, not_run)
 
     # Workers
 

@@ -50,6 +50,7 @@ class MatrixPlan:
     origin: str              # "shipped", "--all", ...
     shard: tuple[int, int] | None = None
     unwinders: tuple[str, ...] = ()   # the axis' labels when it is not the lab's only
+    all_ids: tuple[str, ...] = ()   # every run's id before sharding, in matrix order
 
     def describe(self) -> str:
         plural = "s" if self.config_count != 1 else ""
@@ -159,7 +160,8 @@ def plan(selection: Selection) -> MatrixPlan:
         config_count = len(configs)
 
     total = len(specs)
+    all_ids = tuple(s.id for s in specs)
     if shard_kn is not None:
         specs = shard(specs, *shard_kn)
     return MatrixPlan(specs=specs, config_count=config_count, total_runs=total,
-                      origin=origin, shard=shard_kn, unwinders=labels)
+                      origin=origin, shard=shard_kn, unwinders=labels, all_ids=all_ids)

@@ -10,18 +10,20 @@ and raises :class:`~pyharness.errors.HarnessError` only for bad input
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pyharness.build import cache as builder
 from pyharness.build.kernelsrc import KernelSource
+from pyharness.elf.dwarf import source_line
 from pyharness.elf.image import Image, load_image
 from pyharness.errors import HarnessError
 from pyharness.judge.checker import judge_run
 from pyharness.judge.corruption import Fault, find_fault
 from pyharness.judge.expectation import Expectation
 from pyharness.judge.oracle import HypOracle
+from pyharness.judge.verdict import FrameLine
 from pyharness.judge.watch import BoundsWatch
 from pyharness.platform.machine import Machine
 from pyharness.platform.results import PerCpuChange, RunOptions, RunResult
@@ -124,6 +126,20 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
                        violations=watch.violations, build_ms=build_ms)
 
 
+def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
+    """Each frame with the ``file:line`` of its call from the image's DWARF
+    (a frame's address is a return address: the call is just before it)."""
+    found: dict[str, str] = {}
+    for address in {f.address for f in frames if f.address}:
+        try:
+            where = source_line(elf, int(address, 16) - 1)
+        except (HarnessError, ValueError, OSError):
+            where = None
+        if where is not None:
+            found[address] = f"{where[0]}:{where[1]}"
+    return [replace(f, source=found[f.address]) if f.address in found else f for f in frames]
+
+
 def judge(obs: Observation) -> RunRecord:
     """Judge an observed run (:func:`pyharness.judge.checker.judge_run`) and
     make its record."""
@@ -141,7 +157,8 @@ def judge(obs: Observation) -> RunRecord:
         console=result.console, instructions=result.instructions,
         elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=result.kaslr_offset,
         run_status=result.status.value, exit_status=result.exit_code,
-        expected=list(expect.frame_lines()), actual=list(judgement.actual_frames),
+        expected=with_sources(expect.frame_lines(), obs.built.elf),
+        actual=with_sources(judgement.actual_frames, obs.built.elf),
         expected_panic=expect.panic.describe() if expect.panic else None,
         build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf))
 
