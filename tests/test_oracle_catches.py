@@ -69,3 +69,12 @@ def test_protected_buffer_one_slot_short(firmware_copy, tmp_path):
                                                                   + r.split("expected ")[1]
                                                                   for r in record.reasons]
     assert len(record.reasons) == 1    # the last slot's frame, and nothing else
+
+
+def test_the_vector_testing_the_wrong_bit(firmware_copy, tmp_path):
+    edit(firmware_copy / "csrc/hyp/host.S", "tbz	x0, #PAGE_SHIFT,", "tbz	x0, #(PAGE_SHIFT + 1),")
+    failed = [run(tmp_path, "pkvm", scenario, "nvhe")
+              for scenario in ("hyp_panic", "fault_at_stack_top", "fault_on_overflow_stack")]
+    assert any(not r.passed for r in failed)
+    assert all(any(reason.startswith("vector: ") for reason in r.reasons)
+               for r in failed if not r.passed), [r.reasons for r in failed]

@@ -5,6 +5,9 @@
  */
 #include <bug.h>
 #include <nvhe/hyp.h>
+#include <stacktrace/nvhe.h>
+
+DECLARE_PER_CPU(unsigned long [OVERFLOW_STACK_SIZE / sizeof(long)], overflow_stack);
 
 /* Never equal to a recursion depth; read at run time so GCC cannot tell. */
 unsigned long recursion_stop = ~0UL;
@@ -131,4 +134,34 @@ noipa void __kvm_el2t_fault(void)
 			 : "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9",
 			   "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "x30",
 			   "memory");
+}
+
+/* Load from the unmapped hyp VA with SP at ``sp``: the fault's exception
+ * reaches the vector with that SP. Nothing is pushed in between. */
+static inline __attribute__((__always_inline__)) void fault_with_sp(unsigned long sp)
+{
+	__asm__ volatile("mov	sp, %0\n\t"
+			 "ldr	x0, [%1]"
+			 : : "r" (sp), "r" (HYP_UNMAPPED_VA) : "x0", "memory");
+}
+
+/*
+ * SP exactly at the top of this CPU's hyp stack, an empty stack: the top
+ * is the next page's first byte, whose PAGE_SHIFT bit is 0, so the vector
+ * takes it for an overflow and moves to the overflow stack.
+ */
+noipa void __kvm_fault_at_stack_top(void)
+{
+	fault_with_sp(HYP_STACK_VA(hyp_smp_processor_id()) + NVHE_STACK_SIZE);
+}
+
+/*
+ * SP inside this CPU's overflow stack when the exception is taken: the
+ * vector tests the PAGE_SHIFT bit of an address it was never designed
+ * for, so what it does depends on where the overflow stack sits (the
+ * oracle predicts it from the same bit).
+ */
+noipa void __kvm_fault_on_overflow_stack(void)
+{
+	fault_with_sp((unsigned long)this_cpu_ptr(&overflow_stack) + OVERFLOW_STACK_SIZE / 2);
 }

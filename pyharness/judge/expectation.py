@@ -119,6 +119,7 @@ class Expectation:
     hyp_offset: int | None = None
     host_frames: tuple[ExpectedHostFrame, ...] = ()
     footprint: tuple[str, ...] = ()             # how the image differs from the claim
+    findings: tuple[str, ...] = ()              # what the firmware already did wrong
 
     def frame_lines(self) -> tuple[FrameLine, ...]:
         return tuple(f.line() for f in self.frames)

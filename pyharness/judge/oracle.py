@@ -37,6 +37,7 @@ from pyharness.judge.expectation import (BUFFER_OVERRUN_LINES, ExpectedFrame, Ex
 from pyharness.judge.footprint_check import footprint_problems, trace_buffer_capacity
 from pyharness.judge.host_trace import HostTraceOracle
 from pyharness.judge.unwind_model import Stack, follow, rules_for
+from pyharness.judge.vector_model import VectorModel
 from pyharness.platform.geometry import stack_geometry
 from pyharness.platform.machine import Machine
 
@@ -102,6 +103,7 @@ class HypOracle:
                                  "unwind starts")
             return
         self.machine.add_code_hook(start.address, self._on_unwind_start, space="hyp")
+        self.vector = VectorModel(self.image, self.machine, self.geometry.overflow_stack_va(self.cpu))
 
     # -- hooks ------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class HypOracle:
         regs = machine.registers()
         capture = _PanicCapture(start_pc=regs["x1"], start_fp=regs["x0"], registers=regs)
         self._check_start(capture, regs)
+        self.vector.decide()
         capture.chain = self._follow(capture.start_fp)
         if self.fault is not None:
             editor = _Editor(self, capture)
@@ -219,7 +222,8 @@ class HypOracle:
         return Expectation(kind="hyp-panic", exit_status=1, panic=self._panic(capture, elf),
                            dump=dump, frames=frames, truncated=truncated,
                            notes=tuple(self.problems), registers=self._registers(capture),
-                           hyp_offset=self.hyp_offset(), host_frames=host_frames)
+                           hyp_offset=self.hyp_offset(), host_frames=host_frames,
+                           findings=tuple(self.vector.findings))
 
     def _dump_kind(self) -> str:
         if not self.protected:
