@@ -16,7 +16,8 @@
 #      NVHE_COMMON_FLAGS, NVHE_CONFIG_DIR, NVHE_HYP_SOURCES.
 # Out: NVHE_HYP_SOURCES without csrc/hyp/stacktrace.c; the object libraries
 #      nvhe_hyp_ksrc and nvhe_host_ksrc; NVHE_HYP_OBJECTS and
-#      NVHE_HOST_OBJECTS extended with them; NVHE_KERNEL_DEFINES.
+#      NVHE_HOST_OBJECTS extended with them; NVHE_KERNEL_DEFINES;
+#      NVHE_UNWINDER ("linux-<generation>", the image's .nvhe_unwinder).
 
 set(NVHE_KERNEL_GENERATIONS 6.1 6.12)
 string(REPLACE ";" ", " nvhe_ksrc_supported "${NVHE_KERNEL_GENERATIONS}")
@@ -64,6 +65,7 @@ message(STATUS "nVHE unwinder from ${NVHE_KERNEL_SRC} (generation ${NVHE_KERNEL_
 
 set(nvhe_kcompat "${CMAKE_CURRENT_SOURCE_DIR}/csrc/kcompat")
 set(NVHE_KERNEL_DEFINES NVHE_KERNEL_UNWINDER)
+set(NVHE_UNWINDER "linux-${NVHE_KERNEL_GEN}")
 
 # Search order for the tree's files: the generation's compatibility
 # headers, the common ones, the lab's configuration and headers (which the

@@ -125,6 +125,9 @@ SECTIONS
 	/* Not loaded: which compiler and linker made the image. */
 	.comment 0 : { *(.comment) }
 
+	/* Not loaded: which unwinder this image carries (csrc/host/unwinder.c). */
+	.nvhe_unwinder 0 : { KEEP(*(.nvhe_unwinder)) }
+
 	/DISCARD/ : {
 		*(.interp .dynamic .dynsym .dynstr .hash .gnu.hash)
 		*(.eh_frame .eh_frame_hdr .note .note.*)

@@ -13,6 +13,13 @@ that reproduces it. The tests carry the ``matrix`` marker
 (``-m "not matrix"`` leaves them out); ``--matrix-seed`` changes the base
 of the KASLR seeds as ``pyharness matrix --seed`` does.
 
+``--kernel-src PATH`` (repeatable; default ``$PYHARNESS_KERNEL_SRC``) runs
+the same tests with a kernel tree's nVHE unwinder, as ``pyharness matrix
+--kernel-src`` does: ``lab`` among the values keeps the lab's own, and a
+tree's tests are named like its runs::
+
+    configs/pkvm_defconfig::linux-6.12/pkvm-protected-stack_overflow-cpu0
+
 Registered through the ``pytest11`` entry point ``pyharness``.
 """
 
@@ -34,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pyharness", "pyharness matrix")
     group.addoption("--matrix-seed", type=int, default=0, metavar="S",
                     help="base of the matrix runs' KASLR seeds (as pyharness matrix --seed)")
+    group.addoption("--kernel-src", action="append", default=[], metavar="PATH",
+                    dest="kernel_src",
+                    help="run the matrix tests with the nVHE unwinder of a kernel tree or "
+                         "a Debian linux-source tarball (as pyharness matrix --kernel-src; "
+                         "repeatable, `lab` for the lab's own; default "
+                         "$PYHARNESS_KERNEL_SRC, else the lab's)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,13 +89,18 @@ class DefconfigFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from pyharness.build.cache import build
+        from pyharness.build.kernelsrc import default_kernel_src
         from pyharness.errors import HarnessError
-        from pyharness.matrix.expand import expand
+        from pyharness.matrix.expand import expand, unwinder_axis
         from pyharness.run.scenarios import list_scenarios
 
+        default = default_kernel_src()
+        kernel_srcs = self.config.getoption("kernel_src") or ([default] if default else [])
         try:
-            scenarios = [s.name for s in list_scenarios(build(self.path).elf)]
-            specs = expand([self.path], scenarios,
+            unwinders = unwinder_axis(kernel_srcs)
+            elf = build(self.path, kernel_src=unwinders[0].kernel_src).elf
+            scenarios = [s.name for s in list_scenarios(elf)]
+            specs = expand([self.path], scenarios, unwinders=unwinders,
                            seed=self.config.getoption("matrix_seed"))
         except HarnessError as err:
             # Reported as one failing test rather than a collection error with

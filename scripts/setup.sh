@@ -5,8 +5,10 @@
 # environment in .venv, and this package installed in it (editable, with
 # test extras).
 # With --tests, also Debian's chromium, for the test that opens the HTML
-# report in a headless browser. Safe to run again: a second run changes
-# nothing.
+# report in a headless browser, and the kernel sources linux-source-6.1 and
+# linux-source-6.12 (/usr/src/linux-source-X.Y.tar.xz), for the tests that
+# build the firmware with a kernel tree's own unwinder (--kernel-src).
+# Safe to run again: a second run changes nothing.
 #
 # usage: sh scripts/setup.sh [--tests]
 set -eu
@@ -45,6 +47,12 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2
 fi
 if [ "$with_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
 	missing="$missing chromium"
+fi
+if [ "$with_tests" = 1 ]; then
+	for generation in 6.1 6.12; do
+		[ -f "/usr/src/linux-source-$generation.tar.xz" ] ||
+			missing="$missing linux-source-$generation"
+	done
 fi
 if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086

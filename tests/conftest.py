@@ -168,7 +168,10 @@ def fixture_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], P
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fuzz-examples", type=int, default=25,
-                     help="hypothesis examples per fuzz test (default 25; CI-sized)")
+                     help="hypothesis examples per fuzz test (default 25; CI-sized, a fixed "
+                          "sequence; more explores a sequence of its own)")
+    parser.addoption("--fuzz-seed", type=int, default=None,
+                     help="explore (or replay) the fuzz sequence of this seed")
 
 
 @pytest.fixture

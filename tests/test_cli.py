@@ -123,16 +123,41 @@ def test_menuconfig_starts_and_quits_in_a_pty(tmp_path):
 
 
 def test_menuconfig_saves_a_change_in_minimal_form(tmp_path):
-    """Down to KVM, 'n', save, quit: the *_defconfig file is rewritten by
-    savedefconfig and says KVM is off."""
+    """Down to KVM, 'n', save, quit: the save dialog offers the user's file
+    (not a temporary one), which is rewritten by savedefconfig and says KVM
+    is off."""
     target = tmp_path / "mine_defconfig"
     shutil.copy(kconfig.find_config("tiny"), target)
     pid, fd = spawn_menuconfig(target)
     try:
         assert b"Memory layout" in _read_until(fd, b"Memory layout", 60)
-        for keys, screen in ((b"j", b"KVM"), (b"n", b""), (b"S", b".config"),
+        for keys, screen in ((b"j", b"KVM"), (b"n", b""), (b"S", b"mine_defconfig"),
                              (b"\r", b"Configuration saved"), (b"\r", b""),
                              (b"Q", b"saved " + str(target).encode())):
+            os.write(fd, keys)
+            seen = _read_until(fd, screen, 30) if screen else _read_until(fd, b"\0", 0.5)
+            assert screen in seen, (keys, seen[-500:])
+            if keys == b"S":
+                assert b".config" not in seen          # the old temporary file's name
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    saved = target.read_text()
+    assert "# CONFIG_KVM is not set" in saved
+    assert "CONFIG_NR_CPUS=1" in saved and "CONFIG_ARM64_4K_PAGES" not in saved  # minimal
+
+
+def test_menuconfig_quit_prompt_saves_the_users_full_config(tmp_path):
+    """A file that is not a *_defconfig is saved as a full resolved .config,
+    from the quit prompt too."""
+    target = tmp_path / "my.config"
+    target.write_text(kconfig.resolve(kconfig.find_config("tiny")).dotconfig)
+    pid, fd = spawn_menuconfig(target)
+    try:
+        assert b"Memory layout" in _read_until(fd, b"Memory layout", 60)
+        for keys, screen in ((b"j", b"KVM"), (b"n", b""), (b"Q", b"Save configuration?"),
+                             (b"y", b"saved " + str(target).encode())):
             os.write(fd, keys)
             seen = _read_until(fd, screen, 30) if screen else _read_until(fd, b"\0", 0.5)
             assert screen in seen, (keys, seen[-500:])
@@ -141,5 +166,4 @@ def test_menuconfig_saves_a_change_in_minimal_form(tmp_path):
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     saved = target.read_text()
-    assert "# CONFIG_KVM is not set" in saved
-    assert "CONFIG_NR_CPUS=1" in saved and "CONFIG_ARM64_4K_PAGES" not in saved  # minimal
+    assert "# CONFIG_KVM is not set" in saved and "CONFIG_ARM64_4K_PAGES=y" in saved  # full

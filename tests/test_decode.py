@@ -207,11 +207,11 @@ def test_no_log_and_a_terminal_on_stdin_exits_2_instead_of_waiting():
     assert_one_clean_error(proc, 2, "no log to decode")
 
 
-def test_binary_garbage_is_no_trace_not_a_crash(tmp_path):
+def test_binary_garbage_is_refused_in_one_line(tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 64)
     proc = decode_process(str(junk))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert_one_clean_error(proc, 2, "is not a text log", "NUL byte at offset 0")
 
 
 def test_registered_in_the_pyharness_cli(seed_path):

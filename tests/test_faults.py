@@ -80,3 +80,24 @@ def test_overrun_probe_is_caught_by_the_bounds_watch():
     assert record.verdict == "pass", record.reasons
     # Without the buffer there is nothing to overrun.
     assert run("nvhe", "buffer_overrun_probe", "protected").verdict == "pass"
+
+
+@pytest.mark.parametrize("config", SHIPPED)
+@pytest.mark.parametrize("scenario, stack", [("hyp_panic", "hyp"),
+                                             ("stack_overflow", "overflow")])
+def test_a_record_sits_in_the_last_16_bytes_of_the_stack(config, scenario, stack):
+    """docs/oracle.md relies on it: the top of each stack is always read."""
+    from pyharness.run.runner import observe
+    from pyharness.judge import oracle as oracle_module
+
+    seen = {}
+    original = oracle_module.HypOracle._on_unwind_start
+
+    def spy(self, machine, link_address):
+        original(self, machine, link_address)
+        seen.update(chain=[fp for fp, _ in self.capture.chain],
+                    stacks={s.name: s for s in self.stacks()})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oracle_module.HypOracle, "_on_unwind_start", spy)
+        observe(RunRequest(config=config, scenario=scenario, mode="nvhe"))
+    assert seen["stacks"][stack].hi - 16 in seen["chain"]

@@ -14,25 +14,36 @@ scenarios do) and the emulator checks, not the firmware:
 - in protected mode there is no isolation breach;
 - and the dump is exactly the valid prefix the oracle derives.
 
-`pytest --fuzz-examples N` scales it (default 25 per mode).
+Each example also draws the shipped configuration, the CPU and the KASLR
+seed. `pytest --fuzz-examples N` scales it (default 25 per mode, a fixed,
+derandomized sequence for CI); a run with more examples than that, or with
+`--fuzz-seed S`, explores a sequence of its own (the seed is printed, and
+`--fuzz-seed` replays it).
 """
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+import os
+
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import pytest
 
+from pyharness.kconfig import resolve as kconfig
+from pyharness.platform.geometry import stack_geometry
+
 from pyharness.judge.corruption import Fault, RecordEditor
-from pyharness.elf.image import Image
+from pyharness.elf.image import Image, load_image
 from pyharness.platform.machine import Machine
 from pyharness.judge.checker import check
 from pyharness.run.runner import RunRequest, observe
 from pyharness.judge.tracelog import parse_log
 
-CONFIG = "pkvm"          # 4K pages, protected stacktrace: both modes meaningful
-KASLR_SEED = 3           # a non-zero KASLR offset: unknown addresses print run-time
+SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]
+NR_CPUS = {name: kconfig.resolve(kconfig.find_config(name)).summary.nr_cpus
+           for name in SHIPPED}
+DEFAULT_EXAMPLES = 25
 
 link_kinds = st.sampled_from(["record", "record", "record", "zero", "misaligned",
                               "unmapped", "forbidden", "guard"])
@@ -40,6 +51,10 @@ record = st.tuples(st.sampled_from(["hyp", "overflow"]), st.integers(0, 255),
                    link_kinds, st.integers(0, 63), st.integers(0, 2**64 - 1),
                    st.booleans())
 graphs = st.lists(record, min_size=1, max_size=40)
+# Where a graph runs: a shipped configuration, one of its CPUs, a KASLR seed.
+places = st.sampled_from(SHIPPED).flatmap(
+    lambda name: st.tuples(st.just(name), st.integers(0, NR_CPUS[name] - 1),
+                           st.integers(0, 2**32 - 1)))
 
 
 class GraphFault:
@@ -81,7 +96,7 @@ class GraphFault:
         return Fault("fuzz", "hyp_panic", "random frame-record graph", self.inject)
 
 
-def run_graph(graph: list[tuple], mode: str):
+def run_graph(graph: list[tuple], mode: str, place: tuple[str, int, int] = ("pkvm", 1, 3)):
     graph_fault = GraphFault(graph)
     reads: list[int] = []
 
@@ -96,26 +111,46 @@ def run_graph(graph: list[tuple], mode: str):
         machine.add_memory_watch(pa, 8, on_read, reads=True, writes=False)
         graph_fault.forbidden_va = pa + image.layout.hyp_va_offset
 
-    obs = observe(RunRequest(config=CONFIG, scenario="hyp_panic", mode=mode, cpu=1,
-                             kaslr_seed=KASLR_SEED, fault=graph_fault.fault()), setup=setup)
+    config, cpu, kaslr_seed = place
+    obs = observe(RunRequest(config=config, scenario="hyp_panic", mode=mode, cpu=cpu,
+                             kaslr_seed=kaslr_seed, fault=graph_fault.fault()), setup=setup)
     return obs, reads
 
 
+def _seed(request: pytest.FixtureRequest, examples: int) -> int | None:
+    """None (the fixed CI sequence), or the seed of a sequence of its own."""
+    chosen = request.config.getoption("--fuzz-seed")
+    if chosen is None and examples > DEFAULT_EXAMPLES:
+        chosen = int.from_bytes(os.urandom(4), "little")
+    if chosen is not None:
+        print(f"fuzzing with --fuzz-seed {chosen}")
+    return chosen
+
+
 @pytest.mark.parametrize("mode", ["nvhe", "protected"])
-def test_random_record_graphs(mode, fuzz_examples):
-    @settings(max_examples=fuzz_examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(graphs)
-    def property_holds(graph):
-        obs, forbidden_reads = run_graph(graph, mode)
+def test_random_record_graphs(mode, fuzz_examples, request):
+    fuzz_seed = _seed(request, fuzz_examples)
+
+    @settings(max_examples=fuzz_examples, deadline=None, derandomize=fuzz_seed is None,
+              database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(graphs, places)
+    def property_holds(graph, place):
+        obs, forbidden_reads = run_graph(graph, mode, place)
         result = obs.result
         assert result.status.value == "exited" and result.exit_code == 1, result.reason
-        page, overflow = 4096, 4096
+        geometry = stack_geometry(load_image(obs.built.elf))
         panic = parse_log("\n".join(result.console)).sole_panic()
-        assert panic is not None and panic.trace is not None and panic.trace.footer
-        assert len(panic.trace.frames) <= (page + overflow) // 16 + 1
+        assert panic is not None
         assert not forbidden_reads, "the unwinder read an off-stack target"
         assert not obs.violations, obs.violations
         verdict = check(result, obs.expect, obs.violations)
-        assert verdict.passed, verdict.reasons
+        assert verdict.passed, (place, verdict.reasons)
+        if panic.trace is None:                   # protected, no buffer: Cannot dump
+            assert panic.cannot_dump is not None
+            return
+        assert panic.trace.footer
+        slots = (geometry.page_size + geometry.overflow_stack_size) // 16
+        assert len(panic.trace.frames) <= slots + 1
+    if fuzz_seed is not None:
+        property_holds = seed(fuzz_seed)(property_holds)
     property_holds()

@@ -197,3 +197,51 @@ def test_abs64_relocation_without_symbol_is_not_shifted(fixture_image, tmp_path)
     placed = image.memory_image(0x200000)
     assert struct.unpack_from("<Q", placed, first.offset - image.link_base)[0] == first.value
     assert R_AARCH64_RELATIVE == 1027
+
+
+# -- which unwinder the image carries (.nvhe_unwinder) ------------------------
+
+def _with_unwinder_section(src: Path, dst: Path, content: bytes) -> Path:
+    """A copy of ``src`` whose .nvhe_unwinder section holds ``content``."""
+    blob = dst.with_suffix(".section")
+    blob.write_bytes(content)
+    subprocess.run([CROSS + "objcopy", "--remove-section=.nvhe_unwinder",
+                    "--add-section", f".nvhe_unwinder={blob}",
+                    str(src), str(dst)], check=True)
+    return dst
+
+
+def test_an_image_without_the_unwinder_section_carries_the_lab_unwinder(fixture_image):
+    # The fixture firmware (and any image from before the section) has none.
+    image = load_image(fixture_image("4k"))
+    assert image.unwinder == "lab" and image.kernel_generation is None
+
+
+def test_the_lab_build_says_it_carries_the_lab_unwinder():
+    from pyharness.build import cache as builder
+
+    elf = builder.build("pkvm").elf
+    with open(elf, "rb") as f:
+        section = ELFFile(f).get_section_by_name(".nvhe_unwinder")
+        assert section is not None and section.data() == b"lab\0"
+        assert not section["sh_flags"] & 0x2  # not allocated: nothing of the run moves
+    assert load_image(elf).unwinder == "lab"
+
+
+@pytest.mark.parametrize("content, unwinder, generation", [
+    (b"linux-6.12\0", "linux-6.12", "6.12"),
+    (b"linux-6.1\0\0\0", "linux-6.1", "6.1"),
+    (b"lab\0", "lab", None),
+])
+def test_the_unwinder_section_is_read(fixture_image, tmp_path, content, unwinder, generation):
+    image = load_image(_with_unwinder_section(fixture_image("4k"), tmp_path / "vmlinux",
+                                              content))
+    assert (image.unwinder, image.kernel_generation) == (unwinder, generation)
+
+
+@pytest.mark.parametrize("content", [b"linux-6.12", b"linux\0", b"\0", b"gcc-12\0",
+                                     b"\xff\xfe\0"])
+def test_a_bad_unwinder_section_is_rejected(fixture_image, tmp_path, content):
+    bad = _with_unwinder_section(fixture_image("4k"), tmp_path / "vmlinux", content)
+    message = _image_error(bad)
+    assert "bad .nvhe_unwinder section" in message and "pyharness build" in message

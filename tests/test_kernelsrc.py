@@ -272,6 +272,7 @@ def test_debian_tarball_is_a_supported_tree(debian_trees, generation):
 def test_firmware_runs_the_trees_own_unwinder(debian_trees, tmp_path, generation):
     tree = debian_trees(generation)
     elf = build_with_tree(tree, "pkvm", tmp_path)
+    assert load_image(elf).unwinder == f"linux-{generation}"
 
     commands = json.loads((tmp_path / "compile_commands.json").read_text())
     compiled = {Path(entry["file"]) for entry in commands}

@@ -185,7 +185,7 @@ def test_cli_failure_exits_1_with_reasons_and_repro_command(tmp_path):
     proc = matrix_cli("--configs", "tiny", "--scenarios", "smoke", "--json",
                       str(tmp_path / "m.json"), env=env)
     assert proc.returncode == 1, proc.stderr
-    assert "ERROR tiny-protected-smoke-cpu0" in proc.stdout
+    assert "ERROR x1  tiny-protected-smoke-cpu0" in proc.stdout   # a cause of one run
     assert "the worker process died" in proc.stdout
     assert "reproduce: pyharness run --config" in proc.stdout
     assert "--scenario smoke --mode protected --cpu 0 --kaslr-seed" in proc.stdout

@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from pyharness.build.kernelsrc import debian_tarball
 from pyharness.matrix import Selection, plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,3 +75,23 @@ def test_a_failing_run_reports_reasons_and_repro():
         "reproduce: pyharness run --config configs/tiny_defconfig --scenario bug "
         "--mode nvhe --cpu 0 --kaslr-seed 1",
     ]
+
+
+def test_kernel_src_adds_the_unwinder_axis_to_the_collected_runs(tmp_path):
+    tarball = debian_tarball("6.12")
+    if not tarball.is_file():
+        pytest.skip(f"{tarball} is not installed")
+    proc = run_pytest("--collect-only", "-q", "configs/tiny_defconfig",
+                      "--kernel-src", "lab", "--kernel-src", str(tarball))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    collected = {line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::" in line}
+    expected = {s.id for s in plan(Selection(configs=("tiny",),
+                                             kernel_srcs=("lab", str(tarball)))).specs}
+    assert collected == expected
+    assert {"tiny-nvhe-bug-cpu0", "linux-6.12/tiny-nvhe-bug-cpu0"} <= collected
+
+
+def test_a_kernel_src_it_cannot_use_is_one_failing_item(tmp_path):
+    proc = run_pytest("-q", "configs/tiny_defconfig", "--kernel-src", str(tmp_path / "nope"))
+    assert proc.returncode == 1
+    assert "no such path" in proc.stdout and "supported generations" in proc.stdout

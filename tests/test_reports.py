@@ -8,7 +8,9 @@ are made by editing copies of those records, never by mocking a run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import html
+import re
 import json
 import subprocess
 import xml.etree.ElementTree as ET
@@ -25,8 +27,10 @@ from pyharness.reports import (failure_report, html_report, load_records,
 from pyharness.reports.footprint import claimed_buffer_per_cpu, read_footprint
 from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.run.record import RunRecord
+from pyharness.run.scenarios import list_scenarios
 
 CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +180,7 @@ class _Page(HTMLParser):
         self.cells: list[tuple[str, str]] = []   # (class, href)
         self.ids: set[str] = set()
         self.footprint_rows: list[list[str]] = []
-        self.scripts = 0
+        self.script_sources: list[str] = []
         self.external: list[str] = []
         self._td_class: str | None = None
         self._in_footprint = False
@@ -186,8 +190,8 @@ class _Page(HTMLParser):
         a = dict(attrs)
         if "id" in a:
             self.ids.add(a["id"] or "")
-        if tag == "script":
-            self.scripts += 1
+        if tag == "script" and a.get("src"):
+            self.script_sources.append(a["src"] or "")
         for key in ("src", "href"):
             value = a.get(key) or ""
             if value.startswith(("http:", "https:", "//")) and tag != "svg":
@@ -223,7 +227,7 @@ def test_html_grid_links_each_cell_to_its_runs(with_failures):
     for _, href in page.cells:
         assert href.startswith("#") and href[1:] in page.ids
     assert all(f"run-{r.id}" in page.ids for r in with_failures)
-    assert page.scripts == 0 and page.external == []  # self-contained
+    assert page.script_sources == [] and page.external == []  # self-contained
 
 
 def test_html_shows_console_diff_and_repro(with_failures):
@@ -249,32 +253,156 @@ def test_html_footprint_table_reads_the_elves(records):
     assert "id=\"footprint-chart\"" in html_report(records)
 
 
-def test_html_in_headless_chromium_shows_the_grid(with_failures, tmp_path):
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is not installed (Debian package: chromium)")
-    path = tmp_path / "report.html"
-    write_html(with_failures, path)
     proc = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
                            "--disable-background-networking", "--disable-dev-shm-usage",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-                           path.as_uri()],
-                          capture_output=True, text=True, timeout=120,
+                           f"--user-data-dir={tmp_path / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=180,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_html_in_headless_chromium_shows_the_grid(with_failures, tmp_path):
+    path = tmp_path / "report.html"
+    write_html(with_failures, path)
+    proc = chromium(tmp_path, "--dump-dom", path.as_uri())
     page = _Page()
     page.feed(proc.stdout)
     assert sorted(c for c, _ in page.cells) == ["error", "fail", "pass", "pass"]
     assert {"grid-table", "footprint-chart", "footprint-table", "counts"} <= page.ids
     assert "16 runs: 14 passed, 1 failed, 1 errors" in proc.stdout
+    assert '<span id="shown">16 of 16 runs</span>' in proc.stdout    # the script ran
     screenshot = tmp_path / "grid.png"
-    shot = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-                           "--disable-background-networking", "--disable-dev-shm-usage",
-                           f"--user-data-dir={tmp_path / 'profile'}",
-                           f"--screenshot={screenshot}", "--window-size=1200,900",
-                           path.as_uri()],
-                          capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
-    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000
+    chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,900", path.as_uri())
+    assert screenshot.stat().st_size > 10_000
+
+
+# HTML: failures first, filters, alignment, sources, width
+
+def test_html_failures_come_first_grouped_by_cause(with_failures):
+    text = html_report(with_failures)
+    assert text.index('id="failures"') < text.index('id="grid"') < text.index('id="runs"')
+    assert "Failures: 2 runs, 2 causes" in text
+    failed = with_failures[2]
+    assert f'<span class="globs">{failed.id}</span>' in text
+    assert html.escape(failed.reasons[0], quote=True).replace("&#x27;", "'") in text \
+        or failed.reasons[0] in text
+    runs = text[text.index('id="runs"'):]
+    assert runs.index(failed.id) < runs.index(with_failures[0].id)     # failures first
+
+
+def test_html_filters_come_from_the_records_fields(records, monkeypatch):
+    from pyharness.reports.html import axes
+
+    found = axes(records)
+    assert list(found) == ["verdict", "config_name", "mode", "scenario", "cpu"]
+    assert found["config_name"] == ["nvhe", "pkvm_16k"] and found["cpu"] == ["0", "1"]
+    # A field a later record gains (a toolchain, a kernel generation) is a filter too.
+    plain = RunRecord.to_json
+
+    def with_toolchain(self):
+        return {**plain(self), "toolchain": "clang-18" if self.spec.cpu else "gcc-12",
+                "kernel_generation": "v6.1"}
+    monkeypatch.setattr(RunRecord, "to_json", with_toolchain)
+    assert axes(records)["toolchain"] == ["gcc-12", "clang-18"]
+    assert "kernel_generation" not in axes(records)              # one value: nothing to filter
+    text = html_report(records)
+    assert '<select data-axis="toolchain">' in text and 'data-toolchain="clang-18"' in text
+    assert "<th>toolchain</th>" in text                          # a column of the runs table
+
+
+def test_alignment_makes_one_dropped_frame_one_gap():
+    from pyharness.judge.align import align
+
+    expected = list("abcdefgh")
+    assert [r.kind for r in align(expected, expected)] == ["same"] * 8
+    dropped = [r.kind for r in align(expected, list("abdefgh"))]
+    assert dropped == ["same", "same", "missing"] + ["same"] * 5
+    changed = align(expected, list("abXdefgh"))
+    assert [(r.kind, r.expected, r.actual) for r in changed][2] == ("differ", 2, 2)
+    extra = [r.kind for r in align(list("aab"), list("aaab"))]
+    assert extra.count("extra") == 1 and extra.count("same") == 3
+
+
+def test_html_shows_a_dropped_frame_as_one_gap(records):
+    record = copy.deepcopy(next(r for r in records if r.spec.scenario == "bug"
+                                and r.spec.config_name == "pkvm_16k"))
+    assert len(record.expected) > 3
+    record.actual = record.expected[:1] + record.expected[2:]
+    record.verdict, record.reasons = Verdict.FAIL, ["frame 1: made up"]
+    text = html_report([record])
+    assert text.count('<tr class="missing">') == 1
+    assert '<tr class="differ">' not in text and '<tr class="extra">' not in text
+
+
+def test_frames_show_file_line_linked_to_the_source(records, tmp_path):
+    record = next(r for r in records if r.spec.scenario == "bug" and r.expected)
+    assert all(f.source.startswith("csrc/") for f in record.expected)
+    file, line = record.expected[0].source.rsplit(":", 1)
+    out = tmp_path / "pages"
+    out.mkdir()
+    write_html([record], out / "local.html")
+    local = (out / "local.html").read_text()
+    href = re.search(r'<a class="src" href="([^"]+)">' + re.escape(record.expected[0].source),
+                     local)
+    assert href and (out / href.group(1)).resolve() == (REPO / file).resolve()
+    write_html([record], out / "ci.html", source_url="https://example.org/lab/blob/abc123/")
+    assert (f'href="https://example.org/lab/blob/abc123/{file}#L{line}"'
+            in (out / "ci.html").read_text())
+
+
+def _many_configurations(records: list[RunRecord], count: int) -> list[RunRecord]:
+    """``count`` configurations with --all's long names x 16 scenarios x 2 modes."""
+    scenarios = [s.name for s in list_scenarios(builder.build("nvhe").elf)]
+    out = []
+    for i in range(count):
+        name = f"all-{(4, 16, 64)[i % 3]}k-va{39 + i % 10}-kaslr-pst-o2-cpus{1 + i // 30}"
+        for mode in ("nvhe", "protected"):
+            for scenario in scenarios:
+                run = copy.copy(records[0])
+                run.spec = dataclasses.replace(run.spec, config_name=name, mode=mode,
+                                               scenario=scenario)
+                run.console, run.expected, run.actual = [], [], []
+                failed = mode == "protected" and scenario != "smoke" and i % 4 == 0
+                run.verdict = Verdict.FAIL if failed else Verdict.PASS
+                run.reasons = ["footer missing"] if failed else []
+                out.append(run)
+    return out
+
+
+_MEASURE = """<script>
+document.body.dataset.overflow = document.documentElement.scrollWidth - window.innerWidth;
+document.body.dataset.gridRight = document.getElementById('grid-table')
+  .getBoundingClientRect().right;
+</script></body>"""
+
+
+def test_html_grid_fits_1280_pixels_with_many_configurations(records, tmp_path):
+    many = _many_configurations(records, 90)
+    path = tmp_path / "many.html"
+    write_html(many, path)
+    path.write_text(path.read_text().replace("</body>", _MEASURE))
+    dom = chromium(tmp_path, "--window-size=1280,900", "--dump-dom", path.as_uri()).stdout
+    overflow = int(re.search(r'data-overflow="(-?\d+)"', dom).group(1))
+    right = float(re.search(r'data-grid-right="([\d.]+)"', dom).group(1))
+    assert overflow <= 0 and right <= 1280, (overflow, right)
+    shot = tmp_path / "many.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1200", path.as_uri())
+    assert shot.stat().st_size > 10_000
+
+
+def test_html_filters_from_the_query_hide_the_other_runs(with_failures, tmp_path):
+    path = tmp_path / "report.html"
+    write_html(with_failures, path)
+    dom = chromium(tmp_path, "--dump-dom", path.as_uri() + "?verdict=fail").stdout
+    assert '<span id="shown">1 of 16 runs</span>' in dom
+    rows = re.findall(r'<tr class="run"[^>]*>', dom)
+    assert len(rows) == 16 and sum("hidden" in row for row in rows) == 15
+    searched = chromium(tmp_path, "--dump-dom", path.as_uri() + "?q=worker+process").stdout
+    assert '<span id="shown">1 of 16 runs</span>' in searched
 
 
 def test_html_shows_a_long_repeat_once_with_its_count():

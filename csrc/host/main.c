@@ -86,6 +86,18 @@ static noinline void run_scenario(u64 scenario)
 	case SCENARIO_buffer_overrun_probe:
 		run_buffer_overrun_probe();
 		return;
+	case SCENARIO_packed_stacks:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_packed_stacks, 0);
+		break;
+	case SCENARIO_el2t_fault:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_el2t_fault, 0);
+		break;
+	case SCENARIO_fault_at_stack_top:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_fault_at_stack_top, 0);
+		break;
+	case SCENARIO_fault_on_overflow_stack:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_fault_on_overflow_stack, 0);
+		break;
 	default:
 		panic("unknown scenario %lu\n", scenario);
 	}

@@ -50,6 +50,31 @@ handle___kvm_invalid_host_exception(struct kvm_cpu_context *host_ctxt)
 	hyp_panic();
 }
 
+static noipa void handle___kvm_packed_stacks(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_packed_stacks();
+}
+
+static noipa void handle___kvm_el2t_fault(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_el2t_fault();
+}
+
+static noipa void handle___kvm_fault_at_stack_top(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_fault_at_stack_top();
+}
+
+static noipa void
+handle___kvm_fault_on_overflow_stack(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_fault_on_overflow_stack();
+}
+
 /* Test only: what the harness's bounds watch must catch. */
 static noipa void handle___kvm_buffer_overrun_probe(struct kvm_cpu_context *host_ctxt)
 {
@@ -76,6 +101,18 @@ static __always_inline void handle_host_hcall(struct kvm_cpu_context *host_ctxt)
 		break;
 	case __KVM_HOST_SMCCC_FUNC___kvm_buffer_overrun_probe:
 		handle___kvm_buffer_overrun_probe(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_packed_stacks:
+		handle___kvm_packed_stacks(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_el2t_fault:
+		handle___kvm_el2t_fault(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_fault_at_stack_top:
+		handle___kvm_fault_at_stack_top(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_fault_on_overflow_stack:
+		handle___kvm_fault_on_overflow_stack(host_ctxt);
 		break;
 	default:
 		host_ctxt->regs[1] = (u64)-1;

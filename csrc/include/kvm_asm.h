@@ -13,6 +13,10 @@
 #define __KVM_HOST_SMCCC_FUNC___kvm_bug				4
 #define __KVM_HOST_SMCCC_FUNC___kvm_invalid_host_exception	5
 #define __KVM_HOST_SMCCC_FUNC___kvm_buffer_overrun_probe	6
+#define __KVM_HOST_SMCCC_FUNC___kvm_packed_stacks		7
+#define __KVM_HOST_SMCCC_FUNC___kvm_el2t_fault			8
+#define __KVM_HOST_SMCCC_FUNC___kvm_fault_at_stack_top		9
+#define __KVM_HOST_SMCCC_FUNC___kvm_fault_on_overflow_stack	10
 
 /*
  * Saved host context: x0..x30 at 8 * n, then the host's APIA key (lo, hi)

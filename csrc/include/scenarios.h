@@ -24,7 +24,15 @@
 	S(isolation_probe,						\
 	  "test only: the host reads a hyp stack page; protected mode must stop it") \
 	S(buffer_overrun_probe,						\
-	  "test only: the hyp writes one entry past its trace buffer; the harness must see it")
+	  "test only: the hyp writes one entry past its trace buffer; the harness must see it") \
+	S(packed_stacks,						\
+	  "hyp_panic() called on a scratch stack, so the hyp and overflow stacks are both free") \
+	S(el2t_fault,							\
+	  "a fault taken at EL2 on SP_EL0 (EL2t): the vector's EL2t entry calls hyp_panic()") \
+	S(fault_at_stack_top,						\
+	  "a fault taken with SP exactly at the hyp stack's top: its PAGE_SHIFT bit is 0") \
+	S(fault_on_overflow_stack,					\
+	  "a fault taken with SP on the overflow stack: the vector tests its PAGE_SHIFT bit")
 
 #define __SCENARIO_ENUM(name, help)	SCENARIO_##name,
 enum nvhe_scenario {

@@ -11,6 +11,9 @@ docs/kernel-src.md). This module knows which trees that works for:
 - :func:`extract` takes just those files out of a Debian
   ``linux-source-X.Y`` tarball (``/usr/src/linux-source-X.Y.tar.xz``) into a
   directory, which then is such a tree.
+- :func:`open_source` turns what a user passes as ``--kernel-src`` (a tree,
+  a tarball, or ``lab`` for the lab's own unwinder) into a
+  :class:`KernelSource`; a tarball is extracted once into the build cache.
 
 Anything else (a missing file, an older or newer unwinder) is a
 :class:`KernelSourceError` naming what is wrong and the supported
@@ -22,11 +25,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyharness.build.lock import exclusive
 from pyharness.errors import HarnessError
 
 # Generations the compatibility layer (csrc/kcompat/<generation>) supports.
@@ -46,6 +51,13 @@ BUILD_FILES = (COMMON_H, NVHE_H, HYP_STACKTRACE_C, HOST_STACKTRACE_C)
 TREE_FILES = (MAKEFILE, *BUILD_FILES)
 
 DEBIAN_TARBALL = "/usr/src/linux-source-{generation}.tar.xz"
+
+# What --kernel-src defaults to, and the value that means the lab's own unwinder.
+KERNEL_SRC_ENV = "PYHARNESS_KERNEL_SRC"
+LAB = "lab"
+# Where extracted tarballs go, under the build directory.
+EXTRACTED_DIR = "kernel-src"
+_TARBALL_SUFFIXES = (".tar.xz", ".tar.gz", ".tar.bz2", ".tar.zst", ".tgz", ".tar")
 
 _VERSION_LINE = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d*)\s*$", re.M)
 
@@ -231,4 +243,90 @@ def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, target)
+    return inspect(dest)
+
+
+# -- what --kernel-src names ---------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelSource:
+    """What ``--kernel-src`` named, and the tree the build reads."""
+
+    given: str              # the tree or tarball, absolute, as the user named it
+    tree: KernelTree        # the tree itself, or the tarball's files in the build cache
+
+    @property
+    def generation(self) -> str:
+        return self.tree.generation
+
+    @property
+    def unwinder(self) -> str:
+        """What an image built from it says it carries: ``linux-6.12``."""
+        return f"linux-{self.tree.generation}"
+
+
+def is_lab(value: str | os.PathLike[str] | None) -> bool:
+    """No --kernel-src, or ``lab``: the lab's own unwinder."""
+    return value is None or str(value) in ("", LAB)
+
+
+def default_kernel_src() -> str | None:
+    """``$PYHARNESS_KERNEL_SRC``, the default of every ``--kernel-src``."""
+    return os.environ.get(KERNEL_SRC_ENV) or None
+
+
+def is_tarball(path: Path) -> bool:
+    return path.name.endswith(_TARBALL_SUFFIXES)
+
+
+def source_name(path: Path | str) -> str:
+    """A tree's directory name, a tarball's name without its suffix
+    (``linux-source-6.12``), in characters safe in ids and file names."""
+    name = Path(path).name
+    for suffix in _TARBALL_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name) or "tree"
+
+
+def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> KernelSource | None:
+    """``--kernel-src VALUE``: None for the lab's unwinder, else the tree
+    (a directory) or a tarball's files, extracted once under
+    ``cache_dir/kernel-src``. A tree this build cannot use is a
+    :class:`KernelSourceError` naming what is missing."""
+    if is_lab(value):
+        return None
+    path = Path(os.path.abspath(os.path.expanduser(str(value))))
+    if path.is_dir():
+        return KernelSource(str(path), inspect(path))
+    if path.is_file() and is_tarball(path):
+        return KernelSource(str(path), extract_cached(path, cache_dir / EXTRACTED_DIR))
+    what = "not a directory or a kernel source tarball" if path.exists() else "no such path"
+    raise KernelSourceError(f"--kernel-src {value}: {what}; give the top directory of a Linux "
+                            "kernel tree, a Debian /usr/src/linux-source-X.Y.tar.xz, or "
+                            f"`{LAB}` for the lab's own unwinder; {_supported()}")
+
+
+def extract_cached(tarball: Path, cache_dir: Path) -> KernelTree:
+    """:func:`extract`, once per tarball version (name, size, mtime): the
+    files go to a fresh directory that is renamed into place when complete,
+    under a lock, so concurrent workers wait for one extraction and never
+    see half of one."""
+    st = tarball.stat()
+    key = hashlib.sha256(f"{tarball.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    dest = cache_dir / f"{source_name(tarball)}-{key.hexdigest()[:12]}"
+    if dest.is_dir():
+        return inspect(dest)
+    with exclusive(cache_dir, dest.name, f"{dest} for the files of {tarball}",
+                   KernelSourceError):
+        if not dest.is_dir():
+            scratch = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{dest.name}."))
+            try:
+                try:
+                    extract(tarball, scratch)
+                except KernelSourceError as err:  # name the tarball, not the scratch dir
+                    raise KernelSourceError(str(err).replace(str(scratch), str(tarball))) \
+                        from None
+                os.rename(scratch, dest)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
     return inspect(dest)

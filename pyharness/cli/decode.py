@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyharness.decode.decoder import decode_parsed
 from pyharness.decode.jsonio import format_json
+from pyharness.decode.logbytes import log_text
 from pyharness.decode.text import format_text
 from pyharness.elf.symbolizer import ElfSymbolizer
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
@@ -42,7 +43,7 @@ def read_log(source: str | None) -> tuple[str, str]:
         except OSError as err:
             raise HarnessError(f"{path}: cannot read the log ({err.strerror})") from None
         name = str(path)
-    return data.decode("utf-8", errors="replace"), name
+    return log_text(data, name), name
 
 
 def _explain_nothing_found(parsed: ParsedLog, name: str) -> str:
@@ -62,7 +63,7 @@ def run_decode(args: argparse.Namespace) -> int:
     text, name = read_log(args.log)
     symbolizer = ElfSymbolizer(args.elf) if args.elf is not None else None
     try:
-        parsed = parse_log(text)
+        parsed = parse_log(text, pasted=True)
         traces = decode_parsed(parsed, symbolizer)
         if symbolizer is not None and not symbolizer.has_line_info:
             print(f"pyharness decode: {args.elf} has no DWARF line table; file:line left "
@@ -96,10 +97,12 @@ def configure_decode_parser(parser: argparse.ArgumentParser) -> None:
 
 _DECODE_HELP = "decode the nVHE hyp call traces of a kernel log"
 _DECODE_DESCRIPTION = (
-    "Find every nVHE hyp call trace in a kernel log (v5 `Protected/Non-protected nVHE "
-    "HYP call trace:` and mainline `nVHE call trace:` wordings, with timestamps, caller "
-    "ids and mail quoting) and print each frame by frame. With --elf, check every "
-    "printed symbol+offset/size against the ELF and give file:line.")
+    "Find every nVHE hyp call trace in a kernel log (the RFC's `nVHE HYP call trace:`, "
+    "v5 `Protected/Non-protected nVHE HYP call trace:` and mainline `nVHE call trace:` "
+    "wordings; panic, BUG and CFI-failure lines; timestamps, caller ids, mail quoting "
+    "of any depth, lines a mailer wrapped, notes after frames, CRLF) and print each "
+    "frame by frame. With --elf, check every printed symbol+offset/size against the "
+    "ELF and give file:line. A file that is not text is refused (exit 2).")
 _DECODE_EPILOG = ("Exit codes: 0 traces decoded (and with --elf all agree), 1 no trace "
                   "found or a printed location disagrees with the ELF, 2 bad input.")
 

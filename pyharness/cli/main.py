@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Callable
 
 from pyharness.build import cache as builder
+from pyharness.build.kernelsrc import default_kernel_src
+from pyharness.cli.options import add_kernel_src_option
 from pyharness.kconfig import resolve as kconfig
+from pyharness.cli.clean import add_clean_parser
 from pyharness.cli.decode import add_decode_parser
+from pyharness.cli.report import add_report_parser
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.spec import MODES
 from pyharness.cli.matrix import add_matrix_parser
@@ -38,13 +42,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.all == (args.config is not None):
         raise HarnessError("build needs exactly one of --config FILE or --all")
     configs = kconfig.named_configs() if args.all else [args.config]
+    kernel_src = args.kernel_src or default_kernel_src()
     for config in configs:
-        result = builder.build(config, out_dir=args.out, jobs=args.jobs)
+        result = builder.build(config, out_dir=args.out, jobs=args.jobs, kernel_src=kernel_src)
         if result.cached:
             note = "cached, no compiler work"
         else:
             note = f"built in {result.seconds:.1f} s"
-        print(f"{result.config.name}: {note}", file=sys.stderr)
+        name = result.config.name
+        if result.kernel is not None:
+            kernel = result.kernel
+            name += f" with the {kernel.unwinder} unwinder of {kernel.given} ({kernel.tree.version})"
+        print(f"{name}: {note}", file=sys.stderr)
+        if result.kernel is not None:
+            print(f"compile_commands.json: {result.compile_commands}", file=sys.stderr)
         print(result.elf)
     return EXIT_OK
 
@@ -63,13 +74,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     record = run_one(RunRequest(config=args.config, scenario=args.scenario, mode=args.mode,
                                 cpu=args.cpu, kaslr_seed=args.kaslr_seed,
                                 max_instructions=args.max_instructions,
-                                timeout_s=args.timeout, out_dir=args.out))
+                                timeout_s=args.timeout, out_dir=args.out,
+                                kernel_src=args.kernel_src or default_kernel_src()))
     if args.json:
         print(json.dumps(record.to_json(), indent=1))
     else:
         for line in record.console:
             print(line)
-        print(f"--- {record.spec.config_name} {record.spec.mode} {record.spec.scenario} cpu{record.spec.cpu}: "
+        spec = record.spec
+        print(f"--- {spec.row} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
               f"{record.verdict.upper()} ({record.instructions} instructions, "
               f"{record.elapsed_ms:.1f} ms)", file=sys.stderr)
         for reason in record.reasons:
@@ -81,9 +94,10 @@ def cmd_menuconfig(args: argparse.Namespace) -> int:
     from pyharness.kconfig.menuconfig import run_menuconfig
 
     target = Path(args.config)
-    if run_menuconfig(target):
-        print(f"saved {target}", file=sys.stderr)
-    else:
+    saved = run_menuconfig(target)
+    for path in saved:
+        print(f"saved {path}", file=sys.stderr)
+    if not saved:
         print(f"{target}: no change", file=sys.stderr)
     return EXIT_OK
 
@@ -115,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="base directory for build trees (default: build/)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="parallel compile jobs (default: number of CPUs)")
+    add_kernel_src_option(p)
 
     p = _add(sub, "menuconfig", cmd_menuconfig, "edit a configuration in menuconfig",
              "Open kconfiglib's terminal menuconfig on a config file and save "
@@ -139,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"wall-clock budget in seconds (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--out", type=Path, default=None, help="base directory for build trees")
+    add_kernel_src_option(p)
 
     p = _add(sub, "scenarios", cmd_scenarios, "list the scenarios")
     p.add_argument("--config", default="nvhe",
@@ -146,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_matrix_parser(sub)
     add_mutate_parser(sub)
+    add_report_parser(sub)
     add_decode_parser(sub)
+    add_clean_parser(sub)
     return parser
 
 

@@ -7,16 +7,20 @@ Exit 0 when every run passed, 1 when any failed or could not be judged,
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
+from pyharness.build.kernelsrc import default_kernel_src
+from pyharness.cli.options import add_kernel_src_option
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.matrix.progress import make_progress
-from pyharness.reports import (failure_report, summary_table, write_html, write_json,
-                       write_junit)
+from pyharness.reports import write_html, write_json, write_junit
+from pyharness.reports.records import MatrixPlanIds
+from pyharness.reports.triage import terminal_report
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.record import RunRecord
 from pyharness.matrix.execute import KILL_GRACE_S, default_jobs, run_matrix
@@ -40,11 +44,21 @@ def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
+def _kernel_srcs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The --kernel-src values; none: $PYHARNESS_KERNEL_SRC (not with --only-failed,
+    whose runs name their own)."""
+    if args.kernel_src:
+        return tuple(args.kernel_src)
+    default = default_kernel_src()
+    return (default,) if default and args.only_failed is None else ()
+
+
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(configs=tuple(args.configs or ()), scenarios=tuple(args.scenarios or ()),
                      modes=tuple(args.modes or ()), all_configs=args.all,
                      randconfig=args.randconfig, seed=args.seed,
-                     only_failed=args.only_failed, shard=args.shard, out_dir=args.out)
+                     only_failed=args.only_failed, shard=args.shard, out_dir=args.out,
+                     kernel_srcs=_kernel_srcs(args))
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -52,6 +66,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
     if args.timeout <= 0 or args.max_instructions <= 0:
         raise HarnessError("--timeout and --max-instructions must be positive")
+    if args.max_failures is not None and args.max_failures < 1:
+        raise HarnessError(f"--max-failures {args.max_failures}: give at least 1")
     reports = _report_paths(args)
     matrix_plan = plan(_selection(args))
     jobs = args.jobs or default_jobs()
@@ -59,21 +75,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     result = run_matrix(matrix_plan.specs, jobs, out_dir=args.out,
                         run_timeout_s=args.timeout, max_instructions=args.max_instructions,
-                        progress=make_progress(sys.stderr, enabled=not args.quiet))
+                        progress=make_progress(sys.stderr, enabled=not args.quiet,
+                                               verbose=args.verbose),
+                        max_failures=args.max_failures)
+    writers = dict(_WRITERS, json=functools.partial(
+        write_json, plan=MatrixPlanIds(matrix_plan.all_ids, args.shard)))
     for kind, path in reports.items():
         try:
-            _WRITERS[kind](result.records, path)
+            writers[kind](result.records, path)
         except OSError as err:
             raise HarnessError(f"--{kind} {path}: cannot write it: {err.strerror}") from None
 
     if result.records:
         print()
-        print(summary_table(result.records, colour=sys.stdout.isatty(),
-                            width=shutil.get_terminal_size((120, 24)).columns))
-    failures = failure_report(result.records)
-    if failures:
-        print()
-        print(failures)
+        print(terminal_report(result.records, verbose=args.verbose,
+                              colour=sys.stdout.isatty(),
+                              width=shutil.get_terminal_size((120, 24)).columns,
+                              universe=matrix_plan.specs))
     print()
     print(result.summary_line())
     for kind, path in reports.items():
@@ -110,6 +128,7 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="rerun the runs that did not pass in an earlier --json report")
     choose.add_argument("--shard", metavar="K/N",
                         help="run only the K-th of N deterministic slices (CI)")
+    add_kernel_src_option(choose, repeat=True)
     run = p.add_argument_group("how to run")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")
@@ -122,8 +141,14 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                      help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS})")
     run.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="base directory for build trees (default: build/)")
+    run.add_argument("--max-failures", type=int, default=None, metavar="N",
+                     help="stop after N runs did not pass: no new runs, workers stopped, "
+                          "reports written for the runs that finished (exit 1)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress bar or progress lines")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="print every failure with its reasons and reproduce command "
+                          "(default: one block per cause)")
     out = p.add_argument_group("reports")
     out.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML, one testcase per run")
     out.add_argument("--json", type=Path, metavar="FILE",

@@ -1,7 +1,8 @@
 """Every nVHE hyp call trace in a kernel log, frame by frame.
 
-The log is read with ``pyharness.judge.tracelog`` (both the v5 and the mainline
-wordings, quoted mail replies, timestamps, caller ids). Each trace is
+The log is read with ``pyharness.judge.tracelog`` as a pasted log (the
+RFC's, the v5 and the mainline wordings, quoted mail replies, wrapped
+lines, notes after frames, timestamps, caller ids). Each trace is
 printed as structured frames, as text or JSON. With ``--elf VMLINUX`` every
 printed address is symbolized again from the ELF itself, the way the kernel
 prints it (``%pB``: look up ``addr - 1``, print ``name+0x(off+1)/0xsize``),
@@ -32,7 +33,7 @@ from pyharness.judge.tracelog import parse_log
 
 def decode_text(text: str, elf_path: str | Path | None = None) -> list[DecodedTrace]:
     """Every hyp call trace in ``text``; with ``elf_path``, checked against that ELF."""
-    parsed = parse_log(text)
+    parsed = parse_log(text, pasted=True)
     if elf_path is None:
         return decode_parsed(parsed, None)
     with ElfSymbolizer(Path(elf_path)) as symbolizer:

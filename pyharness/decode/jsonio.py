@@ -81,6 +81,7 @@ def _decoded_frame_to_json(decoded: DecodedFrame) -> dict[str, Any]:
         "offset": frame.offset,
         "size": frame.size,
         "module": frame.module,
+        "note": frame.note,
         "printed": frame.symbolic,
         "lookup_address": _hex(decoded.lookup_address),
         "elf": None if elf is None else {
@@ -94,7 +95,7 @@ def _decoded_frame_to_json(decoded: DecodedFrame) -> dict[str, Any]:
 def _decoded_frame_from_json(data: dict[str, Any]) -> DecodedFrame:
     frame = Frame(address=_unhex(data["address"]), symbol=data["symbol"],
                   offset=data["offset"], size=data["size"], raw=data["raw"],
-                  line_number=data["line"], module=data["module"])
+                  line_number=data["line"], module=data["module"], note=data.get("note"))
     elf_data = data["elf"]
     elf = None if elf_data is None else ElfLocation(
         function=elf_data["function"], symbol_address=int(elf_data["symbol_address"], 16),

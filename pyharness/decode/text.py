@@ -50,7 +50,7 @@ def _panic_text(panic: HypPanic, decoded: DecodedFrame | None) -> str:
         return head + "Invalid host exception to nVHE hyp"
     if panic.kind == "bug-file":
         return head + f"nVHE hyp BUG at {panic.file}:{panic.file_line}"
-    what = "panic" if panic.kind == "panic" else "BUG"
+    what = {"panic": "panic", "cfi": "CFI failure"}.get(panic.kind, "BUG")
     location = panic.location
     assert location is not None
     text = head + f"nVHE hyp {what} at [<{location.address:016x}>] {location.symbolic}"
@@ -60,8 +60,12 @@ def _panic_text(panic: HypPanic, decoded: DecodedFrame | None) -> str:
 def _frame_text(decoded: DecodedFrame) -> str:
     frame = decoded.frame
     address = f"{frame.address:016x}" if frame.address is not None else "?" * 16
+    note = f"  (note: {frame.note})" if frame.note else ""
+    if "\n" in frame.raw:
+        last = frame.line_number + frame.raw.count("\n")
+        note += f"  (wrapped over lines {frame.line_number}-{last})"
     return (f"  #{decoded.index:<3} line {frame.line_number:<6} [<{address}>] "
-            f"{frame.symbolic}{_elf_suffix(decoded)}")
+            f"{frame.symbolic}{_elf_suffix(decoded)}{note}")
 
 
 def _elf_suffix(decoded: DecodedFrame) -> str:

@@ -3,7 +3,8 @@
 Like addr2line: each row covers up to the next row's address, and of
 several rows at one address the last one counts. Used by the log decoder
 (file:line of every frame) and by the oracle (the file:line a BUG line must
-name); :func:`source_line` caches per ELF version and address because a
+name, and each frame's file:line in a run's record); :func:`source_line`
+keeps each ELF version's line table and caches per address, because a
 parse costs about 15 ms.
 """
 
@@ -122,14 +123,21 @@ def source_line(elf: Path, link_address: int) -> tuple[str, int] | None:
     return _source_line(str(elf), st.st_mtime_ns, st.st_size, link_address)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
+def _line_table(elf: str, _mtime_ns: int, _size: int) -> LineTable | None:
+    """One ELF version's line table, kept: its compile units parse once."""
+    reader = ElfReader.open(Path(elf), hint="rebuild it with `pyharness build`")
+    return LineTable(reader.elf) if reader.has_debug_line() else None
+
+
+@functools.lru_cache(maxsize=1024)
 def _source_line(elf: str, _mtime_ns: int, _size: int,
                  link_address: int) -> tuple[str, int] | None:
-    reader = ElfReader.open(Path(elf), hint="rebuild it with `pyharness build`")
-    if not reader.has_debug_line():
+    table = _line_table(elf, _mtime_ns, _size)
+    if table is None:
         return None
     try:
-        found = LineTable(reader.elf).lookup(link_address)
+        found = table.lookup(link_address)
     except CORRUPT_ELF_ERRORS as err:
         raise ElfReadError(f"{elf}: corrupt DWARF line table ({err}); "
                            "rebuild it with -g") from None

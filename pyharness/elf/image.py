@@ -3,7 +3,8 @@
 :func:`load_image` returns an :class:`Image`: the PT_LOAD segments, the
 symbols (sorted, with an address -> symbol+offset lookup), the dynamic
 relocations needed to run the image at its link address plus a KASLR
-offset, and the platform :class:`~pyharness.elf.layout.Layout` record. Parsed
+offset, the platform :class:`~pyharness.elf.layout.Layout` record, and which
+nVHE unwinder the image carries (``Image.unwinder``). Parsed
 images are cached per process, keyed on (path, size, mtime_ns), so a
 matrix never parses the same ELF twice.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import struct
 import threading
 from dataclasses import dataclass
@@ -37,8 +39,14 @@ R_AARCH64_RELATIVE = 1027
 SHF_ALLOC = 0x2
 SHT_RELR = 19
 
-UNWINDER_SECTION = ".nvhe_unwinder"
 _REBUILD_HINT = "rebuild it with `pyharness build`"
+
+# Which nVHE unwinder an image carries (csrc/host/unwinder.c): a
+# NUL-terminated "lab" or "linux-<generation>" in a non-allocated section.
+# Images from before the section existed carry the lab's.
+UNWINDER_SECTION = ".nvhe_unwinder"
+LAB_UNWINDER = "lab"
+_UNWINDER_NAME = re.compile(r"lab|linux-\d+\.\d+")
 
 
 class ImageError(ElfReadError):
@@ -78,10 +86,10 @@ class Image:
 
     def __init__(self, path: Path, layout: Layout, segments: tuple[Segment, ...],
                  symbols: tuple[Symbol, ...], relocations: tuple[Relocation, ...],
-                 unwinder: str = "lab") -> None:
+                 unwinder: str = LAB_UNWINDER) -> None:
         self.path = path
-        self.unwinder = unwinder   # "lab", or "linux-6.1"... for a kernel tree's
         self.layout = layout
+        self._unwinder = unwinder
         self.segments = segments
         self.relocations = relocations
         self._by_name: dict[str, Symbol] = {}
@@ -104,6 +112,18 @@ class Image:
 
     def __repr__(self) -> str:
         return f"Image({str(self.path)!r})"
+
+    @property
+    def unwinder(self) -> str:
+        """The nVHE unwinder built into the image: ``"lab"`` (the lab's own),
+        or ``"linux-6.1"`` / ``"linux-6.12"`` (a kernel tree's, built with
+        ``--kernel-src``)."""
+        return self._unwinder
+
+    @property
+    def kernel_generation(self) -> str | None:
+        """The kernel generation of a tree's unwinder ("6.12"), None for the lab's."""
+        return None if self._unwinder == LAB_UNWINDER else self._unwinder.removeprefix("linux-")
 
     # -- symbols ---------------------------------------------------------
 
@@ -244,7 +264,7 @@ def _parse(shown: Path, real: Path) -> Image:
         segments = _read_segments(shown, reader)
         symbols = tuple(Symbol.from_raw(s) for s in reader.symbols())
         relocations = _read_relocations(shown, reader.elf)
-        unwinder = _read_unwinder(reader)
+        unwinder = _read_unwinder(shown, reader)
     except ImageError:
         raise
     except ElfReadError as exc:
@@ -270,13 +290,17 @@ def _read_layout(shown: Path, reader: ElfReader) -> Layout:
                          f"{_REBUILD_HINT}") from None
 
 
-def _read_unwinder(reader: ElfReader) -> str:
-    """Which unwinder the image carries: the ``.nvhe_unwinder`` string
-    (``lab``, ``linux-6.1``, ``linux-6.12``); older images are the lab's."""
+def _read_unwinder(shown: Path, reader: ElfReader) -> str:
     data = reader.section_data(UNWINDER_SECTION)
     if data is None:
-        return "lab"
-    return data.split(b"\0", 1)[0].decode("ascii", "replace") or "lab"
+        return LAB_UNWINDER
+    name, nul, _ = data.partition(b"\0")
+    text = name.decode("ascii", errors="replace")
+    if not nul or not _UNWINDER_NAME.fullmatch(text):
+        raise ImageError(f"{shown}: bad {UNWINDER_SECTION} section {data[:32]!r}: expected "
+                         f"a NUL-terminated \"lab\" or \"linux-<generation>\" "
+                         f"(csrc/host/unwinder.c); {_REBUILD_HINT}")
+    return text
 
 
 def _read_segments(shown: Path, reader: ElfReader) -> tuple[Segment, ...]:

@@ -1,69 +1,83 @@
-"""Expected against printed, aligned: a longest common subsequence, so one
-dropped frame is one "missing" reason and not a cascade of "expected A,
-got B" for every frame after it."""
+"""Expected and actual frames side by side, aligned on a longest common
+subsequence: a dropped frame is one gap, not every later row differing.
+
+The rows are the LCS's matches (``same``), and between two matches the
+frames only one side has: as many as both sides have there pair up as
+``differ`` (a frame printed wrong), the rest are ``missing`` (expected,
+not printed) or ``extra`` (printed, not expected). The common head and
+tail are taken off first, so a long passing trace costs nothing; a middle
+too large for the quadratic table falls back to :mod:`difflib`'s matching
+blocks.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+import difflib
+from dataclasses import dataclass
+from typing import Hashable, Literal, Sequence
 
-E = TypeVar("E")
-A = TypeVar("A")
-
-
-# Above this many cells the middle is compared position by position (a
-# 64K-page overflow trace has thousands of frames; LCS is quadratic).
-MAX_TABLE = 1_000_000
-
-Pairs = list[tuple[int | None, int | None]]
+RowKind = Literal["same", "differ", "missing", "extra"]
+# Cells of the LCS table beyond which difflib's heuristic matching is used.
+MAX_TABLE_CELLS = 4_000_000
 
 
-def align(expected: Sequence[E], actual: Sequence[A],
-          same: Callable[[E, A], bool]) -> Pairs:
-    """Pairs (expected index, actual index) in order; None on one side is a
-    missing or an extra line. Mismatched lines at the same place pair up as
-    (i, j) with ``same`` false, so a changed frame reads as one change.
-    The common head and tail are matched first; LCS aligns what differs."""
-    n, m = len(expected), len(actual)
-    head = 0
-    while head < min(n, m) and same(expected[head], actual[head]):
-        head += 1
-    tail = 0
-    while tail < min(n, m) - head and same(expected[n - 1 - tail], actual[m - 1 - tail]):
-        tail += 1
-    middle = _align_middle(expected[head:n - tail], actual[head:m - tail], same)
-    return ([(k, k) for k in range(head)]
-            + [(None if i is None else i + head, None if j is None else j + head)
-               for i, j in middle]
-            + [(n - tail + k, m - tail + k) for k in range(tail)])
+@dataclass(frozen=True)
+class AlignedRow:
+    kind: RowKind
+    expected: int | None     # index into the expected frames
+    actual: int | None       # index into the actual frames
 
 
-def _align_middle(expected: Sequence[E], actual: Sequence[A],
-                  same: Callable[[E, A], bool]) -> Pairs:
-    n, m = len(expected), len(actual)
-    if n * m > MAX_TABLE:
-        return ([(k, k) for k in range(min(n, m))] + [(k, None) for k in range(m, n)]
-                + [(None, k) for k in range(n, m)])
-    # lcs[i][j]: length of the LCS of expected[i:] and actual[j:]
-    lcs = [[0] * (m + 1) for _ in range(n + 1)]
+def _lcs_pairs(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[tuple[int, int]]:
+    """Index pairs of a longest common subsequence of ``a`` and ``b``."""
+    if len(a) * len(b) > MAX_TABLE_CELLS:
+        matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+        return [(block.a + k, block.b + k) for block in matcher.get_matching_blocks()
+                for k in range(block.size)]
+    n, m = len(a), len(b)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
-        row, below = lcs[i], lcs[i + 1]
+        row, below = table[i], table[i + 1]
         for j in range(m - 1, -1, -1):
-            row[j] = below[j + 1] + 1 if same(expected[i], actual[j]) \
-                else max(below[j], row[j + 1])
-    pairs: list[tuple[int | None, int | None]] = []
-    i = j = 0
+            row[j] = below[j + 1] + 1 if a[i] == b[j] else max(below[j], row[j + 1])
+    pairs, i, j = [], 0, 0
     while i < n and j < m:
-        if same(expected[i], actual[j]):
+        if a[i] == b[j]:
             pairs.append((i, j))
             i, j = i + 1, j + 1
-        elif lcs[i + 1][j + 1] == lcs[i][j]:
-            pairs.append((i, j))          # a changed line: neither is kept elsewhere
-            i, j = i + 1, j + 1
-        elif lcs[i + 1][j] >= lcs[i][j + 1]:
-            pairs.append((i, None))
+        elif table[i + 1][j] >= table[i][j + 1]:
             i += 1
         else:
-            pairs.append((None, j))
             j += 1
-    pairs += [(k, None) for k in range(i, n)] + [(None, k) for k in range(j, m)]
     return pairs
+
+
+def _gap(i0: int, i1: int, j0: int, j1: int) -> list[AlignedRow]:
+    """Rows for expected[i0:i1] and actual[j0:j1], which share nothing."""
+    both = min(i1 - i0, j1 - j0)
+    rows = [AlignedRow("differ", i0 + k, j0 + k) for k in range(both)]
+    rows += [AlignedRow("missing", i, None) for i in range(i0 + both, i1)]
+    rows += [AlignedRow("extra", None, j) for j in range(j0 + both, j1)]
+    return rows
+
+
+def align(expected: Sequence[Hashable], actual: Sequence[Hashable]) -> list[AlignedRow]:
+    """Aligned rows of two sequences (compared with ``==``)."""
+    head = 0
+    while head < min(len(expected), len(actual)) and expected[head] == actual[head]:
+        head += 1
+    tail = 0
+    while (tail < min(len(expected), len(actual)) - head
+           and expected[-1 - tail] == actual[-1 - tail]):
+        tail += 1
+    middle = _lcs_pairs(expected[head:len(expected) - tail], actual[head:len(actual) - tail])
+    rows = [AlignedRow("same", k, k) for k in range(head)]
+    i, j = head, head
+    for a, b in middle:
+        rows += _gap(i, head + a, j, head + b)
+        rows.append(AlignedRow("same", head + a, head + b))
+        i, j = head + a + 1, head + b + 1
+    rows += _gap(i, len(expected) - tail, j, len(actual) - tail)
+    rows += [AlignedRow("same", len(expected) - tail + k, len(actual) - tail + k)
+             for k in range(tail)]
+    return rows

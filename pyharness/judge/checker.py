@@ -79,7 +79,7 @@ def check(result: RunResult, expect: Expectation,
           violations: list[str] | None = None) -> Judgement:
     """The console and the run's end against the expectation: pass, or every
     difference with its reason. ``violations`` are the bounds watch's findings."""
-    violations = list(violations or []) + list(expect.footprint)
+    violations = list(violations or []) + list(expect.footprint) + list(expect.findings)
     if expect.kind in ("breach", "violation"):
         reasons, violations = _check_expected_stop(result, expect, violations)
         if expect.kind == "breach":

@@ -8,7 +8,7 @@ is one reason; :mod:`pyharness.judge.checker` turns them into a verdict.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+from typing import Hashable, Sequence
 
 from pyharness.judge.align import align
 from pyharness.judge.expectation import (ExpectedFrame, ExpectedHostFrame, ExpectedPanic,
@@ -16,8 +16,6 @@ from pyharness.judge.expectation import (ExpectedFrame, ExpectedHostFrame, Expec
 from pyharness.judge.logrecords import TRACE_FOOTERS, Frame, HostPanic, HypPanic, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 from pyharness.judge.verdict import FrameLine
-
-E = TypeVar("E")
 
 
 def printed_symbol(frame: Frame) -> str:
@@ -56,28 +54,27 @@ def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[
     return []
 
 
-def _same_frame(expected: ExpectedFrame, actual: Frame) -> bool:
-    return actual.address == expected.address and printed_symbol(actual) == expected.symbol
-
-
-def _aligned_reasons(what: str, expected: Sequence[E], actual: Sequence[Frame],
-                     same: Callable[[E, Frame], bool], want: Callable[[E], str],
-                     got: Callable[[Frame], str]) -> list[str]:
-    """Every difference between two frame lists, aligned: a dropped frame is
-    one reason, not a cascade."""
+def _aligned_reasons(what: str, want: Sequence[str], got: Sequence[str],
+                     want_keys: Sequence[Hashable], got_keys: Sequence[Hashable]) -> list[str]:
+    """Every difference between two frame lists, aligned on their keys: a
+    dropped frame is one reason, not a cascade."""
     reasons = []
-    for i, j in align(expected, actual, same):
-        if j is None:
-            reasons.append(f"{what} {i}: missing, expected {want(expected[i])}")
-        elif i is None:
-            reasons.append(f"{what} {j}: unexpected {got(actual[j])}")
-        elif not same(expected[i], actual[j]):
-            reasons.append(f"{what} {j}: expected {want(expected[i])}, got {got(actual[j])}")
+    for row in align(want_keys, got_keys):
+        i, j = row.expected, row.actual
+        if row.kind == "missing":
+            reasons.append(f"{what} {i}: missing, expected {want[i]}")
+        elif row.kind == "extra":
+            reasons.append(f"{what} {j}: unexpected {got[j]}")
+        elif row.kind == "differ":
+            reasons.append(f"{what} {j}: expected {want[i]}, got {got[j]}")
     return reasons
 
 
 def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]) -> list[str]:
-    return _aligned_reasons("frame", expected, actual, _same_frame, _describe, _describe_actual)
+    return _aligned_reasons("frame", [_describe(f) for f in expected],
+                            [_describe_actual(f) for f in actual],
+                            [(f.address, f.symbol) for f in expected],
+                            [(f.address, printed_symbol(f)) for f in actual])
 
 
 def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
@@ -158,6 +155,9 @@ def _check_host_frames(expected: tuple[ExpectedHostFrame, ...],
     if not expected:
         return []
 
-    return _aligned_reasons("host frame", expected, actual,
-                            lambda want, got: want.matches(printed_symbol(got)),
-                            ExpectedHostFrame.describe, printed_symbol)
+    printed = [printed_symbol(f) for f in actual]
+    # The first line's offset is any inside dump_stack: compare without it.
+    loose = {f.name for f in expected if f.offset is None and f.raw is None}
+    return _aligned_reasons("host frame", [f.describe() for f in expected], printed,
+                            [f.key() for f in expected],
+                            [ExpectedHostFrame.key_of(p, loose) for p in printed])

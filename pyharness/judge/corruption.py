@@ -22,11 +22,15 @@ class RecordEditor(Protocol):
     """What a fault may do at the unwind start (implemented by the oracle)."""
 
     chain: list[tuple[int, int]]          # (record address, lr), innermost first
+    start_fp: int                         # where the unwinder is told to start
+    start_pc: int
     hyp_stack: tuple[int, int]            # [low, high) in hyp VAs
     overflow_stack: tuple[int, int]
     va_bits: int
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None: ...
+
+    def move_start(self, fp: int) -> None: ...
 
 
 Inject = Callable[[RecordEditor], None]
@@ -99,6 +103,71 @@ def _longest_chain(editor: RecordEditor) -> None:
         editor.write_record(address, following, lrs[i % len(lrs)])
 
 
+def _next_fp(editor: RecordEditor, index: int) -> int:
+    return editor.chain[index + 1][0] if index + 1 < len(editor.chain) else 0
+
+
+def _fp_8_mod_16(editor: RecordEditor) -> None:
+    """A record moved down 8 bytes, to an fp that is 8 but not 16 modulo 16:
+    still aligned, still a whole record above the one before, so still valid
+    (the first record with room for that below it)."""
+    chain = editor.chain
+    k = next(k for k in range(2, len(chain)) if chain[k][0] % 16 == 0
+             and chain[k][0] - 8 >= chain[k - 1][0] + 16)
+    address, lr = chain[k]
+    editor.write_record(address - 8, _next_fp(editor, k), lr)
+    _relink(editor, k - 1, address - 8)
+
+
+def _on(stack: tuple[int, int], address: int) -> bool:
+    return stack[0] <= address < stack[1]
+
+
+def _last_on(editor: RecordEditor, stack: tuple[int, int]) -> int:
+    return max(i for i, (address, _) in enumerate(editor.chain) if _on(stack, address))
+
+
+def _hyp_stack_past_top(editor: RecordEditor) -> None:
+    """The outermost hyp-stack record links to one straddling the stack's top
+    (its second word is past the page): not wholly inside, so the walk ends."""
+    _relink(editor, _last_on(editor, editor.hyp_stack), editor.hyp_stack[1] - 8)
+
+
+def _overflow_stack_past_top(editor: RecordEditor) -> None:
+    """The outermost overflow-stack record links to the first 16 bytes past the
+    overflow stack (4 KiB whatever the page size), which hold a plausible
+    record: not on the stack, so the walk ends there instead of crossing to
+    the hyp stack; an unwinder that bounds the stack by PAGE_SIZE prints it.
+    (Those bytes are this CPU's per-CPU padding: no data of ours.)"""
+    last = _last_on(editor, editor.overflow_stack)
+    past = editor.overflow_stack[1]
+    editor.write_record(past, 0, editor.chain[last][1])
+    _relink(editor, last, past)
+
+
+def _overlapping_record(editor: RecordEditor) -> None:
+    """Record 1 links to its own second word (fp + 8): the lab's rule (only
+    "higher") reads that overlapping record, whose saved fp is record 1's lr
+    and whose lr is written here; a kernel since 6.1 consumes all 16 bytes of
+    each record and stops. The oracle models both (judge.unwind_model)."""
+    address, lr = editor.chain[1]
+    editor.write_record(address + 8, lr, editor.chain[2][1])
+    editor.write_record(address, address + 8, lr)
+
+
+def _packed_stacks(editor: RecordEditor) -> None:
+    """With hyp_panic() on a scratch stack, start the unwind at the bottom of
+    the overflow stack and put a record in every 16-byte slot of it and of
+    the hyp stack: one pc more than the protected buffer holds, so its last
+    slot and its terminator are used, and the host prints it all."""
+    lrs = [editor.start_pc + 4 * k for k in range(8)]
+    slots = (list(range(*editor.overflow_stack, 16)) + list(range(*editor.hyp_stack, 16)))
+    for i, address in enumerate(slots):
+        following = slots[i + 1] if i + 1 < len(slots) else 0
+        editor.write_record(address, following, lrs[i % len(lrs)])
+    editor.move_start(slots[0])
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault("fault_fp_misaligned", "hyp_panic",
           "a record's fp is not 8-byte aligned: the trace stops there", _misaligned),
@@ -119,6 +188,22 @@ FAULTS: tuple[Fault, ...] = (
           "a record in every 16-byte slot above the start and all over the overflow "
           "stack: the deepest valid trace, which the buffer must hold",
           _longest_chain),
+    Fault("fault_fp_8_mod_16", "hyp_panic",
+          "a valid record at an fp that is 8 but not 16 modulo 16: read like any other",
+          _fp_8_mod_16),
+    Fault("fault_hyp_stack_past_top", "hyp_panic",
+          "a record straddling the hyp stack's top: the trace stops before it",
+          _hyp_stack_past_top),
+    Fault("fault_overflow_stack_past_top", "stack_overflow",
+          "a record just past the 4 KiB overflow stack: the trace stops before it",
+          _overflow_stack_past_top),
+    Fault("fault_fp_overlapping", "hyp_panic",
+          "a record at the previous one's fp + 8: read by the lab's rule, not by 6.1+",
+          _overlapping_record),
+    Fault("fault_packed_stacks", "packed_stacks",
+          "a record in every slot of the overflow and hyp stacks, from the bottom of "
+          "the overflow stack: one pc more than the protected buffer holds",
+          _packed_stacks),
 )
 
 

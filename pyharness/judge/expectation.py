@@ -80,16 +80,20 @@ class ExpectedHostFrame:
     size: int
     raw: str | None = None        # the raw pointer printed for an unknown address
 
-    def matches(self, printed: str) -> bool:
-        if self.raw is not None:
-            return printed == self.raw
+    def key(self) -> tuple[str, int | None, int] | str:
+        """What a printed line must equal (see :meth:`key_of`)."""
+        return self.raw if self.raw is not None else (self.name, self.offset, self.size)
+
+    @staticmethod
+    def key_of(printed: str, any_offset: set[str]) -> tuple[str, int | None, int] | str:
+        """A printed ``name+0xoff/0xsize`` as a key; the offset left out for a
+        function in ``any_offset``; anything else is its own text."""
         name, _, rest = printed.partition("+")
         offset, _, size = rest.partition("/")
         try:
-            ok = name == self.name and int(size, 16) == self.size
-            return ok and (self.offset is None or int(offset, 16) == self.offset)
+            return (name, None if name in any_offset else int(offset, 16), int(size, 16))
         except ValueError:
-            return False
+            return printed
 
     def describe(self) -> str:
         if self.raw is not None:
@@ -115,6 +119,7 @@ class Expectation:
     hyp_offset: int | None = None
     host_frames: tuple[ExpectedHostFrame, ...] = ()
     footprint: tuple[str, ...] = ()             # how the image differs from the claim
+    findings: tuple[str, ...] = ()              # what the firmware already did wrong
 
     def frame_lines(self) -> tuple[FrameLine, ...]:
         return tuple(f.line() for f in self.frames)

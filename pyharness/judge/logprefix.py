@@ -1,6 +1,8 @@
 """One kernel-log line without its prefixes: mail quoting (``> ``, ``>> ``,
-``> > ``, `` | ``), printk timestamps, caller ids (``[  T412] ``), a syslog
-stamp and the ``kvm [PID]: `` prefix, in any order and nesting."""
+``> > ``, `` | ``, ``   > |``, any depth, with leading spaces), printk
+timestamps, caller ids (``[  T412] ``), a ``dmesg -T`` or syslog stamp, a
+console log level (``<3>``) and the ``kvm [PID]: `` prefix, in any order
+and nesting."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import re
 
 from pyharness.judge.logrecords import LogLine
 
-_QUOTE_RE = re.compile(r" ?[>|] ?")
+_QUOTE_RE = re.compile(r"[ \t]*[>|][ \t]?")
 _OTHER_PREFIX_RES = (
     re.compile(r"\[\s*\d+\.\d+\]\s?"),                          # printk time
     re.compile(r"\[\s*[TC]\d+\]\s?"),                           # caller id
     re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ kernel: "),  # syslog
+    re.compile(r"\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\]\s?"),  # dmesg -T
+    re.compile(r"<\d>"),                                          # console log level
 )
 _KVM_PREFIX_RE = re.compile(r"kvm \[\d+\]: ?")
 
@@ -38,5 +42,7 @@ def split_line(number: int, raw: str) -> LogLine:
 
 
 def split_lines(text: str) -> list[LogLine]:
-    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line)."""
-    return [split_line(i, raw) for i, raw in enumerate(text.split("\n"), start=1)]
+    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line, or
+    ``\\r`` in a text that has no ``\\n`` at all: an old Mac's line ends)."""
+    ends = "\n" if "\n" in text or "\r" not in text else "\r"
+    return [split_line(i, raw) for i, raw in enumerate(text.split(ends), start=1)]

@@ -6,20 +6,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
-TraceKind = Literal["protected", "non-protected", "mainline"]
-PanicKind = Literal["panic", "bug-file", "bug-addr", "invalid"]
+TraceKind = Literal["protected", "non-protected", "mainline", "rfc"]
+PanicKind = Literal["panic", "bug-file", "bug-addr", "invalid", "cfi"]
 
-#: The header and footer lines of each trace wording (prefixes removed).
+#: The header and footer lines of each trace wording (prefixes removed):
+#: the v5 series' two, mainline's, and the RFC's (before v1).
 TRACE_HEADERS: dict[TraceKind, str] = {
     "protected": "Protected nVHE HYP call trace:",
     "non-protected": "Non-protected nVHE HYP call trace:",
     "mainline": "nVHE call trace:",
+    "rfc": "nVHE HYP call trace:",
 }
 TRACE_FOOTERS: dict[TraceKind, str] = {
     "protected": "---- End of Protected nVHE HYP call trace ----",
     "non-protected": "---- End of Non-protected nVHE HYP call trace ----",
     "mainline": "---[ end nVHE call trace ]---",
+    "rfc": "---- end of nVHE HYP call trace ----",
 }
+#: Other spellings the RFC's revisions printed, and what they are.
+OTHER_TRACE_HEADERS: dict[str, TraceKind] = {
+    "nVHE HYP call trace (vmlinux addresses):": "rfc"}
+OTHER_TRACE_FOOTERS: dict[str, TraceKind] = {
+    "---- End of nVHE HYP call trace ----": "rfc"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Frame:
     raw: str
     line_number: int
     module: str | None = None   # `` [kvm]`` after the symbol, if any
+    note: str | None = None     # what a human wrote after the frame (pasted logs only)
 
     @property
     def symbolic(self) -> str:

@@ -37,6 +37,7 @@ from pyharness.judge.expectation import (BUFFER_OVERRUN_LINES, ExpectedFrame, Ex
 from pyharness.judge.footprint_check import footprint_problems, trace_buffer_capacity
 from pyharness.judge.host_trace import HostTraceOracle
 from pyharness.judge.unwind_model import Stack, follow, rules_for
+from pyharness.judge.vector_model import VectorModel
 from pyharness.platform.geometry import stack_geometry
 from pyharness.platform.machine import Machine
 
@@ -102,6 +103,7 @@ class HypOracle:
                                  "unwind starts")
             return
         self.machine.add_code_hook(start.address, self._on_unwind_start, space="hyp")
+        self.vector = VectorModel(self.image, self.machine, self.geometry.overflow_stack_va(self.cpu))
 
     # -- hooks ------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class HypOracle:
         regs = machine.registers()
         capture = _PanicCapture(start_pc=regs["x1"], start_fp=regs["x0"], registers=regs)
         self._check_start(capture, regs)
+        self.vector.decide()
         capture.chain = self._follow(capture.start_fp)
         if self.fault is not None:
             editor = _Editor(self, capture)
@@ -219,7 +222,8 @@ class HypOracle:
         return Expectation(kind="hyp-panic", exit_status=1, panic=self._panic(capture, elf),
                            dump=dump, frames=frames, truncated=truncated,
                            notes=tuple(self.problems), registers=self._registers(capture),
-                           hyp_offset=self.hyp_offset(), host_frames=host_frames)
+                           hyp_offset=self.hyp_offset(), host_frames=host_frames,
+                           findings=tuple(self.vector.findings))
 
     def _dump_kind(self) -> str:
         if not self.protected:
@@ -268,6 +272,7 @@ class _Editor:
         self._oracle = oracle
         self.chain = list(capture.chain)
         self.start_fp = capture.start_fp
+        self.start_pc = capture.start_pc
         stacks = {s.name: (s.lo, s.hi) for s in oracle.stacks()}
         self.hyp_stack = stacks["hyp"]
         self.overflow_stack = stacks["overflow"]
@@ -275,8 +280,14 @@ class _Editor:
         self.min_step = oracle.rules.min_step
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None:
-        self._oracle.machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
-        self._oracle._records[address] = (saved_fp, lr)
+        """Write 16 bytes at ``address``; every modelled record they overlap
+        is read back, so the model is what memory now holds."""
+        machine, records = self._oracle.machine, self._oracle._records
+        machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
+        records[address] = (saved_fp, lr)
+        for other in (address - 8, address + 8):
+            if other in records:
+                records[other] = struct.unpack("<QQ", machine.read_va(other, 16, 2))
 
     def move_start(self, fp: int) -> None:
         """Hand the unwinder another start fp (x0 of prepare_backtrace)."""

@@ -17,10 +17,12 @@ records the kernel (and our firmware) print around a hyp panic:
     nVHE hyp panic at: [<ADDR>] SYM+OFF/SIZE!        HypPanic "panic"
     nVHE hyp BUG at: FILE:LINE!                      HypPanic "bug-file"
     nVHE hyp BUG at: [<ADDR>] SYM+OFF/SIZE!          HypPanic "bug-addr"
+    nVHE hyp CFI failure at: [<ADDR>] SYM+OFF/SIZE!  HypPanic "cfi"
     Invalid host exception to nVHE hyp!              HypPanic "invalid"
     Protected nVHE HYP call trace: ... footer        HypTrace "protected"
     Non-protected nVHE HYP call trace: ... footer    HypTrace "non-protected"
     nVHE call trace: ... ---[ end nVHE call trace ]---   HypTrace "mainline"
+    nVHE HYP call trace: ... ---- end of ... ----    HypTrace "rfc"
     Cannot dump pKVM nVHE stacktrace: REASON         CannotDump
     Hyp Offset: 0x...                                ParsedPanic.hyp_offset
     Kernel panic - not syncing: ... Call trace: ... ---[ end Kernel panic ... ]---
@@ -32,6 +34,11 @@ between records are ignored; inside a trace, a few unknown lines are kept
 as ``strays`` (a checker may flag them) and more than a few end the trace,
 which is then reported without a footer, as is a trace cut off by the end
 of the log.
+
+``parse_log(text, pasted=True)`` (the decoder's) also takes what people do
+to a log they paste: lines a mail client wrapped are joined back
+(:mod:`pyharness.judge.logwrap`) and a note after a frame is kept aside
+(``Frame.note``). The checker's firmware console gets neither.
 """
 
 from __future__ import annotations
@@ -40,12 +47,14 @@ import re
 from dataclasses import dataclass, field
 
 from pyharness.judge.logprefix import split_lines
-from pyharness.judge.logrecords import (TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
+from pyharness.judge.logrecords import (OTHER_TRACE_FOOTERS, OTHER_TRACE_HEADERS,
+                                        TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
                                         Frame, HostPanic, HypPanic, HypTrace, LogLine,
                                         ParsedLog, ParsedPanic, TraceKind)
+from pyharness.judge.logwrap import unwrap
 
-_KIND_OF_HEADER = {text: kind for kind, text in TRACE_HEADERS.items()}
-_KIND_OF_FOOTER = {text: kind for kind, text in TRACE_FOOTERS.items()}
+_KIND_OF_HEADER = {**{text: kind for kind, text in TRACE_HEADERS.items()}, **OTHER_TRACE_HEADERS}
+_KIND_OF_FOOTER = {**{text: kind for kind, text in TRACE_FOOTERS.items()}, **OTHER_TRACE_FOOTERS}
 
 # How many unknown lines in a row a trace tolerates before it is closed
 # (interleaved printk from another CPU, a mail client's wrapped line).
@@ -62,12 +71,13 @@ MAX_END_MARKER_LINES = 8
 _HEX = r"[0-9a-fA-F]+"
 _SYMBOL_FORM = (rf"(?P<symbol>[^\s+/\[\]()<>]+)\+0x(?P<offset>{_HEX})/0x(?P<size>{_HEX})"
                 r"(?:\s+\[(?P<module>[^\]\s]+)\])?")
-_FRAME_RE = re.compile(
-    rf"\s*(?:\[<(?P<address>{_HEX})>\]\s+)?"
-    rf"(?:{_SYMBOL_FORM}|0x(?P<bare>{_HEX}))"
-    r"(?:\s+\([A-Z]\))?\s*")                        # newer kernels' " (P)" marks
+_FRAME = (rf"\s*(?:\[<(?P<address>{_HEX})>\]\s+)?"
+          rf"(?:{_SYMBOL_FORM}|0x(?P<bare>{_HEX}))"
+          r"(?:\s+\([A-Z]\))?")                       # newer kernels' " (P)" marks
+_FRAME_RE = re.compile(_FRAME + r"\s*")
+_NOTED_FRAME_RE = re.compile(_FRAME + r"(?:\s+(?P<note>\S.*?))?\s*")
 _BARE_ADDRESS_RE = re.compile(rf"\s*(?:0x)?(?P<address>{_HEX})\s*")
-_PANIC_RE = re.compile(r"nVHE hyp (?P<what>panic|BUG) at: (?P<where>.*)!")
+_PANIC_RE = re.compile(r"nVHE hyp (?P<what>panic|BUG|CFI failure) at: (?P<where>.*)!")
 _BUG_FILE_RE = re.compile(r"(?P<file>\S+):(?P<line>\d+)")
 _INVALID = "Invalid host exception to nVHE hyp!"
 _CANNOT_DUMP_RE = re.compile(r"Cannot dump pKVM nVHE stacktrace: ?(?P<reason>.*)")
@@ -83,20 +93,22 @@ _ELISION_RE = re.compile(r"(?:\.\s*){2,}|\[\s*\.\.\.\s*\]|\u2026")
 
 
 def parse_frame(text: str, raw: str, line_number: int, *,
-                need_address: bool = True) -> Frame | None:
-    """A frame line (prefixes already removed), or None if it is not one."""
-    match = _FRAME_RE.fullmatch(text)
+                need_address: bool = True, notes: bool = False) -> Frame | None:
+    """A frame line (prefixes already removed), or None if it is not one.
+    With ``notes``, text after the frame is its note rather than a mismatch."""
+    match = (_NOTED_FRAME_RE if notes else _FRAME_RE).fullmatch(text)
     if match is None:
         return None
     address = int(match["address"], 16) if match["address"] else None
     if address is None and (need_address or match["bare"]):
         return None
+    note = match["note"] if notes else None
     if match["symbol"] is None:
         return Frame(address=address, symbol=None, offset=None, size=None,
-                     raw=raw, line_number=line_number)
+                     raw=raw, line_number=line_number, note=note)
     return Frame(address=address, symbol=match["symbol"],
                  offset=int(match["offset"], 16), size=int(match["size"], 16),
-                 raw=raw, line_number=line_number, module=match["module"])
+                 raw=raw, line_number=line_number, module=match["module"], note=note)
 
 
 def parse_hyp_panic(line: LogLine) -> HypPanic | None:
@@ -115,11 +127,11 @@ def parse_hyp_panic(line: LogLine) -> HypPanic | None:
         if bare:
             location = Frame(address=int(bare["address"], 16), symbol=None, offset=None,
                              size=None, raw=line.raw, line_number=line.number)
-    if match["what"] == "panic":
+    if match["what"] != "BUG":
         if location is None:
             return None
-        return HypPanic(kind="panic", raw=line.raw, line_number=line.number,
-                        location=location)
+        return HypPanic(kind="cfi" if match["what"] == "CFI failure" else "panic",
+                        raw=line.raw, line_number=line.number, location=location)
     if location is not None:
         return HypPanic(kind="bug-addr", raw=line.raw, line_number=line.number,
                         location=location)
@@ -226,7 +238,8 @@ class _PanicBuilder:
 class _LogParser:
     """The line-by-line state machine behind ``parse_log``."""
 
-    def __init__(self) -> None:
+    def __init__(self, pasted: bool = False) -> None:
+        self.pasted = pasted
         self.done: list[_PanicBuilder] = []
         self.current: _PanicBuilder | None = None
         self.trace: _TraceBuilder | None = None
@@ -317,7 +330,7 @@ class _LogParser:
             self.current.last_line = line.number
             self._close_trace()
             return True
-        frame = parse_frame(line.text, line.raw, line.number)
+        frame = parse_frame(line.text, line.raw, line.number, notes=self.pasted)
         if frame is not None:
             trace.keep_pending()
             trace.frames.append(frame)
@@ -386,9 +399,16 @@ class _LogParser:
         return True
 
 
-def parse_log(text: str) -> ParsedLog:
-    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``."""
-    parser = _LogParser()
-    for line in split_lines(text):
+def _whole_line(text: str) -> bool:
+    """Whether a line's text is a complete frame or footer (for joining wraps)."""
+    return parse_frame(text, "", 0, notes=True) is not None or text.strip() in _KIND_OF_FOOTER
+
+
+def parse_log(text: str, *, pasted: bool = False) -> ParsedLog:
+    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``;
+    ``pasted``: also join wrapped lines and allow notes after frames."""
+    parser = _LogParser(pasted)
+    lines = split_lines(text)
+    for line in unwrap(lines, _whole_line) if pasted else lines:
         parser.feed(line)
     return parser.finish()

@@ -20,18 +20,25 @@ class Verdict(StrEnum):
 @dataclass(frozen=True)
 class FrameLine:
     """One frame of a call trace as printed or expected: the link-time
-    address (16 hex digits, empty if the line printed none) and what follows
-    it (``sym+off/size``, or the raw pointer printed for an unknown address)."""
+    address (16 hex digits, empty if the line printed none), what follows
+    it (``sym+off/size``, or the raw pointer printed for an unknown address)
+    and, when the image has line information, the ``file:line`` of the call
+    (``source``; left out of the JSON when empty, so older records read)."""
 
     address: str
     symbol: str
+    source: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {"address": self.address, "symbol": self.symbol}
+        data = {"address": self.address, "symbol": self.symbol}
+        if self.source:
+            data["source"] = self.source
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> FrameLine:
-        return cls(address=str(data.get("address", "")), symbol=str(data.get("symbol", "")))
+        return cls(address=str(data.get("address", "")), symbol=str(data.get("symbol", "")),
+                   source=str(data.get("source", "")))
 
 
 @dataclass(frozen=True)

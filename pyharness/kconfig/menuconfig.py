@@ -1,26 +1,70 @@
-"""``pyharness menuconfig``: kconfiglib's terminal menuconfig on one file."""
+"""``pyharness menuconfig``: kconfiglib's terminal menuconfig on one file.
+
+menuconfig names, loads and saves the file ``$KCONFIG_CONFIG`` says, so
+that is the user's file: its save dialog, its quit prompt and its messages
+show the user's path. What it loads is the file resolved first (checked,
+every symbol written out, so a minimal defconfig is not "outdated" before
+any change), and what it saves goes through :class:`_UserFileKconfig`:
+a ``*_defconfig`` in minimal (savedefconfig) form, any other file as a
+full resolved ``.config``.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from pyharness.kconfig import resolve as kconfig
+import kconfiglib
+
 from pyharness.errors import HarnessError
+from pyharness.kconfig import resolve as kconfig
+from pyharness.paths import kconfig_file
 
 
-def _save(kconf_path: Path, target: Path) -> None:
-    """Write back what menuconfig saved: minimal for *_defconfig files."""
+def saved_form(full_config: Path, target: Path) -> str:
+    """What to write to ``target`` for a full .config: minimal for *_defconfig files."""
     if target.name.endswith("_defconfig"):
-        target.write_text(kconfig.savedefconfig(kconf_path), encoding="utf-8")
-    else:
-        target.write_text(kconfig.resolve(kconf_path).dotconfig, encoding="utf-8")
+        return kconfig.savedefconfig(full_config)
+    return kconfig.resolve(full_config).dotconfig
 
 
-def run_menuconfig(target: Path) -> bool:
-    """Edit ``target`` interactively; True if a changed config was saved.
+class _UserFileKconfig(kconfiglib.Kconfig):
+    """The Kconfig tree, loading the resolved work file and saving the user's
+    files in their own form."""
+
+    def __init__(self, work: Path, target: Path) -> None:
+        super().__init__(str(kconfig_file()), warn_to_stderr=False)
+        self.warn_assign_undef = self.warn_assign_override = self.warn_assign_redun = False
+        self.work, self.target = work, target
+        self.saved: list[Path] = []
+
+    def load_config(self, filename=None, replace=True, verbose=None):  # type: ignore[override]
+        if filename is not None or not self.work.exists():
+            return super().load_config(filename, replace, verbose)
+        super().load_config(str(self.work), replace, verbose)
+        return f"Loaded configuration '{self.target}'"
+
+    def write_config(self, filename=None, header=None, save_old=True,  # type: ignore[override]
+                     verbose=None):
+        path = Path(filename) if filename is not None else self.target
+        with tempfile.TemporaryDirectory() as tmp:
+            full = Path(tmp) / ".config"
+            super().write_config(str(full), header="", save_old=False, verbose=False)
+            try:
+                text = saved_form(full, path)
+            except HarnessError as err:
+                raise OSError(errno.EINVAL, str(err), str(path)) from None
+        path.write_text(text, encoding="utf-8")
+        self.saved.append(path)
+        form = " (minimal form)" if path.name.endswith("_defconfig") else ""
+        return f"Configuration saved to '{path}'{form}"
+
+
+def run_menuconfig(target: Path) -> list[Path]:
+    """Edit ``target`` interactively; the files the user saved (none: no change).
 
     A missing target starts from Kconfig's defaults. The file is checked
     first, so a bad one is reported before the screen is taken over.
@@ -38,10 +82,9 @@ def run_menuconfig(target: Path) -> bool:
         work = Path(tmp) / ".config"
         if target.exists():
             work.write_text(kconfig.resolve(target).dotconfig, encoding="utf-8")
-        before = work.read_text(encoding="utf-8") if work.exists() else None
-        kconf = kconfig.load_kconfig()
+        kconf = _UserFileKconfig(work, target)
         saved_env = os.environ.get("KCONFIG_CONFIG")
-        os.environ["KCONFIG_CONFIG"] = str(work)
+        os.environ["KCONFIG_CONFIG"] = str(target)
         try:
             kconfiglib_menuconfig.menuconfig(kconf)
         finally:
@@ -49,7 +92,4 @@ def run_menuconfig(target: Path) -> bool:
                 os.environ.pop("KCONFIG_CONFIG", None)
             else:
                 os.environ["KCONFIG_CONFIG"] = saved_env
-        if not work.exists() or work.read_text(encoding="utf-8") == before:
-            return False
-        _save(work, target)
-        return True
+        return list(dict.fromkeys(kconf.saved))

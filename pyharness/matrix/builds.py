@@ -1,4 +1,5 @@
-"""The matrix's build phase: one cached build per distinct configuration.
+"""The matrix's build phase: one cached build per distinct configuration
+and unwinder (the lab's own, or a kernel tree's: ``--kernel-src``).
 
 Builds run in threads (the work is in the compiler subprocesses), several
 configurations at a time, each with a share of the cores. A configuration
@@ -20,6 +21,20 @@ from typing import Callable, Sequence
 from pyharness.build import cache as builder
 from pyharness.kconfig.resolve import config_name
 from pyharness.errors import BuildError
+from pyharness.run.spec import LAB, RunSpec, row_name
+
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """What to build: a configuration with an unwinder."""
+
+    config: str
+    kernel_src: str | None = None   # None: the lab's own unwinder
+    unwinder: str = LAB             # the axis label, for messages
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> BuildTarget:
+        return cls(spec.config, spec.kernel_src, spec.unwinder)
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,7 @@ class BuildOutcome:
     cached: bool
     seconds: float
     error: str | None = None
+    kernel_src: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,32 +64,37 @@ class BuildOutcome:
 BuildCallback = Callable[[BuildOutcome], None]
 
 
-def _build_one(config: str, out_dir: Path | None, compile_jobs: int) -> BuildOutcome:
+def _build_one(target: BuildTarget, out_dir: Path | None, compile_jobs: int) -> BuildOutcome:
     started = time.monotonic()
     try:
-        result = builder.build(config, out_dir=out_dir, jobs=compile_jobs)
+        result = builder.build(target.config, out_dir=out_dir, jobs=compile_jobs,
+                               kernel_src=target.kernel_src)
     except BuildError as err:
-        return BuildOutcome(config=config, name=config_name(Path(config)), elf=None,
-                            cached=False, seconds=time.monotonic() - started,
-                            error=str(err))
-    return BuildOutcome(config=config, name=result.config.name, elf=str(result.elf),
-                        cached=result.cached, seconds=result.seconds)
+        return BuildOutcome(config=target.config,
+                            name=row_name(config_name(Path(target.config)), target.unwinder),
+                            elf=None, cached=False, seconds=time.monotonic() - started,
+                            error=str(err), kernel_src=target.kernel_src)
+    return BuildOutcome(config=target.config, name=row_name(result.config.name, target.unwinder),
+                        elf=str(result.elf), cached=result.cached, seconds=result.seconds,
+                        kernel_src=target.kernel_src)
 
 
-def build_all(configs: Sequence[str], jobs: int, out_dir: Path | None = None,
+def build_all(targets: Sequence[BuildTarget | str], jobs: int, out_dir: Path | None = None,
               on_done: BuildCallback | None = None) -> list[BuildOutcome]:
-    """Build every configuration (cached), ``jobs`` at a time, in the given order."""
-    unique = list(dict.fromkeys(configs))
+    """Build every target (a config file alone: with the lab's unwinder), cached,
+    ``jobs`` at a time, in the given order."""
+    unique = list(dict.fromkeys(t if isinstance(t, BuildTarget) else BuildTarget(t)
+                                for t in targets))
     if not unique:
         return []
     parallel = max(1, min(jobs, len(unique)))
     compile_jobs = max(1, (os.cpu_count() or 1) // parallel)
-    outcomes: dict[str, BuildOutcome] = {}
+    outcomes: dict[BuildTarget, BuildOutcome] = {}
     executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="build")
     try:
-        futures: dict[Future[BuildOutcome], str] = {
-            executor.submit(_build_one, config, out_dir, compile_jobs): config
-            for config in unique}
+        futures: dict[Future[BuildOutcome], BuildTarget] = {
+            executor.submit(_build_one, target, out_dir, compile_jobs): target
+            for target in unique}
         for future in as_completed(futures):
             outcome = future.result()  # re-raises HarnessError (bad input)
             outcomes[futures[future]] = outcome
@@ -81,4 +102,4 @@ def build_all(configs: Sequence[str], jobs: int, out_dir: Path | None = None,
                 on_done(outcome)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    return [outcomes[config] for config in unique]
+    return [outcomes[target] for target in unique]

@@ -14,7 +14,7 @@ from pyharness.run.spec import RunSpec
 from pyharness.matrix.progress import MatrixProgress, QuietProgress
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.record import RunRecord, error_record
-from pyharness.matrix.builds import BuildOutcome, build_all
+from pyharness.matrix.builds import BuildOutcome, BuildTarget, build_all
 from pyharness.matrix.pool import WorkerPool, WorkerSettings, faults_from_environment
 from pyharness.matrix.timings import load_timings, longest_first, save_timings, timings_path
 
@@ -35,6 +35,8 @@ class MatrixResult:
     run_seconds: float = 0.0
     workers_lost: int = 0
     peak_worker_rss_kb: int = 0
+    not_run: int = 0                 # runs left out by --max-failures
+    max_failures: int | None = None
 
     @property
     def failures(self) -> list[RunRecord]:
@@ -52,9 +54,13 @@ class MatrixResult:
         passed = len(self.records) - len(self.failures)
         parts = [f"{len(self.records)} runs: {passed} passed",
                  f"{self.count(Verdict.FAIL)} failed", f"{self.count(Verdict.ERROR)} errors"]
-        return ", ".join(parts) + (f" in {self.build_seconds + self.run_seconds:.1f} s "
+        text = ", ".join(parts) + (f" in {self.build_seconds + self.run_seconds:.1f} s "
                                    f"(builds {self.build_seconds:.1f} s, "
                                    f"runs {self.run_seconds:.1f} s, -j{self.jobs})")
+        if self.not_run:
+            text += (f"; stopped at {self.max_failures} failures (--max-failures): "
+                     f"{self.not_run} runs not run")
+        return text
 
 
 def default_jobs() -> int:
@@ -84,52 +90,67 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
                max_instructions: int = DEFAULT_MAX_INSTRUCTIONS,
                kill_after_s: float | None = None,
                progress: MatrixProgress | None = None,
-               faults: Mapping[str, str] | None = None) -> MatrixResult:
-    """Build each distinct configuration once, then run every spec in ``jobs`` workers.
+               faults: Mapping[str, str] | None = None,
+               max_failures: int | None = None) -> MatrixResult:
+    """Build each distinct configuration (with each unwinder) once, then run
+    every spec in ``jobs`` workers.
 
     A run's own problem (a failed check, a failed build, a crashed or hung
     worker) is in its record; only bad input raises HarnessError.
     ``kill_after_s`` is the wall time after which a run's worker is killed
     (default: ``run_timeout_s`` plus a grace). ``faults`` (test only) maps
     run ids to crash/hang/raise; by default it comes from the environment.
+    ``max_failures``: once that many runs did not pass, start no more runs
+    and stop the workers; the result holds the records of the runs that
+    finished (``not_run`` counts the others).
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
     if run_timeout_s <= 0 or max_instructions <= 0:
         raise HarnessError("--timeout and --max-instructions must be positive")
+    if max_failures is not None and max_failures < 1:
+        raise HarnessError(f"--max-failures {max_failures}: give at least 1")
     progress = progress or QuietProgress()
     faults = faults_from_environment() if faults is None else dict(faults)
     kill_after = kill_after_s if kill_after_s is not None else run_timeout_s + KILL_GRACE_S
 
     started = time.monotonic()
-    builds = build_all([s.config for s in specs], jobs, out_dir, on_done=progress.build_finished)
-    broken = {b.config: b for b in builds if not b.ok}
+    builds = build_all([BuildTarget.of(s) for s in specs], jobs, out_dir,
+                       on_done=progress.build_finished)
+    broken = {(b.config, b.kernel_src): b for b in builds if not b.ok}
     build_seconds = time.monotonic() - started
 
     history = timings_path(out_dir)
     timings = load_timings(history)
     progress.runs_started(len(specs), {s.id: timings.get(s.id) for s in specs})
     records: list[RunRecord | None] = [None] * len(specs)
+    failed = 0
 
     def finished(index: int, record: RunRecord) -> None:
+        nonlocal failed
         records[index] = record
+        failed += not record.passed
         progress.run_finished(record)
+
+    def enough() -> bool:
+        return max_failures is not None and failed >= max_failures
 
     tasks = []
     for index, spec in enumerate(specs):
-        if spec.config in broken:
-            finished(index, _build_failure_record(spec, broken[spec.config]))
-        else:
+        key = (spec.config, spec.kernel_src)
+        if key in broken and not enough():
+            finished(index, _build_failure_record(spec, broken[key]))
+        elif key not in broken:
             tasks.append((index, spec))
 
     lost = peak_rss = 0
-    if tasks:
+    if tasks and not enough():
         settings = WorkerSettings(out_dir=out_dir, run_timeout_s=run_timeout_s,
                                   max_instructions=max_instructions, faults=faults)
         try:
             stats = WorkerPool(min(jobs, len(tasks)), settings, kill_after).run(
-                longest_first(tasks, timings), finished)
+                longest_first(tasks, timings), finished, stop=enough)
         finally:
             progress.close()
         lost, peak_rss = stats.workers_lost, stats.peak_worker_rss_kb
@@ -137,7 +158,9 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     else:
         progress.close()
     run_seconds = time.monotonic() - started - build_seconds
-    assert all(r is not None for r in records)
-    return MatrixResult(records=[r for r in records if r is not None], builds=builds,
+    done = [r for r in records if r is not None]
+    assert len(done) == len(specs) or enough()
+    return MatrixResult(records=done, builds=builds,
                         jobs=jobs, build_seconds=build_seconds, run_seconds=run_seconds,
-                        workers_lost=lost, peak_worker_rss_kb=peak_rss)
+                        workers_lost=lost, peak_worker_rss_kb=peak_rss,
+                        not_run=len(specs) - len(done), max_failures=max_failures)

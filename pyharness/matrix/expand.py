@@ -1,10 +1,16 @@
-"""Matrix expansion: configurations x runtime options x scenarios -> runs.
+"""Matrix expansion: configurations x unwinders x runtime options x
+scenarios -> runs.
 
 Configurations come from the shipped ``configs/``, from every valid
 combination of the matrix symbols (``--all``), or from N random valid
 ones (``--randconfig N --seed S``). Validity is Kconfig's: each candidate
 goes through the same resolution as a user's fragment, so a combination
 Kconfig would change is never built.
+
+The unwinder axis comes from ``--kernel-src`` (:func:`unwinder_axis`): the
+lab's own unwinder when none is given, else each tree or tarball named
+(``lab`` for the lab's own). A tree's runs are ids prefixed with its label,
+``linux-6.12/pkvm-nvhe-bug-cpu0``; the lab's keep their plain ids.
 """
 
 from __future__ import annotations
@@ -12,11 +18,15 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import random
+from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
+from pyharness.build.kernelsrc import KernelSource, open_source, source_name
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import ConfigError, HarnessError
-from pyharness.run.spec import MODES, RunSpec
+from pyharness.paths import default_build_dir
+from pyharness.run.spec import LAB, LAB_UNWINDER, MODES, RunSpec, Unwinder, run_id
 
 # The matrix symbols and the values --all tries for each.
 PAGE_SIZES = ("ARM64_4K_PAGES", "ARM64_16K_PAGES", "ARM64_64K_PAGES")
@@ -161,22 +171,55 @@ def kaslr_seed_for(base_seed: int, run_key: str) -> int:
     return random.Random(f"{base_seed}:{run_key}").randrange(1 << 32)
 
 
+def unwinder_axis(kernel_srcs: Sequence[str], out_dir: Path | None = None) -> list[Unwinder]:
+    """``--kernel-src`` values -> the unwinder axis, in the order given,
+    each tree checked (and each tarball extracted) once; none: the lab's
+    only. A tree is labelled ``linux-<generation>``; two of one generation
+    get their names appended (``linux-6.12-linux``,
+    ``linux-6.12-linux-source-6.12``), so every run id stays unique."""
+    if not kernel_srcs:
+        return [LAB_UNWINDER]
+    base = out_dir if out_dir is not None else default_build_dir()
+    sources: dict[str, KernelSource | None] = {}
+    for value in kernel_srcs:
+        source = open_source(value, base)
+        sources.setdefault(source.given if source else LAB, source)
+    generations = Counter(s.generation for s in sources.values() if s is not None)
+    axis: list[Unwinder] = []
+    for source in sources.values():
+        if source is None:
+            axis.append(LAB_UNWINDER)
+            continue
+        label = source.unwinder
+        if generations[source.generation] > 1:
+            label += f"-{source_name(source.given)}"
+        taken = {u.label for u in axis}
+        unique, n = label, 2
+        while unique in taken:
+            unique, n = f"{label}-{n}", n + 1
+        axis.append(Unwinder(unique, source.given, source.generation))
+    return axis
+
+
 def expand(configs: list[Path], scenarios: list[str], *,
            scenario_patterns: list[str] | None = None,
            mode_patterns: list[str] | None = None,
-           seed: int = 0) -> list[RunSpec]:
-    """The runs of the matrix, in a stable order."""
+           seed: int = 0, unwinders: Sequence[Unwinder] = (LAB_UNWINDER,)) -> list[RunSpec]:
+    """The runs of the matrix, in a stable order: each configuration with
+    each unwinder next to each other. A run has the same KASLR seed with
+    every unwinder, so their consoles compare line by line."""
     modes = _glob_filter(list(MODES), mode_patterns, "mode")
     chosen = _glob_filter(scenarios, scenario_patterns, "scenario")
     runs = []
     for path in configs:
         resolved = kconfig.resolve(path)
-        for mode, scenario, cpu in itertools.product(
-                modes, chosen, cpus_for(resolved.summary.nr_cpus)):
-            key = f"{resolved.name}-{mode}-{scenario}-cpu{cpu}"
-            runs.append(RunSpec(config=str(path), config_name=resolved.name, mode=mode,
-                                scenario=scenario, cpu=cpu,
-                                kaslr_seed=kaslr_seed_for(seed, key)))
+        for unwinder, mode, scenario, cpu in itertools.product(
+                unwinders, modes, chosen, cpus_for(resolved.summary.nr_cpus)):
+            key = run_id(resolved.name, mode, scenario, cpu)
+            runs.append(RunSpec.with_unwinder(unwinder, config=str(path),
+                                              config_name=resolved.name, mode=mode,
+                                              scenario=scenario, cpu=cpu,
+                                              kaslr_seed=kaslr_seed_for(seed, key)))
     return runs
 
 
@@ -193,6 +236,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard(runs: list[RunSpec], k: int, n: int) -> list[RunSpec]:
-    """The K-th of N deterministic slices; together they are exactly all runs."""
+    """The K-th of N deterministic slices (every N-th run by id); together
+    they are exactly all runs. Each keeps the matrix's order."""
     ordered = sorted(runs, key=lambda r: r.id)
-    return [run for i, run in enumerate(ordered) if i % n == k - 1]
+    chosen = {run.id for i, run in enumerate(ordered) if i % n == k - 1}
+    return [run for run in runs if run.id in chosen]

@@ -52,6 +52,8 @@ Work = Callable[[Any, "WorkerSettings"], Any]
 Lost = Callable[[Any, str], Any]
 # The next (index, task) to hand to a free worker, or None for none now.
 NextTask = Callable[[], "tuple[int, Any] | None"]
+# Asked after each record: True stops the pool (the runs in flight are dropped).
+StopCheck = Callable[[], bool]
 
 
 def parse_faults(text: str | None) -> dict[str, str]:
@@ -87,6 +89,7 @@ class PoolStats:
     workers_started: int
     workers_lost: int
     peak_worker_rss_kb: int
+    not_run: int = 0          # runs dropped because ``stop`` said so
 
 
 def _max_rss_kb() -> int:
@@ -165,18 +168,33 @@ class WorkerPool:
         self._peak_rss_kb = 0
 
     def run(self, tasks: Iterable[tuple[int, Any]],
-            on_record: RecordCallback) -> PoolStats:
-        """Run every (index, spec), in that order; ``on_record`` gets each result."""
-        pending = deque(tasks)
-        return self.run_from(lambda: pending.popleft() if pending else None, on_record)
+            on_record: RecordCallback, stop: StopCheck | None = None) -> PoolStats:
+        """Run every (index, spec), in that order; ``on_record`` gets each result.
 
-    def run_from(self, next_task: NextTask,
-                 on_result: Callable[[int, Any], None]) -> PoolStats:
+        When ``stop()`` turns true the pool starts nothing more, kills the
+        workers still running a run and returns; those runs have no record.
+        """
+        pending = deque(tasks)
+        stats = self.run_from(lambda: pending.popleft() if pending else None, on_record, stop)
+        # Stopped early, the runs never started count too (none are left otherwise).
+        return PoolStats(stats.workers_started, stats.workers_lost, stats.peak_worker_rss_kb,
+                         stats.not_run + len(pending))
+
+    def run_from(self, next_task: NextTask, on_result: Callable[[int, Any], None],
+                 stop: StopCheck | None = None) -> PoolStats:
         """Run tasks from ``next_task()`` until it has none and no worker is
         busy; ``on_result`` gets each result (it may change what
-        ``next_task`` returns next)."""
+        ``next_task`` returns next). ``stop`` as in :meth:`run`; the
+        returned ``not_run`` then counts the tasks dropped in flight."""
+        not_run = 0
         try:
             while True:
+                if stop is not None and stop():
+                    busy = self._busy()
+                    not_run = len(busy)
+                    for worker in busy:
+                        self._stop(worker)
+                    break
                 self._fill(next_task)
                 if not self._busy():
                     break
@@ -186,7 +204,7 @@ class WorkerPool:
                 self._stop(worker)
             raise
         self._shutdown()
-        return PoolStats(self._started, self._lost, self._peak_rss_kb)
+        return PoolStats(self._started, self._lost, self._peak_rss_kb, not_run)
 
     # Workers
 

@@ -1,9 +1,10 @@
 """Progress of a matrix: a live bar on a terminal, plain lines in CI logs.
 
 Every reporter takes the same four calls: a finished build, the start of
-the runs (with their total), a finished run, and the end. Failures are
-printed as they happen, above the bar or as their own line, so a long
-matrix shows what broke without waiting for the summary.
+the runs (with their total), a finished run, and the end. The first run
+of each new cause of failure (:mod:`pyharness.reports.causes`) is printed
+as it happens, above the bar or as its own line, so a long matrix shows
+what broke without waiting for the summary; verbose prints every failure.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import statistics
 import time
 from typing import TYPE_CHECKING, Mapping, Protocol, TextIO
+
+from pyharness.reports.causes import cause_key
 
 if TYPE_CHECKING:
     from pyharness.matrix.builds import BuildOutcome
@@ -32,6 +35,26 @@ def failure_line(record: RunRecord) -> str:
     """``FAIL id: first reason`` for a run that did not pass."""
     reason = record.reasons[0] if record.reasons else "no reason given"
     return f"{record.verdict.upper()} {record.id}: {reason}"
+
+
+class _NewCauses:
+    """Which failures to print as they happen: each new cause's first run
+    (the summary groups the rest), or every failure when verbose."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.seen: set[object] = set()
+
+    def line(self, record: RunRecord) -> str | None:
+        if record.passed:
+            return None
+        if self.verbose:
+            return failure_line(record)
+        key = cause_key(record)
+        if key in self.seen:
+            return None
+        self.seen.add(key)
+        return "new cause: " + failure_line(record)
 
 
 def _duration(seconds: float) -> str:
@@ -93,12 +116,14 @@ class _Counts:
 
 
 class LineProgress:
-    """Plain lines for logs: builds, each failure, and a status line every 10%."""
+    """Plain lines for logs: builds, each new cause of failure (each failure
+    when verbose), and a status line every 10%."""
 
-    def __init__(self, stream: TextIO, every_s: float = 30.0) -> None:
+    def __init__(self, stream: TextIO, every_s: float = 30.0, verbose: bool = False) -> None:
         self.stream = stream
         self.every_s = every_s
         self.counts = _Counts()
+        self.causes = _NewCauses(verbose)
         self._next_done = 0
         self._last_line = 0.0
 
@@ -117,8 +142,9 @@ class LineProgress:
 
     def run_finished(self, record: RunRecord) -> None:
         self.counts.add(record)
-        if not record.passed:
-            self._print(failure_line(record))
+        line = self.causes.line(record)
+        if line is not None:
+            self._print(line)
         now = time.monotonic()
         if (self.counts.done >= self._next_done or now - self._last_line >= self.every_s
                 or self.counts.done == self.counts.total):
@@ -141,9 +167,10 @@ class LineProgress:
 class BarProgress:
     """A live bar (runs done/total, failures so far, ETA) for a terminal."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, verbose: bool = False) -> None:
         self.stream = stream
         self.counts = _Counts()
+        self.causes = _NewCauses(verbose)
         self._bar = None
 
     def build_finished(self, outcome: BuildOutcome) -> None:
@@ -168,11 +195,12 @@ class BarProgress:
         self.counts.add(record)
         if self._bar is None:
             return
-        if not record.passed:
-            self._bar.write(failure_line(record), file=self.stream)
+        line = self.causes.line(record)
+        if line is not None:
+            self._bar.write(line, file=self.stream)
         self._bar.set_postfix_str(self._postfix(), refresh=False)
         self._bar.update(1)
-        if not record.passed:
+        if line is not None:
             self._bar.refresh()  # a new failure shows at once, whatever the rate limit
 
     def close(self) -> None:
@@ -181,11 +209,12 @@ class BarProgress:
             self._bar = None
 
 
-def make_progress(stream: TextIO, enabled: bool = True) -> MatrixProgress:
+def make_progress(stream: TextIO, enabled: bool = True,
+                  verbose: bool = False) -> MatrixProgress:
     """A bar when ``stream`` is a terminal, plain lines when not (CI)."""
     if not enabled:
         return QuietProgress()
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
-        return BarProgress(stream)
-    return LineProgress(stream)
+        return BarProgress(stream, verbose)
+    return LineProgress(stream, verbose=verbose)

@@ -3,7 +3,8 @@
 Configurations are the shipped ones (``--configs`` narrows them), every
 valid combination (``--all``), N random valid ones (``--randconfig N``),
 or those of the failures in an earlier JSON report (``--only-failed``).
-Runs are their expansion over modes, scenarios and CPUs, then the shard.
+Runs are their expansion over unwinders (``--kernel-src``), modes,
+scenarios and CPUs, then the shard.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 from pyharness.build import cache as builder
 from pyharness.kconfig.resolve import config_name
 from pyharness.errors import BuildError, HarnessError
-from pyharness.run.spec import RunSpec
+from pyharness.run.spec import RunSpec, Unwinder
 from pyharness.matrix.expand import (enumerate_all, expand, parse_shard, random_configs,
-                      select_configs, shard)
+                                     select_configs, shard, unwinder_axis)
 from pyharness.paths import default_build_dir
 from pyharness.reports.records import load_records
 from pyharness.run.scenarios import list_scenarios
@@ -36,6 +37,7 @@ class Selection:
     only_failed: Path | None = None
     shard: str | None = None
     out_dir: Path | None = None
+    kernel_srcs: tuple[str, ...] = ()   # the unwinder axis; none: the lab's only
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,15 @@ class MatrixPlan:
     total_runs: int          # before sharding
     origin: str              # "shipped", "--all", ...
     shard: tuple[int, int] | None = None
+    unwinders: tuple[str, ...] = ()   # the axis' labels when it is not the lab's only
+    all_ids: tuple[str, ...] = ()   # every run's id before sharding, in matrix order
 
     def describe(self) -> str:
         plural = "s" if self.config_count != 1 else ""
-        text = (f"matrix ({self.origin}): {self.config_count} configuration{plural}, "
-                f"{self.total_runs} runs")
+        text = f"matrix ({self.origin}): {self.config_count} configuration{plural}"
+        if self.unwinders:
+            text += f" x unwinders {', '.join(self.unwinders)}"
+        text += f", {self.total_runs} runs"
         if self.shard is not None:
             k, n = self.shard
             text += f"; shard {k}/{n}: {len(self.specs)} runs"
@@ -77,8 +83,10 @@ def _filter_generated(paths: list[Path], patterns: tuple[str, ...]) -> list[Path
     return [p for p in paths if any(fnmatch.fnmatchcase(names[p], pat) for pat in patterns)]
 
 
-def _scenario_names(configs: list[Path], out_dir: Path | None) -> list[str]:
-    """Scenario names, read from the first image that builds (cached).
+def _scenario_names(configs: list[Path], out_dir: Path | None,
+                    unwinder: Unwinder) -> list[str]:
+    """Scenario names, read from the first image that builds (cached), with
+    the axis' first unwinder (every unwinder's image has the same).
 
     A configuration that fails to compile is left to the matrix, where its
     runs become errors; only when none builds is the build error raised.
@@ -86,7 +94,7 @@ def _scenario_names(configs: list[Path], out_dir: Path | None) -> list[str]:
     first_error: BuildError | None = None
     for config in configs:
         try:
-            elf = builder.build(config, out_dir=out_dir).elf
+            elf = builder.build(config, out_dir=out_dir, kernel_src=unwinder.kernel_src).elf
         except BuildError as err:
             first_error = first_error or err
             continue
@@ -103,9 +111,10 @@ def _check_exclusive(selection: Selection) -> None:
         raise HarnessError(f"{' and '.join(chosen)} cannot be combined: each chooses "
                            "the configurations")
     if selection.only_failed is not None and (selection.configs or selection.scenarios
-                                              or selection.modes):
-        raise HarnessError("--only-failed reruns exactly the failures in its file; "
-                           "drop --configs/--scenarios/--modes")
+                                              or selection.modes or selection.kernel_srcs):
+        raise HarnessError("--only-failed reruns exactly the failures in its file, each "
+                           "with its own unwinder; drop --configs/--scenarios/--modes/"
+                           "--kernel-src")
     if selection.randconfig is not None and selection.randconfig < 1:
         raise HarnessError(f"--randconfig {selection.randconfig}: ask for at least one")
 
@@ -120,11 +129,15 @@ def plan(selection: Selection) -> MatrixPlan:
     _check_exclusive(selection)
     shard_kn = parse_shard(selection.shard) if selection.shard is not None else None
 
+    labels: tuple[str, ...] = ()
     if selection.only_failed is not None:
         specs = _rerun_specs(selection.only_failed)
         origin = f"failures of {selection.only_failed}"
         config_count = len({s.config for s in specs})
     else:
+        unwinders = unwinder_axis(selection.kernel_srcs, selection.out_dir)
+        if selection.kernel_srcs:
+            labels = tuple(u.label for u in unwinders)
         if selection.all_configs:
             configs = _filter_generated(
                 enumerate_all(generated_configs_dir(selection.out_dir, "all")),
@@ -139,13 +152,16 @@ def plan(selection: Selection) -> MatrixPlan:
         else:
             configs = select_configs(list(selection.configs) or None)
             origin = "shipped" if not selection.configs else "--configs"
-        scenarios = _scenario_names(configs, selection.out_dir) if configs else []
+        scenarios = (_scenario_names(configs, selection.out_dir, unwinders[0])
+                     if configs else [])
         specs = expand(configs, scenarios, scenario_patterns=list(selection.scenarios) or None,
-                       mode_patterns=list(selection.modes) or None, seed=selection.seed)
+                       mode_patterns=list(selection.modes) or None, seed=selection.seed,
+                       unwinders=unwinders)
         config_count = len(configs)
 
     total = len(specs)
+    all_ids = tuple(s.id for s in specs)
     if shard_kn is not None:
         specs = shard(specs, *shard_kn)
     return MatrixPlan(specs=specs, config_count=config_count, total_runs=total,
-                      origin=origin, shard=shard_kn)
+                      origin=origin, shard=shard_kn, unwinders=labels, all_ids=all_ids)

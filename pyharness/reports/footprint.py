@@ -5,7 +5,8 @@ Two objects carry the footprint the patch series claims:
 - ``__kvm_nvhe_overflow_stack``: a per-CPU variable, so its symbol size is
   one CPU's overflow stack. The claim: 4 KiB whatever the page size.
 - ``__kvm_nvhe_pkvm_stacktrace``: ``[NR_CPUS][entries]``, so its symbol
-  size covers every CPU. The claim: ``((PAGE_SIZE + 4096) / 16 + 1) * 8``
+  size covers every CPU (with a kernel tree's unwinder it is a per-CPU
+  variable, so its size is one CPU's, repeated NR_CPUS times). The claim: ``((PAGE_SIZE + 4096) / 16 + 1) * 8``
   bytes per CPU (one entry per frame record over the hyp stack and the
   overflow stack, plus a terminator), and no buffer at all without
   ``CONFIG_PROTECTED_NVHE_STACKTRACE``.
@@ -60,25 +61,30 @@ class Footprint:
 
 
 def read_footprint(config_name: str, elf: str) -> Footprint:
-    """The footprint of one built image (raises HarnessError if unreadable)."""
+    """The footprint of one built image (raises HarnessError if unreadable);
+    ``config_name`` labels it (a grid row: ``linux-6.12/pkvm``)."""
     image = load_image(elf)
     overflow = image.find_symbol(OVERFLOW_STACK_SYMBOL)
     buffer = image.find_symbol(STACKTRACE_SYMBOL)
+    total = buffer.size if buffer else None
+    if total is not None and image.kernel_generation is not None:
+        total *= image.layout.nr_cpus  # a tree's buffer is per-CPU: the symbol is one copy
     return Footprint(config_name=config_name, page_size=1 << image.layout.page_shift,
                      nr_cpus=image.layout.nr_cpus,
                      protected_stacktrace=image.layout.protected_stacktrace,
                      overflow_stack=overflow.size if overflow else None,
-                     stacktrace_total=buffer.size if buffer else None)
+                     stacktrace_total=total)
 
 
 def footprints(records: Sequence[RunRecord]) -> list[Footprint]:
-    """One footprint per configuration whose image the records name and exists."""
+    """One footprint per configuration (and unwinder) whose image the records
+    name and exists."""
     seen: dict[str, Footprint] = {}
     for record in records:
-        if record.spec.config_name in seen or not record.elf:
+        if record.spec.row in seen or not record.elf:
             continue
         try:
-            seen[record.spec.config_name] = read_footprint(record.spec.config_name, record.elf)
+            seen[record.spec.row] = read_footprint(record.spec.row, record.elf)
         except HarnessError:
             continue  # the image is gone (another machine's report): no bar for it
     return list(seen.values())

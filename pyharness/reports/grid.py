@@ -1,8 +1,9 @@
 """Runs arranged as configurations x scenarios, for the table and the page.
 
-A cell holds every run of one configuration and scenario (both modes, each
-CPU). Its status is the worst of its runs: ``fail`` over ``error`` over
-``pass``.
+A row is a configuration with its unwinder (``RunSpec.row``: ``pkvm`` with
+the lab's own, ``linux-6.12/pkvm`` with a kernel tree's). A cell holds every
+run of one row and scenario (both modes, each CPU). Its status is the worst
+of its runs: ``fail`` over ``error`` over ``pass``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ _RANK = {Verdict.PASS: 0, Verdict.ERROR: 1, Verdict.FAIL: 2}
 
 @dataclass(frozen=True)
 class Cell:
-    config_name: str
+    row: str
     scenario: str
     records: tuple[RunRecord, ...]
 
@@ -34,25 +35,25 @@ class Cell:
 
     @property
     def anchor(self) -> str:
-        return f"cell-{self.config_name}-{self.scenario}"
+        return f"cell-{self.row}-{self.scenario}"
 
 
 @dataclass(frozen=True)
 class Grid:
-    configs: tuple[str, ...]
+    rows: tuple[str, ...]
     scenarios: tuple[str, ...]
     cells: dict[tuple[str, str], Cell]
 
-    def cell(self, config_name: str, scenario: str) -> Cell:
-        return self.cells.get((config_name, scenario), Cell(config_name, scenario, ()))
+    def cell(self, row: str, scenario: str) -> Cell:
+        return self.cells.get((row, scenario), Cell(row, scenario, ()))
 
 
 def make_grid(records: Sequence[RunRecord]) -> Grid:
     """Rows and columns in the order the runs first name them."""
-    configs = tuple(dict.fromkeys(r.spec.config_name for r in records))
+    rows = tuple(dict.fromkeys(r.spec.row for r in records))
     scenarios = tuple(dict.fromkeys(r.spec.scenario for r in records))
     grouped: dict[tuple[str, str], list[RunRecord]] = {}
     for record in records:
-        grouped.setdefault((record.spec.config_name, record.spec.scenario), []).append(record)
+        grouped.setdefault((record.spec.row, record.spec.scenario), []).append(record)
     cells = {key: Cell(key[0], key[1], tuple(runs)) for key, runs in grouped.items()}
-    return Grid(configs, scenarios, cells)
+    return Grid(rows, scenarios, cells)

@@ -1,7 +1,9 @@
 """JUnit XML for CI: one testcase per run.
 
 ``classname`` is ``matrix.<configuration>`` so CI groups runs by
-configuration; ``name`` is the run's id. A failed check is a
+configuration, ``matrix.<unwinder>.<configuration>`` for a kernel tree's
+unwinder (``matrix.linux-6_12.pkvm``: the generation's dot would be one
+more level in CI's package tree); ``name`` is the run's id. A failed check is a
 ``<failure>``, a run that could not be judged an ``<error>``; either holds
 the reasons, the reproduce command and the console.
 """
@@ -25,6 +27,13 @@ def failure_text(record: RunRecord) -> str:
     return "\n".join(parts)
 
 
+def classname(record: RunRecord) -> str:
+    spec = record.spec
+    if spec.kernel_src is None:
+        return f"matrix.{spec.config_name}"
+    return f"matrix.{spec.unwinder.replace('.', '_')}.{spec.config_name}"
+
+
 def junit_tree(records: Sequence[RunRecord], suite_name: str = "pyharness-matrix") \
         -> ET.ElementTree:
     failures = sum(1 for r in records if r.verdict is Verdict.FAIL)
@@ -36,7 +45,7 @@ def junit_tree(records: Sequence[RunRecord], suite_name: str = "pyharness-matrix
     suite = ET.SubElement(root, "testsuite", {"name": suite_name, **counts})
     for record in records:
         case = ET.SubElement(suite, "testcase", {
-            "classname": f"matrix.{record.spec.config_name}", "name": record.id,
+            "classname": classname(record), "name": record.id,
             "time": f"{record.elapsed_ms / 1000:.3f}"})
         if record.passed:
             continue

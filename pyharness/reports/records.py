@@ -1,14 +1,19 @@
 """The JSON report: one record per run, as ``pyharness run --json`` prints it.
 
-The file is an object ``{"format": ..., "summary": {...}, "runs": [...]}``.
-:func:`load_records` reads it back for ``--only-failed``, and also accepts
-a bare list of records or a single record (the output of ``pyharness run
---json``). Anything else is bad input with one clear message.
+The file is an object ``{"format": ..., "summary": {...}, "plan": {...},
+"runs": [...]}``. ``plan`` (written by ``pyharness matrix``) holds the id
+of every run of the whole matrix, in matrix order, and the shard this file
+is (``"1/4"``, or null): ``pyharness report merge`` puts shards back in
+that order and names the runs no shard has. :func:`load_records` reads a
+file back for ``--only-failed``, and also accepts a bare list of records
+or a single record (the output of ``pyharness run --json``). Anything else
+is bad input with one clear message.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,6 +27,11 @@ FORMAT = "pyharness-matrix/1"
 _REQUIRED: dict[str, type] = {
     "config": str, "config_name": str, "mode": str, "scenario": str,
     "cpu": int, "kaslr_seed": int, "verdict": str}
+# Fields that may be missing (a file from before the unwinder axis: the lab's),
+# with their JSON types.
+_OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
+    "kernel_src": ((str, type(None)), "string or null"),
+    "generation": ((str, type(None)), "string or null"), "unwinder": ((str,), "string")}
 # Fields that may be missing in a hand-trimmed file, and what they default to.
 _DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
                              "elapsed_ms": 0.0}
@@ -34,13 +44,29 @@ def summary_of(records: Sequence[RunRecord]) -> dict[str, int]:
     return counts
 
 
-def records_document(records: Sequence[RunRecord]) -> dict[str, object]:
-    return {"format": FORMAT, "summary": summary_of(records),
-            "runs": [r.to_json() for r in records]}
+@dataclass(frozen=True)
+class MatrixPlanIds:
+    """Which matrix a report's runs belong to: every run's id, and the shard."""
+
+    ids: tuple[str, ...]
+    shard: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"runs": len(self.ids), "shard": self.shard, "ids": list(self.ids)}
 
 
-def write_json(records: Sequence[RunRecord], path: Path) -> None:
-    path.write_text(json.dumps(records_document(records), indent=1) + "\n",
+def records_document(records: Sequence[RunRecord],
+                     plan: MatrixPlanIds | None = None) -> dict[str, object]:
+    document: dict[str, object] = {"format": FORMAT, "summary": summary_of(records)}
+    if plan is not None:
+        document["plan"] = plan.to_json()
+    document["runs"] = [r.to_json() for r in records]
+    return document
+
+
+def write_json(records: Sequence[RunRecord], path: Path,
+               plan: MatrixPlanIds | None = None) -> None:
+    path.write_text(json.dumps(records_document(records, plan), indent=1) + "\n",
                     encoding="utf-8")
 
 
@@ -68,6 +94,10 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
         if not isinstance(value, kind) or isinstance(value, bool):
             problem = "is missing" if name not in data else f"is not a {kind.__name__}"
             raise HarnessError(f"{path}: run {number}: field {name!r} {problem}; {_hint()}")
+    for name, (kinds, spelled) in _OPTIONAL.items():
+        if name in data and not isinstance(data[name], kinds):
+            raise HarnessError(f"{path}: run {number}: field {name!r} is not a {spelled}; "
+                               f"{_hint()}")
     if data["verdict"] not in set(Verdict):
         raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
                            f"{', '.join(Verdict)}; {_hint()}")
@@ -76,6 +106,24 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
 
 def load_records(path: Path) -> list[RunRecord]:
     """Every run record in a JSON report; bad files raise HarnessError."""
+    return load_report(path)[0]
+
+
+def _plan_in(document: object, path: Path) -> MatrixPlanIds | None:
+    plan = document.get("plan") if isinstance(document, dict) else None
+    if plan is None:
+        return None
+    ids = plan.get("ids") if isinstance(plan, dict) else None
+    shard = plan.get("shard") if isinstance(plan, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) \
+            or not (shard is None or isinstance(shard, str)):
+        raise HarnessError(f"{path}: its \"plan\" is not a list of run ids and a shard; "
+                           f"{_hint()}")
+    return MatrixPlanIds(ids=tuple(ids), shard=shard)
+
+
+def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
+    """The records of a JSON report and its matrix plan (None if it has none)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -88,4 +136,5 @@ def load_records(path: Path) -> list[RunRecord]:
     except json.JSONDecodeError as err:
         raise HarnessError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: "
                            f"{err.msg}); {_hint()}") from None
-    return [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]
+    records = [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]
+    return records, _plan_in(document, path)

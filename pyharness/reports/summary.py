@@ -42,13 +42,13 @@ def compact_cell_text(cell: Cell) -> str:
 
 def _render(grid: Grid, headers: list[str], cell_texts: Callable[[Cell], str],
             colour: bool) -> list[str]:
-    texts = {(c, s): cell_texts(grid.cell(c, s)) for c in grid.configs for s in grid.scenarios}
-    first = max(len("configuration"), *(len(c) for c in grid.configs))
-    widths = [max(len(h), *(len(texts[(c, s)]) for c in grid.configs))
+    texts = {(c, s): cell_texts(grid.cell(c, s)) for c in grid.rows for s in grid.scenarios}
+    first = max(len("configuration"), *(len(c) for c in grid.rows))
+    widths = [max(len(h), *(len(texts[(c, s)]) for c in grid.rows))
               for s, h in zip(grid.scenarios, headers)]
     lines = ["  ".join([f"{'configuration':<{first}}",
                         *(f"{h:<{w}}" for h, w in zip(headers, widths))]).rstrip()]
-    for config in grid.configs:
+    for config in grid.rows:
         row = [f"{config:<{first}}"]
         for scenario, width in zip(grid.scenarios, widths):
             text = f"{texts[(config, scenario)]:<{width}}"
@@ -62,13 +62,13 @@ def _render(grid: Grid, headers: list[str], cell_texts: Callable[[Cell], str],
 
 def summary_table(records: Sequence[RunRecord], colour: bool = False,
                   width: int = 120) -> str:
-    """The table, one row per configuration, one column per scenario.
+    """The table, one row per configuration (and unwinder), one column per scenario.
 
     When full scenario names and words do not fit in ``width`` columns,
     the columns are numbered (a key follows) and cells are compact.
     """
     grid = make_grid(records)
-    if not grid.configs:
+    if not grid.rows:
         return "(no runs)"
     full = _render(grid, list(grid.scenarios), cell_text, colour)
     if max(len(_strip_colour(line)) for line in full) <= width:

@@ -10,23 +10,26 @@ and raises :class:`~pyharness.errors.HarnessError` only for bad input
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pyharness.build import cache as builder
+from pyharness.build.kernelsrc import KernelSource
+from pyharness.elf.dwarf import source_line
 from pyharness.elf.image import Image, load_image
 from pyharness.errors import HarnessError
 from pyharness.judge.checker import judge_run
 from pyharness.judge.corruption import Fault, find_fault
 from pyharness.judge.expectation import Expectation
 from pyharness.judge.oracle import HypOracle
+from pyharness.judge.verdict import FrameLine
 from pyharness.judge.watch import BoundsWatch
 from pyharness.platform.machine import Machine
 from pyharness.platform.results import PerCpuChange, RunOptions, RunResult
 from pyharness.run.record import RunRecord
 from pyharness.run.scenarios import find_scenario
-from pyharness.run.spec import MODES, RunSpec
+from pyharness.run.spec import LAB, MODES, RunSpec
 
 DEFAULT_MAX_INSTRUCTIONS = 20_000_000
 DEFAULT_TIMEOUT_S = 30.0
@@ -46,11 +49,16 @@ class RunRequest:
     out_dir: Path | None = None
     # A fault to inject instead of the scenario's own (tests, fuzzing).
     fault: Fault | None = None
+    # The kernel tree or tarball whose nVHE unwinder to build in; None: the lab's.
+    kernel_src: str | None = None
+    # The unwinder axis label for the record (matrix); None: the build's own.
+    unwinder: str | None = None
 
     @classmethod
     def from_spec(cls, spec: RunSpec, **kwargs: object) -> RunRequest:
         return cls(config=spec.config, scenario=spec.scenario, mode=spec.mode,
-                   cpu=spec.cpu, kaslr_seed=spec.kaslr_seed, **kwargs)
+                   cpu=spec.cpu, kaslr_seed=spec.kaslr_seed, kernel_src=spec.kernel_src,
+                   unwinder=spec.unwinder, **kwargs)
 
 
 def _validate(request: RunRequest, nr_cpus: int) -> None:
@@ -87,12 +95,16 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
     ``setup(machine, image)``, if given, runs before the first instruction
     (tests add their own watches there)."""
     started = time.monotonic()
-    built = builder.build(request.config, out_dir=request.out_dir)
+    built = builder.build(request.config, out_dir=request.out_dir,
+                          kernel_src=request.kernel_src)
     build_ms = (time.monotonic() - started) * 1000
     summary = built.config.summary
     _validate(request, summary.nr_cpus)
     scenario = find_scenario(built.elf, request.scenario)
     image = load_image(built.elf)
+    if image.unwinder != built.unwinder:
+        raise HarnessError(f"{built.elf} carries the {image.unwinder} unwinder, but was built "
+                           f"for {built.unwinder}; remove {built.build_dir} and run again")
 
     protected = request.mode == "protected"
     machine = Machine(image, RunOptions(cpu=request.cpu, protected=protected,
@@ -114,22 +126,48 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
                        violations=watch.violations, build_ms=build_ms)
 
 
+def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
+    """Each frame with the ``file:line`` of its call from the image's DWARF
+    (a frame's address is a return address: the call is just before it)."""
+    found: dict[str, str] = {}
+    for address in {f.address for f in frames if f.address}:
+        try:
+            where = source_line(elf, int(address, 16) - 1)
+        except (HarnessError, ValueError, OSError):
+            where = None
+        if where is not None:
+            found[address] = f"{where[0]}:{where[1]}"
+    return [replace(f, source=found[f.address]) if f.address in found else f for f in frames]
+
+
 def judge(obs: Observation) -> RunRecord:
     """Judge an observed run (:func:`pyharness.judge.checker.judge_run`) and
     make its record."""
     request, result, expect = obs.request, obs.result, obs.expect
     judgement = judge_run(result, expect, obs.violations, obs.foreign_changes)
+    kernel = obs.built.kernel
     spec = RunSpec(config=request.config, config_name=obs.built.config.name,
                    mode=request.mode, scenario=obs.scenario, cpu=request.cpu,
-                   kaslr_seed=request.kaslr_seed)
+                   kaslr_seed=request.kaslr_seed,
+                   kernel_src=kernel.given if kernel else None,
+                   generation=kernel.generation if kernel else None,
+                   unwinder=_label(request, kernel))
     return RunRecord(
         spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
         console=result.console, instructions=result.instructions,
         elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=result.kaslr_offset,
         run_status=result.status.value, exit_status=result.exit_code,
-        expected=list(expect.frame_lines()), actual=list(judgement.actual_frames),
+        expected=with_sources(expect.frame_lines(), obs.built.elf),
+        actual=with_sources(judgement.actual_frames, obs.built.elf),
         expected_panic=expect.panic.describe() if expect.panic else None,
         build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf))
+
+
+def _label(request: RunRequest, kernel: KernelSource | None) -> str:
+    """The record's unwinder: the matrix's label for a tree, else the build's."""
+    if kernel is None:
+        return LAB
+    return request.unwinder if request.unwinder not in (None, LAB) else kernel.unwinder
 
 
 def run_one(request: RunRequest) -> RunRecord:

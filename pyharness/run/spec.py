@@ -1,6 +1,7 @@
-"""What one run is: a configuration, a runtime mode, a scenario, a CPU and a
-KASLR seed. :class:`RunSpec` is made by the matrix expansion, the CLI and
-the pytest plugin, and every report names a run by :func:`run_id`."""
+"""What one run is: a configuration, the nVHE unwinder built into it, a
+runtime mode, a scenario, a CPU and a KASLR seed. :class:`RunSpec` is made
+by the matrix expansion, the CLI and the pytest plugin, and every report
+names a run by :func:`run_id`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,31 @@ from dataclasses import asdict, dataclass
 # The runtime hypervisor modes (the kernel's kvm-arm.mode=nvhe|protected).
 MODES = ("nvhe", "protected")
 
+# The lab's own unwinder (no --kernel-src): its runs keep their plain ids.
+LAB = "lab"
 
-def run_id(config_name: str, mode: str, scenario: str, cpu: int) -> str:
-    """The one spelling of a run's id: ``pkvm_16k-protected-stack_overflow-cpu1``."""
-    return f"{config_name}-{mode}-{scenario}-cpu{cpu}"
+
+def row_name(config_name: str, unwinder: str = LAB) -> str:
+    """A configuration with an unwinder: ``pkvm`` (the lab's), ``linux-6.12/pkvm``."""
+    return config_name if unwinder == LAB else f"{unwinder}/{config_name}"
+
+
+def run_id(config_name: str, mode: str, scenario: str, cpu: int, unwinder: str = LAB) -> str:
+    """The one spelling of a run's id: ``pkvm_16k-protected-stack_overflow-cpu1``,
+    ``linux-6.12/pkvm_16k-protected-stack_overflow-cpu1`` with a tree's unwinder."""
+    return f"{row_name(config_name, unwinder)}-{mode}-{scenario}-cpu{cpu}"
+
+
+@dataclass(frozen=True)
+class Unwinder:
+    """One value of the unwinder axis: the lab's own, or a kernel tree's."""
+
+    label: str = LAB                 # "lab", "linux-6.12" (+ "-NAME", see matrix.expand)
+    kernel_src: str | None = None    # the tree or tarball (absolute); None: the lab's
+    generation: str | None = None    # "6.1", "6.12"; None: the lab's
+
+
+LAB_UNWINDER = Unwinder()
 
 
 @dataclass(frozen=True)
@@ -26,15 +48,29 @@ class RunSpec:
     scenario: str
     cpu: int
     kaslr_seed: int
+    kernel_src: str | None = None    # --kernel-src: a tree or tarball; None: the lab's unwinder
+    generation: str | None = None    # the tree's generation ("6.12"); None: the lab's
+    unwinder: str = LAB              # the axis label: "lab", "linux-6.12", ...
+
+    @classmethod
+    def with_unwinder(cls, unwinder: Unwinder, **fields: object) -> RunSpec:
+        return cls(kernel_src=unwinder.kernel_src, generation=unwinder.generation,
+                   unwinder=unwinder.label, **fields)  # type: ignore[arg-type]
+
+    @property
+    def row(self) -> str:
+        """The configuration with its unwinder, as the grid's rows name it."""
+        return row_name(self.config_name, self.unwinder)
 
     @property
     def id(self) -> str:
-        return run_id(self.config_name, self.mode, self.scenario, self.cpu)
+        return run_id(self.config_name, self.mode, self.scenario, self.cpu, self.unwinder)
 
     def command(self) -> str:
         """The one-line command that reproduces this run exactly."""
+        kernel = ["--kernel-src", shlex.quote(self.kernel_src)] if self.kernel_src else []
         return " ".join([
-            "pyharness", "run", "--config", shlex.quote(self.config),
+            "pyharness", "run", "--config", shlex.quote(self.config), *kernel,
             "--scenario", self.scenario, "--mode", self.mode,
             "--cpu", str(self.cpu), "--kaslr-seed", str(self.kaslr_seed)])
 

@@ -35,5 +35,9 @@ void handle_trap(struct kvm_cpu_context *host_ctxt);
 void __kvm_nested_panic(void);
 unsigned long __kvm_recursive_death(void);
 void __kvm_bug(void);
+void __noreturn __kvm_packed_stacks(void);
+void __kvm_el2t_fault(void);
+void __kvm_fault_at_stack_top(void);
+void __kvm_fault_on_overflow_stack(void);
 
 #endif /* __NVHE_HYP_H */

@@ -1,0 +1,109 @@
+"""One report from many: the JSON reports of a matrix's shards, merged.
+
+Each shard's JSON carries the matrix's plan (every run id, in matrix order;
+:mod:`pyharness.reports.records`), so the merged runs come back in that
+order: the merge of all shards is the unsharded matrix's report. A run in
+two files is kept once when both say the same (timings and the image's
+path aside: two machines may time and place it differently); when they
+disagree, or the files come from different matrices, the merge stops with
+one line saying which run or file and what differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pyharness.errors import HarnessError
+from pyharness.reports.records import MatrixPlanIds, load_report
+from pyharness.run.record import RunRecord
+from pyharness.run.spec import MODES
+
+# What may differ between two copies of one run without a conflict.
+_INCIDENTAL = ("elapsed_ms", "build_ms", "elf")
+
+
+@dataclass(frozen=True)
+class MergedReport:
+    records: list[RunRecord]
+    plan: MatrixPlanIds | None      # the matrix's plan, as one unsharded report
+    missing: tuple[str, ...]         # plan runs in no file
+    duplicates: int                  # copies of a run dropped
+
+
+def _outcome(record: RunRecord) -> dict[str, object]:
+    data = record.to_json()
+    for name in _INCIDENTAL:
+        data.pop(name, None)
+    return data
+
+
+def _first_difference(a: dict[str, object], b: dict[str, object]) -> str:
+    for name in a:
+        if a[name] != b.get(name):
+            left, right = str(a[name]), str(b.get(name))
+            if len(left) > 40 or len(right) > 40:
+                return f"their {name} differ"
+            return f"{name} {left} vs {right}"
+    return "their fields differ"
+
+
+def _common_plan(plans: list[tuple[Path, MatrixPlanIds]]) -> MatrixPlanIds | None:
+    if not plans:
+        return None
+    first_path, first = plans[0]
+    for path, plan in plans[1:]:
+        if plan.ids != first.ids:
+            raise HarnessError(
+                f"{first_path} and {path} come from different matrices (their plans have "
+                f"{len(first.ids)} and {len(plan.ids)} runs"
+                f"{'' if set(plan.ids) != set(first.ids) else ' in another order'}); "
+                "merge the shards of one `pyharness matrix` command")
+    return MatrixPlanIds(ids=first.ids, shard=None)
+
+
+def _matrix_order(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """Without a plan: configurations and scenarios in order of first
+    appearance, modes in their usual order, CPUs ascending."""
+    configs = {n: i for i, n in enumerate(dict.fromkeys(r.spec.config_name for r in records))}
+    scenarios = {n: i for i, n in enumerate(dict.fromkeys(r.spec.scenario for r in records))}
+    modes = {m: i for i, m in enumerate(MODES)}
+    return sorted(records, key=lambda r: (configs[r.spec.config_name],
+                                          modes.get(r.spec.mode, len(modes)),
+                                          scenarios[r.spec.scenario], r.spec.cpu))
+
+
+def merge_reports(paths: Sequence[Path]) -> MergedReport:
+    """The runs of every report in ``paths``, once each, in matrix order."""
+    if not paths:
+        raise HarnessError("report merge needs at least one JSON report")
+    seen: dict[str, tuple[RunRecord, Path]] = {}
+    plans: list[tuple[Path, MatrixPlanIds]] = []
+    duplicates = 0
+    for path in paths:
+        records, plan = load_report(path)
+        if plan is not None:
+            plans.append((path, plan))
+        for record in records:
+            earlier = seen.get(record.id)
+            if earlier is None:
+                seen[record.id] = (record, path)
+                continue
+            before, now = _outcome(earlier[0]), _outcome(record)
+            if before != now:
+                where = (f"twice in {path}" if earlier[1] == path
+                         else f"in {earlier[1]} and {path}")
+                raise HarnessError(
+                    f"run {record.id} is {where} with different results "
+                    f"({_first_difference(before, now)}); merge the shards of one matrix "
+                    "run, or rerun that run and keep one of the two")
+            duplicates += 1
+    plan = _common_plan(plans)
+    records = [record for record, _ in seen.values()]
+    if plan is None:
+        return MergedReport(_matrix_order(records), None, (), duplicates)
+    position = {run_id: i for i, run_id in enumerate(plan.ids)}
+    records.sort(key=lambda r: position.get(r.id, len(position)))
+    missing = tuple(i for i in plan.ids if i not in seen)
+    return MergedReport(records, plan, missing, duplicates)

@@ -1,0 +1,217 @@
+"""Debian's kernel trees through the harness: `--kernel-src` builds (the
+build key follows the tree), the compile database, the default scenarios
+of shipped configurations through `run_one`, the matrix's unwinder axis
+end to end, and a mutated tree failing with a precise reason.
+
+Skipped when /usr/src/linux-source-6.1.tar.xz / -6.12.tar.xz are not
+installed (`sh scripts/setup.sh --tests` installs them). Each tarball is
+extracted once per worker, into the shared build directory's cache.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_kernelsrc import DEBIAN
+
+from pyharness.build import cache as builder
+from pyharness.build import kernelsrc
+from pyharness.build.toolchain import find_toolchain
+from pyharness.cli.main import main
+from pyharness.elf.image import load_image
+from pyharness.kconfig import resolve as kconfig
+from pyharness.matrix.expand import expand, unwinder_axis
+from pyharness.paths import default_build_dir
+from pyharness.reports.footprint import read_footprint
+from pyharness.run.runner import RunRequest, run_one
+from pyharness.run.scenarios import list_scenarios
+
+# Each generation, skipped when its Debian tarball is not installed.
+GENERATIONS = DEBIAN
+
+
+@pytest.fixture(scope="module")
+def debian():
+    """generation -> the Debian tarball's KernelSource, extracted once."""
+    made: dict[str, kernelsrc.KernelSource] = {}
+
+    def get(generation: str) -> kernelsrc.KernelSource:
+        if generation not in made:
+            source = kernelsrc.open_source(kernelsrc.debian_tarball(generation),
+                                           default_build_dir())
+            assert source is not None
+            made[generation] = source
+        return made[generation]
+    return get
+
+
+def copy_tree(source: kernelsrc.KernelSource, dest: Path) -> Path:
+    """A tree of one's own: the files the build reads, copied."""
+    for name in kernelsrc.TREE_FILES:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.tree.root / name, dest / name)
+    return dest
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {path}"
+    path.write_text(text.replace(old, new))
+
+
+# -- builds ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_editing_the_tree_changes_the_build_key_and_rebuilds(debian, tmp_path, generation):
+    tree = copy_tree(debian(generation), tmp_path / "linux")
+    out = tmp_path / "out"
+    first = builder.build("pkvm", out_dir=out, kernel_src=tree)
+    assert not first.cached and first.unwinder == f"linux-{generation}"
+    assert first.build_dir.name.startswith(f"pkvm-linux-{generation}-")
+    assert load_image(first.elf).unwinder == f"linux-{generation}"
+    assert builder.build("pkvm", out_dir=out, kernel_src=tree).cached
+
+    edit(tree / kernelsrc.HYP_STACKTRACE_C, "#include <asm/stacktrace/nvhe.h>",
+         "#include <asm/stacktrace/nvhe.h>\n/* an edit */")
+    edited = builder.build("pkvm", out_dir=out, kernel_src=tree)
+    assert edited.digest != first.digest and not edited.cached
+    assert edited.build_dir != first.build_dir
+
+    # The lab's build is keyed as it always was, tree or no tree elsewhere.
+    config = kconfig.resolve(kconfig.find_config("pkvm"))
+    lab = builder.build("pkvm", out_dir=out)
+    assert lab.digest == builder.build_digest(config, find_toolchain())
+    assert lab.build_dir.name == f"pkvm-{lab.digest[:12]}" and lab.unwinder == "lab"
+    assert load_image(lab.elf).unwinder == "lab"
+
+
+def test_build_prints_the_compile_database_with_the_trees_files(debian, tmp_path, capsys):
+    tree = copy_tree(debian("6.12"), tmp_path / "linux")
+    argv = ["build", "--config", "pkvm", "--kernel-src", str(tree), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    elf = Path(captured.out.strip())
+    database = elf.parent / "compile_commands.json"
+    assert elf.parent.name.startswith("pkvm-linux-6.12-")
+    assert f"compile_commands.json: {database}" in captured.err
+    assert f"with the linux-6.12 unwinder of {tree} (6.12." in captured.err
+    compiled = {Path(entry["file"]) for entry in json.loads(database.read_text())}
+    assert {tree / kernelsrc.HYP_STACKTRACE_C, tree / kernelsrc.HOST_STACKTRACE_C} <= compiled
+
+
+# -- runs ------------------------------------------------------------------------
+
+def default_runs(config: str, kernel_src: str | None, out_dir: Path | None = None):
+    """The matrix's runs of one shipped configuration with one unwinder."""
+    axis = unwinder_axis([kernel_src] if kernel_src else [], out_dir)
+    elf = builder.build(config, out_dir=out_dir, kernel_src=axis[0].kernel_src).elf
+    return expand([kconfig.find_config(config)], [s.name for s in list_scenarios(elf)],
+                  unwinders=axis)
+
+
+@pytest.mark.parametrize("config", ["pkvm", "pkvm_16k", "nvhe"])
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_the_default_scenarios_pass_with_each_tree(debian, generation, config):
+    specs = default_runs(config, debian(generation).given)
+    assert {s.mode for s in specs} == {"nvhe", "protected"} and len(specs) > 40
+    failed = []
+    for spec in specs:
+        record = run_one(RunRequest.from_spec(spec))
+        assert record.spec == spec
+        if not record.passed:
+            failed.append(f"{record.id}: {'; '.join(record.reasons[:3])}")
+    assert not failed, "\n".join(failed)
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_a_trees_record_says_which_unwinder_ran(debian, generation):
+    source = debian(generation)
+    spec = next(s for s in default_runs("pkvm", source.given)
+                if (s.scenario, s.mode, s.cpu) == ("hyp_panic", "protected", 1))
+    record = run_one(RunRequest.from_spec(spec))
+    assert (record.spec.kernel_src, record.spec.generation, record.spec.unwinder) == (
+        str(kernelsrc.debian_tarball(generation)), generation, f"linux-{generation}")
+    assert record.id == f"linux-{generation}/pkvm-protected-hyp_panic-cpu1"
+    assert f"--kernel-src {kernelsrc.debian_tarball(generation)}" in record.command
+    assert re.search(r"\] kvm \[1\]: nVHE call trace:$", "\n".join(record.console), re.M)
+    assert Path(record.elf).parent.name.startswith(f"pkvm-linux-{generation}-")
+    # The tree's pkvm_stacktrace is per-CPU: the footprint counts one copy per CPU.
+    tree_print = read_footprint(record.spec.row, record.elf)
+    lab_print = read_footprint("pkvm", str(builder.build("pkvm").elf))
+    assert tree_print.config_name == f"linux-{generation}/pkvm"
+    assert tree_print.buffer_per_cpu == lab_print.buffer_per_cpu == tree_print.claimed_buffer
+
+
+def test_the_matrix_runs_the_unwinder_axis(tmp_path, capsys):
+    tarballs = [str(kernelsrc.debian_tarball(g)) for g in kernelsrc.GENERATIONS]
+    if not all(Path(t).is_file() for t in tarballs):
+        pytest.skip("needs both Debian kernel source tarballs")
+    report = tmp_path / "m.json"
+    argv = ["matrix", "-q", "-j", "2", "--configs", "pkvm", "--scenarios", "hyp_panic",
+            "--kernel-src", "lab", "--kernel-src", tarballs[0], "--kernel-src", tarballs[1],
+            "--json", str(report), "--junit", str(tmp_path / "m.xml")]
+    main(argv)
+    out = capsys.readouterr().out
+    assert "1 configuration x unwinders lab, linux-6.1, linux-6.12, 12 runs" in out
+    rows = [line.split()[0] for line in out.splitlines()
+            if re.match(r"^(pkvm|linux-6\.1/pkvm|linux-6\.12/pkvm)\s", line)]
+    assert rows == ["pkvm", "linux-6.1/pkvm", "linux-6.12/pkvm"]
+    runs = json.loads(report.read_text())["runs"]
+    assert [(r["unwinder"], r["generation"], r["kernel_src"]) for r in runs[::4]] == [
+        ("lab", None, None), ("linux-6.1", "6.1", tarballs[0]),
+        ("linux-6.12", "6.12", tarballs[1])]
+    assert [r["command"].count("--kernel-src") for r in runs[::4]] == [0, 1, 1]
+    assert len({r["elf"] for r in runs}) == 3
+    # The lab's runs are what they were; a tree's are its label's.
+    assert runs[0]["verdict"] == "pass" and runs[0]["kaslr_seed"] == runs[4]["kaslr_seed"]
+    junit = (tmp_path / "m.xml").read_text()
+    assert 'classname="matrix.linux-6_12.pkvm" name="linux-6.12/pkvm-nvhe-hyp_panic-cpu0"' \
+        in junit
+
+
+# -- a mutated tree fails, precisely -------------------------------------------------
+
+def test_a_changed_word_in_the_trees_dump_fails_on_the_header(debian, tmp_path):
+    tree = copy_tree(debian("6.12"), tmp_path / "linux")
+    out = tmp_path / "out"
+    spec = next(s for s in default_runs("pkvm", str(tree), out)
+                if (s.scenario, s.mode) == ("hyp_panic", "nvhe"))
+    assert run_one(RunRequest.from_spec(spec, out_dir=out)).passed     # the tree as it is
+
+    edit(tree / kernelsrc.HOST_STACKTRACE_C, 'kvm_err("nVHE call trace:\\n");',
+         'kvm_err("nVHE call stack:\\n");')
+    record = run_one(RunRequest.from_spec(spec, out_dir=out))
+    assert record.verdict == "fail"
+    # The header is what is wrong (today: "non-protected trace header missing"),
+    # not the frames, which are still the right ones.
+    assert any("header" in r for r in record.reasons), record.reasons
+    assert not any(r.startswith("frame") for r in record.reasons), record.reasons
+
+
+def test_a_weaker_alignment_rule_in_the_trees_unwinder_fails_the_matrix(debian, tmp_path,
+                                                                          capsys):
+    tree = copy_tree(debian("6.12"), tmp_path / "linux")
+    edit(tree / kernelsrc.COMMON_H, "if (fp & 0x7)", "if (fp & 0x3)")
+    report = tmp_path / "m.json"
+    argv = ["matrix", "-q", "-j", "1", "--configs", "pkvm", "--scenarios",
+            "fault_fp_misaligned", "hyp_panic", "--modes", "nvhe", "--kernel-src", str(tree),
+            "--out", str(tmp_path / "out"), "--json", str(report)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    runs = {r["scenario"]: r for r in json.loads(report.read_text())["runs"]
+            if r["cpu"] == 0}
+    assert runs["hyp_panic"]["verdict"] == "pass"       # aligned records: no difference
+    misaligned = runs["fault_fp_misaligned"]
+    assert misaligned["verdict"] == "fail"
+    # The 4-byte-aligned record is accepted: frames the oracle stops before.
+    assert any(re.match(r"frame \d+: unexpected ", r) for r in misaligned["reasons"]), \
+        misaligned["reasons"]
+    # The terminal groups failures by cause and names the runs it covers.
+    cause = next(line for line in out.splitlines() if line.startswith("FAIL x"))
+    assert "linux-6.12/pkvm" in cause and "fault_fp_misaligned" in cause, out
+    assert f"--kernel-src {tree}" in out
