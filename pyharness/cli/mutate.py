@@ -131,9 +131,11 @@ def add_mutate_parser(subparsers: argparse._SubParsersAction) -> None:
     choose.add_argument("--all-runs", action="store_true",
                         help="also run a mutant on the runs that never execute its "
                              "function (by default they are skipped: docs/mutation.md)")
-    choose.add_argument("--kernel-src", type=Path, metavar="PATH",
-                        help="mutate a copy of this kernel tree's nVHE unwinder "
-                             "(docs/kernel-src.md); the tree is never written")
+    choose.add_argument("--kernel-src", metavar="PATH",
+                        help="mutate a copy of the nVHE unwinder of this kernel tree (or "
+                             "Debian linux-source tarball) and run with it "
+                             "(docs/kernel-src.md); the tree is never written. Without "
+                             "it (or with `lab`) the lab's own unwinder is mutated")
     choose.add_argument("--equivalents", type=Path, metavar="FILE",
                         help="the equivalent mutants' list (default: "
                              "mutants/equivalent.txt)")

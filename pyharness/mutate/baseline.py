@@ -19,7 +19,8 @@ from typing import Iterator, Sequence
 
 from pyharness.elf.inlined import function_instances
 from pyharness.errors import HarnessError
-from pyharness.matrix.builds import build_all
+from pyharness.kconfig.resolve import config_name
+from pyharness.matrix.builds import BuildTarget, build_all
 from pyharness.matrix.execute import KILL_GRACE_S
 from pyharness.matrix.pool import WorkerPool, WorkerSettings
 from pyharness.mutate.coverage import Ranges, baseline_step, lost_baseline
@@ -60,7 +61,7 @@ def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int, out_dir: P
     run once, recording the code each run executes."""
     started = time.monotonic()
     with lab_root(snapshot):
-        builds = build_all([s.config for s in specs], jobs, out_dir)
+        builds = build_all([BuildTarget.of(s) for s in specs], jobs, out_dir)
         broken = [b for b in builds if not b.ok]
         if broken:
             raise HarnessError(f"the unmutated firmware does not build for {broken[0].name}: "
@@ -77,10 +78,11 @@ def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int, out_dir: P
             WorkerPool(min(jobs, len(specs)), settings, timeout_s + KILL_GRACE_S,
                        work=baseline_step, lost=lost_baseline).run(enumerate(specs), finished)
     fingerprints, functions = {}, {}
-    for build in builds:
+    for build in builds:          # one unwinder per mutation run: by configuration
         assert build.elf is not None
-        fingerprints[build.name] = image_fingerprint(Path(build.elf))
-        functions[build.name] = function_instances(Path(build.elf))
+        name = config_name(Path(build.config))
+        fingerprints[name] = image_fingerprint(Path(build.elf))
+        functions[name] = function_instances(Path(build.elf))
     passing: dict[str, list[RunSpec]] = {}
     failing, executed = [], {}
     for result in results:

@@ -73,11 +73,12 @@ class MutationRun:
 
     def __init__(self, plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                  snapshot: Path, slots: Path, out_dir: Path,
-                 on_done: Callable[[Outcome], None]) -> None:
+                 on_done: Callable[[Outcome], None], kernel: Path | None = None) -> None:
         self.states = [_State(Outcome(m, compiled=plan.compiled, skipped=plan.skipped),
                               list(plan.configs)) for m, plan in plans]
         self.baseline = baseline
         self.snapshot, self.slots, self.out_dir = str(snapshot), str(slots), str(out_dir)
+        self.kernel = str(kernel) if kernel is not None else None
         self.on_done = on_done
         self.in_flight: dict[int, _State] = {}
         self.counter = 0
@@ -93,7 +94,7 @@ class MutationRun:
             same_as = self.baseline.fingerprints.get(plan.name) if state.run == 0 else None
             step = Step(mutant=state.outcome.mutant, spec=plan.specs[state.run],
                         snapshot=self.snapshot, slots=self.slots, out_dir=self.out_dir,
-                        same_as=same_as)
+                        same_as=same_as, kernel=self.kernel)
             state.busy = True
             if not state.started:
                 state.started = time.monotonic()
@@ -147,12 +148,12 @@ class MutationRun:
 
 def run_mutants(plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                 snapshot: Path, out_dir: Path, jobs: int,
-                on_done: Callable[[Outcome], None], *,
+                on_done: Callable[[Outcome], None], *, kernel: Path | None = None,
                 timeout_s: float = DEFAULT_TIMEOUT_S,
                 max_instructions: int = DEFAULT_MAX_INSTRUCTIONS) -> list[Outcome]:
     """Every mutant's outcome, in the order of ``plans``."""
     with tempfile.TemporaryDirectory(prefix="pyharness-mutate-slots-") as slots:
-        run = MutationRun(plans, baseline, snapshot, Path(slots), out_dir, on_done)
+        run = MutationRun(plans, baseline, snapshot, Path(slots), out_dir, on_done, kernel)
         settings = WorkerSettings(out_dir=out_dir, run_timeout_s=timeout_s,
                                   max_instructions=max_instructions, faults={})
         if any(not s.done for s in run.states):

@@ -4,7 +4,6 @@ benchmark and the tests call :func:`prepare` then :func:`execute`)."""
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,10 +22,11 @@ from pyharness.mutate.execute import Outcome, run_mutants
 from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
 from pyharness.mutate.plan import plan_mutant
 from pyharness.mutate.report import Counts, Verdict, classify, count
-from pyharness.mutate.worker import snapshot_tree
+from pyharness.mutate.worker import snapshot_kernel, snapshot_tree
 from pyharness.paths import default_build_dir, source_root
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.scenarios import list_scenarios
+from pyharness.run.spec import LAB_UNWINDER, Unwinder
 
 KERNEL_TARGETS = (
     Target(kernelsrc.COMMON_H, focus=LAB_TARGETS[0].focus),
@@ -44,7 +44,7 @@ class Options:
     only: tuple[str, ...] = ()           # mutant ids or keys
     scenarios: tuple[str, ...] = ()      # globs: narrow every plan (tests, CI)
     modes: tuple[str, ...] = ()
-    kernel_src: Path | None = None
+    kernel_src: str | Path | None = None  # a tree or tarball; None or "lab": the lab's
     all_runs: bool = False               # no narrowing by the code a run executes
     equivalents: Path | None = None
     jobs: int | None = None
@@ -61,6 +61,7 @@ class Prepared:
     options: Options
     tree: str                            # "lab" or "linux-6.12"...
     root: Path                           # the tree the mutants edit (never written)
+    kernel: kernelsrc.KernelTree | None  # --kernel-src: the tree (root is its top)
     files: list[str]
     mutants: list[Mutant]                # the chosen ones, in id order
     generated: int                       # before --files / --only
@@ -81,12 +82,6 @@ class Result:
     jobs: int
 
 
-def _kernel_build_ready() -> bool:
-    """Whether this checkout's build can take a kernel tree (the --kernel-src
-    plumbing of build/run/matrix, developed on its own branch)."""
-    return "kernel_src" in inspect.signature(builder.build).parameters
-
-
 def _select_only(mutants: list[Mutant], only: Sequence[str]) -> list[Mutant]:
     if not only:
         return mutants
@@ -102,8 +97,9 @@ def _select_only(mutants: list[Mutant], only: Sequence[str]) -> list[Mutant]:
 
 def prepare(options: Options) -> Prepared:
     """Generate the mutants and read the equivalents list (no build)."""
-    if options.kernel_src is not None:
-        tree = kernelsrc.inspect(options.kernel_src)
+    source = kernelsrc.open_source(options.kernel_src, options.out_dir or default_build_dir())
+    tree = source.tree if source is not None else None
+    if tree is not None:
         name, root, targets, prefix = f"linux-{tree.generation}", tree.root, KERNEL_TARGETS, "k"
     else:
         name, root, targets, prefix = "lab", source_root(), LAB_TARGETS, "m"
@@ -117,8 +113,9 @@ def prepare(options: Options) -> Prepared:
                 or any(fnmatch.fnmatchcase(f, p) for p in options.files)]
     stale = [e for e in listed.values()
              if e.key not in keys and e.key.rsplit(":", 2)[0] in in_scope]
-    return Prepared(options=options, tree=name, root=root, files=files, mutants=chosen,
-                    generated=len(every), listed=listed, equivalents_path=path, stale=stale)
+    return Prepared(options=options, tree=name, root=root, kernel=tree, files=files,
+                    mutants=chosen, generated=len(every), listed=listed,
+                    equivalents_path=path, stale=stale)
 
 
 def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = None,
@@ -127,11 +124,6 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
     verdict in id order as soon as it and all before it are decided."""
     options = prepared.options
     note = on_note or (lambda text: None)
-    if prepared.tree != "lab" and not _kernel_build_ready():
-        raise HarnessError(
-            "--kernel-src: this checkout's build cannot take a kernel tree yet (the "
-            "--kernel-src plumbing of build/run/matrix is on its own branch); "
-            "`pyharness mutate --kernel-src PATH --list` lists the tree's mutants")
     jobs = options.jobs or default_jobs()
     if jobs < 1:
         raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
@@ -141,11 +133,16 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         paths = [kconfig.find_config(c) for c in options.configs] or kconfig.named_configs()
         configs = [kconfig.resolve(p) for p in paths]
         snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
+        kernel = unwinder = None
+        if prepared.kernel is not None:
+            kernel = snapshot_kernel(prepared.kernel, Path(tmp) / "kernel")
+            unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
         with lab_root(snapshot):
-            scenarios = [s.name for s in list_scenarios(
-                builder.build(paths[0], out_dir=build_base).elf)]
+            scenarios = [s.name for s in list_scenarios(builder.build(
+                paths[0], out_dir=build_base, kernel_src=kernel).elf)]
             specs = expand(paths, scenarios, scenario_patterns=list(options.scenarios) or None,
-                           mode_patterns=list(options.modes) or None, seed=options.seed)
+                           mode_patterns=list(options.modes) or None, seed=options.seed,
+                           unwinders=(unwinder or LAB_UNWINDER,))
         note(f"baseline: {len(specs)} runs of the unmutated tree in {len(configs)} "
              f"configuration{'s' if len(configs) != 1 else ''}")
         baseline = run_baseline(specs, snapshot, jobs, build_base, options.timeout_s,
@@ -161,7 +158,7 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         printer = _InOrder([m.id for m in prepared.mutants], prepared.listed, on_verdict)
         mutants_started = time.monotonic()
         outcomes = run_mutants(plans, baseline, snapshot, build_base / "mutate", jobs,
-                               printer.done, timeout_s=options.timeout_s,
+                               printer.done, kernel=kernel, timeout_s=options.timeout_s,
                                max_instructions=options.max_instructions)
         mutant_seconds = time.monotonic() - mutants_started
     verdicts = classify(outcomes, prepared.listed)

@@ -17,10 +17,12 @@ import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyharness.build import cache as builder
+from pyharness.build.kernelsrc import TREE_FILES, KernelTree
+from pyharness.build.trees import KEEP_ENV
 from pyharness.elf.reader import ElfReader
 from pyharness.errors import BuildError
 from pyharness.matrix.execute import build_failure_reason
@@ -47,6 +49,9 @@ class Step:
     # The unmutated image's fingerprint for this configuration: when the
     # mutant's image has the same, the run is not made (it cannot differ).
     same_as: str | None = None
+    # --kernel-src: the unmutated copy of the kernel tree's files; the
+    # mutants edit a copy of it, the lab tree stays as it is.
+    kernel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,14 @@ def snapshot_tree(root: Path, dest: Path) -> Path:
     return dest
 
 
+def snapshot_kernel(tree: KernelTree, dest: Path) -> Path:
+    """Copy the files the build reads from a kernel tree (and its Makefile)."""
+    for name in TREE_FILES:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(tree.root / name, dest / name)
+    return dest
+
+
 def image_fingerprint(elf: Path) -> str:
     """Hash of what a run can observe of an image: its loaded segments and
     its symbol table (the oracle's symbols). Debug sections are left out:
@@ -86,31 +99,44 @@ def image_fingerprint(elf: Path) -> str:
 
 
 class Slot:
-    """One worker's copy of the tree, with at most one mutant applied."""
+    """One worker's copy of the tree (and of the kernel tree's files with
+    --kernel-src), with at most one mutant applied."""
 
-    def __init__(self, snapshot: Path, base: Path) -> None:
-        self.snapshot = snapshot
+    def __init__(self, snapshot: Path, base: Path, kernel: Path | None = None) -> None:
+        self.snapshot, self.kernel_snapshot = snapshot, kernel
         self.tree = base / "tree"
+        self.kernel = base / "kernel" if kernel is not None else None
         self.scratch = base / "scratch"
         if base.exists():
             shutil.rmtree(base)
         shutil.copytree(snapshot, self.tree, symlinks=True)
+        if kernel is not None:
+            shutil.copytree(kernel, base / "kernel", symlinks=True)
         self.scratch.mkdir(parents=True)
         self.applied: Mutant | None = None
+
+    def _roots(self, mutant: Mutant) -> tuple[Path, Path]:
+        """(the unmutated file's tree, the slot's copy) for a mutant."""
+        if mutant.tree == "lab":
+            return self.snapshot, self.tree
+        assert self.kernel_snapshot is not None and self.kernel is not None
+        return self.kernel_snapshot, self.kernel
 
     def apply(self, mutant: Mutant | None) -> None:
         if mutant == self.applied:
             return
         touched = []
         if self.applied is not None:
-            original = (self.snapshot / self.applied.file).read_text(encoding="utf-8")
-            (self.tree / self.applied.file).write_text(original, encoding="utf-8")
-            touched.append(self.tree / self.applied.file)
+            original, copy = self._roots(self.applied)
+            text = (original / self.applied.file).read_text(encoding="utf-8")
+            (copy / self.applied.file).write_text(text, encoding="utf-8")
+            touched.append(copy / self.applied.file)
         self.applied = None
         if mutant is not None:
-            original = (self.snapshot / mutant.file).read_text(encoding="utf-8")
-            (self.tree / mutant.file).write_text(mutant.edit.apply(original), encoding="utf-8")
-            touched.append(self.tree / mutant.file)
+            original, copy = self._roots(mutant)
+            text = (original / mutant.file).read_text(encoding="utf-8")
+            (copy / mutant.file).write_text(mutant.edit.apply(text), encoding="utf-8")
+            touched.append(copy / mutant.file)
             self.applied = mutant
         self._newer_than_outputs(touched)
 
@@ -136,8 +162,9 @@ _slot: Slot | None = None
 
 def _slot_for(step: Step) -> Slot:
     global _slot
-    if _slot is None or _slot.snapshot != Path(step.snapshot):
-        _slot = Slot(Path(step.snapshot), Path(step.slots) / f"worker-{os.getpid()}")
+    kernel = Path(step.kernel) if step.kernel else None
+    if _slot is None or _slot.snapshot != Path(step.snapshot) or _slot.kernel_snapshot != kernel:
+        _slot = Slot(Path(step.snapshot), Path(step.slots) / f"worker-{os.getpid()}", kernel)
     return _slot
 
 
@@ -155,17 +182,27 @@ def run_step(step: Step, settings: WorkerSettings) -> StepResult:
     slot = _slot_for(step)
     slot.apply(step.mutant)
     os.environ[ROOT_ENV] = str(slot.tree)
+    # Every mutant image stays (build/mutate): a run must find the image its
+    # step built, and a later mutation run reuses them all.
+    os.environ[KEEP_ENV] = "0"
+    spec = step.spec
+    if slot.kernel is not None:
+        spec = replace(spec, kernel_src=str(slot.kernel))
     started = time.monotonic()
     try:
-        built = builder.build(step.spec.config, out_dir=step.out_dir, jobs=1,
-                              scratch=slot.scratch)
+        built = builder.build(spec.config, out_dir=step.out_dir, jobs=1,
+                              kernel_src=spec.kernel_src, scratch=slot.scratch)
     except BuildError as err:
-        return StepResult("compile-error", message=compiler_error(str(err), slot.tree),
+        where = slot.kernel if step.mutant is not None and step.mutant.tree != "lab" \
+            else slot.tree
+        return StepResult("compile-error", message=compiler_error(str(err), where),
                           detail=str(err), build_s=time.monotonic() - started)
     build_s = time.monotonic() - started
     if step.same_as is not None and image_fingerprint(built.elf) == step.same_as:
         return StepResult("same-image", build_s=build_s)
-    return StepResult("run", record=execute_spec(step.spec, settings), build_s=build_s)
+    record = execute_spec(spec, settings)
+    record.spec = step.spec       # named as planned (the kernel tree it was given)
+    return StepResult("run", record=record, build_s=build_s)
 
 
 def lost_step(step: Step, reason: str) -> StepResult:
