@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
 from pyharness.build.kernelsrc import default_kernel_src
-from pyharness.cli.options import add_kernel_src_option
+from pyharness.cli.options import add_kernel_src_option, check_writable
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.matrix.progress import make_progress
 from pyharness.reports import write_html, write_json, write_junit
@@ -34,13 +33,7 @@ def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
     """The requested report files, checked writable before any work starts."""
     paths = {kind: getattr(args, kind) for kind in _WRITERS if getattr(args, kind)}
     for kind, path in paths.items():
-        parent = path.parent if str(path.parent) else Path(".")
-        if path.is_dir():
-            raise HarnessError(f"--{kind} {path}: is a directory; give a file name")
-        if not parent.is_dir():
-            raise HarnessError(f"--{kind} {path}: the directory {parent} does not exist")
-        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise HarnessError(f"--{kind} {path}: not writable")
+        check_writable(path, f"--{kind}")
     return paths
 
 

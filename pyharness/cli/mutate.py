@@ -9,21 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from pyharness.cli.options import check_writable
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.mutate.html import write_html
 from pyharness.mutate.report import extra_lines, mutant_lines, to_json, write_json
 from pyharness.mutate.session import Options, Result, execute, prepare
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
-
-
-def _check_writable(path: Path | None, flag: str) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise HarnessError(f"{flag} {path}: is a directory; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise HarnessError(f"{flag} {path}: the directory {parent} does not exist")
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -57,8 +48,9 @@ def _notes(result: Result) -> list[str]:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
-    _check_writable(args.json, "--json")
-    _check_writable(args.html, "--html")
+    for path, flag in ((args.json, "--json"), (args.html, "--html")):
+        if path is not None:
+            check_writable(path, flag)
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
     prepared = prepare(_options(args))

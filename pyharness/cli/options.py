@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from pyharness.build.kernelsrc import KERNEL_SRC_ENV, LAB
+from pyharness.errors import HarnessError
 
 
 def add_kernel_src_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *,
@@ -19,3 +22,15 @@ def add_kernel_src_option(parser: argparse.ArgumentParser | argparse._ArgumentGr
              "a Debian linux-source-X.Y.tar.xz (its files extracted once into the build "
              f"directory); `{LAB}` for the lab's own. Default: ${KERNEL_SRC_ENV}, else "
              f"`{LAB}`." + more)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """A report file named on the command line (``--json FILE``...), checked
+    writable before any work starts."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise HarnessError(f"{flag} {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise HarnessError(f"{flag} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HarnessError(f"{flag} {path}: not writable")
