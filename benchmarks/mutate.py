@@ -39,8 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepared = prepare(Options(files=tuple(args.files), configs=tuple(args.config),
                                    jobs=args.jobs, all_runs=args.all_runs))
-        result = execute(prepared, on_note=lambda text: print(text, file=sys.stderr,
-                                                             flush=True))
+        done = []
+
+        def progress(verdict) -> None:  # type: ignore[no-untyped-def]
+            done.append(verdict)
+            print(f"[{len(done)}/{len(prepared.mutants)}] {verdict.mutant.id} "
+                  f"{verdict.verdict}", file=sys.stderr, flush=True)
+
+        result = execute(prepared, on_verdict=progress,
+                         on_note=lambda text: print(text, file=sys.stderr, flush=True))
     except HarnessError as err:
         print(f"benchmarks/mutate.py: {err}", file=sys.stderr)
         return err.exit_code
