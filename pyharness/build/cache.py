@@ -5,6 +5,13 @@ keyed by a hash of (.config, firmware sources, toolchain version): a second
 build with nothing changed finds the finished image there and does no
 compiler work. Concurrent builds of the same key (pytest-xdist workers, a
 matrix) wait on a lock rather than racing.
+
+The stamp (``build.json``) records the image's sha256: an image damaged
+since (truncated, patched) is built again, and the result says why. A
+finished build is found without the lock and without writing anything, so
+a shared read-only cache can be used; only a build needs write access
+(``_build_lock``). The build runs in a scrubbed environment
+(``build_environment``).
 """
 
 from __future__ import annotations
@@ -13,17 +20,21 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
-from pyharness.paths import default_build_dir, source_root
+from pyharness.files import write_atomically
+from pyharness.paths import build_base, source_root
 from pyharness.build.toolchain import Toolchain, find_toolchain
 
 STAMP = "build.json"
@@ -40,6 +51,8 @@ class BuildResult:
     digest: str
     cached: bool
     seconds: float
+    # Why a build directory that held a finished build was built again.
+    rebuilt_because: str | None = None
 
 
 def source_files() -> list[Path]:
@@ -95,6 +108,24 @@ def _cmake() -> str:
     return cmake
 
 
+# The only variables of the caller's environment the build sees (README,
+# "build"). CFLAGS, CC, CPATH, GCC_EXEC_PREFIX, CMAKE_*, MAKEFLAGS and the
+# like would change the image without changing its key, and CMake would keep
+# them in CMakeCache.txt: the image is a function of (.config, sources,
+# toolchain) and nothing else.
+BUILD_ENV_KEPT = ("PATH", "TMPDIR")
+
+
+def build_environment(toolchain: Toolchain) -> dict[str, str]:
+    """The environment CMake, the compiler and the kallsyms pass run in."""
+    import elftools  # the kallsyms pass uses the harness's own pyelftools
+
+    env = {name: os.environ[name] for name in BUILD_ENV_KEPT if name in os.environ}
+    env.update(LC_ALL="C", LANG="C", CROSS_COMPILE=toolchain.prefix,
+               PYTHONPATH=str(Path(elftools.__file__).resolve().parent.parent))
+    return env
+
+
 def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -105,7 +136,7 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
 def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
              build_dir: Path, jobs: int | None) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
-    env = dict(os.environ, CROSS_COMPILE=toolchain.prefix)
+    env = build_environment(toolchain)
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
           f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
@@ -115,12 +146,92 @@ def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
          build_dir, "firmware build", env)
 
 
-def _read_stamp(build_dir: Path, digest: str) -> bool:
+# Characters a CMake/Ninja build cannot carry in a path: a list separator,
+# quotes and escapes, comment and shell characters Ninja's generator rejects.
+_CMAKE_UNSAFE = re.compile(r'[;"#\\<>|?\x00-\x1f\x7f-\x9f\ud800-\udfff]')
+
+
+def build_dir_name(config_name: str, digest: str) -> str:
+    """``<slug>-<digest[:12]>``: no config name can reach outside the base
+    directory or break the CMake files that carry it."""
+    return f"{kconfig.config_slug(config_name)}-{digest[:12]}"
+
+
+def _check_cmake_can_carry(build_dir: Path) -> None:
+    for what, path, fix in (("build directory", build_dir.parent, "give another --out DIR"),
+                            ("the firmware tree", source_root(),
+                             "move the checkout to a plainer path")):
+        bad = _CMAKE_UNSAFE.search(str(path))
+        if bad:
+            raise HarnessError(f"{what} {ascii(str(path))[1:-1]}: CMake cannot build in a "
+                               f"path holding {ascii(bad.group())}; {fix}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_built(build_dir: Path, digest: str) -> tuple[bool, str | None]:
+    """(finished, problem): whether the build directory holds the finished
+    image of ``digest``, checked against the sha256 its stamp recorded; the
+    problem says why not when a stamp is there but its image is not right.
+    Reads only, takes no lock: stamps are replaced atomically."""
     try:
-        stamp = json.loads((build_dir / STAMP).read_text())
-    except (OSError, ValueError):
-        return False
-    return stamp.get("digest") == digest and (build_dir / "vmlinux").is_file()
+        stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False, None
+    if not isinstance(stamp, dict) or stamp.get("digest") != digest:
+        return False, None
+    recorded = stamp.get("sha256")
+    if not isinstance(recorded, str):
+        return False, "its stamp records no sha256 of the image (an older pyharness)"
+    try:
+        actual = _sha256(build_dir / "vmlinux")
+    except OSError as err:
+        return False, f"the cached vmlinux cannot be read ({err.strerror})"
+    if actual != recorded:
+        return False, "the cached vmlinux does not match the sha256 recorded when it was built"
+    return True, None
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+
+@contextmanager
+def _build_lock(config: kconfig.ResolvedConfig, build_dir: Path) -> Iterator[None]:
+    """Exclusive use of ``build_dir`` for a build: the one place a build
+    needs write access to the base directory."""
+    base = build_dir.parent
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(base / f".{build_dir.name}.lock")
+    except OSError as err:
+        raise HarnessError(f"cannot build {config.name} in {base}: the directory is not "
+                           f"writable ({err.strerror}) and holds no finished build of it; "
+                           "pass a writable --out DIR") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fresh_build(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Path,
+                 digest: str, jobs: int | None) -> None:
+    """Build from an empty directory: nothing of an earlier, unfinished or
+    damaged build (objects, a stale CMakeCache.txt) is reused."""
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    _compile(config, toolchain, build_dir, jobs)
+    write_atomically(build_dir / STAMP, json.dumps({
+        "digest": digest, "config": str(config.source), "toolchain": toolchain.version,
+        "sha256": _sha256(build_dir / "vmlinux")}, indent=1) + "\n")
 
 
 def build(config_path: Path | str, out_dir: Path | str | None = None,
@@ -132,25 +243,20 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         raise kconfig.ConfigError(
             f"{config.source}: CONFIG_KVM is not set, so there is no hypervisor "
             "to build or test; set CONFIG_KVM=y")
+    if jobs is not None and jobs < 1:
+        raise HarnessError(f"-j {jobs}: the number of compile jobs must be at least 1")
     toolchain = find_toolchain()
     digest = build_digest(config, toolchain)
-    base = Path(out_dir) if out_dir is not None else default_build_dir()
-    build_dir = base / f"{config.name}-{digest[:12]}"
-    try:
-        build_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(base / f".{build_dir.name}.lock", "w")
-    except OSError as err:
-        raise HarnessError(f"cannot create the build directory {build_dir}: "
-                           f"{err.strerror}; pass a writable --out DIR") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = _read_stamp(build_dir, digest)
-        if not cached:
-            (build_dir / STAMP).unlink(missing_ok=True)
-            _compile(config, toolchain, build_dir, jobs)
-            (build_dir / STAMP).write_text(json.dumps({
-                "digest": digest, "config": str(config.source),
-                "toolchain": toolchain.version}, indent=1) + "\n")
+    build_dir = build_base(out_dir) / build_dir_name(config.name, digest)
+    _check_cmake_can_carry(build_dir)
+    cached, problem = _check_built(build_dir, digest)
+    rebuilt_because = None
+    if not cached:
+        with _build_lock(config, build_dir):
+            cached, again = _check_built(build_dir, digest)  # another process built it?
+            if not cached:
+                rebuilt_because = problem or again
+                _fresh_build(config, toolchain, build_dir, digest, jobs)
     return BuildResult(config=config, elf=build_dir / "vmlinux", build_dir=build_dir,
                        digest=digest, cached=cached,
-                       seconds=time.monotonic() - started)
+                       seconds=time.monotonic() - started, rebuilt_because=rebuilt_because)

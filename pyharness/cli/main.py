@@ -41,6 +41,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         result = builder.build(config, out_dir=args.out, jobs=args.jobs)
         if result.cached:
             note = "cached, no compiler work"
+        elif result.rebuilt_because:
+            note = f"rebuilt in {result.seconds:.1f} s: {result.rebuilt_because}"
         else:
             note = f"built in {result.seconds:.1f} s"
         print(f"{result.config.name}: {note}", file=sys.stderr)
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Kconfig fragment or .config, or a shipped config name")
     p.add_argument("--all", action="store_true",
                    help="build every shipped configuration (configs/*_defconfig)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", default=None,
                    help="base directory for build trees (default: build/)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="parallel compile jobs (default: number of CPUs)")
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"instruction budget (default {DEFAULT_MAX_INSTRUCTIONS})")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"wall-clock budget in seconds (default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--out", type=Path, default=None, help="base directory for build trees")
+    p.add_argument("--out", default=None, help="base directory for build trees")
 
     p = _add(sub, "scenarios", cmd_scenarios, "list the scenarios")
     p.add_argument("--config", default="nvhe",

@@ -120,7 +120,7 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
                      metavar="N",
                      help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS})")
-    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+    run.add_argument("--out", default=None, metavar="DIR",
                      help="base directory for build trees (default: build/)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress bar or progress lines")

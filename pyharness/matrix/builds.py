@@ -48,7 +48,7 @@ class BuildOutcome:
 BuildCallback = Callable[[BuildOutcome], None]
 
 
-def _build_one(config: str, out_dir: Path | None, compile_jobs: int) -> BuildOutcome:
+def _build_one(config: str, out_dir: Path | str | None, compile_jobs: int) -> BuildOutcome:
     started = time.monotonic()
     try:
         result = builder.build(config, out_dir=out_dir, jobs=compile_jobs)
@@ -60,7 +60,7 @@ def _build_one(config: str, out_dir: Path | None, compile_jobs: int) -> BuildOut
                         cached=result.cached, seconds=result.seconds)
 
 
-def build_all(configs: Sequence[str], jobs: int, out_dir: Path | None = None,
+def build_all(configs: Sequence[str], jobs: int, out_dir: Path | str | None = None,
               on_done: BuildCallback | None = None) -> list[BuildOutcome]:
     """Build every configuration (cached), ``jobs`` at a time, in the given order."""
     unique = list(dict.fromkeys(configs))

@@ -79,7 +79,7 @@ def _build_failure_record(spec: RunSpec, outcome: BuildOutcome) -> RunRecord:
 
 
 def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
-               out_dir: Path | None = None,
+               out_dir: Path | str | None = None,
                run_timeout_s: float = DEFAULT_TIMEOUT_S,
                max_instructions: int = DEFAULT_MAX_INSTRUCTIONS,
                kill_after_s: float | None = None,

@@ -62,7 +62,7 @@ def faults_from_environment() -> dict[str, str]:
 class WorkerSettings:
     """What every run in a worker shares."""
 
-    out_dir: Path | None
+    out_dir: Path | str | None
     run_timeout_s: float
     max_instructions: int
     faults: Mapping[str, str] = field(default_factory=dict)

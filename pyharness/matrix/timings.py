@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence, TypeVar
 
 from pyharness.run.spec import RunSpec
-from pyharness.paths import default_build_dir
+from pyharness.paths import build_base
 from pyharness.run.record import RunRecord
 
 FILE_NAME = "matrix-timings.json"
@@ -26,8 +26,8 @@ FILE_NAME = "matrix-timings.json"
 Task = TypeVar("Task", bound=tuple[int, RunSpec])
 
 
-def timings_path(out_dir: Path | None) -> Path:
-    return (out_dir if out_dir is not None else default_build_dir()) / FILE_NAME
+def timings_path(out_dir: Path | str | None) -> Path:
+    return build_base(out_dir) / FILE_NAME
 
 
 def load_timings(path: Path) -> dict[str, float]:

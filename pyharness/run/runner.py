@@ -43,7 +43,7 @@ class RunRequest:
     kaslr_seed: int = 0
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
     timeout_s: float = DEFAULT_TIMEOUT_S
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None
     # A fault to inject instead of the scenario's own (tests, fuzzing).
     fault: Fault | None = None
 
