@@ -15,9 +15,9 @@ from pyharness.build import cache as builder
 from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.decode import add_decode_parser
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
-from pyharness.run.spec import MODES
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES
 from pyharness.cli.matrix import add_matrix_parser
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest, run_one
+from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
 
 Handler = Callable[[argparse.Namespace], int]

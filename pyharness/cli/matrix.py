@@ -17,7 +17,8 @@ from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.matrix.progress import make_progress
 from pyharness.reports import (failure_report, summary_table, write_html, write_json,
                        write_junit)
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.platform.results import check_budgets
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.record import RunRecord
 from pyharness.matrix.execute import KILL_GRACE_S, default_jobs, run_matrix
 from pyharness.matrix.selection import Selection, plan
@@ -50,8 +51,7 @@ def _selection(args: argparse.Namespace) -> Selection:
 def cmd_matrix(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
-    if args.timeout <= 0 or args.max_instructions <= 0:
-        raise HarnessError("--timeout and --max-instructions must be positive")
+    check_budgets(args.max_instructions, args.timeout)
     reports = _report_paths(args)
     matrix_plan = plan(_selection(args))
     jobs = args.jobs or default_jobs()
@@ -113,13 +113,14 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
     run = p.add_argument_group("how to run")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    run.add_argument("--timeout", type=float, default=None, metavar="S",
                      help=f"wall-clock budget per run in seconds (default "
-                          f"{DEFAULT_TIMEOUT_S:g}); a worker still busy {KILL_GRACE_S:g} s "
-                          "later is killed and its run is an error")
-    run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
-                     metavar="N",
-                     help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS})")
+                          f"{DEFAULT_TIMEOUT_S:g}, or each rerun's own with --only-failed); "
+                          f"a worker still busy {KILL_GRACE_S:g} s later is killed and its "
+                          "run is an error")
+    run.add_argument("--max-instructions", type=int, default=None, metavar="N",
+                     help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS}, "
+                          "or each rerun's own with --only-failed)")
     run.add_argument("--out", default=None, metavar="DIR",
                      help="base directory for build trees (default: build/)")
     run.add_argument("-q", "--quiet", action="store_true",

@@ -63,8 +63,6 @@ class WorkerSettings:
     """What every run in a worker shares."""
 
     out_dir: Path | str | None
-    run_timeout_s: float
-    max_instructions: int
     faults: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -95,9 +93,7 @@ def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
     """One run in this process; never raises for a problem of that run."""
     try:
         _inject_fault(settings.faults.get(spec.id))
-        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir,
-                                            timeout_s=settings.run_timeout_s,
-                                            max_instructions=settings.max_instructions))
+        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir))
     except HarnessError as err:
         return error_record(spec, str(err))
     except Exception as err:  # a harness bug costs this run, not the matrix

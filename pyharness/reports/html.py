@@ -15,6 +15,7 @@ from html import escape as _escape
 from pathlib import Path
 from typing import Sequence
 
+from pyharness.files import write_atomically
 from pyharness.judge.verdict import FrameLine
 from pyharness.run.record import RunRecord
 from pyharness.reports.footprint import CLAIMED_OVERFLOW_STACK, Footprint, footprints
@@ -291,4 +292,4 @@ CONFIG_PROTECTED_NVHE_STACKTRACE).</p>
 
 
 def write_html(records: Sequence[RunRecord], path: Path) -> None:
-    path.write_text(html_report(records), encoding="utf-8")
+    write_atomically(path, html_report(records))

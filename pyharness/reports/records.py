@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pyharness.errors import HarnessError
+from pyharness.files import write_atomically
 from pyharness.judge.verdict import Verdict
+from pyharness.platform.results import check_budgets
 from pyharness.run.record import RunRecord
 
 FORMAT = "pyharness-matrix/1"
@@ -40,8 +42,7 @@ def records_document(records: Sequence[RunRecord]) -> dict[str, object]:
 
 
 def write_json(records: Sequence[RunRecord], path: Path) -> None:
-    path.write_text(json.dumps(records_document(records), indent=1) + "\n",
-                    encoding="utf-8")
+    write_atomically(path, json.dumps(records_document(records), indent=1) + "\n")
 
 
 def _hint() -> str:
@@ -71,6 +72,10 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
     if data["verdict"] not in set(Verdict):
         raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
                            f"{', '.join(Verdict)}; {_hint()}")
+    try:
+        check_budgets(data.get("max_instructions"), data.get("timeout_s"))
+    except HarnessError as err:
+        raise HarnessError(f"{path}: run {number}: {err}; {_hint()}") from None
     return RunRecord.from_json({**_DEFAULTS, **data})
 
 
@@ -88,4 +93,7 @@ def load_records(path: Path) -> list[RunRecord]:
     except json.JSONDecodeError as err:
         raise HarnessError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: "
                            f"{err.msg}); {_hint()}") from None
+    except RecursionError:
+        raise HarnessError(f"{path}: JSON nested too deeply to be a report; "
+                           f"{_hint()}") from None
     return [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]

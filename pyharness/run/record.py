@@ -59,8 +59,10 @@ class RunRecord:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> RunRecord:
         """A record from its JSON object (fields already type-checked by the
-        caller; unknown fields are ignored)."""
-        spec = RunSpec(**{name: data[name] for name in _SPEC_FIELDS})  # type: ignore[arg-type]
+        caller; unknown fields are ignored; a record from before the budgets
+        were recorded had the default ones)."""
+        spec = RunSpec(**{name: data[name] for name in _SPEC_FIELDS  # type: ignore[arg-type]
+                          if name in data})
         outcome = {f.name: data[f.name] for f in fields(cls)
                    if f.name != "spec" and f.name in data}
         outcome["verdict"] = Verdict(outcome["verdict"])

@@ -23,13 +23,10 @@ from pyharness.judge.expectation import Expectation
 from pyharness.judge.oracle import HypOracle
 from pyharness.judge.watch import BoundsWatch
 from pyharness.platform.machine import Machine
-from pyharness.platform.results import PerCpuChange, RunOptions, RunResult
+from pyharness.platform.results import PerCpuChange, RunOptions, RunResult, check_budgets
 from pyharness.run.record import RunRecord
 from pyharness.run.scenarios import find_scenario
-from pyharness.run.spec import MODES, RunSpec
-
-DEFAULT_MAX_INSTRUCTIONS = 20_000_000
-DEFAULT_TIMEOUT_S = 30.0
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES, RunSpec
 
 
 @dataclass(frozen=True)
@@ -47,10 +44,15 @@ class RunRequest:
     # A fault to inject instead of the scenario's own (tests, fuzzing).
     fault: Fault | None = None
 
+    def __post_init__(self) -> None:
+        check_budgets(self.max_instructions, self.timeout_s)
+
     @classmethod
     def from_spec(cls, spec: RunSpec, **kwargs: object) -> RunRequest:
         return cls(config=spec.config, scenario=spec.scenario, mode=spec.mode,
-                   cpu=spec.cpu, kaslr_seed=spec.kaslr_seed, **kwargs)
+                   cpu=spec.cpu, kaslr_seed=spec.kaslr_seed,
+                   max_instructions=spec.max_instructions, timeout_s=spec.timeout_s,
+                   **kwargs)
 
 
 def _validate(request: RunRequest, nr_cpus: int) -> None:
@@ -59,8 +61,6 @@ def _validate(request: RunRequest, nr_cpus: int) -> None:
     if not 0 <= request.cpu < nr_cpus:
         raise HarnessError(f"--cpu {request.cpu} is out of range: the configuration has "
                            f"NR_CPUS={nr_cpus}, so use 0..{nr_cpus - 1}")
-    if request.max_instructions <= 0 or request.timeout_s <= 0:
-        raise HarnessError("budgets must be positive")
 
 
 @dataclass
@@ -121,7 +121,8 @@ def judge(obs: Observation) -> RunRecord:
     judgement = judge_run(result, expect, obs.violations, obs.foreign_changes)
     spec = RunSpec(config=request.config, config_name=obs.built.config.name,
                    mode=request.mode, scenario=obs.scenario, cpu=request.cpu,
-                   kaslr_seed=request.kaslr_seed)
+                   kaslr_seed=request.kaslr_seed, max_instructions=request.max_instructions,
+                   timeout_s=request.timeout_s)
     return RunRecord(
         spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
         console=result.console, instructions=result.instructions,
