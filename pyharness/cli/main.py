@@ -14,11 +14,12 @@ from typing import Callable
 from pyharness.build import cache as builder
 from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.decode import add_decode_parser
-from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, BuildError, HarnessError
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES
 from pyharness.cli.matrix import add_matrix_parser
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
+from pyharness.terminal import visible
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,7 +30,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
     width = max((len(kconfig.config_name(p)) for p in paths), default=0)
     for path in paths:
         resolved = kconfig.resolve(path)
-        print(f"{resolved.name:<{width}}  {resolved.summary.one_line()}")
+        print(visible(f"{resolved.name:<{width}}  {resolved.summary.one_line()}"))
     return EXIT_OK
 
 
@@ -45,8 +46,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             note = f"rebuilt in {result.seconds:.1f} s: {result.rebuilt_because}"
         else:
             note = f"built in {result.seconds:.1f} s"
-        print(f"{result.config.name}: {note}", file=sys.stderr)
-        print(result.elf)
+        print(visible(f"{result.config.name}: {note}"), file=sys.stderr)
+        print(visible(result.elf))
     return EXIT_OK
 
 
@@ -56,7 +57,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     known = list_scenarios(elf)
     width = max(len(s.name) for s in known)
     for scenario in known:
-        print(f"{scenario.name:<{width}}  {scenario.description}")
+        print(visible(f"{scenario.name:<{width}}  {scenario.description}"))
     return EXIT_OK
 
 
@@ -69,12 +70,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(record.to_json(), indent=1))
     else:
         for line in record.console:
-            print(line)
-        print(f"--- {record.spec.config_name} {record.spec.mode} {record.spec.scenario} cpu{record.spec.cpu}: "
-              f"{record.verdict.upper()} ({record.instructions} instructions, "
-              f"{record.elapsed_ms:.1f} ms)", file=sys.stderr)
+            print(visible(line))
+        spec = record.spec
+        print(visible(f"--- {spec.config_name} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
+                      f"{record.verdict.upper()} ({record.instructions} instructions, "
+                      f"{record.elapsed_ms:.1f} ms)"), file=sys.stderr)
         for reason in record.reasons:
-            print(f"    {reason}", file=sys.stderr)
+            print(visible(f"    {reason}"), file=sys.stderr)
     return EXIT_OK if record.passed else EXIT_CHECK_FAILED
 
 
@@ -83,9 +85,9 @@ def cmd_menuconfig(args: argparse.Namespace) -> int:
 
     target = Path(args.config)
     if run_menuconfig(target):
-        print(f"saved {target}", file=sys.stderr)
+        print(visible(f"saved {target}"), file=sys.stderr)
     else:
-        print(f"{target}: no change", file=sys.stderr)
+        print(visible(f"{target}: no change"), file=sys.stderr)
     return EXIT_OK
 
 
@@ -155,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except HarnessError as err:
-        print(f"pyharness: error: {err}", file=sys.stderr)
+        # A build's own failure carries the compiler's lines; bad input is one line.
+        message = visible(err, multiline=isinstance(err, BuildError))
+        print(f"pyharness: error: {message}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:
         # The reader went away (`pyharness configs | head`): not an error.

@@ -19,6 +19,7 @@ import kconfiglib
 
 from pyharness.errors import ConfigError
 from pyharness.files import write_if_changed
+from pyharness.terminal import visible
 from pyharness.kconfig.resolve import (Assignment, ResolvedConfig, apply_assignments,
                                        config_slug, load_kconfig, parse_assignments_text,
                                        resolve)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_outputs(resolve(args.fragment), args.out)
     except ConfigError as err:
-        print(f"pyharness.kconfig.outputs: error: {err}", file=sys.stderr)
+        print(f"pyharness.kconfig.outputs: error: {visible(err)}", file=sys.stderr)
         return err.exit_code
     return 0
 

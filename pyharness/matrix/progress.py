@@ -12,6 +12,8 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Mapping, Protocol, TextIO
 
+from pyharness.terminal import visible
+
 if TYPE_CHECKING:
     from pyharness.matrix.builds import BuildOutcome
     from pyharness.run.record import RunRecord
@@ -31,7 +33,7 @@ class MatrixProgress(Protocol):
 def failure_line(record: RunRecord) -> str:
     """``FAIL id: first reason`` for a run that did not pass."""
     reason = record.reasons[0] if record.reasons else "no reason given"
-    return f"{record.verdict.upper()} {record.id}: {reason}"
+    return visible(f"{record.verdict.upper()} {record.id}: {reason}")
 
 
 def _duration(seconds: float) -> str:
@@ -107,7 +109,7 @@ class LineProgress:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         if not outcome.cached or not outcome.ok:
-            self._print(f"build {outcome.describe()}")
+            self._print(visible(f"build {outcome.describe()}"))
 
     def runs_started(self, total: int,
                      expected_ms: Mapping[str, float | None] | None = None) -> None:
@@ -148,7 +150,7 @@ class BarProgress:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         if not outcome.cached or not outcome.ok:
-            print(f"build {outcome.describe()}", file=self.stream, flush=True)
+            print(visible(f"build {outcome.describe()}"), file=self.stream, flush=True)
 
     def runs_started(self, total: int,
                      expected_ms: Mapping[str, float | None] | None = None) -> None:
