@@ -5,6 +5,7 @@ stamp and the ``kvm [PID]: `` prefix, in any order and nesting."""
 from __future__ import annotations
 
 import re
+from typing import Iterable, Iterator
 
 from pyharness.judge.logrecords import LogLine
 
@@ -37,6 +38,9 @@ def split_line(number: int, raw: str) -> LogLine:
     return LogLine(number=number, raw=raw, text=text[pos:], quote_depth=depth)
 
 
-def split_lines(text: str) -> list[LogLine]:
-    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line)."""
-    return [split_line(i, raw) for i, raw in enumerate(text.split("\n"), start=1)]
+def split_lines(lines: str | Iterable[str]) -> Iterator[LogLine]:
+    """Every line, numbered from 1, one at a time: of a string (where only
+    ``\\n`` ends a line) or of an iterable of lines (a log being read)."""
+    if isinstance(lines, str):
+        lines = lines.split("\n")
+    return (split_line(i, raw) for i, raw in enumerate(lines, start=1))

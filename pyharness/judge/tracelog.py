@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from pyharness.judge.logprefix import split_lines
 from pyharness.judge.logrecords import (TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
@@ -385,8 +386,9 @@ class _LogParser:
         return True
 
 
-def parse_log(text: str) -> ParsedLog:
-    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``."""
+def parse_log(text: str | Iterable[str]) -> ParsedLog:
+    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``:
+    a string, or an iterable of its lines (read as they come)."""
     parser = _LogParser()
     for line in split_lines(text):
         parser.feed(line)
