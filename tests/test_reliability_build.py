@@ -84,6 +84,12 @@ def test_build_base_is_absolute(tmp_path, monkeypatch):
 # --- 2. the caller's environment does not reach the build ---------------------
 
 
+@pytest.fixture(scope="module")
+def clean_build(tmp_path_factory: pytest.TempPathFactory) -> builder.BuildResult:
+    """tiny, built with the environment the tests run in."""
+    return builder.build(TINY, out_dir=tmp_path_factory.mktemp("clean"))
+
+
 @pytest.mark.parametrize("name,value", [
     ("CFLAGS", "-include /nonexistent/pwned.h"),
     ("ASMFLAGS", "-include /nonexistent/pwned.h"),
@@ -91,19 +97,17 @@ def test_build_base_is_absolute(tmp_path, monkeypatch):
     ("CPATH", "{tmp}/evil"),
     ("CONFIG_", "EVIL_"),
 ])
-def test_compiler_environment_does_not_change_the_build(tmp_path, name, value):
+def test_compiler_environment_does_not_change_the_build(tmp_path, clean_build, name, value):
     """The image is a function of (.config, sources, toolchain): CFLAGS, CPATH,
     CMAKE_* and kconfiglib's CONFIG_ prefix change neither it nor its key."""
     evil = tmp_path / "evil"
     evil.mkdir()
     # A header that shadows the firmware's own one if CPATH reached the compiler.
     (evil / "stddef.h").write_text("#error pwned by CPATH\n")
-    clean = pyharness("build", "--config", str(TINY), "--out", str(tmp_path / "clean"))
-    assert clean.returncode == 0, clean.stderr
     env = dict(os.environ, **{name: value.format(tmp=tmp_path)})
     dirty = pyharness("build", "--config", str(TINY), "--out", str(tmp_path / "dirty"), env=env)
     assert dirty.returncode == 0, dirty.stderr
-    clean_elf, dirty_elf = Path(clean.stdout.strip()), Path(dirty.stdout.strip())
+    clean_elf, dirty_elf = clean_build.elf, Path(dirty.stdout.strip())
     assert clean_elf.parent.name == dirty_elf.parent.name          # same key
     assert clean_elf.read_bytes() == dirty_elf.read_bytes()         # same image
     cache = (dirty_elf.parent / "CMakeCache.txt").read_text()
@@ -298,6 +302,13 @@ def test_read_only_cache_end_to_end_as_another_user(shared_dir):
     assert "cached" in cached.stderr and cached.stdout == root.stdout
     line = one_line_error(_as_nobody("matrix", "--randconfig", "2", "--out", str(out)))
     assert "not writable" in line and "--out" in line
+    # A --randconfig matrix whose fragments and builds are all there runs.
+    rand = ("matrix", "--randconfig", "1", "--seed", "3", "--scenarios", "smoke",
+            "--modes", "nvhe", "-q", "--out", str(out))
+    assert pyharness(*rand).returncode == 0
+    again = _as_nobody(*rand)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 runs: 1 passed" in again.stdout
 
 
 # --- 10. absurd integer values --------------------------------------------------
@@ -312,3 +323,110 @@ def test_odd_integers_are_one_clear_error(tmp_path, value, says):
         kconfig.resolve(fragment)
     line = one_line_error(pyharness("build", "--config", str(fragment), "--out", str(tmp_path)))
     assert "CONFIG_NR_CPUS" in line and len(line) < 400
+
+
+# --- found on the way ------------------------------------------------------------
+
+
+def test_a_relative_nvhe_lab_root_still_builds(tmp_path):
+    root = configs_dir().parent
+    env = dict(os.environ, NVHE_LAB_ROOT=os.path.relpath(root, root.parent))
+    proc = pyharness("build", "--config", "tiny", "--out", str(tmp_path), env=env,
+                     cwd=root.parent)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3"])
+def test_build_jobs_below_one_is_bad_input(tmp_path, jobs):
+    line = one_line_error(pyharness("build", "--config", str(TINY), "--out", str(tmp_path),
+                                    "-j", jobs))
+    assert "-j" in line
+
+
+def test_a_huge_config_file_is_refused_without_reading_it_all(tmp_path):
+    huge = tmp_path / "huge_defconfig"
+    with open(huge, "w") as f:
+        f.write(TINY.read_text())
+        f.write("# padding\n" * 300_000)
+    line = one_line_error(pyharness("build", "--config", str(huge), "--out", str(tmp_path)))
+    assert "too large" in line
+
+
+def test_resolve_sees_a_rewrite_with_the_same_size_and_mtime(tmp_path):
+    fragment = tmp_path / "x_defconfig"
+    fragment.write_text(TINY.read_text() + "CONFIG_NR_CPUS=2\n")
+    stamp = fragment.stat().st_mtime_ns
+    assert kconfig.resolve(fragment).summary.nr_cpus == 2
+    fragment.write_text(TINY.read_text() + "CONFIG_NR_CPUS=3\n")
+    os.utime(fragment, ns=(stamp, stamp))
+    assert kconfig.resolve(fragment).summary.nr_cpus == 3
+
+
+def test_an_out_symlink_loop_is_one_line(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    line = one_line_error(pyharness("build", "--config", str(TINY),
+                                    "--out", str(tmp_path / "loop" / "x")))
+    assert "loop" in line
+
+
+def test_hostile_timings_and_stamps_are_ignored(tmp_path):
+    from pyharness.matrix.timings import load_timings
+
+    (tmp_path / "t.json").write_text('{"a": 1' + "0" * 400 + "}")
+    assert load_timings(tmp_path / "t.json") == {}
+    (tmp_path / "t.json").write_text("[" * 100_000)
+    assert load_timings(tmp_path / "t.json") == {}
+    first = builder.build(TINY, out_dir=tmp_path)
+    (first.build_dir / builder.STAMP).write_text("[" * 100_000 + "]" * 100_000)
+    again = builder.build(TINY, out_dir=tmp_path)
+    assert not again.cached and again.elf.is_file()
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from pyharness.kconfig import resolve
+what, target, source = sys.argv[1:]
+if what == "menuconfig":   # what menuconfig saved, worked out before the disk fills
+    text = resolve.savedefconfig(Path(source)) + "# a comment\\n" * 20
+    resolve.savedefconfig = lambda _path: text
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))   # a disk that fills after 64 bytes
+try:
+    if what == "menuconfig":
+        from pyharness.kconfig.menuconfig import _save
+        _save(Path(source), Path(target))
+    else:
+        from pyharness.reports import load_records, write_json
+        write_json(load_records(Path(source)) * 50, Path(target))
+except OSError as err:
+    print("failed:", err.strerror)
+"""
+
+
+@pytest.mark.parametrize("what", ["menuconfig", "report"])
+def test_a_full_disk_never_leaves_half_a_file(tmp_path, what):
+    """menuconfig's save and every report replace their file in one step: a
+    write that fails part way leaves the old file whole (and no temp file)."""
+    target = tmp_path / ("mine_defconfig" if what == "menuconfig" else "old.json")
+    if what == "menuconfig":
+        shutil.copyfile(TINY, target)
+        source = tmp_path / ".config"
+        source.write_text(kconfig.resolve(configs_dir() / "pkvm_defconfig").dotconfig)
+    else:
+        from pyharness.reports import write_json
+        from pyharness.run.record import error_record
+        from pyharness.run.spec import RunSpec
+
+        spec = RunSpec(config=str(TINY), config_name="tiny", mode="nvhe", scenario="smoke",
+                       cpu=0, kaslr_seed=0)
+        write_json([error_record(spec, "made up")], target)
+        source = tmp_path / "source.json"
+        shutil.copyfile(target, source)
+    before = target.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, what, str(target), str(source)],
+                          capture_output=True, text=True, timeout=120)
+    assert "failed" in proc.stdout, proc.stdout + proc.stderr
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, source.name])

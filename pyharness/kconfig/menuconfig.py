@@ -9,14 +9,16 @@ from pathlib import Path
 
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import HarnessError
+from pyharness.files import write_atomically
 
 
 def _save(kconf_path: Path, target: Path) -> None:
-    """Write back what menuconfig saved: minimal for *_defconfig files."""
+    """Write back what menuconfig saved: minimal for *_defconfig files. The
+    file is replaced in one step: a failed write leaves the old one whole."""
     if target.name.endswith("_defconfig"):
-        target.write_text(kconfig.savedefconfig(kconf_path), encoding="utf-8")
+        write_atomically(target, kconfig.savedefconfig(kconf_path))
     else:
-        target.write_text(kconfig.resolve(kconf_path).dotconfig, encoding="utf-8")
+        write_atomically(target, kconfig.resolve(kconf_path).dotconfig)
 
 
 def run_menuconfig(target: Path) -> bool:
