@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
+from conftest import pyharness_cli as pyharness
 
 from pyharness.build import cache as builder
 from pyharness.errors import ConfigError, HarnessError
@@ -31,21 +33,6 @@ from pyharness import paths
 from pyharness.paths import configs_dir
 
 TINY = configs_dir() / "tiny_defconfig"
-
-
-def pyharness(*args: str, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pyharness", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=300, stdin=subprocess.DEVNULL)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 # --- 1. a relative build directory --------------------------------------------

@@ -17,32 +17,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
+from conftest import pyharness_cli as pyharness
 
 from pyharness.judge.verdict import Verdict
 from pyharness.matrix.pool import FAULTS_ENV
 from pyharness.paths import configs_dir
-from pyharness.reports import failure_report, junit_tree, load_records, summary_table, write_json
+from pyharness.reports import failure_report, junit_tree, load_records, summary_table
 from pyharness.run.record import RunRecord, error_record
 from pyharness.run.spec import RunSpec
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = configs_dir() / "tiny_defconfig"
 ONE_RUN = ("--configs", "tiny", "--scenarios", "smoke", "--modes", "nvhe", "-q")
-
-
-def pyharness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pyharness", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 # --- 4. a report never replaces an input or another report ----------------------
