@@ -122,9 +122,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_killing_the_matrix_parent_kills_its_workers(tmp_path):
-    """One worker idle (its run done), one busy (a hang): after a SIGKILL of
-    the parent, neither may survive, re-parented to PID 1."""
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_matrix_parent_kills_its_workers(tmp_path, signum):
+    """One worker idle (its run done), one busy (a hang): after the parent is
+    killed, neither may survive, re-parented to PID 1."""
     hang = "tiny-protected-smoke-cpu0"
     env = dict(os.environ, **{FAULTS_ENV: f"hang:{hang}"})
     proc = subprocess.Popen([sys.executable, "-m", "pyharness", "matrix", "--configs", "tiny",
@@ -142,7 +143,7 @@ def test_killing_the_matrix_parent_kills_its_workers(tmp_path):
             time.sleep(0.2)
         assert len(workers) == 2, "the matrix never started its two workers"
         time.sleep(3)   # the smoke run finishes: one worker idle, one hanging
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(signum)
         proc.wait()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(_alive(w) for w in workers):
@@ -301,6 +302,22 @@ def test_a_tight_budget_fails_and_its_repro_command_fails_the_same_way(tmp_path)
                             *record.command.split()[1:], "--out", str(tmp_path / "out")],
                            capture_output=True, text=True, timeout=300)
     assert repro.returncode == 1, repro.stderr
+
+
+def test_only_failed_reruns_on_the_recorded_budgets(tmp_path):
+    spec = RunSpec(config=str(TINY), config_name="tiny", mode="nvhe", scenario="smoke",
+                   cpu=0, kaslr_seed=0, max_instructions=4_000_000, timeout_s=12.5)
+    (tmp_path / "failed.json").write_text(json.dumps([error_record(spec, "made up").to_json()]))
+    proc = pyharness("matrix", "--only-failed", str(tmp_path / "failed.json"), "-q",
+                     "--json", str(tmp_path / "again.json"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    (again,) = load_records(tmp_path / "again.json")
+    assert again.spec == spec and again.passed
+    proc = pyharness("matrix", "--only-failed", str(tmp_path / "failed.json"), "-q",
+                     "--timeout", "20", "--json", str(tmp_path / "given.json"),
+                     "--out", str(tmp_path / "out"))
+    (given,) = load_records(tmp_path / "given.json")
+    assert given.spec.timeout_s == 20 and given.spec.max_instructions == 4_000_000
 
 
 def test_old_reports_without_budgets_still_load(tmp_path):
