@@ -114,6 +114,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:          # it has exited since it was listed
+        return None
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -128,24 +135,27 @@ def test_killing_the_matrix_parent_kills_its_workers(tmp_path, signum):
     killed, neither may survive, re-parented to PID 1."""
     hang = "tiny-protected-smoke-cpu0"
     env = dict(os.environ, **{FAULTS_ENV: f"hang:{hang}"})
+    log = open(tmp_path / "matrix.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "pyharness", "matrix", "--configs", "tiny",
                              "--scenarios", "smoke", "-j", "2", "--out", str(tmp_path),
                              "--timeout", "300"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, stdin=subprocess.DEVNULL)
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
     workers: set[int] = set()
     try:
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(workers) < 2:
-            workers = {c for c in _children(proc.pid)
-                       if Path(f"/proc/{c}/cmdline").read_bytes() == cmdline}
+            # Forked workers share the parent's command line (read it each
+            # time: just after the spawn it may still be empty).
+            cmdline = _cmdline(proc.pid)
+            workers = {c for c in _children(proc.pid) if cmdline and _cmdline(c) == cmdline}
             time.sleep(0.2)
-        assert len(workers) == 2, "the matrix never started its two workers"
+        assert len(workers) == 2, ("the matrix never started its two workers: "
+                                   + (tmp_path / "matrix.log").read_text())
         time.sleep(3)   # the smoke run finishes: one worker idle, one hanging
         proc.send_signal(signum)
         proc.wait()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(w) for w in workers):
             time.sleep(0.1)
         survivors = [w for w in workers if _alive(w)]
@@ -157,6 +167,7 @@ def test_killing_the_matrix_parent_kills_its_workers(tmp_path, signum):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 # --- 11. a hostile JSON report -----------------------------------------------------
