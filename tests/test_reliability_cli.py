@@ -265,6 +265,23 @@ def test_decode_shows_a_stray_line_visibly(tmp_path):
     assert not _raw_controls(proc.stdout) and "\\x1b]0;owned\\x07" in proc.stdout
 
 
+def test_a_config_file_name_that_is_not_utf8_runs_and_reports(tmp_path):
+    """Python hands such a name over with lone surrogates, which cannot be
+    encoded: the KASLR seed, the generated files, the terminal and every
+    report used to raise UnicodeEncodeError on it."""
+    name = os.fsdecode(b"t\xffx_defconfig")
+    shutil.copyfile(TINY, tmp_path / name)
+    proc = pyharness("matrix", "--configs", str(tmp_path / name), "--scenarios", "smoke",
+                     "--modes", "nvhe", "-q", "--out", str(tmp_path / "out"),
+                     *(arg for kind in ("json", "junit", "html")
+                       for arg in (f"--{kind}", str(tmp_path / f"r.{kind}"))))
+    assert proc.returncode == 0, proc.stderr
+    assert "t\\xffx" in proc.stdout
+    (record,) = load_records(tmp_path / "r.json")
+    assert record.spec.config == str(tmp_path / name) and record.passed
+    ET.parse(tmp_path / "r.junit")
+
+
 def test_visible_escapes_what_a_terminal_would_act_on():
     from pyharness.terminal import visible
 

@@ -172,8 +172,11 @@ def cpus_for(nr_cpus: int) -> list[int]:
 
 
 def kaslr_seed_for(base_seed: int, run_key: str) -> int:
-    """A per-run KASLR seed, stable for a given base seed and run."""
-    return random.Random(f"{base_seed}:{run_key}").randrange(1 << 32)
+    """A per-run KASLR seed, stable for a given base seed and run. (Seeded with
+    the key's UTF-8 bytes, as a str seed is; a file name that is not UTF-8
+    keeps its raw bytes.)"""
+    key = f"{base_seed}:{run_key}".encode("utf-8", "surrogateescape")
+    return random.Random(key).randrange(1 << 32)
 
 
 def expand(configs: list[Path], scenarios: list[str], *,
