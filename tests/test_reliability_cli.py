@@ -436,3 +436,19 @@ def test_randconfig_asking_for_more_than_exist_gives_up(tmp_path, monkeypatch):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("what", ["/dev/zero", "fifo"])
+def test_decode_elf_that_is_not_a_file_is_one_line(tmp_path, what):
+    """--elf /dev/zero read until memory ran out; a FIFO blocked forever."""
+    if what == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        what = str(tmp_path / "fifo")
+    line = one_line_error(pyharness("decode", "--elf", what,
+                                    str(DATA / "firmware_console.log"), timeout=30))
+    assert "not a regular file" in line
+
+
+def test_only_failed_on_an_endless_file_is_one_line():
+    line = one_line_error(pyharness("matrix", "--only-failed", "/dev/zero", timeout=60))
+    assert "/dev/zero" in line

@@ -9,6 +9,8 @@ a bare list of records or a single record (the output of ``pyharness run
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,10 +81,28 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
     return RunRecord.from_json({**_DEFAULTS, **data})
 
 
+# Far more than any matrix writes; a larger input is not a report.
+MAX_REPORT_BYTES = 256 << 20
+
+
+def _read_report(path: Path) -> str:
+    """The text of a report file or pipe; a device (``/dev/zero``) or an
+    input over MAX_REPORT_BYTES is refused without reading it all."""
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            raise HarnessError(f"{path}: a device, not a report file; {_hint()}")
+        data = f.read(MAX_REPORT_BYTES + 1)
+    if len(data) > MAX_REPORT_BYTES:
+        raise HarnessError(f"{path}: over {MAX_REPORT_BYTES >> 20} MiB, too large to be a "
+                           f"report; {_hint()}")
+    return data.decode("utf-8")
+
+
 def load_records(path: Path) -> list[RunRecord]:
     """Every run record in a JSON report; bad files raise HarnessError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_report(path)
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such file; {_hint()}") from None
     except (OSError, UnicodeDecodeError) as err:
