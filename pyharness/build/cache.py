@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import elftools
+
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
@@ -117,9 +119,8 @@ BUILD_ENV_KEPT = ("PATH", "TMPDIR")
 
 
 def build_environment(toolchain: Toolchain) -> dict[str, str]:
-    """The environment CMake, the compiler and the kallsyms pass run in."""
-    import elftools  # the kallsyms pass uses the harness's own pyelftools
-
+    """The environment CMake, the compiler and the kallsyms pass run in (the
+    kallsyms pass with the harness's own pyelftools)."""
     env = {name: os.environ[name] for name in BUILD_ENV_KEPT if name in os.environ}
     env.update(LC_ALL="C", LANG="C", CROSS_COMPILE=toolchain.prefix,
                PYTHONPATH=str(Path(elftools.__file__).resolve().parent.parent))
