@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import resource
 import statistics
@@ -48,7 +49,7 @@ from pyharness.build import cache as builder
 from pyharness.judge.corruption import find_fault
 from pyharness.matrix import MatrixResult, Selection, plan, run_matrix
 from pyharness.matrix.pool import WorkerSettings, execute_spec
-from pyharness.platform import native
+from pyharness.platform import instance, native
 from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest
 from pyharness.run.spec import RunSpec
 
@@ -200,6 +201,10 @@ def reuse_on_and_off(specs: list[RunSpec]) -> None:
         with environment(PYHARNESS_REUSE=value):
             times = warm_runs(specs, quiet=True)
         rows.append((value, times))
+    # The pool's instances would be in every worker forked below (their
+    # resident pages counted in each worker's peak).
+    instance.clear_pool()
+    gc.collect()
     for value, times in rows:
         what = "one Unicorn instance per image (PYHARNESS_REUSE=1)" if value == "1" else \
             "a fresh Unicorn instance per run"

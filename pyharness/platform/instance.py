@@ -216,5 +216,10 @@ def give_back(platform: Platform) -> None:
     _POOL[key] = platform
 
 
+def clear_pool() -> None:
+    """Forget every released instance (their memory goes with them)."""
+    _POOL.clear()
+
+
 def _released(*_args: object) -> None:
     raise RuntimeError("a released platform ran")
