@@ -119,10 +119,12 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
     if setup is not None:
         setup(machine, image)
     result = machine.run()
-    return Observation(request=request, built=built, scenario=scenario.name, result=result,
-                       expect=oracle.expectation(scenario.name, built.elf),
-                       foreign_changes=machine.foreign_percpu_changes(),
-                       violations=watch.violations, build_ms=build_ms)
+    observation = Observation(request=request, built=built, scenario=scenario.name,
+                              result=result, expect=oracle.expectation(scenario.name, built.elf),
+                              foreign_changes=machine.foreign_percpu_changes(),
+                              violations=watch.violations, build_ms=build_ms)
+    machine.release()   # with $PYHARNESS_REUSE=1, the next run of this image reuses it
+    return observation
 
 
 def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
