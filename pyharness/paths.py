@@ -20,7 +20,7 @@ def source_root() -> Path:
     candidates.append(_PACKAGE_DIR.parent)
     for root in candidates:
         if (root / "Kconfig").is_file() and (root / "csrc").is_dir():
-            return root
+            return root.resolve()
     raise HarnessError(
         f"cannot find the firmware tree (Kconfig, csrc/) next to {_PACKAGE_DIR}; "
         "run pyharness from a checkout installed with `pip install -e .`, "
@@ -35,7 +35,20 @@ def configs_dir() -> Path:
     return source_root() / "configs"
 
 
-def default_build_dir() -> Path:
-    """Build trees go under ``$PYHARNESS_BUILD_DIR`` or ``<root>/build``."""
-    override = os.environ.get("PYHARNESS_BUILD_DIR")
-    return Path(override) if override else source_root() / "build"
+def build_base(out_dir: Path | str | None) -> Path:
+    """The absolute base directory of the build trees: ``out_dir`` (the
+    ``--out`` option), else ``$PYHARNESS_BUILD_DIR``, else ``<root>/build``.
+
+    A relative directory is taken from the current directory, once, here:
+    the build itself runs CMake in other directories. An empty ``--out``
+    is refused rather than taken as the current directory."""
+    if isinstance(out_dir, str) and not out_dir:
+        raise HarnessError('--out "": the build directory is empty; give a directory '
+                           "(for example --out build)")
+    chosen = out_dir if out_dir is not None else os.environ.get("PYHARNESS_BUILD_DIR")
+    base = Path(chosen) if chosen else source_root() / "build"
+    try:
+        return base.resolve()
+    except (OSError, RuntimeError) as err:   # RuntimeError: a symlink loop
+        raise HarnessError(f"build directory {base}: cannot resolve it ({err}); "
+                           "give another --out DIR") from None

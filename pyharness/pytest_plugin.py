@@ -78,10 +78,12 @@ class MatrixRunFailed(Exception):
 
 def failure_message(record: RunRecord) -> str:
     """The verdict, each reason, and the command that reproduces the run."""
+    from pyharness.terminal import visible
+
     lines = [f"verdict {record.verdict}:"]
     lines += [f"  {reason}" for reason in record.reasons or ["no reason given"]]
     lines.append(f"reproduce: {record.command}")
-    return "\n".join(lines)
+    return visible("\n".join(lines), multiline=True)
 
 
 class DefconfigFile(pytest.File):

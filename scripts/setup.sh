@@ -3,7 +3,8 @@
 # what is missing: the aarch64 cross compiler and Clang/LLVM (apt: GCC is
 # the default toolchain, Clang the CONFIG_CC_IS_CLANG one), a virtual
 # environment in .venv, and this package installed in it (editable, with
-# test extras).
+# test extras; the install builds the default firmware image and the
+# host-native hooks library, so the host's C compiler is needed too).
 # With --tests, also Debian's chromium, for the test that opens the HTML
 # report in a headless browser, and the kernel sources linux-source-6.1 and
 # linux-source-6.12 (/usr/src/linux-source-X.Y.tar.xz), for the tests that
@@ -41,6 +42,8 @@ command -v "${CROSS_COMPILE:-aarch64-linux-gnu-}gcc" >/dev/null 2>&1 ||
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 command -v ld.lld >/dev/null 2>&1 || missing="$missing lld"
 command -v llvm-objcopy >/dev/null 2>&1 || missing="$missing llvm"
+# The host compiler builds the harness's native hooks library (native/).
+command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
 	missing="$missing python3-venv"
@@ -69,9 +72,11 @@ if [ ! -x .venv/bin/python ]; then
 	python3 -m venv .venv
 fi
 
-# Reinstall only when the package metadata changed since the last install.
+# Reinstall only when the package metadata, the top-level build or the
+# native hooks library's sources changed since the last install.
 stamp=.venv/.pyharness-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ CMakeLists.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ CMakeLists.txt -nt "$stamp" ] ||
+	[ -n "$(find native cmake -newer "$stamp" 2>/dev/null)" ]; then
 	echo "setup: installing pyharness into .venv"
 	# A previous editable install's import hook would shadow this tree
 	# inside the install's own build (CMake runs pyharness.kconfig.outputs and

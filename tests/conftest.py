@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -164,6 +165,23 @@ def fixture_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], P
         return built[config]
 
     return get
+
+
+def pyharness_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                  timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m pyharness ARGS`` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "pyharness", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one line of a bad-input exit (2, no traceback)."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -26,7 +26,7 @@ from pyharness.cli.main import main
 from pyharness.elf.image import load_image
 from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.expand import expand, unwinder_axis
-from pyharness.paths import default_build_dir
+from pyharness.paths import build_base
 from pyharness.reports.footprint import read_footprint
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
@@ -43,7 +43,7 @@ def debian():
     def get(generation: str) -> kernelsrc.KernelSource:
         if generation not in made:
             source = kernelsrc.open_source(kernelsrc.debian_tarball(generation),
-                                           default_build_dir())
+                                           build_base(None))
             assert source is not None
             made[generation] = source
         return made[generation]

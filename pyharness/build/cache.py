@@ -10,6 +10,13 @@ A build with a kernel tree's unwinder is named for its generation
 real build the configuration's older trees beyond the newest few are
 removed (:mod:`pyharness.build.trees`; ``pyharness clean`` does the rest).
 
+The stamp (``build.json``) records the image's sha256: an image damaged
+since (truncated, patched) is built again, and the result says why. A
+finished build is found without the lock and without writing anything, so
+a shared read-only cache can be used; only a build needs write access
+(``_build_lock``). The build runs in a scrubbed environment
+(``build_environment``).
+
 Many builds of one source tree that differs a file at a time (``pyharness
 mutate``) may compile in a persistent CMake tree instead (``scratch``):
 Ninja then recompiles only what the change touched, and the image is copied
@@ -18,22 +25,28 @@ into the keyed directory like any other.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+import elftools
 
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
-from pyharness.paths import default_build_dir, source_root
-from pyharness.build.lock import exclusive
 from pyharness.build.kernelsrc import KernelSource, KernelTree, open_source
+from pyharness.files import write_atomically
+from pyharness.paths import build_base, source_root
 from pyharness.build.toolchain import Toolchain, find_toolchain
 from pyharness.build.trees import STAMP, prune_after_build, write_marker
 
@@ -51,6 +64,8 @@ class BuildResult:
     cached: bool
     seconds: float
     kernel: KernelSource | None = None   # None: the lab's own unwinder
+    # Why a build directory that held a finished build was built again.
+    rebuilt_because: str | None = None
 
     @property
     def unwinder(self) -> str:
@@ -122,6 +137,25 @@ def _cmake() -> str:
     return cmake
 
 
+# The only variables of the caller's environment the build sees (README,
+# "build"). CFLAGS, CC, CPATH, GCC_EXEC_PREFIX, CMAKE_*, MAKEFLAGS and the
+# like would change the image without changing its key, and CMake would keep
+# them in CMakeCache.txt: the image is a function of (.config, sources,
+# toolchain) and nothing else.
+BUILD_ENV_KEPT = ("PATH", "TMPDIR")
+
+
+def build_environment(toolchain: Toolchain) -> dict[str, str]:
+    """The environment CMake, the compiler and the kallsyms pass run in (the
+    kallsyms pass with the harness's own pyelftools)."""
+    env = {name: os.environ[name] for name in BUILD_ENV_KEPT if name in os.environ}
+    env.update(LC_ALL="C", LANG="C",
+               PYTHONPATH=str(Path(elftools.__file__).resolve().parent.parent))
+    # GCC's prefix, or for Clang the kernel's LLVM= suffix or directory.
+    env["LLVM" if toolchain.compiler == "clang" else "CROSS_COMPILE"] = toolchain.prefix
+    return env
+
+
 def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -133,8 +167,7 @@ def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
              build_dir: Path, jobs: int | None, kernel: KernelSource | None, *,
              reconfigure: bool = True) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
-    env = dict(os.environ, **({"LLVM": toolchain.prefix} if toolchain.compiler == "clang"
-                              else {"CROSS_COMPILE": toolchain.prefix}))
+    env = build_environment(toolchain)
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     if reconfigure or not (build_dir / "CMakeCache.txt").is_file():
         _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
@@ -146,18 +179,111 @@ def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
          build_dir, "firmware build", env)
 
 
-def _read_stamp(build_dir: Path, digest: str) -> bool:
+# Characters a CMake/Ninja build cannot carry in a path: a list separator,
+# quotes and escapes, comment and shell characters Ninja's generator rejects.
+_CMAKE_UNSAFE = re.compile(r'[;"#\\<>|?\x00-\x1f\x7f-\x9f\ud800-\udfff]')
+
+
+def build_dir_name(config_name: str, digest: str) -> str:
+    """``<slug>-<digest[:12]>``: no config name can reach outside the base
+    directory or break the CMake files that carry it."""
+    return f"{kconfig.config_slug(config_name)}-{digest[:12]}"
+
+
+def _check_cmake_can_carry(build_dir: Path) -> None:
+    for what, path, fix in (("build directory", build_dir.parent, "give another --out DIR"),
+                            ("the firmware tree", source_root(),
+                             "move the checkout to a plainer path")):
+        bad = _CMAKE_UNSAFE.search(str(path))
+        if bad:
+            raise HarnessError(f"{what} {ascii(str(path))[1:-1]}: CMake cannot build in a "
+                               f"path holding {ascii(bad.group())}; {fix}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_built(build_dir: Path, digest: str) -> tuple[bool, str | None]:
+    """(finished, problem): whether the build directory holds the finished
+    image of ``digest``, checked against the sha256 its stamp recorded; the
+    problem says why not when a stamp is there but its image is not right.
+    Reads only, takes no lock: stamps are replaced atomically."""
     try:
-        stamp = json.loads((build_dir / STAMP).read_text())
-    except (OSError, ValueError):
-        return False
-    return stamp.get("digest") == digest and (build_dir / "vmlinux").is_file()
+        stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False, None
+    if not isinstance(stamp, dict) or stamp.get("digest") != digest:
+        return False, None
+    recorded = stamp.get("sha256")
+    if not isinstance(recorded, str):
+        return False, "its stamp records no sha256 of the image (an older pyharness)"
+    try:
+        actual = _sha256(build_dir / "vmlinux")
+    except OSError as err:
+        return False, f"the cached vmlinux cannot be read ({err.strerror})"
+    if actual != recorded:
+        return False, "the cached vmlinux does not match the sha256 recorded when it was built"
+    return True, None
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+
+@contextmanager
+def _build_lock(config: kconfig.ResolvedConfig, build_dir: Path) -> Iterator[None]:
+    """Exclusive use of ``build_dir`` for a build: the one place a build
+    needs write access to the base directory."""
+    base = build_dir.parent
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(base / f".{build_dir.name}.lock")
+    except OSError as err:
+        raise HarnessError(f"cannot build {config.name} in {base}: the directory is not "
+                           f"writable ({err.strerror}) and holds no finished build of it; "
+                           "pass a writable --out DIR") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fresh_build(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Path,
+                 digest: str, jobs: int | None, kernel: KernelSource | None,
+                 scratch: Path | None = None) -> None:
+    """Build from an empty directory: nothing of an earlier, unfinished or
+    damaged build (objects, a stale CMakeCache.txt) is reused. With
+    ``scratch``, compile incrementally in its persistent tree for this
+    configuration and copy the image in."""
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    write_marker(build_dir, digest)
+    if scratch is None:
+        _compile(config, toolchain, build_dir, jobs, kernel)
+    else:
+        tree = scratch_tree(scratch, config)
+        tree.mkdir(parents=True, exist_ok=True)
+        _compile(config, toolchain, tree, jobs, kernel, reconfigure=False)
+        shutil.copyfile(tree / "vmlinux", build_dir / "vmlinux")
+    stamp = {"digest": digest, "config": str(config.source), "toolchain": toolchain.version,
+             "sha256": _sha256(build_dir / "vmlinux")}
+    if kernel:
+        stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
+                     kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
+    write_atomically(build_dir / STAMP, json.dumps(stamp, indent=1) + "\n")
 
 
 def scratch_tree(scratch: Path, config: kconfig.ResolvedConfig) -> Path:
     """The persistent CMake tree under ``scratch`` for this configuration
     (and this source root: one scratch directory must serve one root)."""
-    return scratch / f"{config.name}-{hashlib.sha256(config.dotconfig.encode()).hexdigest()[:12]}"
+    return scratch / build_dir_name(config.name, hashlib.sha256(config.dotconfig.encode()).hexdigest())
 
 
 def _touch(path: Path) -> None:
@@ -186,36 +312,27 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         raise kconfig.ConfigError(
             f"{config.source}: CONFIG_KVM is not set, so there is no hypervisor "
             "to build or test; set CONFIG_KVM=y")
+    if jobs is not None and jobs < 1:
+        raise HarnessError(f"-j {jobs}: the number of compile jobs must be at least 1")
     toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
-    base = Path(out_dir) if out_dir is not None else default_build_dir()
+    base = build_base(out_dir)
     kernel = open_source(kernel_src, base)
     digest = build_digest(config, toolchain, kernel.tree if kernel else None)
     unwinder = f"-{kernel.unwinder}" if kernel else ""
-    build_dir = base / f"{config.name}{unwinder}-{digest[:12]}"
-    with exclusive(base, build_dir.name, f"the build directory {build_dir}"):
-        build_dir.mkdir(exist_ok=True)
-        cached = _read_stamp(build_dir, digest)
-        if cached:
-            _touch(build_dir / STAMP)        # its last use, for `pyharness clean`
-        else:
-            build_dir.mkdir(exist_ok=True)
-            write_marker(build_dir, digest)
-            (build_dir / STAMP).unlink(missing_ok=True)
-            if scratch is None:
-                _compile(config, toolchain, build_dir, jobs, kernel)
-            else:
-                tree = scratch_tree(scratch, config)
-                tree.mkdir(parents=True, exist_ok=True)
-                _compile(config, toolchain, tree, jobs, kernel, reconfigure=False)
-                shutil.copyfile(tree / "vmlinux", build_dir / "vmlinux")
-            stamp = {"digest": digest, "config": str(config.source),
-                     "toolchain": toolchain.version}
-            if kernel:
-                stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
-                             kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
-            (build_dir / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
-    if not cached:
-        prune_after_build(base, f"{config.name}{unwinder}", build_dir)
+    build_dir = base / build_dir_name(f"{config.name}{unwinder}", digest)
+    _check_cmake_can_carry(build_dir)
+    cached, problem = _check_built(build_dir, digest)
+    rebuilt_because = None
+    if cached:
+        _touch(build_dir / STAMP)            # its last use, for `pyharness clean`
+    else:
+        with _build_lock(config, build_dir):
+            cached, again = _check_built(build_dir, digest)  # another process built it?
+            if not cached:
+                rebuilt_because = problem or again
+                _fresh_build(config, toolchain, build_dir, digest, jobs, kernel, scratch)
+        if not cached:
+            prune_after_build(base, f"{config.name}{unwinder}", build_dir)
     return BuildResult(config=config, elf=build_dir / "vmlinux", build_dir=build_dir,
-                       digest=digest, cached=cached,
-                       seconds=time.monotonic() - started, kernel=kernel)
+                       digest=digest, cached=cached, seconds=time.monotonic() - started,
+                       kernel=kernel, rebuilt_because=rebuilt_because)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pyharness.build.trees import (DEFAULT_KEEP, KEEP_ENV, BuildTree, build_trees,
                                    older_than_newest, remove_tree)
 from pyharness.errors import EXIT_OK, HarnessError
-from pyharness.paths import default_build_dir
+from pyharness.paths import build_base
 
 
 def _megabytes(size: int) -> str:
@@ -25,7 +25,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     if keep < 0 or (not args.all and keep == 0):
         raise HarnessError(f"--keep {keep}: keep at least 1 per configuration "
                            "(--all removes every build tree)")
-    base = args.out if args.out is not None else default_build_dir()
+    base = build_base(args.out)
     trees = build_trees(base)
     doomed = trees if args.all else older_than_newest(trees, keep)
     removed: list[tuple[BuildTree, int]] = []

@@ -9,41 +9,86 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from pyharness.decode.decoder import decode_parsed
 from pyharness.decode.jsonio import format_json
-from pyharness.decode.logbytes import log_text
+from pyharness.decode.logbytes import SNIFF_BYTES, log_text
 from pyharness.decode.text import format_text
 from pyharness.elf.symbolizer import ElfSymbolizer
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.judge.logrecords import ParsedLog
 from pyharness.judge.tracelog import parse_log
+from pyharness.terminal import visible
 
 
-def read_log(source: str | None) -> tuple[str, str]:
-    """(text, name) of the log at ``source``; ``-`` or None reads stdin."""
+# Kernel log lines are at most 1 KiB (printk); the rest of a longer line is
+# skipped as it is read, so one huge line cannot take the memory.
+MAX_LINE_BYTES = 64 * 1024
+
+
+@contextmanager
+def open_log(source: str | None) -> Iterator[tuple[Iterator[str], str]]:
+    """(lines, name) of the log at ``source``, read line by line as the
+    parser asks (memory does not grow with the log); ``-`` or None is stdin."""
     if source is None or source == "-":
         stdin = sys.stdin
         if stdin is None or (source is None and stdin.isatty()):
             raise HarnessError("no log to decode: give a log file, or `-` and pipe "
                                "the log into stdin")
-        data = stdin.buffer.read()
-        name = "<stdin>"
-    else:
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise HarnessError(f"{path}: no such file; give the kernel log to decode "
-                               "(or `-` to read stdin)") from None
-        except IsADirectoryError:
-            raise HarnessError(f"{path}: is a directory; give the kernel log file to "
-                               "decode") from None
-        except OSError as err:
-            raise HarnessError(f"{path}: cannot read the log ({err.strerror})") from None
-        name = str(path)
-    return log_text(data, name), name
+        yield _lines(stdin.buffer, "<stdin>"), "<stdin>"
+        return
+    path = Path(source)
+    try:
+        stream = open(path, "rb")
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such file; give the kernel log to decode "
+                           "(or `-` to read stdin)") from None
+    except IsADirectoryError:
+        raise HarnessError(f"{path}: is a directory; give the kernel log file to "
+                           "decode") from None
+    except OSError as err:
+        raise HarnessError(f"{path}: cannot read the log ({err.strerror})") from None
+    with stream:
+        yield _lines(stream, str(path)), str(path)
+
+
+def _lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Each line of ``stream`` without its line end, decoded as UTF-8 with
+    replacement characters. The first 64 KiB decide whether it is text at
+    all (decode/logbytes.py); a UTF-16 log is decoded whole."""
+    try:
+        head = stream.read(SNIFF_BYTES)
+        first = log_text(head, name)             # one clear message for a binary file
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = log_text(head + stream.read(), name)
+            yield from text.split("\n" if "\n" in text else "\r")
+            return
+        if b"\n" not in head and b"\r" in head:   # an old Mac's line ends
+            yield from (first + stream.read().decode("utf-8", "replace")).split("\r")
+            return
+        pending = head
+        while True:
+            end = pending.find(b"\n")
+            if end >= 0:
+                yield pending[:end].decode("utf-8", errors="replace")
+                pending = pending[end + 1:]
+                continue
+            more = stream.readline(MAX_LINE_BYTES)
+            if not more:
+                if pending:
+                    yield pending.decode("utf-8", errors="replace")
+                return
+            pending += more
+            if len(pending) >= MAX_LINE_BYTES and not pending.endswith(b"\n"):
+                yield pending[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
+                while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                pending = b""
+    except OSError as err:
+        raise HarnessError(f"{name}: cannot read the log ({err.strerror})") from None
 
 
 def _explain_nothing_found(parsed: ParsedLog, name: str) -> str:
@@ -60,23 +105,24 @@ def _explain_nothing_found(parsed: ParsedLog, name: str) -> str:
 
 def run_decode(args: argparse.Namespace) -> int:
     """The ``decode`` subcommand: 0 decoded, 1 nothing found or a mismatch, 2 bad input."""
-    text, name = read_log(args.log)
-    symbolizer = ElfSymbolizer(args.elf) if args.elf is not None else None
-    try:
-        parsed = parse_log(text, pasted=True)
-        traces = decode_parsed(parsed, symbolizer)
-        if symbolizer is not None and not symbolizer.has_line_info:
-            print(f"pyharness decode: {args.elf} has no DWARF line table; file:line left "
-                  "out (build with -g)", file=sys.stderr)
-    finally:
-        if symbolizer is not None:
-            symbolizer.close()
+    with open_log(args.log) as (lines, name):   # a missing log is reported first
+        symbolizer = ElfSymbolizer(args.elf) if args.elf is not None else None
+        try:
+            parsed = parse_log(lines, pasted=True)
+            traces = decode_parsed(parsed, symbolizer)
+            if symbolizer is not None and not symbolizer.has_line_info:
+                print(visible(f"pyharness decode: {args.elf} has no DWARF line table; "
+                              "file:line left out (build with -g)"), file=sys.stderr)
+        finally:
+            if symbolizer is not None:
+                symbolizer.close()
     if args.json:
         sys.stdout.write(format_json(traces, source=name, elf_path=args.elf))
     elif traces:
-        sys.stdout.write(format_text(traces, elf_path=args.elf))
+        sys.stdout.write(visible(format_text(traces, elf_path=args.elf), multiline=True))
     if not traces:
-        print(f"pyharness decode: {_explain_nothing_found(parsed, name)}", file=sys.stderr)
+        print(visible(f"pyharness decode: {_explain_nothing_found(parsed, name)}"),
+              file=sys.stderr)
         return EXIT_CHECK_FAILED
     if any(t.mismatches for t in traces):
         return EXIT_CHECK_FAILED

@@ -18,12 +18,13 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.clean import add_clean_parser
 from pyharness.cli.decode import add_decode_parser
 from pyharness.cli.report import add_report_parser
-from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
-from pyharness.run.spec import MODES
+from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, BuildError, HarnessError
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES
 from pyharness.cli.matrix import add_matrix_parser
 from pyharness.cli.mutate import add_mutate_parser
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest, run_one
+from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
+from pyharness.terminal import visible
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,7 +35,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
     width = max((len(kconfig.config_name(p)) for p in paths), default=0)
     for path in paths:
         resolved = kconfig.resolve(path)
-        print(f"{resolved.name:<{width}}  {resolved.summary.one_line()}")
+        print(visible(f"{resolved.name:<{width}}  {resolved.summary.one_line()}"))
     return EXIT_OK
 
 
@@ -47,16 +48,18 @@ def cmd_build(args: argparse.Namespace) -> int:
         result = builder.build(config, out_dir=args.out, jobs=args.jobs, kernel_src=kernel_src)
         if result.cached:
             note = "cached, no compiler work"
+        elif result.rebuilt_because:
+            note = f"rebuilt in {result.seconds:.1f} s: {result.rebuilt_because}"
         else:
             note = f"built in {result.seconds:.1f} s"
         name = result.config.name
         if result.kernel is not None:
             kernel = result.kernel
             name += f" with the {kernel.unwinder} unwinder of {kernel.given} ({kernel.tree.version})"
-        print(f"{name}: {note}", file=sys.stderr)
+        print(visible(f"{name}: {note}"), file=sys.stderr)
         if result.kernel is not None:
-            print(f"compile_commands.json: {result.compile_commands}", file=sys.stderr)
-        print(result.elf)
+            print(visible(f"compile_commands.json: {result.compile_commands}"), file=sys.stderr)
+        print(visible(result.elf))
     return EXIT_OK
 
 
@@ -66,7 +69,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     known = list_scenarios(elf)
     width = max(len(s.name) for s in known)
     for scenario in known:
-        print(f"{scenario.name:<{width}}  {scenario.description}")
+        print(visible(f"{scenario.name:<{width}}  {scenario.description}"))
     return EXIT_OK
 
 
@@ -80,13 +83,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(record.to_json(), indent=1))
     else:
         for line in record.console:
-            print(line)
+            print(visible(line))
         spec = record.spec
-        print(f"--- {spec.row} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
-              f"{record.verdict.upper()} ({record.instructions} instructions, "
-              f"{record.elapsed_ms:.1f} ms)", file=sys.stderr)
+        print(visible(f"--- {spec.row} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
+                      f"{record.verdict.upper()} ({record.instructions} instructions, "
+                      f"{record.elapsed_ms:.1f} ms)"), file=sys.stderr)
         for reason in record.reasons:
-            print(f"    {reason}", file=sys.stderr)
+            print(visible(f"    {reason}"), file=sys.stderr)
     return EXIT_OK if record.passed else EXIT_CHECK_FAILED
 
 
@@ -96,9 +99,9 @@ def cmd_menuconfig(args: argparse.Namespace) -> int:
     target = Path(args.config)
     saved = run_menuconfig(target)
     for path in saved:
-        print(f"saved {path}", file=sys.stderr)
+        print(visible(f"saved {path}"), file=sys.stderr)
     if not saved:
-        print(f"{target}: no change", file=sys.stderr)
+        print(visible(f"{target}: no change"), file=sys.stderr)
     return EXIT_OK
 
 
@@ -125,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Kconfig fragment or .config, or a shipped config name")
     p.add_argument("--all", action="store_true",
                    help="build every shipped configuration (configs/*_defconfig)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", default=None,
                    help="base directory for build trees (default: build/)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="parallel compile jobs (default: number of CPUs)")
@@ -153,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"instruction budget (default {DEFAULT_MAX_INSTRUCTIONS})")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"wall-clock budget in seconds (default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--out", type=Path, default=None, help="base directory for build trees")
+    p.add_argument("--out", default=None, help="base directory for build trees")
     add_kernel_src_option(p)
 
     p = _add(sub, "scenarios", cmd_scenarios, "list the scenarios")
@@ -173,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except HarnessError as err:
-        print(f"pyharness: error: {err}", file=sys.stderr)
+        # A build's own failure carries the compiler's lines; bad input is one line.
+        message = visible(err, multiline=isinstance(err, BuildError))
+        print(f"pyharness: error: {message}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:
         # The reader went away (`pyharness configs | head`): not an error.

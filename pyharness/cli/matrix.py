@@ -11,16 +11,20 @@ import functools
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
+from pyharness.build.cache import source_files
 from pyharness.build.kernelsrc import default_kernel_src
 from pyharness.cli.options import add_kernel_src_option, check_writable
 from pyharness.errors import EXIT_OK, HarnessError
+from pyharness.paths import configs_dir, kconfig_file
 from pyharness.matrix.progress import make_progress
+from pyharness.platform.results import check_budgets
 from pyharness.reports import write_html, write_json, write_junit
 from pyharness.reports.records import MatrixPlanIds
 from pyharness.reports.triage import terminal_report
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.terminal import visible
 from pyharness.run.record import RunRecord
 from pyharness.matrix.execute import KILL_GRACE_S, default_jobs, run_matrix
 from pyharness.matrix.selection import Selection, plan
@@ -30,10 +34,22 @@ _WRITERS: dict[str, Callable[[list[RunRecord], Path], None]] = {
 
 
 def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """The requested report files, checked writable before any work starts."""
+    """The requested report files, checked writable and harmless before any
+    work starts: no report may replace an input or another report."""
     paths = {kind: getattr(args, kind) for kind in _WRITERS if getattr(args, kind)}
+    owners: dict[Path, str] = {}
     for kind, path in paths.items():
         check_writable(path, f"--{kind}")
+        real = _real(path)
+        if real in owners:
+            raise HarnessError(f"--{kind} {path}: the same file as --{owners[real]}; "
+                               "give each report a file of its own")
+        owners[real] = kind
+        if _real(configs_dir()) in real.parents:
+            raise HarnessError(f"--{kind} {path}: inside the configurations directory "
+                               f"{configs_dir()}; write reports elsewhere")
+    _refuse_inputs(paths, [c for c in args.configs or () if Path(c).is_file()]
+                   + [str(p) for p in source_files()] + [str(kconfig_file())])
     return paths
 
 
@@ -44,6 +60,21 @@ def _kernel_srcs(args: argparse.Namespace) -> tuple[str, ...]:
         return tuple(args.kernel_src)
     default = default_kernel_src()
     return (default,) if default and args.only_failed is None else ()
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def _refuse_inputs(reports: dict[str, Path], inputs: Iterable[str]) -> None:
+    """A report that would replace one of the matrix's input files is bad input."""
+    real_inputs = {_real(Path(p)): p for p in inputs}
+    for kind, path in reports.items():
+        if _real(path) in real_inputs:
+            raise HarnessError(f"--{kind} {path}: that is {real_inputs[_real(path)]}, an input "
+                               "of this matrix, which the report would replace; give "
+                               "another file")
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -57,14 +88,15 @@ def _selection(args: argparse.Namespace) -> Selection:
 def cmd_matrix(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
-    if args.timeout <= 0 or args.max_instructions <= 0:
-        raise HarnessError("--timeout and --max-instructions must be positive")
+    check_budgets(args.max_instructions, args.timeout)
     if args.max_failures is not None and args.max_failures < 1:
         raise HarnessError(f"--max-failures {args.max_failures}: give at least 1")
     reports = _report_paths(args)
     matrix_plan = plan(_selection(args))
+    _refuse_inputs(reports, [spec.config for spec in matrix_plan.specs])
     jobs = args.jobs or default_jobs()
-    print(f"{matrix_plan.describe()}; {jobs} worker{'s' if jobs > 1 else ''}", flush=True)
+    print(visible(f"{matrix_plan.describe()}; {jobs} worker{'s' if jobs > 1 else ''}"),
+          flush=True)
 
     result = run_matrix(matrix_plan.specs, jobs, out_dir=args.out,
                         run_timeout_s=args.timeout, max_instructions=args.max_instructions,
@@ -88,7 +120,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     print()
     print(result.summary_line())
     for kind, path in reports.items():
-        print(f"{kind}: {path}")
+        print(visible(f"{kind}: {path}"))
     return result.exit_code if result.records else EXIT_OK
 
 
@@ -125,14 +157,15 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
     run = p.add_argument_group("how to run")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    run.add_argument("--timeout", type=float, default=None, metavar="S",
                      help=f"wall-clock budget per run in seconds (default "
-                          f"{DEFAULT_TIMEOUT_S:g}); a worker still busy {KILL_GRACE_S:g} s "
-                          "later is killed and its run is an error")
-    run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
-                     metavar="N",
-                     help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS})")
-    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                          f"{DEFAULT_TIMEOUT_S:g}, or each rerun's own with --only-failed); "
+                          f"a worker still busy {KILL_GRACE_S:g} s later is killed and its "
+                          "run is an error")
+    run.add_argument("--max-instructions", type=int, default=None, metavar="N",
+                     help=f"instruction budget per run (default {DEFAULT_MAX_INSTRUCTIONS}, "
+                          "or each rerun's own with --only-failed)")
+    run.add_argument("--out", default=None, metavar="DIR",
                      help="base directory for build trees (default: build/)")
     run.add_argument("--max-failures", type=int, default=None, metavar="N",
                      help="stop after N runs did not pass: no new runs, workers stopped, "

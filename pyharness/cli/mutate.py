@@ -14,7 +14,7 @@ from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.mutate.html import write_html
 from pyharness.mutate.report import extra_lines, mutant_lines, to_json, write_json
 from pyharness.mutate.session import Options, Result, execute, prepare
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 
 def _options(args: argparse.Namespace) -> Options:

@@ -15,7 +15,9 @@ oracle must not share its symbol choice (docs/architecture.md).
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,10 +102,16 @@ class ElfReader:
 
     @classmethod
     def open(cls, path: Path, *, hint: str, missing: str | None = None) -> ElfReader:
-        """Read ``path`` whole; a missing or unreadable file is an ElfReadError
-        (``missing``: the message for a missing file, after the path)."""
+        """Read ``path`` whole; a missing or unreadable file, or one that is
+        not a regular file (``/dev/zero`` would be read until memory ran out,
+        a FIFO would block), is an ElfReadError (``missing``: the message for
+        a missing file, after the path)."""
         try:
-            data = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise ElfReadError(f"{path}: not a regular file, not an ELF file; {hint}")
+                data = f.read()
         except FileNotFoundError:
             raise ElfReadError(f"{path}: {missing or 'no such file; ' + hint}") from None
         except IsADirectoryError:

@@ -7,6 +7,7 @@ and nesting."""
 from __future__ import annotations
 
 import re
+from typing import Iterable, Iterator
 
 from pyharness.judge.logrecords import LogLine
 
@@ -41,8 +42,11 @@ def split_line(number: int, raw: str) -> LogLine:
     return LogLine(number=number, raw=raw, text=text[pos:], quote_depth=depth)
 
 
-def split_lines(text: str) -> list[LogLine]:
-    """Every line of ``text``, numbered from 1 (only ``\\n`` ends a line, or
-    ``\\r`` in a text that has no ``\\n`` at all: an old Mac's line ends)."""
-    ends = "\n" if "\n" in text or "\r" not in text else "\r"
-    return [split_line(i, raw) for i, raw in enumerate(text.split(ends), start=1)]
+def split_lines(lines: str | Iterable[str]) -> Iterator[LogLine]:
+    """Every line, numbered from 1, one at a time: of a string (where only
+    ``\n`` ends a line, or ``\r`` in a text that has no ``\n`` at all: an
+    old Mac's line ends) or of an iterable of lines (a log being read)."""
+    if isinstance(lines, str):
+        ends = "\n" if "\n" in lines or "\r" not in lines else "\r"
+        lines = lines.split(ends)
+    return (split_line(i, raw) for i, raw in enumerate(lines, start=1))

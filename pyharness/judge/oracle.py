@@ -16,7 +16,9 @@ pcs the dump must show. Printed forms follow the kernel's rules, computed
 from the ELF (:class:`pyharness.elf.symbols.KallsymsTable`).
 
 Cost: one callback per frame set up in the hypervisor, not per
-instruction.
+instruction; the frame callbacks are C (:mod:`pyharness.platform.native`)
+when the helper library is built, and the records are read from its
+buffer when the unwind starts.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class HypOracle:
         self.code = hyp_code_points(image)
         self.kallsyms = image.kallsyms
         self._records: dict[int, tuple[int, int]] = {}
+        self._setup_imm: dict[int, int] = {}     # runtime VA of a frame setup -> imm
+        self._frames_read = 0
         self.capture: _PanicCapture | None = None
         self.problems: list[str] = []
         rules = rules_for(image.unwinder)
@@ -95,8 +99,9 @@ class HypOracle:
         self._install()
 
     def _install(self) -> None:
-        for addr, imm in self.code.frame_setups:
-            self.machine.add_code_hook(addr, self._frame_hook(imm), space="hyp")
+        setups = self.code.frame_setups
+        vas = self.machine.add_frame_setup_hooks([addr for addr, _ in setups], space="hyp")
+        self._setup_imm = {va: imm for va, (_, imm) in zip(vas, setups)}
         start = self.image.find_symbol(PREPARE_BACKTRACE)
         if start is None:
             self.problems.append(f"oracle: the image has no {PREPARE_BACKTRACE}, where the "
@@ -107,19 +112,23 @@ class HypOracle:
 
     # -- hooks ------------------------------------------------------------
 
-    def _frame_hook(self, imm: int):
-        records = self._records
-        register = self.machine.register
-
-        def on_frame(_machine: Machine, _link_address: int) -> None:
-            records[register("sp") + imm] = (register("fp"), register("lr"))
-        return on_frame
+    def _read_frames(self) -> None:
+        """The records made since the last call, in the order they were made:
+        ``{sp + imm: (x29, x30)}`` as each frame setup was about to run
+        (``add x29, sp, #imm``: the record x29 will point at)."""
+        frames = self.machine.frames(self._frames_read)
+        self._frames_read += len(frames)
+        for frame in frames:
+            imm = self._setup_imm.get(frame.pc)
+            if imm is not None:   # a reused machine may record elsewhere too
+                self._records[frame.sp + imm] = (frame.fp, frame.lr)
 
     def _on_unwind_start(self, machine: Machine, _link_address: int) -> None:
         """kvm_nvhe_prepare_backtrace(fp, pc) is being entered: x0 and x1 are
         where the hyp asks its unwinder to start."""
         if self.capture is not None:
             return
+        self._read_frames()
         regs = machine.registers()
         capture = _PanicCapture(start_pc=regs["x1"], start_fp=regs["x0"], registers=regs)
         self._check_start(capture, regs)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from pyharness.judge.logprefix import split_lines
 from pyharness.judge.logrecords import (OTHER_TRACE_FOOTERS, OTHER_TRACE_HEADERS,
@@ -404,9 +405,10 @@ def _whole_line(text: str) -> bool:
     return parse_frame(text, "", 0, notes=True) is not None or text.strip() in _KIND_OF_FOOTER
 
 
-def parse_log(text: str, *, pasted: bool = False) -> ParsedLog:
-    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``;
-    ``pasted``: also join wrapped lines and allow notes after frames."""
+def parse_log(text: str | Iterable[str], *, pasted: bool = False) -> ParsedLog:
+    """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``:
+    a string, or an iterable of its lines (read as they come); ``pasted``:
+    also join wrapped lines and allow notes after frames."""
     parser = _LogParser(pasted)
     lines = split_lines(text)
     for line in unwrap(lines, _whole_line) if pasted else lines:

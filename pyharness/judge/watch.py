@@ -10,14 +10,19 @@
 
 Each becomes a reason on the run's record. Watches are on physical
 ranges, so one watch covers every mapping of the same bytes (a hyp stack
-seen through the hyp's private range and through the kernel image), and
-costs a callback only when its range is touched.
+seen through the hyp's private range and through the kernel image). The
+machine records the accesses (:meth:`Machine.watch_hits`, in C when the
+helper library is built, see docs/platform.md); they become reasons when
+:attr:`BoundsWatch.violations` is read, after the run.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pyharness.elf.image import Image
 from pyharness.platform.geometry import stack_geometry
+from pyharness.platform.hook_records import Hit
 from pyharness.platform.machine import Machine
 
 OVERFLOW_GUARD_BYTES = 256
@@ -29,46 +34,51 @@ class BoundsWatch:
         self.machine = machine
         self.cpu = cpu
         self.geometry = stack_geometry(image)
-        self.violations: list[str] = []
+        # watch id -> (what it means, which of its hits count)
+        self._watches: dict[int, tuple[str, Callable[[Hit], bool] | None]] = {}
         self._watch_shared_buffer()
         self._watch_below_overflow_stack()
         self._watch_other_cpus_stacks()
 
-    def _note(self, what: str, pa: int) -> None:
-        pc = self.machine.register("pc")
-        self.violations.append(f"{what} at PA {pa:#x} (pc {pc:#x})")
+    @property
+    def violations(self) -> list[str]:
+        """One reason per offending access, in the order they happened."""
+        notes = []
+        for hit in self.machine.watch_hits():
+            what, counts = self._watches.get(hit.watch, (None, None))
+            if what is not None and (counts is None or counts(hit)):
+                notes.append(f"{what} at PA {hit.address:#x} (pc {hit.pc:#x})")
+        if self.machine.watch_hits_dropped:
+            notes.append(f"{self.machine.watch_hits_dropped} more accesses to watched "
+                         "ranges were not recorded")
+        return notes
+
+    def _watch(self, pa: int, size: int, what: str, *, reads: bool = False,
+               counts: Callable[[Hit], bool] | None = None) -> None:
+        watch = (self.machine.watch_reads if reads else self.machine.watch_writes)(pa, size)
+        self._watches[watch] = (what, counts)
 
     def _watch_shared_buffer(self) -> None:
         if not self.geometry.has_trace_buffer:
             return
         shared = self.geometry.shared_pages_pa
         own = self.geometry.trace_buffer_pa(self.cpu)
-
-        def on_write(_machine: Machine, va: int, _size: int, _is_write: bool) -> None:
-            self._note("write outside this CPU's shared trace buffer", va)
         for lo, hi in ((shared.lo, own.lo), (own.hi, shared.hi)):
             if hi > lo:
-                self.machine.add_memory_watch(lo, hi - lo, on_write)
+                self._watch(lo, hi - lo, "write outside this CPU's shared trace buffer")
 
     def _watch_below_overflow_stack(self) -> None:
         base = self.geometry.overflow_stack_pa(self.cpu).lo
         base_va = self.geometry.overflow_stack_va(self.cpu).lo
-
-        def on_write(machine: Machine, pa: int, _size: int, _is_write: bool) -> None:
-            # Other per-CPU variables live below the stack: only a write made
-            # while SP has left the stack's bottom is an overflow.
-            if machine.register("sp") < base_va:
-                self._note("write below the overflow stack", pa)
-        self.machine.add_memory_watch(base - OVERFLOW_GUARD_BYTES, OVERFLOW_GUARD_BYTES,
-                                      on_write)
+        # Other per-CPU variables live below the stack: only a write made
+        # while SP has left the stack's bottom is an overflow.
+        self._watch(base - OVERFLOW_GUARD_BYTES, OVERFLOW_GUARD_BYTES,
+                    "write below the overflow stack", counts=lambda hit: hit.sp < base_va)
 
     def _watch_other_cpus_stacks(self) -> None:
-        def on_read(_machine: Machine, pa: int, _size: int, _is_write: bool) -> None:
-            self._note("read of another CPU's hyp stack", pa)
         for other in range(self.geometry.nr_cpus):
             if other == self.cpu:
                 continue
             for span in (self.geometry.hyp_stack_pa(other),
                          self.geometry.overflow_stack_pa(other)):
-                self.machine.add_memory_watch(span.lo, span.size, on_read, reads=True,
-                                              writes=False)
+                self._watch(span.lo, span.size, "read of another CPU's hyp stack", reads=True)

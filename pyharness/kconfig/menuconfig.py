@@ -20,6 +20,7 @@ from pathlib import Path
 import kconfiglib
 
 from pyharness.errors import HarnessError
+from pyharness.files import write_atomically
 from pyharness.kconfig import resolve as kconfig
 from pyharness.paths import kconfig_file
 
@@ -29,6 +30,12 @@ def saved_form(full_config: Path, target: Path) -> str:
     if target.name.endswith("_defconfig"):
         return kconfig.savedefconfig(full_config)
     return kconfig.resolve(full_config).dotconfig
+
+
+def save(full_config: Path, target: Path) -> None:
+    """Write ``target`` in its saved form, in one step: a failed write
+    (a full disk) leaves the old file whole."""
+    write_atomically(target, saved_form(full_config, target))
 
 
 class _UserFileKconfig(kconfiglib.Kconfig):
@@ -54,10 +61,9 @@ class _UserFileKconfig(kconfiglib.Kconfig):
             full = Path(tmp) / ".config"
             super().write_config(str(full), header="", save_old=False, verbose=False)
             try:
-                text = saved_form(full, path)
+                save(full, path)
             except HarnessError as err:
                 raise OSError(errno.EINVAL, str(err), str(path)) from None
-        path.write_text(text, encoding="utf-8")
         self.saved.append(path)
         form = " (minimal form)" if path.name.endswith("_defconfig") else ""
         return f"Configuration saved to '{path}'{form}"

@@ -21,27 +21,21 @@ from pathlib import Path
 import kconfiglib
 
 from pyharness.errors import ConfigError
+from pyharness.kconfig.assignment import Assignment, unescape
+from pyharness.kconfig.honoured import check_honoured
 from pyharness.paths import configs_dir, kconfig_file
 
 _SET_LINE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET_LINE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 _INT_VALUE = re.compile(r"^-?[0-9]+$")
 _HEX_VALUE = re.compile(r"^0[xX][0-9a-fA-F]+$")
+# Longer numbers are no value any option here can take (and Python refuses
+# to convert decimal strings past 4300 digits).
+_MAX_INT_DIGITS = 19
+_MAX_HEX_DIGITS = 16
+# A config file is a few hundred bytes; a larger one is not a config.
+MAX_CONFIG_BYTES = 1 << 20
 _STRING_VALUE = re.compile(r'^"(?:[^"\\]|\\.)*"$')
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """One ``CONFIG_X=v`` (or ``# CONFIG_X is not set``) line of a file."""
-
-    name: str
-    value: str
-    path: str
-    line: int
-
-    @property
-    def where(self) -> str:
-        return f"{self.path}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -112,6 +106,15 @@ def config_name(path: Path) -> str:
     return name.lstrip(".") or "config"
 
 
+def config_slug(name: str) -> str:
+    """A config's name as build directories and generated files carry it:
+    letters, digits and ``._+-`` only, never starting with ``.`` or ``-``.
+
+    A config's path may hold anything (``;``, a newline, ``*/``); written raw
+    into a path or a generated file it would be CMake or C code."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).lstrip(".-")[:64] or "config"
+
+
 def named_configs() -> list[Path]:
     """The shipped configurations, ``configs/*_defconfig``, sorted by name."""
     return sorted(configs_dir().glob("*_defconfig"))
@@ -135,22 +138,48 @@ def find_config(name_or_path: str) -> Path:
 
 
 def load_kconfig() -> kconfiglib.Kconfig:
-    """Parse the Kconfig tree, quietly: problems are reported by us."""
+    """Parse the Kconfig tree, quietly: problems are reported by us.
+
+    kconfiglib takes the symbol prefix and file headers from the environment
+    (``$CONFIG_``, ``$KCONFIG_CONFIG_HEADER``...); the files we write must not
+    depend on it, so they are set back to the kernel's."""
     kconf = kconfiglib.Kconfig(str(kconfig_file()), warn_to_stderr=False)
+    kconf.config_prefix = "CONFIG_"
+    kconf.config_header = kconf.header_header = ""
     kconf.warn_assign_undef = False
     kconf.warn_assign_override = False
     kconf.warn_assign_redun = False
     return kconf
 
 
-def parse_assignments(path: Path) -> list[Assignment]:
-    """Read a fragment's assignments, rejecting malformed lines."""
+def shown(value: str, limit: int = 40) -> str:
+    """``value`` for a one-line message: repr'd, and cut short if long."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def read_config_text(path: Path) -> str:
+    """A config file's text; a missing, unreadable, huge or binary file is a
+    ConfigError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES >> 20} MiB, too large for a "
+                              "config file; give a Kconfig fragment or .config")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config file: {err}") from None
+
+
+def parse_assignments(path: Path, text: str | None = None) -> list[Assignment]:
+    """Read a fragment's assignments (``text``: its contents, if already
+    read), rejecting malformed lines."""
+    if text is None:
+        text = read_config_text(path)
     if not text.strip():
         raise ConfigError(
             f"{path}: the config file is empty; put at least one "
@@ -172,7 +201,7 @@ def parse_assignments(path: Path) -> list[Assignment]:
         if line.startswith("#"):
             continue
         raise ConfigError(
-            f"{path}:{number}: malformed line {raw.strip()!r}; expected "
+            f"{path}:{number}: malformed line {shown(raw.strip())}; expected "
             "'CONFIG_NAME=value', '# CONFIG_NAME is not set' or a # comment")
     return assignments
 
@@ -191,12 +220,17 @@ def _check_value_syntax(sym: kconfiglib.Symbol, a: Assignment) -> None:
                     "int": "a decimal number", "hex": "a 0x... number",
                     "string": 'a "quoted string"'}.get(kind, kind)
         raise ConfigError(
-            f"{a.where}: bad value {a.value!r} for CONFIG_{a.name}, "
+            f"{a.where}: bad value {shown(a.value)} for CONFIG_{a.name}, "
             f"which is {kind}: expected {expected}")
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value[1:-1])
+    digits = a.value.lstrip("-")[2 if kind == "hex" else 0:]
+    if kind == "int" and len(digits) > 1 and digits.startswith("0"):
+        raise ConfigError(
+            f"{a.where}: bad value {shown(a.value)} for CONFIG_{a.name}: a leading zero "
+            "(C would read it as octal); write the decimal number without it")
+    if len(digits) > {"int": _MAX_INT_DIGITS, "hex": _MAX_HEX_DIGITS}.get(kind, len(digits)):
+        raise ConfigError(
+            f"{a.where}: bad value {shown(a.value)} for CONFIG_{a.name}: {len(digits)} "
+            "digits, more than any value this option can take")
 
 
 def apply_assignments(kconf: kconfiglib.Kconfig, assignments: list[Assignment]) -> None:
@@ -209,93 +243,11 @@ def apply_assignments(kconf: kconfiglib.Kconfig, assignments: list[Assignment]) 
                 f"{a.where}: unknown symbol CONFIG_{a.name}; check the "
                 "spelling against Kconfig (`pyharness menuconfig` shows them)")
         _check_value_syntax(sym, a)
-        value = _unescape(a.value) if a.value.startswith('"') else a.value
+        value = unescape(a.value) if a.value.startswith('"') else a.value
         if sym.orig_type in (kconfiglib.BOOL, kconfiglib.TRISTATE):
             sym.set_value(2 if value == "y" else 0)
         else:
             sym.set_value(value)
-
-
-def _unmet_symbols(expr: object) -> list[str]:
-    names = []
-    for item in kconfiglib.expr_items(expr):
-        if isinstance(item, kconfiglib.Symbol) and not item.is_constant \
-                and item.tri_value == 0 and item.name not in names:
-            names.append(item.name)
-    return names
-
-
-def _active_range(sym: kconfiglib.Symbol) -> tuple[int, int] | None:
-    for low, high, cond in sym.ranges:
-        if kconfiglib.expr_value(cond):
-            base = 16 if sym.orig_type == kconfiglib.HEX else 10
-            return int(low.str_value, base), int(high.str_value, base)
-    return None
-
-
-def _same_value(sym: kconfiglib.Symbol, wanted: str) -> bool:
-    got = sym.str_value
-    if sym.orig_type in (kconfiglib.INT, kconfiglib.HEX):
-        try:
-            return int(got, 0) == int(wanted, 0)
-        except ValueError:
-            return False
-    if sym.orig_type == kconfiglib.STRING:
-        return got == _unescape(wanted)
-    return got == wanted
-
-
-def _dependency_text(sym: kconfiglib.Symbol) -> str:
-    """The dependency expression, without kconfiglib's choice marker."""
-    text = kconfiglib.expr_str(sym.direct_dep)
-    text = re.sub(r"\s*&&\s*<choice>|<choice>\s*&&\s*", "", text)
-    return text
-
-
-def _why_dropped(sym: kconfiglib.Symbol, a: Assignment,
-                 by_name: dict[str, Assignment]) -> str:
-    """Explain why Kconfig did not honour an assignment."""
-    head = (f"{a.where}: CONFIG_{a.name}={a.value} was dropped by Kconfig "
-            f"(it resolved to {sym.str_value or 'n'})")
-    if sym.orig_type in (kconfiglib.INT, kconfiglib.HEX):
-        bounds = _active_range(sym)
-        if bounds and not bounds[0] <= int(a.value, 0) <= bounds[1]:
-            return (f"{a.where}: CONFIG_{a.name}={a.value} is outside its "
-                    f"range {bounds[0]}..{bounds[1]}")
-    if not any(node.prompt for node in sym.nodes):
-        return (f"{head}: CONFIG_{a.name} has no prompt and is derived from "
-                "other options; set those instead")
-    if a.value != "n" and kconfiglib.expr_value(sym.direct_dep) == 0:
-        unmet = _unmet_symbols(sym.direct_dep)
-        names = ", ".join(f"CONFIG_{n}" for n in unmet) or "its dependencies"
-        return (f"{head}: it depends on {_dependency_text(sym)}, and {names} "
-                f"{'is' if len(unmet) == 1 else 'are'} not set; "
-                f"enable {names} in the same file")
-    if sym.choice is not None:
-        chosen = sym.choice.selection
-        if a.value == "y" and chosen is not None:
-            rival = by_name.get(chosen.name)
-            where = f" at {rival.where}" if rival else " (the choice's default)"
-            return (f"{head}: CONFIG_{chosen.name}{where} is selected in the "
-                    "same choice; keep only one of them")
-        return (f"{head}: one member of its choice must be y; set another "
-                "member to y instead of unsetting this one")
-    if a.value == "n" and sym.rev_dep is not None \
-            and kconfiglib.expr_value(sym.rev_dep):
-        return (f"{head}: it is selected by "
-                f"{kconfiglib.expr_str(sym.rev_dep)}")
-    return head
-
-
-def _check_honoured(kconf: kconfiglib.Kconfig,
-                    assignments: list[Assignment]) -> None:
-    last: dict[str, Assignment] = {}
-    for a in assignments:
-        last[a.name] = a
-    for a in last.values():
-        sym = kconf.syms[a.name]
-        if not _same_value(sym, a.value):
-            raise ConfigError(_why_dropped(sym, a, last))
 
 
 def _values(kconf: kconfiglib.Kconfig) -> dict[str, str]:
@@ -313,12 +265,14 @@ def _config_text(kconf: kconfiglib.Kconfig) -> str:
         return Path(path).read_text(encoding="utf-8")
 
 
-def resolve_kconfig(path: Path) -> tuple[ResolvedConfig, kconfiglib.Kconfig]:
-    """Resolve ``path`` and also return the live Kconfig object."""
-    assignments = parse_assignments(path)
+def resolve_kconfig(path: Path, text: str | None = None
+                    ) -> tuple[ResolvedConfig, kconfiglib.Kconfig]:
+    """Resolve ``path`` (whose contents are ``text``, if already read) and
+    also return the live Kconfig object."""
+    assignments = parse_assignments(path, text)
     kconf = load_kconfig()
     apply_assignments(kconf, assignments)
-    _check_honoured(kconf, assignments)
+    check_honoured(kconf, assignments)
     resolved = ResolvedConfig(name=config_name(path), source=path,
                               dotconfig=_config_text(kconf),
                               values=_values(kconf))
@@ -328,21 +282,20 @@ def resolve_kconfig(path: Path) -> tuple[ResolvedConfig, kconfiglib.Kconfig]:
 def resolve(path: Path | str) -> ResolvedConfig:
     """A fragment or full .config -> the full configuration (olddefconfig).
 
-    Remembered per process while the file and the Kconfig tree are
-    unchanged (by stat)."""
+    Remembered per process for the same path and contents (not mtime: two
+    writes within one clock tick share it) while the Kconfig tree is
+    unchanged."""
     path = Path(path)
-    try:
-        st, kst = path.stat(), kconfig_file().stat()
-    except OSError:
-        return resolve_kconfig(path)[0]
-    return _resolve_cached(str(path), st.st_mtime_ns, st.st_size,
-                           str(kconfig_file()), kst.st_mtime_ns)
+    text = read_config_text(path)
+    kst = kconfig_file().stat()
+    return _resolve_cached(str(path), text, str(kconfig_file()), kst.st_mtime_ns,
+                           kst.st_size)
 
 
 @functools.lru_cache(maxsize=256)
-def _resolve_cached(path: str, _mtime: int, _size: int, _kconfig: str,
-                    _kconfig_mtime: int) -> ResolvedConfig:
-    return resolve_kconfig(Path(path))[0]
+def _resolve_cached(path: str, text: str, _kconfig: str, _kconfig_mtime: int,
+                    _kconfig_size: int) -> ResolvedConfig:
+    return resolve_kconfig(Path(path), text)[0]
 
 
 def savedefconfig(path: Path | str) -> str:

@@ -64,7 +64,8 @@ class BuildOutcome:
 BuildCallback = Callable[[BuildOutcome], None]
 
 
-def _build_one(target: BuildTarget, out_dir: Path | None, compile_jobs: int) -> BuildOutcome:
+def _build_one(target: BuildTarget, out_dir: Path | str | None,
+               compile_jobs: int) -> BuildOutcome:
     started = time.monotonic()
     try:
         result = builder.build(target.config, out_dir=out_dir, jobs=compile_jobs,
@@ -79,7 +80,8 @@ def _build_one(target: BuildTarget, out_dir: Path | None, compile_jobs: int) -> 
                         kernel_src=target.kernel_src)
 
 
-def build_all(targets: Sequence[BuildTarget | str], jobs: int, out_dir: Path | None = None,
+def build_all(targets: Sequence[BuildTarget | str], jobs: int,
+              out_dir: Path | str | None = None,
               on_done: BuildCallback | None = None) -> list[BuildOutcome]:
     """Build every target (a config file alone: with the lab's unwinder), cached,
     ``jobs`` at a time, in the given order."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -12,7 +12,7 @@ from pyharness.judge.verdict import Verdict
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.spec import RunSpec
 from pyharness.matrix.progress import MatrixProgress, QuietProgress
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.platform.results import check_budgets
 from pyharness.run.record import RunRecord, error_record
 from pyharness.matrix.builds import BuildOutcome, BuildTarget, build_all
 from pyharness.matrix.pool import WorkerPool, WorkerSettings, faults_from_environment
@@ -85,9 +85,9 @@ def _build_failure_record(spec: RunSpec, outcome: BuildOutcome) -> RunRecord:
 
 
 def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
-               out_dir: Path | None = None,
-               run_timeout_s: float = DEFAULT_TIMEOUT_S,
-               max_instructions: int = DEFAULT_MAX_INSTRUCTIONS,
+               out_dir: Path | str | None = None,
+               run_timeout_s: float | None = None,
+               max_instructions: int | None = None,
                kill_after_s: float | None = None,
                progress: MatrixProgress | None = None,
                faults: Mapping[str, str] | None = None,
@@ -97,23 +97,27 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     A run's own problem (a failed check, a failed build, a crashed or hung
     worker) is in its record; only bad input raises HarnessError.
-    ``kill_after_s`` is the wall time after which a run's worker is killed
-    (default: ``run_timeout_s`` plus a grace). ``faults`` (test only) maps
-    run ids to crash/hang/raise; by default it comes from the environment.
-    ``max_failures``: once that many runs did not pass, start no more runs
-    and stop the workers; the result holds the records of the runs that
-    finished (``not_run`` counts the others).
+    ``run_timeout_s`` and ``max_instructions``, when given, replace every
+    spec's own budgets (so the records and their repro commands say what
+    ran). ``kill_after_s`` is the wall time after which a run's worker is
+    killed (default: the longest run budget plus a grace). ``faults`` (test
+    only) maps run ids to crash/hang/raise; by default it comes from the
+    environment. ``max_failures``: once that many runs did not pass, start
+    no more runs and stop the workers; the result holds the records of the
+    runs that finished (``not_run`` counts the others).
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
-    if run_timeout_s <= 0 or max_instructions <= 0:
-        raise HarnessError("--timeout and --max-instructions must be positive")
+    check_budgets(max_instructions, run_timeout_s)
     if max_failures is not None and max_failures < 1:
         raise HarnessError(f"--max-failures {max_failures}: give at least 1")
+    specs = [replace(s, max_instructions=max_instructions or s.max_instructions,
+                     timeout_s=run_timeout_s or s.timeout_s) for s in specs]
     progress = progress or QuietProgress()
     faults = faults_from_environment() if faults is None else dict(faults)
-    kill_after = kill_after_s if kill_after_s is not None else run_timeout_s + KILL_GRACE_S
+    kill_after = (kill_after_s if kill_after_s is not None else
+                  max((s.timeout_s for s in specs), default=0.0) + KILL_GRACE_S)
 
     started = time.monotonic()
     builds = build_all([BuildTarget.of(s) for s in specs], jobs, out_dir,
@@ -146,8 +150,7 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     lost = peak_rss = 0
     if tasks and not enough():
-        settings = WorkerSettings(out_dir=out_dir, run_timeout_s=run_timeout_s,
-                                  max_instructions=max_instructions, faults=faults)
+        settings = WorkerSettings(out_dir=out_dir, faults=faults)
         try:
             stats = WorkerPool(min(jobs, len(tasks)), settings, kill_after).run(
                 longest_first(tasks, timings), finished, stop=enough)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import random
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,8 @@ from typing import Sequence
 from pyharness.build.kernelsrc import KernelSource, open_source, source_name
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import ConfigError, HarnessError
-from pyharness.paths import default_build_dir
+from pyharness.files import write_if_changed
+from pyharness.paths import build_base
 from pyharness.run.spec import LAB, LAB_UNWINDER, MODES, RunSpec, Unwinder, run_id
 
 # The matrix symbols and the values --all tries for each.
@@ -42,6 +44,9 @@ COMPILERS = ("CC_IS_GCC", "CC_IS_CLANG")
 TOOLCHAIN_VARIANTS = tuple(
     {compiler: "y", "ARM64_PTR_AUTH_KERNEL": pac, "ARM64_BTI_KERNEL": bti}
     for compiler in COMPILERS for pac in "ny" for bti in "ny")
+# --randconfig stops looking after this many draws in a row gave nothing new
+# (there are only a few thousand valid configurations).
+RANDCONFIG_GIVE_UP = 20_000
 
 
 def _fragment(assignments: dict[str, str]) -> str:
@@ -63,21 +68,48 @@ def _name(resolved: kconfig.ResolvedConfig, prefix: str) -> str:
     return "-".join(parts)
 
 
-def _resolve_candidate(assignments: dict[str, str], out_dir: Path,
-                       prefix: str) -> Path | None:
-    """Write the fragment for a candidate if Kconfig honours all of it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = out_dir / ".candidate"
-    scratch.write_text(_fragment(assignments))
-    try:
-        resolved = kconfig.resolve(scratch)
-    except ConfigError:
-        return None
-    finally:
-        scratch.unlink(missing_ok=True)
-    path = out_dir / f"{_name(resolved, prefix)}_defconfig"
-    path.write_text(_fragment(assignments))
-    return path
+class _Candidates:
+    """Tries candidate fragments in a scratch directory of this process's own
+    (another process generating into the same ``out_dir`` never sees it) and
+    publishes the valid ones into ``out_dir`` atomically, writing only what
+    is not already there: a read-only directory that holds them all will do."""
+
+    def __init__(self, out_dir: Path, prefix: str) -> None:
+        self.out_dir, self.prefix = out_dir, prefix
+        self._scratch = tempfile.TemporaryDirectory(prefix="pyharness-candidates-")
+        self._tried: dict[tuple[tuple[str, str], ...], Path | None] = {}
+
+    def __enter__(self) -> _Candidates:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._scratch.cleanup()
+
+    def resolve(self, assignments: dict[str, str]) -> Path | None:
+        """The published fragment of a candidate, or None if Kconfig does not
+        honour all of it."""
+        key = tuple(assignments.items())
+        if key not in self._tried:
+            self._tried[key] = self._try(assignments)
+        return self._tried[key]
+
+    def _try(self, assignments: dict[str, str]) -> Path | None:
+        scratch = Path(self._scratch.name) / f"candidate-{len(self._tried)}"
+        scratch.write_text(_fragment(assignments))
+        try:
+            resolved = kconfig.resolve(scratch)
+        except ConfigError:
+            return None
+        path = self.out_dir / f"{_name(resolved, self.prefix)}_defconfig"
+        try:
+            if not self.out_dir.is_dir():
+                self.out_dir.mkdir(parents=True)
+            write_if_changed(path, _fragment(assignments))
+        except OSError as err:
+            raise HarnessError(f"cannot write the generated configurations into "
+                               f"{self.out_dir}: the directory is not writable "
+                               f"({err.strerror}); pass a writable --out DIR") from None
+        return path
 
 
 def all_combinations() -> list[dict[str, str]]:
@@ -103,7 +135,8 @@ def all_combinations() -> list[dict[str, str]]:
 
 def enumerate_all(out_dir: Path) -> list[Path]:
     """A fragment per valid combination of the matrix symbols (--all)."""
-    paths = [_resolve_candidate(a, out_dir, "all") for a in all_combinations()]
+    with _Candidates(out_dir, "all") as candidates:
+        paths = [candidates.resolve(a) for a in all_combinations()]
     return sorted({p for p in paths if p is not None})
 
 
@@ -111,21 +144,24 @@ def random_configs(count: int, seed: int, out_dir: Path) -> list[Path]:
     """``count`` distinct random valid configurations, reproducible from seed."""
     rng = random.Random(seed)
     found: list[Path] = []
-    attempts = 0
-    while len(found) < count:
-        attempts += 1
-        if attempts > 200 * count:
-            raise HarnessError(f"--randconfig {count}: found only {len(found)} distinct "
-                               "valid configurations; ask for fewer")
-        candidate = {"KVM": "y", rng.choice(PAGE_SIZES): "y", rng.choice(VA_CHOICES): "y",
-                     "RANDOMIZE_BASE": rng.choice("yn"),
-                     "NVHE_EL2_DEBUG": rng.choice("yn"),
-                     "PROTECTED_NVHE_STACKTRACE": rng.choice("yn"),
-                     rng.choice(OPTIMIZE): "y", "NR_CPUS": str(rng.randint(1, 16)),
-                     **rng.choice(TOOLCHAIN_VARIANTS)}
-        path = _resolve_candidate(candidate, out_dir, f"rand{seed}")
-        if path is not None and path not in found:
-            found.append(path)
+    misses = 0
+    with _Candidates(out_dir, f"rand{seed}") as candidates:
+        while len(found) < count:
+            if misses > RANDCONFIG_GIVE_UP:
+                raise HarnessError(f"--randconfig {count}: found only {len(found)} distinct "
+                                   "valid configurations; ask for fewer")
+            candidate = {"KVM": "y", rng.choice(PAGE_SIZES): "y", rng.choice(VA_CHOICES): "y",
+                         "RANDOMIZE_BASE": rng.choice("yn"),
+                         "NVHE_EL2_DEBUG": rng.choice("yn"),
+                         "PROTECTED_NVHE_STACKTRACE": rng.choice("yn"),
+                         rng.choice(OPTIMIZE): "y", "NR_CPUS": str(rng.randint(1, 16)),
+                         **rng.choice(TOOLCHAIN_VARIANTS)}
+            path = candidates.resolve(candidate)
+            if path is not None and path not in found:
+                found.append(path)
+                misses = 0
+            else:
+                misses += 1
     return found
 
 
@@ -167,8 +203,11 @@ def cpus_for(nr_cpus: int) -> list[int]:
 
 
 def kaslr_seed_for(base_seed: int, run_key: str) -> int:
-    """A per-run KASLR seed, stable for a given base seed and run."""
-    return random.Random(f"{base_seed}:{run_key}").randrange(1 << 32)
+    """A per-run KASLR seed, stable for a given base seed and run. (Seeded with
+    the key's UTF-8 bytes, as a str seed is; a file name that is not UTF-8
+    keeps its raw bytes.)"""
+    key = f"{base_seed}:{run_key}".encode("utf-8", "surrogateescape")
+    return random.Random(key).randrange(1 << 32)
 
 
 def unwinder_axis(kernel_srcs: Sequence[str], out_dir: Path | None = None) -> list[Unwinder]:
@@ -179,7 +218,7 @@ def unwinder_axis(kernel_srcs: Sequence[str], out_dir: Path | None = None) -> li
     ``linux-6.12-linux-source-6.12``), so every run id stays unique."""
     if not kernel_srcs:
         return [LAB_UNWINDER]
-    base = out_dir if out_dir is not None else default_build_dir()
+    base = build_base(out_dir)
     sources: dict[str, KernelSource | None] = {}
     for value in kernel_srcs:
         source = open_source(value, base)

@@ -2,6 +2,11 @@
 
 Each worker is a forked process that takes one run at a time over its own
 pipe, calls :func:`~pyharness.run.runner.run_one` and sends the record back.
+A worker never outlives the parent: it closes the parent's pipe ends it
+inherited (so the parent's death is an EOF) and asks Linux for a SIGKILL
+when the parent dies (for a worker busy in a run). Linux sends that signal
+when the parent *thread* that forked the worker ends, so a pool must run in
+a thread that lives as long as it does (the CLI's main thread).
 The parent gives each run a wall-clock deadline. A worker that dies (a
 crash in Unicorn, an ``os._exit``) or misses the deadline (a hang) costs
 that run an ``error`` record saying so; the parent kills it if needed,
@@ -22,6 +27,7 @@ exception). The parent reads it and hands it to the workers.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import resource
@@ -76,9 +82,7 @@ def faults_from_environment() -> dict[str, str]:
 class WorkerSettings:
     """What every run in a worker shares."""
 
-    out_dir: Path | None
-    run_timeout_s: float
-    max_instructions: int
+    out_dir: Path | str | None
     faults: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -110,9 +114,7 @@ def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
     """One run in this process; never raises for a problem of that run."""
     try:
         _inject_fault(settings.faults.get(spec.id))
-        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir,
-                                            timeout_s=settings.run_timeout_s,
-                                            max_instructions=settings.max_instructions))
+        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir))
     except HarnessError as err:
         return error_record(spec, str(err))
     except Exception as err:  # a harness bug costs this run, not the matrix
@@ -121,7 +123,29 @@ def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
         return record
 
 
-def _worker_main(conn: Connection, settings: WorkerSettings, work: Work) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl
+    PR_SET_PDEATHSIG), so a worker busy in a run does not outlive a killed
+    matrix; elsewhere the closed pipe ends are the only line."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:   # the parent died before the prctl
+        os._exit(0)
+
+
+def _worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_pid: int,
+                 inherited: list[Connection]) -> None:
+    # The parent's ends of this worker's pipe and of every other worker's
+    # came with the fork: closed, the parent's death is an EOF on ``conn``.
+    for other in inherited:
+        other.close()
+    _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
@@ -210,8 +234,10 @@ class WorkerPool:
 
     def _start_worker(self) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
+        inherited = [parent_end] + [w.conn for w in self._workers]
         process = self._context.Process(target=_worker_main,
-                                        args=(child_end, self.settings, self.work),
+                                        args=(child_end, self.settings, self.work, os.getpid(),
+                                              inherited),
                                         name=f"pyharness-worker-{self._started}",
                                         daemon=True)
         process.start()

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Mapping, Protocol, TextIO
 
 from pyharness.reports.causes import cause_key
+from pyharness.terminal import visible
 
 if TYPE_CHECKING:
     from pyharness.matrix.builds import BuildOutcome
@@ -34,7 +35,7 @@ class MatrixProgress(Protocol):
 def failure_line(record: RunRecord) -> str:
     """``FAIL id: first reason`` for a run that did not pass."""
     reason = record.reasons[0] if record.reasons else "no reason given"
-    return f"{record.verdict.upper()} {record.id}: {reason}"
+    return visible(f"{record.verdict.upper()} {record.id}: {reason}")
 
 
 class _NewCauses:
@@ -132,7 +133,7 @@ class LineProgress:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         if not outcome.cached or not outcome.ok:
-            self._print(f"build {outcome.describe()}")
+            self._print(visible(f"build {outcome.describe()}"))
 
     def runs_started(self, total: int,
                      expected_ms: Mapping[str, float | None] | None = None) -> None:
@@ -175,7 +176,7 @@ class BarProgress:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         if not outcome.cached or not outcome.ok:
-            print(f"build {outcome.describe()}", file=self.stream, flush=True)
+            print(visible(f"build {outcome.describe()}"), file=self.stream, flush=True)
 
     def runs_started(self, total: int,
                      expected_ms: Mapping[str, float | None] | None = None) -> None:

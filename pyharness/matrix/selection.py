@@ -19,7 +19,7 @@ from pyharness.errors import BuildError, HarnessError
 from pyharness.run.spec import RunSpec, Unwinder
 from pyharness.matrix.expand import (enumerate_all, expand, parse_shard, random_configs,
                                      select_configs, shard, unwinder_axis)
-from pyharness.paths import default_build_dir
+from pyharness.paths import build_base
 from pyharness.reports.records import load_records
 from pyharness.run.scenarios import list_scenarios
 
@@ -36,7 +36,7 @@ class Selection:
     seed: int = 0
     only_failed: Path | None = None
     shard: str | None = None
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None
     kernel_srcs: tuple[str, ...] = ()   # the unwinder axis; none: the lab's only
 
 
@@ -64,10 +64,9 @@ class MatrixPlan:
         return text
 
 
-def generated_configs_dir(out_dir: Path | None, kind: str) -> Path:
+def generated_configs_dir(out_dir: Path | str | None, kind: str) -> Path:
     """Where --all/--randconfig fragments are kept, so repro commands stay valid."""
-    base = out_dir if out_dir is not None else default_build_dir()
-    return base / "matrix-configs" / kind
+    return build_base(out_dir) / "matrix-configs" / kind
 
 
 def _filter_generated(paths: list[Path], patterns: tuple[str, ...]) -> list[Path]:
@@ -83,7 +82,7 @@ def _filter_generated(paths: list[Path], patterns: tuple[str, ...]) -> list[Path
     return [p for p in paths if any(fnmatch.fnmatchcase(names[p], pat) for pat in patterns)]
 
 
-def _scenario_names(configs: list[Path], out_dir: Path | None,
+def _scenario_names(configs: list[Path], out_dir: Path | str | None,
                     unwinder: Unwinder) -> list[str]:
     """Scenario names, read from the first image that builds (cached), with
     the axis' first unwinder (every unwinder's image has the same).

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence, TypeVar
 
+from pyharness.files import write_atomically
 from pyharness.run.spec import RunSpec
-from pyharness.paths import default_build_dir
+from pyharness.paths import build_base
 from pyharness.run.record import RunRecord
 
 FILE_NAME = "matrix-timings.json"
@@ -26,19 +25,22 @@ FILE_NAME = "matrix-timings.json"
 Task = TypeVar("Task", bound=tuple[int, RunSpec])
 
 
-def timings_path(out_dir: Path | None) -> Path:
-    return (out_dir if out_dir is not None else default_build_dir()) / FILE_NAME
+def timings_path(out_dir: Path | str | None) -> Path:
+    return build_base(out_dir) / FILE_NAME
 
 
 def load_timings(path: Path) -> dict[str, float]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: float(v) for k, v in data.items()
-            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    try:
+        return {k: float(v) for k, v in data.items()
+                if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    except OverflowError:   # an integer too large for a float: not our file
+        return {}
 
 
 def save_timings(path: Path, records: Sequence[RunRecord],
@@ -51,12 +53,9 @@ def save_timings(path: Path, records: Sequence[RunRecord],
             merged[key] = round(record.elapsed_ms + record.build_ms, 3)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".timings-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(merged, f, sort_keys=True)
-        os.replace(temp, path)
+        write_atomically(path, json.dumps(merged, sort_keys=True))
     except OSError:
-        pass
+        pass  # a read-only build directory: no hint next time
 
 
 def longest_first(tasks: Sequence[Task], timings: dict[str, float]) -> list[Task]:

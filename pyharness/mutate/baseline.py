@@ -55,8 +55,8 @@ def lab_root(root: Path) -> Iterator[None]:
             os.environ[ROOT_ENV] = saved
 
 
-def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int, out_dir: Path | None,
-                 timeout_s: float, max_instructions: int) -> Baseline:
+def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int,
+                 out_dir: Path | None) -> Baseline:
     """Build the unmutated snapshot for every configuration and make every
     run once, recording the code each run executes."""
     started = time.monotonic()
@@ -72,10 +72,10 @@ def run_baseline(specs: Sequence[RunSpec], snapshot: Path, jobs: int, out_dir: P
         def finished(index: int, result: tuple[RunRecord, Ranges | None]) -> None:
             results[index] = result
 
-        settings = WorkerSettings(out_dir=out_dir, run_timeout_s=timeout_s,
-                                  max_instructions=max_instructions, faults={})
+        settings = WorkerSettings(out_dir=out_dir, faults={})
+        kill_after = max((s.timeout_s for s in specs), default=0.0) + KILL_GRACE_S
         if specs:
-            WorkerPool(min(jobs, len(specs)), settings, timeout_s + KILL_GRACE_S,
+            WorkerPool(min(jobs, len(specs)), settings, kill_after,
                        work=baseline_step, lost=lost_baseline).run(enumerate(specs), finished)
     fingerprints, functions = {}, {}
     for build in builds:          # one unwinder per mutation run: by configuration

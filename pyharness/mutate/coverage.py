@@ -103,9 +103,7 @@ def baseline_step(spec: RunSpec, settings: WorkerSettings) -> tuple[RunRecord, R
     (None when the run could not be made)."""
     probe = BlockProbe()
     try:
-        request = RunRequest.from_spec(spec, out_dir=settings.out_dir,
-                                       timeout_s=settings.run_timeout_s,
-                                       max_instructions=settings.max_instructions)
+        request = RunRequest.from_spec(spec, out_dir=settings.out_dir)
         observation = observe(request, setup=probe.attach)
         return judge(observation), probe.executed()
     except HarnessError as err:

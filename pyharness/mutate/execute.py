@@ -28,7 +28,6 @@ from pyharness.mutate.generate import Mutant
 from pyharness.mutate.plan import ConfigRuns, MutantPlan
 from pyharness.mutate.worker import Step, StepResult, lost_step, run_step
 from pyharness.run.record import RunRecord
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 KILLED, SURVIVED, COMPILE_ERROR, SAME_IMAGE = "killed", "survived", "compile-error", "same-image"
 
@@ -148,14 +147,14 @@ class MutationRun:
 
 def run_mutants(plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                 snapshot: Path, out_dir: Path, jobs: int,
-                on_done: Callable[[Outcome], None], *, kernel: Path | None = None,
-                timeout_s: float = DEFAULT_TIMEOUT_S,
-                max_instructions: int = DEFAULT_MAX_INSTRUCTIONS) -> list[Outcome]:
+                on_done: Callable[[Outcome], None], *,
+                kernel: Path | None = None) -> list[Outcome]:
     """Every mutant's outcome, in the order of ``plans``."""
     with tempfile.TemporaryDirectory(prefix="pyharness-mutate-slots-") as slots:
         run = MutationRun(plans, baseline, snapshot, Path(slots), out_dir, on_done, kernel)
-        settings = WorkerSettings(out_dir=out_dir, run_timeout_s=timeout_s,
-                                  max_instructions=max_instructions, faults={})
+        settings = WorkerSettings(out_dir=out_dir, faults={})
+        timeout_s = max((c.specs[0].timeout_s for _, p in plans for c in p.configs),
+                        default=0.0)
         if any(not s.done for s in run.states):
             # A step builds before it runs: give it the build's time too.
             pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,8 +23,9 @@ from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, s
 from pyharness.mutate.plan import plan_mutant
 from pyharness.mutate.report import Counts, Verdict, classify, count
 from pyharness.mutate.worker import snapshot_kernel, snapshot_tree
-from pyharness.paths import default_build_dir, source_root
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.paths import build_base, source_root
+from pyharness.platform.results import check_budgets
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.scenarios import list_scenarios
 from pyharness.run.spec import LAB_UNWINDER, Unwinder
 
@@ -97,7 +98,7 @@ def _select_only(mutants: list[Mutant], only: Sequence[str]) -> list[Mutant]:
 
 def prepare(options: Options) -> Prepared:
     """Generate the mutants and read the equivalents list (no build)."""
-    source = kernelsrc.open_source(options.kernel_src, options.out_dir or default_build_dir())
+    source = kernelsrc.open_source(options.kernel_src, build_base(options.out_dir))
     tree = source.tree if source is not None else None
     if tree is not None:
         name, root, targets, prefix = f"linux-{tree.generation}", tree.root, KERNEL_TARGETS, "k"
@@ -124,11 +125,12 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
     verdict in id order as soon as it and all before it are decided."""
     options = prepared.options
     note = on_note or (lambda text: None)
+    check_budgets(options.max_instructions, options.timeout_s)
     jobs = options.jobs or default_jobs()
     if jobs < 1:
         raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
     started = time.monotonic()
-    build_base = options.out_dir or default_build_dir()
+    base = build_base(options.out_dir)
     with tempfile.TemporaryDirectory(prefix="pyharness-mutate-") as tmp:
         paths = [kconfig.find_config(c) for c in options.configs] or kconfig.named_configs()
         configs = [kconfig.resolve(p) for p in paths]
@@ -139,14 +141,16 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
             unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
         with lab_root(snapshot):
             scenarios = [s.name for s in list_scenarios(builder.build(
-                paths[0], out_dir=build_base, kernel_src=kernel).elf)]
-            specs = expand(paths, scenarios, scenario_patterns=list(options.scenarios) or None,
-                           mode_patterns=list(options.modes) or None, seed=options.seed,
-                           unwinders=(unwinder or LAB_UNWINDER,))
+                paths[0], out_dir=base, kernel_src=kernel).elf)]
+            specs = [replace(s, max_instructions=options.max_instructions,
+                             timeout_s=options.timeout_s)
+                     for s in expand(paths, scenarios,
+                                     scenario_patterns=list(options.scenarios) or None,
+                                     mode_patterns=list(options.modes) or None,
+                                     seed=options.seed, unwinders=(unwinder or LAB_UNWINDER,))]
         note(f"baseline: {len(specs)} runs of the unmutated tree in {len(configs)} "
              f"configuration{'s' if len(configs) != 1 else ''}")
-        baseline = run_baseline(specs, snapshot, jobs, build_base, options.timeout_s,
-                                options.max_instructions)
+        baseline = run_baseline(specs, snapshot, jobs, base)
         for record in baseline.failing:
             note(f"baseline: {record.id} fails without any mutant ({record.reasons[:1]}): "
                  "left out of every plan")
@@ -157,9 +161,8 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
                  for m in prepared.mutants]
         printer = _InOrder([m.id for m in prepared.mutants], prepared.listed, on_verdict)
         mutants_started = time.monotonic()
-        outcomes = run_mutants(plans, baseline, snapshot, build_base / "mutate", jobs,
-                               printer.done, kernel=kernel, timeout_s=options.timeout_s,
-                               max_instructions=options.max_instructions)
+        outcomes = run_mutants(plans, baseline, snapshot, base / "mutate", jobs,
+                               printer.done, kernel=kernel)
         mutant_seconds = time.monotonic() - mutants_started
     verdicts = classify(outcomes, prepared.listed)
     return Result(verdicts=verdicts, counts=count(verdicts), baseline=baseline,

@@ -6,7 +6,10 @@ protocol and the run loop. Every way a run can end becomes a
 :class:`~pyharness.platform.results.RunResult`; no Python exception
 escapes :meth:`Machine.run`. The pieces: ``mmio`` (devices), ``traps`` and
 ``el2_entry`` (exceptions), ``aborts`` (failed translations, isolation),
-``percpu`` (other CPUs' data), ``budget`` (instructions and time).
+``percpu`` (other CPUs' data), ``budget`` (instructions and time),
+``instance`` (the Unicorn instance, RAM and its reuse), ``observers``
+(code hooks, frame records, watches) over ``native`` (the hot callbacks,
+in C when the helper library is built).
 
 Typical use::
 
@@ -26,19 +29,18 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from unicorn import (UC_ARCH_ARM64, UC_ERR_EXCEPTION, UC_HOOK_CODE, UC_HOOK_INTR,
-                     UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_HOOK_TLB_FILL, UC_MEM_WRITE,
-                     UC_MODE_ARM, UC_PROT_ALL, UC_TLB_VIRTUAL, Uc, UcError)
+from unicorn import UC_ERR_EXCEPTION, UC_PROT_ALL, Uc, UcError
 from unicorn import arm64_const as A
 
 from pyharness.elf.image import Image, ImageError
-from pyharness.platform import aborts
+from pyharness.platform import aborts, instance
 from pyharness.platform.addrspace import AddressSpaces, build_address_spaces
-from pyharness.platform.budget import InstructionCounter
+from pyharness.platform.budget import RunBudget, Stop
 from pyharness.platform import traps
 from pyharness.platform.el2_entry import current_el, reset_to_el2
 from pyharness.platform.geometry import HYP_STACK_PAGES, StackGeometry, stack_geometry
 from pyharness.platform.mmio import MmioDevices
+from pyharness.platform.observers import ObserverHooks
 from pyharness.platform.percpu import PerCpuSnapshot
 from pyharness.platform.registers import GPR_IDS, RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
@@ -51,9 +53,7 @@ REQUIRED_SYMBOLS = (HYP_INIT_SYMBOL, HOST_ENTRY_SYMBOL, "_text", "_end",
                     "__host_percpu_start", "__host_percpu_end", "__hyp_private_start",
                     "__hyp_private_end")
 
-CodeHook = Callable[["Machine", int], None]
 PreRunHook = Callable[["Machine"], None]
-WatchHook = Callable[["Machine", int, int, bool], None]
 
 
 class _Outcome:
@@ -64,10 +64,14 @@ class _Outcome:
         self.status, self.reason, self.exit_code, self.breach = status, reason, exit_code, breach
 
 
-class Machine(RegisterAccess):
+class Machine(ObserverHooks, RegisterAccess):
     """One run of ``image`` with ``options``. Add hooks, then :meth:`run` once."""
 
-    def __init__(self, image: Image, options: RunOptions | None = None) -> None:
+    def __init__(self, image: Image, options: RunOptions | None = None, *,
+                 reuse: bool | None = None) -> None:
+        """``reuse``: take a released Unicorn instance of the same image, if
+        this process has one, and give it back with :meth:`release` (default:
+        ``$PYHARNESS_REUSE=1``). Without reuse each Machine has its own."""
         self.image = image
         self.options = options = options or RunOptions()
         self.layout = layout = image.layout
@@ -79,11 +83,6 @@ class Machine(RegisterAccess):
         if not 0 <= options.cpu < layout.nr_cpus:
             raise MachineError(f"CPU {options.cpu} does not exist: the image was built with "
                                f"NR_CPUS={layout.nr_cpus}, pick a CPU in 0..{layout.nr_cpus - 1}")
-        if options.max_instructions < 1:
-            raise MachineError(f"max_instructions must be positive, not "
-                               f"{options.max_instructions}")
-        if not options.timeout_s > 0:
-            raise MachineError(f"timeout_s must be positive, not {options.timeout_s}")
         if not 0 <= options.scenario_id < 1 << 64:
             raise MachineError(f"scenario_id {options.scenario_id} does not fit in the "
                                "64-bit scenario register")
@@ -98,19 +97,18 @@ class Machine(RegisterAccess):
         self._until = 0
         self._pre_run: list[PreRunHook] = []
         self._ran = False
+        self._read_watch_pages: set[int] = set()   # see ObserverHooks.watch_reads
+        self._arm_reads = False
 
-        self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-        # The "max" CPU: pointer authentication (and BTI) exist; the
-        # default model treats paciasp as a NOP and has no key registers.
-        uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
-        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
-        self._tlb_page = uc.ctl_get_page_size()
-        uc.mem_map(layout.phys_ram_base, layout.phys_ram_size, UC_PROT_ALL)
-        uc.mmio_map(layout.mmio_phys, layout.page_size, self._devices.on_read, None,
-                    self._devices.on_write, None)
-        uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
-        uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        self._instructions = InstructionCounter(uc)
+        self._reusable = instance.reuse_enabled() if reuse is None else reuse
+        self._platform = platform = instance.take(image, self._reusable)
+        platform.attach(tlb_fill=self._on_tlb_fill, exception=self._on_exception,
+                        mmio_read=self._devices.on_read, mmio_write=self._devices.on_write)
+        self.uc = platform.uc
+        self._tlb_page = platform.tlb_page
+        self._hooks = platform.hooks
+        self._budget = RunBudget(self.uc, self._hooks, options.max_instructions,
+                                 options.timeout_s)
 
     # -- addresses -------------------------------------------------------
 
@@ -165,65 +163,17 @@ class Machine(RegisterAccess):
         must be written before :meth:`run` (Unicorn keeps translated code)."""
         done = 0
         for pa, chunk in self.spaces.physical_chunks(va, len(data), el, self.layout.page_size):
+            self._platform.note_touched(pa)
             self.uc.mem_write(pa, bytes(data[done:done + chunk]))
             done += chunk
 
     # -- hooks -----------------------------------------------------------
-
-    def add_code_hook(self, link_address: int, callback: CodeHook, *,
-                      space: str | None = None) -> int:
-        """Call ``callback(machine, link_address)`` each time the instruction
-        at ``link_address`` (translated as in :meth:`runtime_address`) is
-        about to run. Costs one callback per execution of that address only.
-        Returns the runtime VA hooked. Add hooks before :meth:`run`."""
-        self._before_run("add_code_hook")
-        va = self.runtime_address(link_address, space)
-
-        def on_code(uc: Uc, _address: int, _size: int, _data: object) -> None:
-            if self._outcome is not None:
-                return
-            try:
-                callback(self, link_address)
-            except Exception as exc:  # a hook's bug ends this run, not the process
-                self.finish(RunStatus.ERROR,
-                             f"code hook at {self.image.describe(link_address)} raised "
-                             f"{type(exc).__name__}: {exc}")
-
-        self.uc.hook_add(UC_HOOK_CODE, on_code, begin=va, end=va)
-        return va
-
-    def add_memory_watch(self, pa: int, size: int, callback: WatchHook, *,
-                         reads: bool = False, writes: bool = True) -> None:
-        """Call ``callback(machine, pa, size, is_write)`` on each data access
-        to the *physical* range [pa, pa + size), through any mapping at any
-        EL (under the virtual TLB Unicorn reports data accesses by physical
-        address). Costs a callback only when that range is touched. Add
-        watches before :meth:`run`."""
-        self._before_run("add_memory_watch")
-        kinds = (UC_HOOK_MEM_READ if reads else 0) | (UC_HOOK_MEM_WRITE if writes else 0)
-
-        def on_access(uc: Uc, access: int, address: int, length: int, _value: int,
-                      _data: object) -> None:
-            if self._outcome is not None:
-                return
-            try:
-                callback(self, address, length, access == UC_MEM_WRITE)
-            except Exception as exc:  # a watch's bug ends this run, not the process
-                self.finish(RunStatus.ERROR, f"memory watch at {address:#x} raised "
-                                              f"{type(exc).__name__}: {exc}")
-
-        self.uc.hook_add(kinds, on_access, begin=pa, end=pa + size - 1)
 
     def add_pre_run(self, callback: PreRunHook) -> None:
         """Call ``callback(machine)`` after the image is loaded and the boot
         registers are set, just before the first instruction."""
         self._before_run("add_pre_run")
         self._pre_run.append(callback)
-
-    def _before_run(self, what: str) -> None:
-        if self._ran:
-            raise MachineError(f"{what}() after run(): Unicorn only sees hooks added before "
-                               "translation starts; create a new Machine")
 
     # -- the run ---------------------------------------------------------
 
@@ -240,11 +190,13 @@ class Machine(RegisterAccess):
             self.finish(RunStatus.ERROR, f"setting up the run failed: "
                                           f"{type(exc).__name__}: {exc}")
         self._percpu.take(self.uc)
+        self._platform.flush_if_pending()   # a reused instance's hooks changed
         if self._outcome is None:
             self._execute()
         assert self._outcome is not None
         outcome = self._outcome
-        instructions = self._instructions.count
+        instructions = self._budget.count
+        self._platform.runs += 1
         if outcome.status is RunStatus.DID_NOT_FINISH:
             instructions = min(instructions, self.options.max_instructions)
         return RunResult(
@@ -259,9 +211,22 @@ class Machine(RegisterAccess):
             registers=self.registers(),
         )
 
+    def release(self) -> None:
+        """Done with this machine: with reuse, its Unicorn instance goes back
+        to the process's pool for the next Machine of the same image. The
+        machine must not be used after."""
+        platform, self._platform = self._platform, None
+        self.uc = None
+        # Not after a budget stop: Unicorn 2.1.4 deletes the instruction-count
+        # hook of the exact last stretch at the next emu_start, and a reused
+        # instance with Python hooks then resumed at the old pc (test_reuse).
+        if platform is not None and self._reusable and self._ran \
+                and not self._budget.ended_exactly:
+            instance.give_back(platform)
+
     def _boot(self) -> None:
         image, layout, uc = self.image, self.layout, self.uc
-        uc.mem_write(layout.image_phys_base, image.memory_image(self.kaslr_offset))
+        self._platform.load(layout.image_phys_base, image.memory_image(self.kaslr_offset))
         reset_to_el2(uc)
         uc.reg_write(A.UC_ARM64_REG_X0, self.options.cpu)
         uc.reg_write(A.UC_ARM64_REG_X1, self.options.boot_flags)
@@ -272,24 +237,22 @@ class Machine(RegisterAccess):
                      self.runtime_address(image.address_of(HYP_INIT_SYMBOL), "hyp"))
 
     def _execute(self) -> None:
-        uc, options = self.uc, self.options
-        deadline = time.perf_counter() + options.timeout_s
-        self._instructions.deadline = deadline
+        """Run to an outcome, in stretches of emu_start: the budget is kept
+        by the block hook and, at the end, exactly (platform/budget.py)."""
+        uc, budget = self.uc, self._budget
+        budget.start()
         while self._outcome is None:
-            budget_left = options.max_instructions - self._instructions.count
-            time_left = deadline - time.perf_counter()
-            if budget_left <= 0 or time_left <= 0:
-                self._did_not_finish(budget_left <= 0)
+            used_up = budget.used_up()
+            if used_up is not None:
+                self._did_not_finish(used_up is Stop.BUDGET)
                 break
             pc = uc.reg_read(A.UC_ARM64_REG_PC)
-            counted = self._instructions.count
             self._failed_fill = None
+            self._arm_reads = False
             self._until = self._unreachable_exit()
             error: UcError | None = None
             try:
-                # Always with a count: a Unicorn instance that once ran
-                # without one ignores later counts (2.1.4).
-                uc.emu_start(pc, self._until, count=budget_left)
+                uc.emu_start(pc, self._until, count=budget.begin_stretch())
             except UcError as exc:
                 error = exc
             except Exception as exc:  # raised by a hook, re-raised by the binding
@@ -298,19 +261,25 @@ class Machine(RegisterAccess):
                                                   f"{type(exc).__name__}: {exc}")
             if self._outcome is not None:
                 break
-            if self._failed_fill is not None:
+            if self._arm_reads:
+                # A page of a read watch was about to be mapped: install the
+                # watches, retranslate, and run the access again.
+                self._read_watch_pages.clear()
+                self._hooks.arm_deferred()
+                uc.ctl_flush_tb()
+            elif self._failed_fill is not None:
                 aborts.deliver(self, self._failed_fill)
             elif error is not None and error.errno != UC_ERR_EXCEPTION:
                 self.finish(RunStatus.ERROR, f"Unicorn stopped: {error} at pc "
                                               f"{self.pc_text()}")
-            elif self._instructions.count - counted >= budget_left:
-                self._did_not_finish(True)
-            elif self._instructions.timed_out or time.perf_counter() >= deadline:
-                self._did_not_finish(False)
             else:
-                # Also a UC_ERR_EXCEPTION without a failed access: Unicorn
-                # failing to translate `until` at the EL where it stopped.
-                traps.stopped_without_cause(self)
+                stop = budget.after_stretch()
+                if stop in (Stop.BUDGET, Stop.DEADLINE):
+                    self._did_not_finish(stop is Stop.BUDGET)
+                elif stop is Stop.NOT_THE_BUDGET:
+                    # Also a UC_ERR_EXCEPTION without a failed access: Unicorn
+                    # failing to translate `until` at the EL where it stopped.
+                    traps.stopped_without_cause(self)
 
     def _unreachable_exit(self) -> int:
         """emu_start's ``until``: the last word of RAM, which nothing runs.
@@ -323,7 +292,7 @@ class Machine(RegisterAccess):
         return self.layout.page_offset + last
 
     def _did_not_finish(self, budget: bool) -> None:
-        n = min(self._instructions.count, self.options.max_instructions)
+        n = min(self._budget.count, self.options.max_instructions)
         cause = (f"instruction budget of {self.options.max_instructions} used up" if budget
                  else f"wall timeout of {self.options.timeout_s:g} s")
         self.finish(RunStatus.DID_NOT_FINISH,
@@ -334,6 +303,7 @@ class Machine(RegisterAccess):
         """Record the run's outcome (the first one wins) and stop Unicorn."""
         if self._outcome is None:
             self._outcome = _Outcome(status, reason, exit_code, breach)
+            self._hooks.frozen = True
         self.uc.emu_stop()
 
     @property
@@ -362,6 +332,10 @@ class Machine(RegisterAccess):
             if self._failed_fill is None:
                 self._failed_fill = aborts.FailedFill(va, access, el, pa)
             return False
+        if self._read_watch_pages and pa // self._tlb_page in self._read_watch_pages:
+            self._arm_reads = True   # see _execute
+            return False
+        self._platform.note_touched(pa)
         entry.paddr = pa
         entry.perms = UC_PROT_ALL
         return True

@@ -49,6 +49,8 @@ class PerCpuSnapshot:
         starts = {side: start for side, start, _ in self._areas}
         for (side, cpu), before in self._before.items():
             now = after[side, cpu]
+            if now == before:   # the usual case: one memcmp, no byte loop
+                continue
             i = 0
             while i < len(before):
                 if before[i] == now[i]:

@@ -6,16 +6,38 @@ touching the emulator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
 from pyharness.errors import HarnessError
 
 BOOT_FLAG_PROTECTED = 1
+# The largest budgets a run may be given: a day of wall time, and an
+# instruction count that still fits Unicorn's 64-bit count.
+MAX_TIMEOUT_S = 86_400.0
+MAX_INSTRUCTIONS = 1 << 62
 
 
 class MachineError(HarnessError):
     """Bad run options or a misuse of the Machine API (exit 2 from the CLI)."""
+
+
+def check_budgets(max_instructions: object = None, timeout_s: object = None) -> None:
+    """The one check of a run's budgets, for every command and the library
+    (``None``: not given, nothing to check): a whole number of instructions
+    from 1 to 2**62, a number of seconds above 0 and at most a day. NaN,
+    infinity, zero, negatives and non-numbers are a MachineError (exit 2)."""
+    if max_instructions is not None and (
+            not isinstance(max_instructions, int) or isinstance(max_instructions, bool)
+            or not 1 <= max_instructions <= MAX_INSTRUCTIONS):
+        raise MachineError(f"--max-instructions {max_instructions!r}: the instruction "
+                           "budget must be a whole number from 1 to 2**62")
+    if timeout_s is not None and (
+            not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool)
+            or not math.isfinite(timeout_s) or not 0 < timeout_s <= MAX_TIMEOUT_S):
+        raise MachineError(f"--timeout {timeout_s!r}: the wall-clock budget must be a "
+                           f"number of seconds above 0 and at most {MAX_TIMEOUT_S:g}")
 
 
 class RunStatus(str, Enum):
@@ -37,6 +59,9 @@ class RunOptions:
     kaslr_seed: int = 0
     max_instructions: int = 5_000_000
     timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_budgets(self.max_instructions, self.timeout_s)
 
     @property
     def boot_flags(self) -> int:

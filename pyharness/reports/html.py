@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from pyharness.files import write_atomically
 from pyharness.judge.verdict import Verdict
 from pyharness.reports.causes import group_failures
 from pyharness.reports.grid import Cell, Grid, make_grid
@@ -213,4 +214,4 @@ def write_html(records: Sequence[RunRecord], path: Path, source_url: str | None 
     """The page at ``path``; frames link to ``source_url`` (``URL/FILE#LLINE``)
     or to this checkout's files, relative to ``path``."""
     link = source_linker(path.parent, source_url)
-    path.write_text(html_report(records, link=link), encoding="utf-8")
+    write_atomically(path, html_report(records, link=link))

@@ -10,10 +10,12 @@ the reasons, the reproduce command and the console.
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
+from pyharness.files import write_atomically
 from pyharness.judge.verdict import Verdict
 from pyharness.run.record import RunRecord
 from pyharness.reports.text import printable as _xml_text
@@ -45,18 +47,20 @@ def junit_tree(records: Sequence[RunRecord], suite_name: str = "pyharness-matrix
     suite = ET.SubElement(root, "testsuite", {"name": suite_name, **counts})
     for record in records:
         case = ET.SubElement(suite, "testcase", {
-            "classname": classname(record), "name": record.id,
-            "time": f"{record.elapsed_ms / 1000:.3f}"})
+            "classname": _xml_text(classname(record)),
+            "name": _xml_text(record.id), "time": f"{record.elapsed_ms / 1000:.3f}"})
         if record.passed:
             continue
         tag = "failure" if record.verdict is Verdict.FAIL else "error"
         message = record.reasons[0] if record.reasons else record.verdict
         element = ET.SubElement(case, tag, {"message": _xml_text(message),
-                                            "type": record.verdict})
+                                            "type": str(record.verdict)})
         element.text = _xml_text(failure_text(record))
     ET.indent(root)
     return ET.ElementTree(root)
 
 
 def write_junit(records: Sequence[RunRecord], path: Path) -> None:
-    junit_tree(records).write(path, encoding="utf-8", xml_declaration=True)
+    buffer = io.BytesIO()
+    junit_tree(records).write(buffer, encoding="utf-8", xml_declaration=True)
+    write_atomically(path, buffer.getvalue())

@@ -13,12 +13,16 @@ is bad input with one clear message.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from pyharness.errors import HarnessError
+from pyharness.files import write_atomically
 from pyharness.judge.verdict import Verdict
+from pyharness.platform.results import check_budgets
 from pyharness.run.record import RunRecord
 
 FORMAT = "pyharness-matrix/1"
@@ -66,8 +70,7 @@ def records_document(records: Sequence[RunRecord],
 
 def write_json(records: Sequence[RunRecord], path: Path,
                plan: MatrixPlanIds | None = None) -> None:
-    path.write_text(json.dumps(records_document(records, plan), indent=1) + "\n",
-                    encoding="utf-8")
+    write_atomically(path, json.dumps(records_document(records, plan), indent=1) + "\n")
 
 
 def _hint() -> str:
@@ -101,7 +104,29 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
     if data["verdict"] not in set(Verdict):
         raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
                            f"{', '.join(Verdict)}; {_hint()}")
+    try:
+        check_budgets(data.get("max_instructions"), data.get("timeout_s"))
+    except HarnessError as err:
+        raise HarnessError(f"{path}: run {number}: {err}; {_hint()}") from None
     return RunRecord.from_json({**_DEFAULTS, **data})
+
+
+# Far more than any matrix writes; a larger input is not a report.
+MAX_REPORT_BYTES = 256 << 20
+
+
+def _read_report(path: Path) -> str:
+    """The text of a report file or pipe; a device (``/dev/zero``) or an
+    input over MAX_REPORT_BYTES is refused without reading it all."""
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            raise HarnessError(f"{path}: a device, not a report file; {_hint()}")
+        data = f.read(MAX_REPORT_BYTES + 1)
+    if len(data) > MAX_REPORT_BYTES:
+        raise HarnessError(f"{path}: over {MAX_REPORT_BYTES >> 20} MiB, too large to be a "
+                           f"report; {_hint()}")
+    return data.decode("utf-8")
 
 
 def load_records(path: Path) -> list[RunRecord]:
@@ -125,7 +150,7 @@ def _plan_in(document: object, path: Path) -> MatrixPlanIds | None:
 def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
     """The records of a JSON report and its matrix plan (None if it has none)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_report(path)
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such file; {_hint()}") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -136,5 +161,8 @@ def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
     except json.JSONDecodeError as err:
         raise HarnessError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: "
                            f"{err.msg}); {_hint()}") from None
+    except RecursionError:
+        raise HarnessError(f"{path}: JSON nested too deeply to be a report; "
+                           f"{_hint()}") from None
     records = [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]
     return records, _plan_in(document, path)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from pyharness.judge.verdict import Verdict
 from pyharness.run.record import RunRecord
 from pyharness.reports.grid import Cell, Grid, make_grid
+from pyharness.terminal import visible
 
 _COLOURS = {Verdict.PASS: "\033[32m", Verdict.FAIL: "\033[1;31m", Verdict.ERROR: "\033[33m"}
 _RESET = "\033[0m"
@@ -43,13 +44,15 @@ def compact_cell_text(cell: Cell) -> str:
 def _render(grid: Grid, headers: list[str], cell_texts: Callable[[Cell], str],
             colour: bool) -> list[str]:
     texts = {(c, s): cell_texts(grid.cell(c, s)) for c in grid.rows for s in grid.scenarios}
-    first = max(len("configuration"), *(len(c) for c in grid.rows))
+    names = {c: visible(c) for c in grid.rows}
+    headers = [visible(h) for h in headers]
+    first = max(len("configuration"), *(len(n) for n in names.values()))
     widths = [max(len(h), *(len(texts[(c, s)]) for c in grid.rows))
               for s, h in zip(grid.scenarios, headers)]
     lines = ["  ".join([f"{'configuration':<{first}}",
                         *(f"{h:<{w}}" for h, w in zip(headers, widths))]).rstrip()]
     for config in grid.rows:
-        row = [f"{config:<{first}}"]
+        row = [f"{names[config]:<{first}}"]
         for scenario, width in zip(grid.scenarios, widths):
             text = f"{texts[(config, scenario)]:<{width}}"
             status = grid.cell(config, scenario).status
@@ -75,8 +78,8 @@ def summary_table(records: Sequence[RunRecord], colour: bool = False,
         return "\n".join(full)
     numbers = [str(i) for i in range(1, len(grid.scenarios) + 1)]
     lines = _render(grid, numbers, compact_cell_text, colour)
-    key = _wrap_items("scenarios:", [f"{n} {s}" for n, s in zip(numbers, grid.scenarios)],
-                      width)
+    key = _wrap_items("scenarios:", [visible(f"{n} {s}")
+                                     for n, s in zip(numbers, grid.scenarios)], width)
     return "\n".join(lines + ["", *key,
                               "cells: ok = all passed, F = failed/runs, E = errors/runs"])
 
@@ -104,9 +107,9 @@ def failure_report(records: Sequence[RunRecord]) -> str:
     for record in records:
         if record.passed:
             continue
-        lines = [f"{record.verdict.upper()} {record.id}"]
-        lines += [f"    {reason}" for reason in record.reasons or ["no reason given"]]
-        lines.append(f"    reproduce: {record.command}")
+        lines = [visible(f"{record.verdict.upper()} {record.id}")]
+        lines += [visible(f"    {reason}") for reason in record.reasons or ["no reason given"]]
+        lines.append(visible(f"    reproduce: {record.command}"))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

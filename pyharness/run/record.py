@@ -60,7 +60,8 @@ class RunRecord:
     def from_json(cls, data: dict[str, object]) -> RunRecord:
         """A record from its JSON object (fields already type-checked by the
         caller; unknown fields are ignored; a record from before the
-        unwinder axis is a run of the lab's unwinder)."""
+        unwinder axis is a run of the lab's unwinder, one from before the
+        budgets were recorded had the default ones)."""
         spec = RunSpec(**{name: data[name] for name in _SPEC_FIELDS  # type: ignore[arg-type]
                           if name in data})
         outcome = {f.name: data[f.name] for f in fields(cls)

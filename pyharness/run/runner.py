@@ -26,13 +26,10 @@ from pyharness.judge.oracle import HypOracle
 from pyharness.judge.verdict import FrameLine
 from pyharness.judge.watch import BoundsWatch
 from pyharness.platform.machine import Machine
-from pyharness.platform.results import PerCpuChange, RunOptions, RunResult
+from pyharness.platform.results import PerCpuChange, RunOptions, RunResult, check_budgets
 from pyharness.run.record import RunRecord
 from pyharness.run.scenarios import find_scenario
-from pyharness.run.spec import LAB, MODES, RunSpec
-
-DEFAULT_MAX_INSTRUCTIONS = 20_000_000
-DEFAULT_TIMEOUT_S = 30.0
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, LAB, MODES, RunSpec
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ class RunRequest:
     kaslr_seed: int = 0
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
     timeout_s: float = DEFAULT_TIMEOUT_S
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None
     # A fault to inject instead of the scenario's own (tests, fuzzing).
     fault: Fault | None = None
     # The kernel tree or tarball whose nVHE unwinder to build in; None: the lab's.
@@ -54,11 +51,15 @@ class RunRequest:
     # The unwinder axis label for the record (matrix); None: the build's own.
     unwinder: str | None = None
 
+    def __post_init__(self) -> None:
+        check_budgets(self.max_instructions, self.timeout_s)
+
     @classmethod
     def from_spec(cls, spec: RunSpec, **kwargs: object) -> RunRequest:
         return cls(config=spec.config, scenario=spec.scenario, mode=spec.mode,
                    cpu=spec.cpu, kaslr_seed=spec.kaslr_seed, kernel_src=spec.kernel_src,
-                   unwinder=spec.unwinder, **kwargs)
+                   unwinder=spec.unwinder, max_instructions=spec.max_instructions,
+                   timeout_s=spec.timeout_s, **kwargs)
 
 
 def _validate(request: RunRequest, nr_cpus: int) -> None:
@@ -67,8 +68,6 @@ def _validate(request: RunRequest, nr_cpus: int) -> None:
     if not 0 <= request.cpu < nr_cpus:
         raise HarnessError(f"--cpu {request.cpu} is out of range: the configuration has "
                            f"NR_CPUS={nr_cpus}, so use 0..{nr_cpus - 1}")
-    if request.max_instructions <= 0 or request.timeout_s <= 0:
-        raise HarnessError("budgets must be positive")
 
 
 @dataclass
@@ -120,10 +119,12 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
     if setup is not None:
         setup(machine, image)
     result = machine.run()
-    return Observation(request=request, built=built, scenario=scenario.name, result=result,
-                       expect=oracle.expectation(scenario.name, built.elf),
-                       foreign_changes=machine.foreign_percpu_changes(),
-                       violations=watch.violations, build_ms=build_ms)
+    observation = Observation(request=request, built=built, scenario=scenario.name,
+                              result=result, expect=oracle.expectation(scenario.name, built.elf),
+                              foreign_changes=machine.foreign_percpu_changes(),
+                              violations=watch.violations, build_ms=build_ms)
+    machine.release()   # with $PYHARNESS_REUSE=1, the next run of this image reuses it
+    return observation
 
 
 def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
@@ -151,7 +152,8 @@ def judge(obs: Observation) -> RunRecord:
                    kaslr_seed=request.kaslr_seed,
                    kernel_src=kernel.given if kernel else None,
                    generation=kernel.generation if kernel else None,
-                   unwinder=_label(request, kernel))
+                   unwinder=_label(request, kernel), max_instructions=request.max_instructions,
+                   timeout_s=request.timeout_s)
     return RunRecord(
         spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
         console=result.console, instructions=result.instructions,

@@ -1,7 +1,7 @@
 """What one run is: a configuration, the nVHE unwinder built into it, a
-runtime mode, a scenario, a CPU and a KASLR seed. :class:`RunSpec` is made
-by the matrix expansion, the CLI and the pytest plugin, and every report
-names a run by :func:`run_id`."""
+runtime mode, a scenario, a CPU, a KASLR seed and the run's budgets.
+:class:`RunSpec` is made by the matrix expansion, the CLI and the pytest
+plugin, and every report names a run by :func:`run_id`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass
 
 # The runtime hypervisor modes (the kernel's kvm-arm.mode=nvhe|protected).
 MODES = ("nvhe", "protected")
+# A run's budgets unless told otherwise (`pyharness run --max-instructions
+# --timeout`); a run out of either is judged on what it printed by then.
+DEFAULT_MAX_INSTRUCTIONS = 20_000_000
+DEFAULT_TIMEOUT_S = 30.0
 
 # The lab's own unwinder (no --kernel-src): its runs keep their plain ids.
 LAB = "lab"
@@ -51,6 +55,10 @@ class RunSpec:
     kernel_src: str | None = None    # --kernel-src: a tree or tarball; None: the lab's unwinder
     generation: str | None = None    # the tree's generation ("6.12"); None: the lab's
     unwinder: str = LAB              # the axis label: "lab", "linux-6.12", ...
+    # The budgets change a verdict (a run cut short fails), so they are part
+    # of what reproduces it.
+    max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     @classmethod
     def with_unwinder(cls, unwinder: Unwinder, **fields: object) -> RunSpec:
@@ -67,12 +75,17 @@ class RunSpec:
         return run_id(self.config_name, self.mode, self.scenario, self.cpu, self.unwinder)
 
     def command(self) -> str:
-        """The one-line command that reproduces this run exactly."""
-        kernel = ["--kernel-src", shlex.quote(self.kernel_src)] if self.kernel_src else []
-        return " ".join([
-            "pyharness", "run", "--config", shlex.quote(self.config), *kernel,
-            "--scenario", self.scenario, "--mode", self.mode,
-            "--cpu", str(self.cpu), "--kaslr-seed", str(self.kaslr_seed)])
+        """The one-line command that reproduces this run exactly: every option
+        that can change its verdict, each quoted for a POSIX shell."""
+        kernel = ["--kernel-src", self.kernel_src] if self.kernel_src else []
+        argv = ["pyharness", "run", "--config", self.config, *kernel,
+                "--scenario", self.scenario, "--mode", self.mode, "--cpu", str(self.cpu),
+                "--kaslr-seed", str(self.kaslr_seed)]
+        if self.max_instructions != DEFAULT_MAX_INSTRUCTIONS:
+            argv += ["--max-instructions", str(self.max_instructions)]
+        if self.timeout_s != DEFAULT_TIMEOUT_S:
+            argv += ["--timeout", repr(self.timeout_s)]
+        return shlex.join(argv)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
