@@ -126,6 +126,13 @@ HOW: dict[str, tuple[str, str]] = {
         ("pyharness matrix --configs pkvm smp --kernel-src lab --kernel-src "
          "/usr/src/linux-source-6.1.tar.xz --kernel-src ~/src/linux --scenarios smoke bug -q",
          "scratch"),
+    "pyharness mutate --config pkvm --only csrc/include/stacktrace/common.h:stmt-del:fe5c35465a":
+        ("pyharness mutate --config pkvm --only csrc/include/stacktrace/common.h:stmt-del:"
+         "fe5c35465a --scenarios unwind_selftest", "scratch"),
+    "pyharness mutate --files '*stacktrace/common.h' -j2 --json common.json --html common.html":
+        ("pyharness mutate --files '*stacktrace/common.h' -j2 --json common.json --html "
+         "common.html --config tiny --scenarios unwind_selftest "
+         "--only csrc/include/stacktrace/common.h:stmt-del:fe5c35465a", "scratch"),
     "pytest -n auto configs/ --kernel-src /usr/src/linux-source-6.12.tar.xz":
         ("pytest -n auto -q -p no:cacheprovider configs/ --kernel-src "
          "/usr/src/linux-source-6.12.tar.xz -k 'pkvm-nvhe-bug'", "repo"),

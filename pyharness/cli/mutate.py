@@ -61,7 +61,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         return _print_list(prepared)
     if not prepared.mutants:
         raise HarnessError("no mutant selected (--files/--only match none)")
-    print(f"mutate: {len(prepared.mutants)} mutants of {prepared.tree} "
+    count = len(prepared.mutants)
+    print(f"mutate: {count} mutant{'s' if count != 1 else ''} of {prepared.tree} "
           f"({', '.join(sorted({m.file for m in prepared.mutants}))})", flush=True)
 
     def show(verdict) -> None:  # type: ignore[no-untyped-def]
