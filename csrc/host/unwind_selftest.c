@@ -7,8 +7,11 @@
  *
  * PCs are the small tags stored as return addresses below; ERR is what
  * the last unwind_next_common() returned (0 when the consumer stopped the
- * walk). tests/test_unwinder.py holds the expected line for each case,
- * derived from the unwinder's rules, not from this output.
+ * walk). The cases that go through unwind_common() print, instead of ERR,
+ * how many times the walk asked the consumer (asked=N): a walk that goes
+ * on after the consumer said stop asks again. pyharness/judge/expectation.py
+ * holds the expected line for each case, derived from the unwinder's
+ * rules, not from this output.
  */
 #include <host.h>
 #include <printk.h>
@@ -22,6 +25,11 @@ static unsigned long selftest_stacks[2][SELFTEST_WORDS] __aligned(16);
 static unsigned long selftest_foreign[SELFTEST_WORDS] __aligned(16);
 
 #define FOREIGN_BASE	0x100000UL	/* the "owner's" address of selftest_foreign */
+/*
+ * A stack that was never allocated (a per-CPU stack pointer still NULL):
+ * its base is 0, so it must contain nothing, not [0, its size).
+ */
+#define ABSENT_BASE	0UL
 
 static unsigned long task_addr(unsigned int word)
 {
@@ -42,7 +50,9 @@ static bool selftest_accessible(unsigned long sp, unsigned long size,
 	return on_stack(sp, size, task, task + bytes, STACK_TYPE_TASK, info) ||
 	       on_stack(sp, size, irq, irq + bytes, STACK_TYPE_IRQ, info) ||
 	       on_stack(sp, size, FOREIGN_BASE, FOREIGN_BASE + bytes,
-			STACK_TYPE_HYP, info);
+			STACK_TYPE_HYP, info) ||
+	       on_stack(sp, size, ABSENT_BASE, ABSENT_BASE + bytes,
+			STACK_TYPE_OVERFLOW, info);
 }
 
 static bool selftest_translate(unsigned long *fp, enum stack_type type)
@@ -72,12 +82,14 @@ struct selftest_log {
 	size_t len;
 	unsigned int taken;
 	unsigned int limit;
+	unsigned int asked;	/* calls, including those answered "stop" */
 };
 
 static bool selftest_consume(void *cookie, unsigned long pc)
 {
 	struct selftest_log *log = cookie;
 
+	log->asked++;
 	if (log->taken >= log->limit)
 		return false;
 	log->len += snprintf(log->text + log->len, sizeof(log->text) - log->len,
@@ -104,6 +116,18 @@ static void run_case(const char *name, unsigned long fp, unsigned int limit,
 	printk("unwind_selftest: %s pcs=%s end=%d\n", name, log.text, err);
 }
 
+/* The same walk through unwind_common(), as the hyp and the host make it. */
+static noinline void run_common_case(const char *name, unsigned long fp,
+				     unsigned int limit)
+{
+	struct selftest_log log = { .limit = limit };
+	struct unwind_state state;
+
+	unwind_init_common(&state, fp, 0xa);
+	unwind_common(&state, selftest_accessible, NULL, selftest_consume, &log);
+	printk("unwind_selftest: %s pcs=%s asked=%u\n", name, log.text, log.asked);
+}
+
 static void clear_stacks(void)
 {
 	unsigned int i;
@@ -124,14 +148,22 @@ void unwind_selftest(void)
 	put_record(selftest_stacks[0], 20, 0, 0xd);
 	run_case("chain", task_addr(4), 100, NULL);
 	run_case("consumer_stop", task_addr(4), 2, NULL);
+	run_common_case("common_chain", task_addr(4), 100);
+	run_common_case("common_stop", task_addr(4), 2);
 
-	/* An fp that is not 8-byte aligned. */
+	/* An fp that is not 8-byte aligned: off by 4, and off by 1. */
 	put_record(selftest_stacks[0], 10, task_addr(20) + 4, 0xc);
 	run_case("misaligned", task_addr(4), 100, NULL);
+	put_record(selftest_stacks[0], 10, task_addr(20) + 1, 0xc);
+	run_case("misaligned_by_1", task_addr(4), 100, NULL);
 
 	/* An fp outside every stack. */
 	put_record(selftest_stacks[0], 10, 0x8000, 0xc);
 	run_case("outside", task_addr(4), 100, NULL);
+
+	/* An fp inside [0, size) of the stack that does not exist. */
+	put_record(selftest_stacks[0], 10, ABSENT_BASE + 16, 0xc);
+	run_case("absent_stack", task_addr(4), 100, NULL);
 
 	/* A record whose second word lies past the end of the stack. */
 	put_record(selftest_stacks[0], 10, task_addr(SELFTEST_WORDS - 1), 0xc);

@@ -17,6 +17,11 @@ def _selftest(name: str, pcs: str, end: int) -> str:
     return f"unwind_selftest: {name} pcs={pcs} end={end}"
 
 
+def _selftest_common(name: str, pcs: str, asked: int) -> str:
+    """A case walked by unwind_common(): the consumer's calls, not the error."""
+    return f"unwind_selftest: {name} pcs={pcs} asked={asked}"
+
+
 ENOENT, EINVAL = -2, -22
 # csrc/host/unwind_selftest.c builds these records; the outcome of each is
 # what the unwinder's rules (docs/oracle.md) say, worked out by hand.
@@ -28,8 +33,12 @@ BUFFER_OVERRUN_LINES = {
 UNWIND_SELFTEST_LINES = (
     _selftest("chain", "a,b,c,d", ENOENT),             # three records, then fp 0
     _selftest("consumer_stop", "a,b", 0),              # the consumer says stop after 2
-    _selftest("misaligned", "a,b,c", EINVAL),          # fp not 8-byte aligned
+    _selftest_common("common_chain", "a,b,c,d", 4),    # one call per pc, then fp 0
+    _selftest_common("common_stop", "a,b", 3),         # asked for c, says stop: no 4th call
+    _selftest("misaligned", "a,b,c", EINVAL),          # fp not 8-byte aligned (+4)
+    _selftest("misaligned_by_1", "a,b,c", EINVAL),     # fp + 1: bit 0 counts too
     _selftest("outside", "a,b,c", EINVAL),             # fp on no stack
+    _selftest("absent_stack", "a,b,c", EINVAL),        # in [0, size) of a stack based at 0
     _selftest("straddles_end", "a,b,c", EINVAL),       # record's 2nd word past the end
     _selftest("self_loop", "a,b,c", EINVAL),           # fp == previous fp
     _selftest("downward", "a,b,c", EINVAL),            # fp below previous fp
