@@ -13,9 +13,14 @@ from typing import Hashable, Sequence
 from pyharness.judge.align import align
 from pyharness.judge.expectation import (ExpectedFrame, ExpectedHostFrame, ExpectedPanic,
                                          Expectation)
+from pyharness.judge.kernel_format import format_problems
 from pyharness.judge.logrecords import TRACE_FOOTERS, Frame, HostPanic, HypPanic, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 from pyharness.judge.verdict import FrameLine
+
+
+#: The first line of nvhe_hyp_panic_handler()'s panic() message.
+HOST_PANIC_MESSAGE = "HYP panic:"
 
 
 def printed_symbol(frame: Frame) -> str:
@@ -116,14 +121,33 @@ def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str],
     reasons += _check_dump(expect, panic)
     reasons += _check_hyp_offset(expect, panic.hyp_offset)
     if panic.host is None:
-        reasons.append("host panic ('Kernel panic - not syncing: HYP panic:') missing")
+        reasons.append(f"host panic ('Kernel panic - not syncing: {HOST_PANIC_MESSAGE}') missing")
     else:
+        reasons += _check_host_identity(expect, panic.host)
         reasons += _check_registers(expect.registers, panic.host)
         reasons += _check_host_frames(expect.host_frames, panic.host.frames)
         if not panic.host.footer:
             reasons.append("host panic end marker missing")
+    reasons += format_problems(console)
     actual = tuple(_frame_line(f) for f in panic.trace.frames) if panic.trace else ()
     return reasons, actual
+
+
+def _check_host_identity(expect: Expectation, host: HostPanic) -> list[str]:
+    """The host panic's message and the line naming the CPU and task."""
+    reasons = []
+    if host.message != HOST_PANIC_MESSAGE:
+        reasons.append(f"host panic message: expected '{HOST_PANIC_MESSAGE}', "
+                       f"got '{host.message}'")
+    if expect.cpu is None:
+        return reasons
+    want = f"CPU: {expect.cpu} PID: 1 Comm: swapper/{expect.cpu}"
+    if host.cpu is None:
+        reasons.append(f"host panic: '{want}' line missing")
+    elif (host.cpu, host.pid, host.comm) != (expect.cpu, 1, f"swapper/{expect.cpu}"):
+        reasons.append(f"host panic: expected '{want}', got "
+                       f"'CPU: {host.cpu} PID: {host.pid} Comm: {host.comm}'")
+    return reasons
 
 
 def _check_hyp_offset(expect: Expectation, printed: int | None) -> list[str]:

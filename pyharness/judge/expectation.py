@@ -127,6 +127,7 @@ class Expectation:
     registers: dict[str, int] = field(default_factory=dict)  # the host's panic message
     hyp_offset: int | None = None
     host_frames: tuple[ExpectedHostFrame, ...] = ()
+    cpu: int | None = None                      # the CPU the host's panic names
     footprint: tuple[str, ...] = ()             # how the image differs from the claim
     findings: tuple[str, ...] = ()              # what the firmware already did wrong
 

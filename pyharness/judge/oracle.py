@@ -232,7 +232,7 @@ class HypOracle:
                            dump=dump, frames=frames, truncated=truncated,
                            notes=tuple(self.problems), registers=self._registers(capture),
                            hyp_offset=self.hyp_offset(), host_frames=host_frames,
-                           findings=tuple(self.vector.findings))
+                           cpu=self.cpu, findings=tuple(self.vector.findings))
 
     def _dump_kind(self) -> str:
         if not self.protected:
