@@ -153,4 +153,9 @@ def test_decode_with_elf_agrees_with_the_firmware(scenario):
     assert len(traces) == 1
     assert not traces[0].mismatches, [f.mismatch for f in traces[0].mismatches]
     assert len(traces[0].frames) == len(record.expected)
-    assert all(f.elf is not None and f.elf.file and f.elf.line for f in traces[0].frames)
+    # Every frame in a function has its source line (fault_lr_tagged also
+    # prints an lr in no symbol at all: the decoder must not invent one).
+    in_symbols = [f for f in traces[0].frames if f.frame.symbol is not None]
+    assert len(in_symbols) >= len(traces[0].frames) - 1
+    assert all(f.elf is not None and f.elf.file and f.elf.line for f in in_symbols)
+    assert all(f.elf is None or not f.elf.line for f in traces[0].frames if f.frame.symbol is None)

@@ -55,7 +55,18 @@ SYM_CODE_START(host_entry)
 	mov	x2, x3
 	mov	x29, xzr
 	mov	x30, xzr
+	/*
+	 * host_main() never returns, so this bl is host_entry's last
+	 * instruction and the return address it leaves is host_halt, the
+	 * next symbol: the host's call trace must still name host_entry
+	 * (%pB looks up the address before a return address).
+	 */
 	bl	host_main
+SYM_CODE_END(host_entry)
+
+/* Where host_main() would return to, were it ever to. */
+SYM_CODE_START(host_halt)
 1:	wfi
 	b	1b
-SYM_CODE_END(host_entry)
+	.ltorg
+SYM_CODE_END(host_halt)

@@ -98,6 +98,30 @@ static noinline void run_scenario(u64 scenario)
 	case SCENARIO_fault_on_overflow_stack:
 		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_fault_on_overflow_stack, 0);
 		break;
+	case SCENARIO_brk_not_bug:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug, 0);
+		break;
+	case SCENARIO_brk_not_bug_high:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug_high, 0);
+		break;
+	case SCENARIO_fault_at_function_entry:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_fault_at_function_entry, 0);
+		break;
+	case SCENARIO_bug_at_function_entry:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_bug_at_function_entry, 0);
+		break;
+	case SCENARIO_brk_not_bug_low:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug_low, 0);
+		break;
+	case SCENARIO_hvc_at_el2:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_hvc_at_el2, 0);
+		break;
+	case SCENARIO_invalid_aarch32_exception:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_invalid_aarch32_exception, 0);
+		break;
+	case SCENARIO_wild_jump:
+		kvm_call_hyp(__KVM_HOST_SMCCC_FUNC___kvm_wild_jump, 0);
+		break;
 	default:
 		panic("unknown scenario %lu\n", scenario);
 	}

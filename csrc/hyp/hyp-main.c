@@ -75,6 +75,54 @@ handle___kvm_fault_on_overflow_stack(struct kvm_cpu_context *host_ctxt)
 	__kvm_fault_on_overflow_stack();
 }
 
+static noipa void handle___kvm_brk_not_bug(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_brk_not_bug();
+}
+
+static noipa void handle___kvm_brk_not_bug_high(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_brk_not_bug_high();
+}
+
+static noipa void handle___kvm_fault_at_function_entry(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_fault_at_function_entry();
+}
+
+static noipa void handle___kvm_bug_at_function_entry(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_bug_at_function_entry();
+}
+
+static noipa void handle___kvm_brk_not_bug_low(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_brk_not_bug_low();
+}
+
+static noipa void handle___kvm_hvc_at_el2(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_hvc_at_el2();
+}
+
+static noipa void handle___kvm_invalid_aarch32_exception(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_invalid_aarch32_exception();
+}
+
+static noipa void handle___kvm_wild_jump(struct kvm_cpu_context *host_ctxt)
+{
+	(void)host_ctxt;
+	__kvm_wild_jump();
+}
+
 /* Test only: what the harness's bounds watch must catch. */
 static noipa void handle___kvm_buffer_overrun_probe(struct kvm_cpu_context *host_ctxt)
 {
@@ -113,6 +161,30 @@ static __always_inline void handle_host_hcall(struct kvm_cpu_context *host_ctxt)
 		break;
 	case __KVM_HOST_SMCCC_FUNC___kvm_fault_on_overflow_stack:
 		handle___kvm_fault_on_overflow_stack(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug:
+		handle___kvm_brk_not_bug(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug_high:
+		handle___kvm_brk_not_bug_high(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_fault_at_function_entry:
+		handle___kvm_fault_at_function_entry(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_bug_at_function_entry:
+		handle___kvm_bug_at_function_entry(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug_low:
+		handle___kvm_brk_not_bug_low(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_hvc_at_el2:
+		handle___kvm_hvc_at_el2(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_invalid_aarch32_exception:
+		handle___kvm_invalid_aarch32_exception(host_ctxt);
+		break;
+	case __KVM_HOST_SMCCC_FUNC___kvm_wild_jump:
+		handle___kvm_wild_jump(host_ctxt);
 		break;
 	default:
 		host_ctxt->regs[1] = (u64)-1;

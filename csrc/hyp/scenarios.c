@@ -6,6 +6,7 @@
 #include <bug.h>
 #include <nvhe/hyp.h>
 #include <stacktrace/nvhe.h>
+#include <asm/sysreg.h>
 
 DECLARE_PER_CPU(unsigned long [OVERFLOW_STACK_SIZE / sizeof(long)], overflow_stack);
 
@@ -61,6 +62,44 @@ noipa unsigned long __kvm_recursive_death(void)
 {
 	return recursive_death(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
 }
+
+/*
+ * Functions whose first instruction faults: leaves with no frame record
+ * (GCC: omit-leaf-frame-pointer for these alone; Clang: naked). ELR_EL2
+ * is then the symbol's own address, and %pB, which looks up ELR - 1 as it
+ * would for a return address, makes the kernel's panic or BUG line name
+ * the function before it. (With a BTI landing pad the fault is one
+ * instruction in, and %pB names the function itself.)
+ *
+ * bug_at_entry() is cold, so it lands after this file's other functions
+ * while its bug table entry comes first (the file's order): the table is
+ * not sorted by address, and a lookup must match the brk's address
+ * exactly, not the first entry at or above it.
+ */
+#ifdef __clang__
+static __attribute__((__naked__, __noinline__, __used__))
+unsigned long load_at_entry(const unsigned long *p)
+{
+	__asm__ volatile("ldr	x0, [x0]\n\tret");
+}
+
+static __attribute__((__naked__, __noinline__, __used__, __cold__)) void bug_at_entry(void)
+{
+	__asm__ volatile(__BUG_ASM(__LINE__));
+}
+#else
+static noipa __attribute__((__target__("omit-leaf-frame-pointer")))
+unsigned long load_at_entry(const unsigned long *p)
+{
+	return READ_ONCE(*p);
+}
+
+static noipa __attribute__((__target__("omit-leaf-frame-pointer"), __cold__))
+void bug_at_entry(void)
+{
+	BUG();
+}
+#endif
 
 static noipa void bug_depth2(void)
 {
@@ -164,4 +203,121 @@ noipa void __kvm_fault_at_stack_top(void)
 noipa void __kvm_fault_on_overflow_stack(void)
 {
 	fault_with_sp((unsigned long)this_cpu_ptr(&overflow_stack) + OVERFLOW_STACK_SIZE / 2);
+}
+
+/*
+ * A guest stage-2 abort's registers, as when the hyp dies handling one:
+ * FAR_EL2 the faulting VA, HPFAR_EL2 its IPA's page (bits 43:4), PAR_EL1
+ * an address translation's result. Three different non-zero values with
+ * leading zeros: the host's panic message must show each in its own
+ * place, at its full width.
+ */
+#define GUEST_ABORT_FAR		0x00000000dead0ff8UL
+#define GUEST_ABORT_HPFAR	0x0000000000dead00UL
+#define GUEST_ABORT_PAR		0x00000000dead0980UL
+
+static __always_inline void set_guest_abort_registers(void)
+{
+	write_sysreg(GUEST_ABORT_FAR, far_el2);
+	write_sysreg(GUEST_ABORT_HPFAR, hpfar_el2);
+	write_sysreg(GUEST_ABORT_PAR, par_el1);
+	__asm__ volatile("isb" : : : "memory");
+}
+
+/*
+ * A brk whose comment is BUG_BRK_IMM with one more bit set is not a BUG:
+ * the host must compare the whole 16-bit comment to report a hyp panic.
+ * Bit 0 here (with the guest abort's registers), bit 15 below.
+ */
+static noipa void brk_near_bug(void)
+{
+	set_guest_abort_registers();
+	__asm__ volatile("brk %[imm]" : : [imm] "i" (BUG_BRK_IMM | 0x1));
+}
+
+noipa void __kvm_brk_not_bug(void)
+{
+	brk_near_bug();
+	WRITE_ONCE(recursion_stop, 0);
+}
+
+/* The condition flags cleared first: PS then prints with leading zeros. */
+static noipa void brk_far_from_bug(void)
+{
+	__asm__ volatile("msr	nzcv, xzr\n\t"
+			 "brk	%[imm]" : : [imm] "i" (BUG_BRK_IMM | 0x8000) : "cc");
+}
+
+noipa void __kvm_brk_not_bug_high(void)
+{
+	brk_far_from_bug();
+	WRITE_ONCE(recursion_stop, 0);
+}
+
+/* A comment below BUG's (the kernel's fault-fixup brk): not a BUG either. */
+static noipa void brk_below_bug(void)
+{
+	__asm__ volatile("brk %[imm]" : : [imm] "i" (0x100));
+}
+
+noipa void __kvm_brk_not_bug_low(void)
+{
+	brk_below_bug();
+	WRITE_ONCE(recursion_stop, 0);
+}
+
+/*
+ * An HVC at EL2 is taken to EL2 with EC 0x16 and its immediate in the
+ * ESR's low 16 bits, where a BRK keeps its comment: with BUG's immediate,
+ * only the EC tells the host this is no BUG.
+ */
+static noipa void hvc_with_bug_imm(void)
+{
+	__asm__ volatile("hvc %[imm]" : : [imm] "i" (BUG_BRK_IMM) : "memory");
+}
+
+noipa void __kvm_hvc_at_el2(void)
+{
+	hvc_with_bug_imm();
+	WRITE_ONCE(recursion_stop, 0);
+}
+
+/*
+ * hyp_panic() while SPSR_EL2 holds an AArch32 guest's System mode
+ * (M[4:0] = 0x1f, so M[3:0] = 0xf, above both EL2 modes): an invalid
+ * host exception like any mode that is not EL2t or EL2h.
+ */
+#define SPSR_AARCH32_SYS	0x1dfUL		/* AIF masked, System mode */
+
+noipa void __kvm_invalid_aarch32_exception(void)
+{
+	write_sysreg(SPSR_AARCH32_SYS, spsr_el2);
+	hyp_panic();
+}
+
+/*
+ * A call through a corrupt function pointer: the last instruction slot of
+ * the hyp's VA range, never mapped. ELR_EL2 is in no symbol, and ELR plus
+ * the hyp offset wraps past 2^64 to an address with leading zeros.
+ */
+#define HYP_WILD_PC	((_UL(1) << HYP_VA_BITS) - 4)
+
+noipa void __kvm_wild_jump(void)
+{
+	void (*volatile wild)(void) = (void (*)(void))HYP_WILD_PC;
+
+	wild();
+	WRITE_ONCE(recursion_stop, 0);
+}
+
+
+noipa void __kvm_fault_at_function_entry(void)
+{
+	WRITE_ONCE(recursion_stop, load_at_entry((const unsigned long *)HYP_UNMAPPED_VA));
+}
+
+noipa void __kvm_bug_at_function_entry(void)
+{
+	bug_at_entry();
+	WRITE_ONCE(recursion_stop, 0);
 }

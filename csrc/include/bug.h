@@ -34,19 +34,20 @@ struct bug_entry {
  * function's closing brace, once Clang moved the unlikely block to the
  * end), so addr2line named the wrong line.
  */
+#define __BUG_ASM(line)							\
+	"1:	brk #" __BUG_XSTR(BUG_BRK_IMM) "\n"				\
+	".pushsection .rodata.str1.1, \"aMS\", %progbits, 1\n"		\
+	"2:	.string \"" __FILE__ "\"\n"					\
+	".popsection\n"							\
+	".pushsection __bug_table, \"a\"\n"				\
+	".balign 4\n"							\
+	"3:	.long 1b - 3b\n"						\
+	"	.long 2b - (3b + 4)\n"					\
+	"	.short " __BUG_XSTR(line) ", 0\n"				\
+	".popsection\n"
+
 #define BUG() do {							\
-	__asm__ __volatile__(						\
-		"1:	brk %[imm]\n"					\
-		".pushsection .rodata.str1.1, \"aMS\", %%progbits, 1\n"	\
-		"2:	.string \"" __FILE__ "\"\n"			\
-		".popsection\n"						\
-		".pushsection __bug_table, \"a\"\n"			\
-		".balign 4\n"						\
-		"3:	.long 1b - 3b\n"				\
-		"	.long 2b - (3b + 4)\n"				\
-		"	.short " __BUG_XSTR(__LINE__) ", 0\n"		\
-		".popsection\n"						\
-		: : [imm] "i" (BUG_BRK_IMM));				\
+	__asm__ __volatile__(__BUG_ASM(__LINE__));			\
 	__builtin_unreachable();					\
 } while (0)
 

@@ -17,6 +17,14 @@
 #define __KVM_HOST_SMCCC_FUNC___kvm_el2t_fault			8
 #define __KVM_HOST_SMCCC_FUNC___kvm_fault_at_stack_top		9
 #define __KVM_HOST_SMCCC_FUNC___kvm_fault_on_overflow_stack	10
+#define __KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug			11
+#define __KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug_high		12
+#define __KVM_HOST_SMCCC_FUNC___kvm_fault_at_function_entry	13
+#define __KVM_HOST_SMCCC_FUNC___kvm_bug_at_function_entry	14
+#define __KVM_HOST_SMCCC_FUNC___kvm_brk_not_bug_low		15
+#define __KVM_HOST_SMCCC_FUNC___kvm_hvc_at_el2			16
+#define __KVM_HOST_SMCCC_FUNC___kvm_invalid_aarch32_exception	17
+#define __KVM_HOST_SMCCC_FUNC___kvm_wild_jump			18
 
 /*
  * Saved host context: x0..x30 at 8 * n, then the host's APIA key (lo, hi)

@@ -32,7 +32,23 @@
 	S(fault_at_stack_top,						\
 	  "a fault taken with SP exactly at the hyp stack's top: its PAGE_SHIFT bit is 0") \
 	S(fault_on_overflow_stack,					\
-	  "a fault taken with SP on the overflow stack: the vector tests its PAGE_SHIFT bit")
+	  "a fault taken with SP on the overflow stack: the vector tests its PAGE_SHIFT bit") \
+	S(brk_not_bug,							\
+	  "brk #0x801 (BUG's comment and bit 0) with a guest abort's FAR/HPFAR/PAR: a panic, not a BUG") \
+	S(brk_not_bug_high,						\
+	  "brk #0x8800 (BUG's comment and bit 15): a panic, not a BUG") \
+	S(fault_at_function_entry,					\
+	  "a fault on a function's first instruction: %pB of ELR names the function before it") \
+	S(bug_at_function_entry,					\
+	  "BUG() as a function's first instruction: %pB names the function before it") \
+	S(brk_not_bug_low,						\
+	  "brk #0x100 (below BUG's comment): a panic, not a BUG") \
+	S(hvc_at_el2,							\
+	  "hvc #0x800 at EL2: BUG's immediate in the ESR, but EC 0x16: a panic, not a BUG") \
+	S(invalid_aarch32_exception,					\
+	  "hyp_panic() with SPSR_EL2 in AArch32 System mode (M[3:0] = 0xf): invalid host exception") \
+	S(wild_jump,							\
+	  "a call through a corrupt pointer to the hyp VA range's top: ELR in no symbol, wrapped address")
 
 #define __SCENARIO_ENUM(name, help)	SCENARIO_##name,
 enum nvhe_scenario {

@@ -81,12 +81,20 @@ def _overflow_hyp_overflow(editor: RecordEditor) -> None:
 
 
 def _tagged_lr(editor: RecordEditor) -> None:
-    """Top-byte tag on one lr, pointer-authentication bits on the next."""
+    """Top-byte tag on one lr, pointer-authentication bits on the next, both
+    on the third; then an odd lr and one at the top of the VA range (whose
+    sum with the hyp offset wraps to an address with leading zeros): the
+    mask clears the bits above the VA and keeps every bit of it."""
     tag = 0xB4 << 56
     pac = 0x2D << editor.va_bits & ((1 << 56) - 1)
+    top = (1 << editor.va_bits) - 4
     for index, bits in ((1, tag), (2, pac), (3, tag | pac)):
         address, lr = editor.chain[index]
         editor.write_record(address, editor.chain[index + 1][0], lr | bits)
+    for index, wrong in ((4, lambda lr: lr | 1), (5, lambda lr: top)):
+        if index + 1 < len(editor.chain):
+            address, lr = editor.chain[index]
+            editor.write_record(address, editor.chain[index + 1][0], wrong(lr))
 
 
 def _longest_chain(editor: RecordEditor) -> None:
@@ -182,7 +190,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault("fault_overflow_hyp_overflow", "stack_overflow",
           "overflow -> hyp -> back to the finished overflow stack", _overflow_hyp_overflow),
     Fault("fault_lr_tagged", "hyp_panic",
-          "lrs with a top-byte tag and pointer-authentication bits: printed masked",
+          "lrs with a top-byte tag and pointer-authentication bits, an odd lr, an lr at "
+          "the VA range's top: printed masked to the VA, every VA bit kept",
           _tagged_lr),
     Fault("fault_longest_chain", "hyp_panic",
           "a record in every 16-byte slot above the start and all over the overflow "

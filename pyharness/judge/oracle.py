@@ -88,6 +88,7 @@ class HypOracle:
         self._records: dict[int, tuple[int, int]] = {}
         self._setup_imm: dict[int, int] = {}     # runtime VA of a frame setup -> imm
         self._frames_read = 0
+        self._unlinked_noted = False
         self.capture: _PanicCapture | None = None
         self.problems: list[str] = []
         rules = rules_for(image.unwinder)
@@ -121,7 +122,19 @@ class HypOracle:
         for frame in frames:
             imm = self._setup_imm.get(frame.pc)
             if imm is not None:   # a reused machine may record elsewhere too
+                self._check_link(frame.sp + imm, frame.fp)
                 self._records[frame.sp + imm] = (frame.fp, frame.lr)
+
+    def _check_link(self, record: int, saved_fp: int) -> None:
+        """A record the hyp makes links to 0 (the end of its chain, made where
+        it entered from the host) or to a record it made before: never to a
+        frame of the host, whose x29 the hyp must not inherit."""
+        if saved_fp == 0 or saved_fp in self._records or self._unlinked_noted:
+            return
+        self._unlinked_noted = True
+        self.problems.append(f"oracle: the hyp's frame record at {record:#x} links to "
+                             f"{saved_fp:#x}, where the hyp made no record: its frame chain "
+                             "must end with fp 0 where it entered from the host")
 
     def _on_unwind_start(self, machine: Machine, _link_address: int) -> None:
         """kvm_nvhe_prepare_backtrace(fp, pc) is being entered: x0 and x1 are

@@ -68,7 +68,8 @@ LAB_TARGETS = (
                     (r"^\s*mov\s+x29,\s*xzr\b", None))),
     Target("csrc/host/handle_exit.c",
            focus=("hyp_panic", "bug", "invalid_host_exception", "fault_lr_tagged",
-                  "stack_overflow", "fault_*"),
+                  "brk_not_bug*", "hvc_at_el2", "*_at_function_entry", "wild_jump",
+                  "invalid_aarch32_exception", "stack_overflow", "fault_*"),
            modes=((r"pkvm", "protected"),
                   (r"hyp_dump_backtrace|hyp_on_accessible_stack|hyp_stack_addr_to_kern_va|"
                    r"hyp_stacktrace_info", "nvhe"))),

@@ -2,7 +2,8 @@
 
 Unicorn stops at the faulting instruction with the registers as before it
 (docs/platform.md, "Exceptions"). At EL2 the harness delivers a data abort
-to the hyp's vector with the exact FAR, computed from the instruction; at
+to the hyp's vector with the exact FAR, computed from the instruction, or
+an instruction abort for a fetch from an unmapped VA; at
 EL1 an access to a hyp-private page in protected mode is an isolation
 breach (a verdict, not a crash); anything else ends the run with an error
 that names the access.
@@ -18,7 +19,7 @@ from unicorn import arm64_const as A
 
 from pyharness.platform import a64
 from pyharness.platform.addrspace import AddressSpaces
-from pyharness.platform.el2_entry import data_abort_esr, enter_el2
+from pyharness.platform.el2_entry import data_abort_esr, enter_el2, instruction_abort_esr
 from pyharness.platform.geometry import StackGeometry
 from pyharness.platform.results import Breach, RunStatus
 
@@ -75,6 +76,9 @@ def deliver(host: AbortHost, fault: FailedFill) -> None:
         breach = Breach(va, pa if pa is not None else fault.breach_pa, pc, access,
                         _describe_target(host, va, el), host.describe_va(pc, el))
         host.finish(RunStatus.ISOLATION_BREACH, str(breach), breach=breach)
+    elif fault.access == UC_MEM_FETCH and el >= 2:
+        # An instruction abort: ELR and FAR are the address fetched from.
+        enter_el2(uc, esr_value=instruction_abort_esr(), elr=pc, far=pc)
     elif fault.access == UC_MEM_FETCH:
         host.finish(RunStatus.ERROR, f"EL{el} instruction fetch from unmapped VA "
                                      f"{fault.va:#x} (pc {pc:#x})")

@@ -13,6 +13,7 @@ from unicorn import Uc
 from unicorn import arm64_const as A
 
 EC_HVC64 = 0x16
+EC_INSTRUCTION_ABORT_SAME_EL = 0x21
 EC_DATA_ABORT_SAME_EL = 0x25
 EC_BRK64 = 0x3C
 
@@ -89,6 +90,11 @@ def esr(ec: int, iss: int) -> int:
 
 def data_abort_esr(is_write: bool) -> int:
     return esr(EC_DATA_ABORT_SAME_EL, DFSC_TRANSLATION_FAULT_L3 | (ISS_WNR if is_write else 0))
+
+
+def instruction_abort_esr() -> int:
+    """A translation fault on an instruction fetch at EL2 (IFSC as DFSC)."""
+    return esr(EC_INSTRUCTION_ABORT_SAME_EL, DFSC_TRANSLATION_FAULT_L3)
 
 
 def imm16(insn: int) -> int:

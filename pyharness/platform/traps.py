@@ -44,7 +44,8 @@ def take_exception(host: TrapHost, number: int) -> None:
     try:
         pc = uc.reg_read(A.UC_ARM64_REG_PC)
         el = host.current_el()
-        if number == EXCP_HVC and el == 1:
+        if number == EXCP_HVC and el in (1, 2):
+            # From EL1 the host's hypercall; at EL2 it is taken to EL2 too.
             insn = host.instruction_at(pc - 4, el)
             if insn is not None and is_hvc(insn):
                 enter_el2(uc, esr_value=esr(EC_HVC64, imm16(insn)), elr=pc)

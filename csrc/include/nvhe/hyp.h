@@ -39,5 +39,13 @@ void __noreturn __kvm_packed_stacks(void);
 void __kvm_el2t_fault(void);
 void __kvm_fault_at_stack_top(void);
 void __kvm_fault_on_overflow_stack(void);
+void __kvm_brk_not_bug(void);
+void __kvm_brk_not_bug_high(void);
+void __kvm_fault_at_function_entry(void);
+void __kvm_bug_at_function_entry(void);
+void __kvm_brk_not_bug_low(void);
+void __kvm_hvc_at_el2(void);
+void __kvm_invalid_aarch32_exception(void);
+void __kvm_wild_jump(void);
 
 #endif /* __NVHE_HYP_H */
