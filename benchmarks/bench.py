@@ -50,7 +50,7 @@ from pyharness.judge.corruption import find_fault
 from pyharness.matrix import MatrixResult, Selection, plan, run_matrix
 from pyharness.matrix.pool import WorkerSettings, execute_spec
 from pyharness.platform import instance, native
-from pyharness.run.runner import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, RunRequest
+from pyharness.run.runner import RunRequest
 from pyharness.run.spec import RunSpec
 
 from profile_parts import BARE, machine_run_spans, switched_off
@@ -99,8 +99,10 @@ class RunTime:
 def warm_runs(specs: list[RunSpec], *, quiet: bool = False) -> list[RunTime]:
     """Each run in this process, one at a time, after one warm-up run per
     configuration (images built and loaded, the oracle's scan cached)."""
-    settings = WorkerSettings(out_dir=None, run_timeout_s=DEFAULT_TIMEOUT_S,
-                              max_instructions=DEFAULT_MAX_INSTRUCTIONS)
+    # As in a matrix worker: the parent's builds handed over, no lookup per run.
+    builds = {(s.config, s.kernel_src): builder.build(s.config, kernel_src=s.kernel_src)
+              for s in specs}
+    settings = WorkerSettings(out_dir=None, builds=builds)
     warmed: set[str] = set()
     for spec in specs:
         if spec.config not in warmed:
@@ -142,8 +144,7 @@ def environment(**values: str) -> Iterator[None]:
 def longest_run_ms(spec: RunSpec, repeat: int = 3) -> tuple[float, float]:
     """Median Machine.run() (wall, CPU) ms of one run, repeated in this process."""
     from pyharness.run.runner import run_one
-    request = RunRequest.from_spec(spec, max_instructions=DEFAULT_MAX_INSTRUCTIONS,
-                                   timeout_s=DEFAULT_TIMEOUT_S)
+    request = RunRequest.from_spec(spec)   # the spec's own (default) budgets
     run_one(request)
     with machine_run_spans() as spans:
         for _ in range(repeat):

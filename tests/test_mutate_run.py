@@ -116,3 +116,32 @@ def test_json_and_html_reports(tmp_path):
     assert data["mutants"][0]["key"] == key and data["mutants"][0]["verdict"] == EQUIVALENT
     page = out_html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and key in page
+
+
+@pytest.mark.parametrize("generation", ["6.12"])
+def test_a_kernel_trees_mutant_is_killed_and_the_tree_untouched(tmp_path, generation):
+    """--kernel-src mutates a copy: the tree's files keep their bytes and
+    mtimes, and a mutant of the kernel's own stack bound is killed."""
+    from test_kernel_src_runs import copy_tree
+    from pyharness.build import kernelsrc
+    from pyharness.paths import build_base
+
+    tarball = kernelsrc.debian_tarball(generation)
+    if not tarball.is_file():
+        pytest.skip(f"linux-source-{generation} is not installed")
+    source = kernelsrc.open_source(tarball, build_base(None))
+    tree = copy_tree(source, tmp_path / "linux")
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tree.rglob("*") if p.is_file()}
+    # stackinfo_on_stack(): `sp < info->low` -> `sp <= info->low`
+    key = "arch/arm64/include/asm/stacktrace/common.h:ror:"
+    listing = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--kernel-src",
+                              str(tree), "--list"], capture_output=True, text=True, check=True)
+    k007 = next(line.split()[0] for line in listing.stdout.splitlines()
+                if line.startswith("k007 "))
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--kernel-src",
+                           str(tree), "--config", "pkvm", "--scenarios", "fault_fp_misaligned",
+                           "--only", k007, "-j1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"killed by linux-{generation}/pkvm-" in proc.stdout and key in listing.stdout
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tree.rglob("*") if p.is_file()}
+    assert after == before

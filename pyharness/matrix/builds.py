@@ -48,6 +48,7 @@ class BuildOutcome:
     seconds: float
     error: str | None = None
     kernel_src: str | None = None
+    result: builder.BuildResult | None = None   # the build itself, when it succeeded
 
     @property
     def ok(self) -> bool:
@@ -77,7 +78,7 @@ def _build_one(target: BuildTarget, out_dir: Path | str | None,
                             error=str(err), kernel_src=target.kernel_src)
     return BuildOutcome(config=target.config, name=row_name(result.config.name, target.unwinder),
                         elf=str(result.elf), cached=result.cached, seconds=result.seconds,
-                        kernel_src=target.kernel_src)
+                        kernel_src=target.kernel_src, result=result)
 
 
 def build_all(targets: Sequence[BuildTarget | str], jobs: int,

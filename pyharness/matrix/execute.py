@@ -150,7 +150,8 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     lost = peak_rss = 0
     if tasks and not enough():
-        settings = WorkerSettings(out_dir=out_dir, faults=faults)
+        made = {(b.config, b.kernel_src): b.result for b in builds if b.result is not None}
+        settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made)
         try:
             stats = WorkerPool(min(jobs, len(tasks)), settings, kill_after).run(
                 longest_first(tasks, timings), finished, stop=enough)

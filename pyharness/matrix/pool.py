@@ -41,6 +41,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from pyharness.build.cache import BuildResult
 from pyharness.errors import HarnessError
 from pyharness.run.spec import RunSpec
 from pyharness.run.runner import RunRequest, run_one
@@ -80,10 +81,13 @@ def faults_from_environment() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What every run in a worker shares."""
+    """What every run in a worker shares. ``builds``: the images the parent
+    built (or found cached) for this matrix, by (config, kernel_src): a run
+    of one of them uses that build as is, without looking it up again."""
 
     out_dir: Path | str | None
     faults: Mapping[str, str] = field(default_factory=dict)
+    builds: Mapping[tuple[str, str | None], BuildResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
     """One run in this process; never raises for a problem of that run."""
     try:
         _inject_fault(settings.faults.get(spec.id))
-        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir))
+        built = settings.builds.get((spec.config, spec.kernel_src))
+        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir, built=built))
     except HarnessError as err:
         return error_record(spec, str(err))
     except Exception as err:  # a harness bug costs this run, not the matrix

@@ -50,6 +50,10 @@ class RunRequest:
     kernel_src: str | None = None
     # The unwinder axis label for the record (matrix); None: the build's own.
     unwinder: str | None = None
+    # The build of this config (and kernel_src) made for this run already,
+    # e.g. by the matrix's parent before its workers start: used as is,
+    # without looking the sources up again. None: build (or find) it here.
+    built: builder.BuildResult | None = None
 
     def __post_init__(self) -> None:
         check_budgets(self.max_instructions, self.timeout_s)
@@ -94,8 +98,8 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
     ``setup(machine, image)``, if given, runs before the first instruction
     (tests add their own watches there)."""
     started = time.monotonic()
-    built = builder.build(request.config, out_dir=request.out_dir,
-                          kernel_src=request.kernel_src)
+    built = request.built or builder.build(request.config, out_dir=request.out_dir,
+                                           kernel_src=request.kernel_src)
     build_ms = (time.monotonic() - started) * 1000
     summary = built.config.summary
     _validate(request, summary.nr_cpus)
