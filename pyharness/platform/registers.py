@@ -29,16 +29,21 @@ SYSREG_IDS = {
 }
 
 
+_BATCH = ([(f"x{n}", reg) for n, reg in enumerate(GPR_IDS)]
+          + [("pstate", A.UC_ARM64_REG_PSTATE), ("sp", A.UC_ARM64_REG_SP),
+             ("pc", A.UC_ARM64_REG_PC)] + list(SYSREG_IDS.items()))
+_BATCH_NAMES = tuple(name for name, _ in _BATCH)
+_BATCH_IDS = tuple(reg for _, reg in _BATCH)
+
+
 def read_registers(uc: Uc) -> dict[str, int]:
     """The CPU's registers now: x0..x30, sp, pc, pstate, el and the EL1/EL2
     system registers a post-mortem needs. Banked SPs are shown as the CPU
     would (the live SP in its own bank)."""
-    regs = {f"x{n}": uc.reg_read(reg) for n, reg in enumerate(GPR_IDS)}
-    pstate = uc.reg_read(A.UC_ARM64_REG_PSTATE)
-    regs.update(sp=uc.reg_read(A.UC_ARM64_REG_SP), pc=uc.reg_read(A.UC_ARM64_REG_PC),
-                pstate=pstate, el=current_el(pstate))
-    for name, reg in SYSREG_IDS.items():
-        regs[name] = uc.reg_read(reg)
+    # One call into Unicorn for all of them: a read each cost ~6 us of binding.
+    regs = dict(zip(_BATCH_NAMES, uc.reg_read_batch(_BATCH_IDS)))
+    pstate = regs["pstate"]
+    regs["el"] = current_el(pstate)
     for name, encoding in (("spsr_el2", SYSREG_SPSR_EL2), ("hcr_el2", SYSREG_HCR_EL2),
                            ("tpidr_el2", SYSREG_TPIDR_EL2), ("hpfar_el2", SYSREG_HPFAR_EL2)):
         try:
