@@ -43,7 +43,7 @@ HOST_APIA_KEY_LO = 0x2D79656B74736F68
 APIAKEYLO_EL1 = (3, 0, 2, 1, 0)       # op0, op1, CRn, CRm, op2 (Unicorn's cpr order below)
 
 # Entered by exception, ERET or reset (SYM_CODE_START): no landing pad needed.
-SYM_CODE = {"host_entry", "__kvm_nvhe___kvm_hyp_init", "__kvm_nvhe___host_exit",
+SYM_CODE = {"host_entry", "host_halt", "__kvm_nvhe___kvm_hyp_init", "__kvm_nvhe___host_exit",
             "__kvm_nvhe___host_enter", "__kvm_nvhe___host_enter_callee_saved",
             "__kvm_nvhe___kvm_hyp_host_vector"}
 
