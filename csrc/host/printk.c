@@ -24,39 +24,75 @@ static void console_flush_line(void)
 	console_len = 0;
 }
 
+/* val in decimal, right-aligned in at least ``width`` characters of ``pad``. */
+static size_t put_unsigned(char *out, unsigned long val, size_t width, char pad)
+{
+	char rev[20];
+	size_t n = 0, i = 0;
+
+	do {
+		rev[n++] = '0' + val % 10;
+		val /= 10;
+	} while (val);
+	for (; width > n; width--)
+		out[i++] = pad;
+	while (n)
+		out[i++] = rev[--n];
+	return i;
+}
+
+/*
+ * "[%5lu.%06lu] " of the emulated counter, written here rather than
+ * through snprintf(): every line starts with one.
+ */
 static void console_start_line(void)
 {
 	u64 ns = platform_read(PLATFORM_COUNTER);
+	size_t n = 0;
 
-	console_len = snprintf(console_line, sizeof(console_line), "[%5lu.%06lu] ",
-			       ns / NSEC_PER_SEC, (ns % NSEC_PER_SEC) / NSEC_PER_USEC);
+	console_line[n++] = '[';
+	n += put_unsigned(console_line + n, ns / NSEC_PER_SEC, 5, ' ');
+	console_line[n++] = '.';
+	n += put_unsigned(console_line + n, (ns % NSEC_PER_SEC) / NSEC_PER_USEC, 6, '0');
+	console_line[n++] = ']';
+	console_line[n++] = ' ';
+	console_len = n;
 }
 
-static void console_putc(char c)
+/*
+ * Add text to the console: a line goes to the platform at each newline.
+ * The copy keeps the length in a local: a char store may alias the
+ * global, which would be reloaded for every byte.
+ */
+static void console_write(const char *p)
 {
-	if (!console_len)
-		console_start_line();
-	if (c == '\n') {
-		console_flush_line();
-		return;
+	while (*p) {
+		size_t len;
+
+		if (!console_len)
+			console_start_line();
+		len = console_len;
+		for (; *p && *p != '\n'; p++)
+			/* An over-long line is cut, never overrun. */
+			if (len < sizeof(console_line) - 1)
+				console_line[len++] = *p;
+		console_len = len;
+		if (*p == '\n') {
+			console_flush_line();
+			p++;
+		}
 	}
-	/* An over-long line is cut, never overrun. */
-	if (console_len < sizeof(console_line) - 1)
-		console_line[console_len++] = c;
 }
 
 void printk(const char *fmt, ...)
 {
 	char text[256];
-	const char *p;
 	va_list args;
 
 	va_start(args, fmt);
 	vsnprintf(text, sizeof(text), fmt, args);
 	va_end(args);
-
-	for (p = text; *p; p++)
-		console_putc(*p);
+	console_write(text);
 }
 
 void __noreturn platform_exit(u64 status)

@@ -21,19 +21,38 @@ static void out_char(struct outbuf *o, char c)
 	o->len++;
 }
 
+/*
+ * Append n bytes of s (as many as fit; the length counts them all). The
+ * copy works on locals: a char store may alias o->len, so a loop on the
+ * struct would reload it for every byte.
+ */
+static void out_bytes(struct outbuf *o, const char *s, size_t n)
+{
+	size_t len = o->len, room = len + 1 < o->size ? o->size - 1 - len : 0;
+	char *dst = o->buf + len;
+	size_t i, copy = n < room ? n : room;
+
+	for (i = 0; i < copy; i++)
+		dst[i] = s[i];
+	o->len = len + n;
+}
+
+static void out_fill(struct outbuf *o, char c, int count)
+{
+	while (count-- > 0)
+		out_char(o, c);
+}
+
 static void out_padded(struct outbuf *o, const char *s, size_t n,
 		       int width, bool left, char pad)
 {
 	int fill = width > (int)n ? width - (int)n : 0;
 
 	if (!left)
-		while (fill-- > 0)
-			out_char(o, pad);
-	while (n--)
-		out_char(o, *s++);
+		out_fill(o, pad, fill);
+	out_bytes(o, s, n);
 	if (left)
-		while (fill-- > 0)
-			out_char(o, ' ');
+		out_fill(o, ' ', fill);
 }
 
 static size_t format_unsigned(char *tmp, u64 val, unsigned int base)
@@ -42,10 +61,18 @@ static size_t format_unsigned(char *tmp, u64 val, unsigned int base)
 	char rev[24];
 	size_t n = 0, i;
 
-	do {
-		rev[n++] = digits[val % base];
-		val /= base;
-	} while (val);
+	if (base == 16) {
+		/* Shifts, not a division per digit. */
+		do {
+			rev[n++] = digits[val & 0xf];
+			val >>= 4;
+		} while (val);
+	} else {
+		do {
+			rev[n++] = digits[val % base];
+			val /= base;
+		} while (val);
+	}
 	for (i = 0; i < n; i++)
 		tmp[i] = rev[n - 1 - i];
 	return n;
@@ -86,7 +113,12 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
 		u64 val;
 
 		if (*fmt != '%') {
-			out_char(&o, *fmt);
+			/* The literal text up to the next conversion, at once. */
+			const char *run = fmt;
+
+			while (fmt[1] && fmt[1] != '%')
+				fmt++;
+			out_bytes(&o, run, fmt - run + 1);
 			continue;
 		}
 		fmt++;

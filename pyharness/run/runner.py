@@ -142,7 +142,16 @@ def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
             where = None
         if where is not None:
             found[address] = f"{where[0]}:{where[1]}"
-    return [replace(f, source=found[f.address]) if f.address in found else f for f in frames]
+    # A long trace repeats a few frames thousands of times: one copy each.
+    sourced: dict[FrameLine, FrameLine] = {}
+
+    def with_source(frame: FrameLine) -> FrameLine:
+        if frame.address not in found:
+            return frame
+        if frame not in sourced:
+            sourced[frame] = replace(frame, source=found[frame.address])
+        return sourced[frame]
+    return [with_source(f) for f in frames]
 
 
 def judge(obs: Observation) -> RunRecord:
