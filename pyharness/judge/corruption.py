@@ -59,6 +59,13 @@ def _outside(editor: RecordEditor) -> None:
     _relink(editor, 2, 0x1000)
 
 
+def _wrapping(editor: RecordEditor) -> None:
+    """An aligned fp in the last 16 bytes of the address space: fp + 16
+    wraps past 2^64, so a bound written as ``fp + size <= high`` without a
+    wrap check would take it for a record on a stack."""
+    _relink(editor, 2, (1 << 64) - 8)
+
+
 def _guard_page(editor: RecordEditor) -> None:
     _relink(editor, 2, editor.hyp_stack[0] - 64)
 
@@ -181,6 +188,8 @@ FAULTS: tuple[Fault, ...] = (
           "a record's fp is not 8-byte aligned: the trace stops there", _misaligned),
     Fault("fault_fp_outside", "hyp_panic",
           "a record's fp points outside every stack", _outside),
+    Fault("fault_fp_wraps", "hyp_panic",
+          "a record's fp is 2^64 - 8, where fp + 16 wraps: on no stack", _wrapping),
     Fault("fault_fp_guard_page", "hyp_panic",
           "a record's fp points into the guard page below the hyp stack", _guard_page),
     Fault("fault_fp_self_loop", "hyp_panic",
