@@ -10,7 +10,7 @@ from pyharness.run.runner import RunRequest, run_one
 from pyharness.judge.tracelog import parse_log
 
 SHIPPED = [kconfig.config_name(p) for p in kconfig.named_configs()]
-STOPPING = ("fault_fp_misaligned", "fault_fp_outside", "fault_fp_wraps", "fault_fp_guard_page",
+STOPPING = ("fault_fp_misaligned", "fault_fp_odd", "fault_fp_outside", "fault_fp_wraps", "fault_fp_guard_page",
             "fault_fp_self_loop", "fault_fp_backwards", "fault_overflow_hyp_overflow")
 
 

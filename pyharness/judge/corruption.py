@@ -55,6 +55,11 @@ def _misaligned(editor: RecordEditor) -> None:
     _relink(editor, 2, editor.chain[3][0] + 4)
 
 
+def _odd(editor: RecordEditor) -> None:
+    """Misaligned by bit 0 alone: a mask that misses bit 0 takes it."""
+    _relink(editor, 2, editor.chain[3][0] + 1)
+
+
 def _outside(editor: RecordEditor) -> None:
     _relink(editor, 2, 0x1000)
 
@@ -185,7 +190,9 @@ def _packed_stacks(editor: RecordEditor) -> None:
 
 FAULTS: tuple[Fault, ...] = (
     Fault("fault_fp_misaligned", "hyp_panic",
-          "a record's fp is not 8-byte aligned: the trace stops there", _misaligned),
+          "a record's fp is 4 bytes off 8-byte alignment: the trace stops there", _misaligned),
+    Fault("fault_fp_odd", "hyp_panic",
+          "a record's fp is odd (misaligned by bit 0 only): the trace stops there", _odd),
     Fault("fault_fp_outside", "hyp_panic",
           "a record's fp points outside every stack", _outside),
     Fault("fault_fp_wraps", "hyp_panic",
