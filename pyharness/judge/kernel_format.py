@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from pyharness.judge.expectation import KVM_PREFIX
+
 _PRINTK_TIME = re.compile(r"\[ *\d+\.\d{6}\] ")
-_KVM_PREFIX = "kvm [1]: "
 _HEX = r"[0-9a-fA-F]+"
 
 _PANIC_LINE = re.compile(rf"nVHE hyp (?P<what>panic|BUG) at: \s*\[<(?P<address>{_HEX})>\]"
@@ -96,12 +97,12 @@ def _body(line: str) -> str | None:
 
 def _rendered(body: str, in_call_trace: bool) -> str:
     """What the kernel would print for the values in ``body``."""
-    if body.startswith(_KVM_PREFIX):
-        text = body[len(_KVM_PREFIX):]
+    if body.startswith(KVM_PREFIX):
+        text = body[len(KVM_PREFIX):]
         for pattern, render in _KVM_LINES:
             match = pattern.fullmatch(text)
             if match:
-                return _KVM_PREFIX + render(match)
+                return KVM_PREFIX + render(match)
         return body
     for pattern, render in _HOST_LINES:
         match = pattern.fullmatch(body)
