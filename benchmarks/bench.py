@@ -15,8 +15,8 @@ Prints, for the default matrix (or the narrowed one):
   that inject a fault are left out (without the oracle's hook the bare
   platform runs their base scenario, uncorrupted: other work);
 - native hooks against the Python fallback (PYHARNESS_NATIVE=0), and a
-  reused Unicorn instance per image (PYHARNESS_REUSE=1) against a fresh
-  one per run;
+  reused Unicorn instance per image (the default) against a fresh one
+  per run (PYHARNESS_REUSE=0);
 - runs per second through the worker pool at -j1 and -j2, and the speed-up;
 - the default matrix end to end, warm (builds cached), at -j<cores>, in
   a fresh process as a user starts it (and with --all-matrix, `matrix
@@ -242,8 +242,8 @@ def reuse_on_and_off(specs: list[RunSpec]) -> None:
     instance.clear_pool()
     gc.collect()
     for value, times in rows:
-        what = "one Unicorn instance per image (PYHARNESS_REUSE=1)" if value == "1" else \
-            "a fresh Unicorn instance per run"
+        what = "one Unicorn instance per image (default)" if value == "1" else \
+            "a fresh Unicorn instance per run (PYHARNESS_REUSE=0)"
         print(f"  {what:<52} wall {spread([t.wall_ms for t in times])}; "
               f"CPU median {statistics.median(t.cpu_ms for t in times):.1f} ms")
 
@@ -277,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs:  # the warm figures below start from cached builds
         builder.build(config)
 
-    reuse = os.environ.get("PYHARNESS_REUSE", "0") == "1"
+    reuse = os.environ.get("PYHARNESS_REUSE", "1") != "0"
     print(f"\nhooks: {native.backend()}; Unicorn instances: "
-          f"{'one per image (PYHARNESS_REUSE=1)' if reuse else 'a fresh one per run'}")
+          f"{'one per image' if reuse else 'a fresh one per run (PYHARNESS_REUSE=0)'}")
     runs = warm_runs(specs)
     times, cpus = [t.wall_ms for t in runs], [t.cpu_ms for t in runs]
     median, p95, slowest = statistics.median(times), percentile(times, 0.95), max(times)

@@ -16,8 +16,10 @@ import dataclasses
 import pytest
 
 from pyharness.elf.image import Image
-from pyharness.platform import native
+from pyharness.platform import a64, native
 from pyharness.platform.machine import Machine
+from pyharness.platform.mmio import MMIO_EXIT
+from pyharness.platform.results import RunStatus
 from pyharness.run.runner import RunRequest, judge, observe
 
 SEQUENCE = [
@@ -92,3 +94,31 @@ def test_forked_workers_and_their_parent_do_not_share_pooled_ram(monkeypatch):
     after = judge(observe(request))
     assert (after.verdict, after.console) == (before.verdict, before.console) == \
         ("pass", before.console)
+
+
+@pytest.mark.parametrize("reuse", ["0", "1"])
+def test_an_exited_run_stops_at_its_exit_store(monkeypatch, reuse):
+    """The pc an exit leaves is the exit register's store, fresh or warm:
+    Unicorn keeps pc exact only at block starts, and platform_exit's store
+    begins a block (docs/platform.md). Decoded here from the image's bytes
+    and the final registers, independently of the firmware's claim."""
+    monkeypatch.setenv("PYHARNESS_REUSE", reuse)
+    for step in SEQUENCE[:3] + SEQUENCE[-1:]:
+        step = {key: value for key, value in step.items() if key != "extra_hooks"}
+        machines: list[Machine] = []
+        obs = observe(RunRequest(config="pkvm", **step),
+                      setup=lambda machine, _image: machines.append(machine))
+        result, machine = obs.result, machines[0]
+        if result.status is not RunStatus.EXITED:
+            continue
+        regs = result.registers
+        image = machine.image
+        link = regs["pc"] - result.kaslr_offset
+        hit = image.lookup(link)
+        assert hit is not None and hit.symbol.name == "platform_exit", hex(regs["pc"])
+        insn = int.from_bytes(image.memory_image(0)[image.phys_address(link)
+                                                   - machine.layout.image_phys_base:][:4],
+                              "little")
+        target = a64.data_access(insn, lambda n: regs["sp"] if n == 31 else regs[f"x{n}"],
+                                 regs["pc"])
+        assert target == (machine.layout.mmio_va_el1 + MMIO_EXIT, 8), (step, hex(insn))

@@ -95,9 +95,21 @@ void printk(const char *fmt, ...)
 	console_write(text);
 }
 
+/*
+ * The store to the exit register begins a translation block of its own:
+ * the branch before it ends the block it would have shared with the code
+ * before. Unicorn keeps the pc exact only at block starts, even in the
+ * MMIO callback that ends the run, so the run's final pc is then the
+ * store's own address however the code before it was translated (a
+ * fresh instance's blocks are not a reused one's).
+ */
 void __noreturn platform_exit(u64 status)
 {
-	platform_write(PLATFORM_EXIT, status);
+	volatile u64 *exit_reg = (volatile u64 *)(PLATFORM_MMIO_VA_EL1 + PLATFORM_EXIT);
+
+	__asm__ __volatile__("b	1f\n"
+			     "1:	str	%0, [%1]"
+			     : : "r"(status), "r"(exit_reg) : "memory");
 	for (;;)
 		__asm__ __volatile__("wfi");
 }

@@ -7,7 +7,7 @@ owns, the MMIO page, the TLB-fill and exception hooks, the hot hooks
 :class:`~pyharness.platform.machine.Machine` drives it at a time: the
 callbacks go to the callables it attached.
 
-Reuse (``PYHARNESS_REUSE=1``, off by default): a released instance serves
+Reuse (on unless ``PYHARNESS_REUSE=0``): a released instance serves
 the next Machine of the same image in the process after :meth:`Platform.reset`:
 registers from the snapshot taken when it was new, TLB flushed, watches and
 the last run's hooks removed, the RAM pages outside the image that the last
@@ -39,7 +39,7 @@ UnicornCallback = Callable[..., object]
 
 
 def reuse_enabled() -> bool:
-    return os.environ.get(REUSE_ENV, "0") == "1"
+    return os.environ.get(REUSE_ENV, "1") != "0"
 
 
 class Platform:

@@ -71,7 +71,7 @@ class Machine(ObserverHooks, RegisterAccess):
                  reuse: bool | None = None) -> None:
         """``reuse``: take a released Unicorn instance of the same image, if
         this process has one, and give it back with :meth:`release` (default:
-        ``$PYHARNESS_REUSE=1``). Without reuse each Machine has its own."""
+        on unless ``$PYHARNESS_REUSE=0``). Without reuse each Machine has its own."""
         self.image = image
         self.options = options = options or RunOptions()
         self.layout = layout = image.layout

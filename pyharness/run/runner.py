@@ -127,7 +127,7 @@ def observe(request: RunRequest, setup: SetupHook | None = None) -> Observation:
                               result=result, expect=oracle.expectation(scenario.name, built.elf),
                               foreign_changes=machine.foreign_percpu_changes(),
                               violations=watch.violations, build_ms=build_ms)
-    machine.release()   # with $PYHARNESS_REUSE=1, the next run of this image reuses it
+    machine.release()   # unless $PYHARNESS_REUSE=0, the next run of this image reuses it
     return observation
 
 
