@@ -17,7 +17,7 @@ import pytest
 
 from pyharness.build import cache as builder
 from pyharness.kconfig import resolve as kconfig
-from pyharness.matrix.expand import cpus_for
+from pyharness.matrix.expand import KASLR_SEEDS_PER_CONFIG, cpus_for
 from pyharness.run.spec import MODES
 from pyharness.matrix import FAULTS_ENV, Selection, plan, run_matrix
 from pyharness.matrix.pool import parse_faults
@@ -75,6 +75,17 @@ def test_kaslr_seeds_follow_the_seed():
                                                         scenarios=("smoke", "bug"),
                                                         seed=7)).specs}
     assert first == again and first.keys() == other.keys() and first != other
+
+
+def test_a_configurations_runs_share_a_few_kaslr_seeds():
+    """Eight seeds per configuration (expand.KASLR_SEEDS_PER_CONFIG): the
+    emulator translates code per VA, so every new offset costs a run its
+    host code's translation again."""
+    specs = plan(Selection(configs=("pkvm", "nvhe"))).specs
+    seeds = {config: {s.kaslr_seed for s in specs if s.config_name == config}
+             for config in ("pkvm", "nvhe")}
+    assert all(4 <= len(chosen) <= KASLR_SEEDS_PER_CONFIG for chosen in seeds.values()), seeds
+    assert not seeds["pkvm"] & seeds["nvhe"]
 
 
 def test_shards_are_disjoint_and_together_the_whole_matrix():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 import os
 import posixpath
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ class LineTable:
                 _, file, line = rows[i]
                 return SourceLine(file=file, line=line)
         return None
+
+    def rows(self) -> list[tuple[int, int, str, int]]:
+        """Every row of every compile unit: (start, end, file, line)."""
+        rows = []
+        for offset in self._every_cu():
+            starts, ends = self._ranges_of(offset)
+            rows += [(start, *end) for start, end in zip(starts, ends)]
+        return rows
 
     def _every_cu(self) -> list[int]:
         if self._all_cus is None:
@@ -123,11 +132,92 @@ def source_line(elf: Path, link_address: int) -> tuple[str, int] | None:
     return _source_line(str(elf), st.st_mtime_ns, st.st_size, link_address)
 
 
+# A build directory's line index: every row of the ELF's line table, as
+# :class:`LineIndex` reads it. Parsing .debug_line with pyelftools costs
+# 50-150 ms an image, and every matrix worker needs each image's; the
+# index loads in about a millisecond. Only a build directory (the one
+# holding build.json) gets one: nothing is written next to another ELF.
+LINE_INDEX_NAME = "lines.json"
+BUILD_MARKER = "build.json"
+
+
+class LineIndex:
+    """file:line rows of a whole ELF, sorted by address (the compile units
+    of a build do not overlap, so one sorted list is the line table)."""
+
+    def __init__(self, rows: list[tuple[int, int, str, int]]) -> None:
+        rows = sorted(rows)
+        self._starts = [row[0] for row in rows]
+        self._rows = rows
+
+    @classmethod
+    def of(cls, table: LineTable) -> "LineIndex":
+        return cls(table.rows())
+
+    def lookup(self, address: int) -> SourceLine | None:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and address < self._rows[i][1]:
+            return SourceLine(file=self._rows[i][2], line=self._rows[i][3])
+        return None
+
+    def to_json(self, key: list[int]) -> str:
+        files = sorted({row[2] for row in self._rows})
+        number = {name: i for i, name in enumerate(files)}
+        return json.dumps({"elf": key, "files": files,
+                           "rows": [[a, b, number[f], n] for a, b, f, n in self._rows]})
+
+    @classmethod
+    def from_json(cls, text: str, key: list[int]) -> "LineIndex | None":
+        """The index in ``text`` if it is of the ELF version ``key``."""
+        try:
+            data = json.loads(text)
+            if data["elf"] != key:
+                return None
+            files = data["files"]
+            return cls([(a, b, files[f], n) for a, b, f, n in data["rows"]])
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+
+
 @functools.lru_cache(maxsize=8)
-def _line_table(elf: str, _mtime_ns: int, _size: int) -> LineTable | None:
-    """One ELF version's line table, kept: its compile units parse once."""
-    reader = ElfReader.open(Path(elf), hint="rebuild it with `pyharness build`")
-    return LineTable(reader.elf) if reader.has_debug_line() else None
+def _line_table(elf: str, _mtime_ns: int, _size: int) -> LineIndex | LineTable | None:
+    """One ELF version's line table, kept: from the build directory's line
+    index when it has an up-to-date one, else parsed (and, in a build
+    directory, the index written for the next process)."""
+    path = Path(elf)
+    key = [_mtime_ns, _size]
+    index_file = path.parent / LINE_INDEX_NAME
+    in_build = (path.parent / BUILD_MARKER).is_file()
+    if in_build:
+        try:
+            index = LineIndex.from_json(index_file.read_text(), key)
+        except OSError:
+            index = None
+        if index is not None:
+            return index
+    reader = ElfReader.open(path, hint="rebuild it with `pyharness build`")
+    if not reader.has_debug_line():
+        return None
+    table = LineTable(reader.elf)
+    if not in_build:
+        return table
+    try:
+        index = LineIndex.of(table)
+    except CORRUPT_ELF_ERRORS:
+        return table   # source_line reports it at the first lookup
+    _write_atomically(index_file, index.to_json(key))
+    return index
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (matrix workers may race to it);
+    a build directory that cannot be written only costs the next parse."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=1024)
