@@ -130,6 +130,7 @@ static noinline void run_scenario(u64 scenario)
 
 void host_main(u64 cpu, u64 flags, u64 phys_text)
 {
+	console_init();
 	boot_cpu = cpu;
 	kvm_protected_mode = flags & BOOT_FLAG_PROTECTED;
 	kimage_phys_text = phys_text;

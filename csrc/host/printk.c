@@ -10,17 +10,21 @@
 #define NSEC_PER_USEC	1000UL
 
 /*
- * The line being built: timestamp, then text up to the newline. A whole
- * line goes to the platform in one MMIO write of its address, rather than
- * one write per character.
+ * The line being built: timestamp, then text up to the newline. The
+ * platform knows the buffer (console_init()); a whole line goes out in one
+ * 32-bit MMIO write of its length, rather than one write per character.
  */
 static char console_line[320];
 static size_t console_len;
 
+void console_init(void)
+{
+	platform_write(PLATFORM_CONSOLE_BUFFER, (u64)console_line);
+}
+
 static void console_flush_line(void)
 {
-	console_line[console_len] = '\0';
-	platform_write(PLATFORM_CONSOLE_LINE, (u64)console_line);
+	platform_write32(PLATFORM_CONSOLE_LINE, console_len);
 	console_len = 0;
 }
 
@@ -47,7 +51,8 @@ static size_t put_unsigned(char *out, unsigned long val, size_t width, char pad)
  */
 static void console_start_line(void)
 {
-	u64 ns = platform_read(PLATFORM_COUNTER);
+	/* The low half: 2^32 ns of emulated time is 4.2M lines. */
+	u64 ns = platform_read32(PLATFORM_COUNTER);
 	size_t n = 0;
 
 	console_line[n++] = '[';

@@ -87,7 +87,8 @@
 #define PLATFORM_EXIT		0x08
 #define PLATFORM_COUNTER	0x10
 #define PLATFORM_SCENARIO	0x18
-#define PLATFORM_CONSOLE_LINE	0x20	/* EL1 VA of a NUL-terminated line */
+#define PLATFORM_CONSOLE_BUFFER	0x20	/* u64: EL1 VA of the console line buffer */
+#define PLATFORM_CONSOLE_LINE	0x28	/* u32: its first N bytes are a line */
 
 /* Boot flags in x1 (docs/platform.md, "Boot protocol"). */
 #define BOOT_FLAG_PROTECTED	_UL(1)

@@ -9,6 +9,8 @@
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list args);
 int snprintf(char *buf, size_t size, const char *fmt, ...) __printf(3, 4);
 void printk(const char *fmt, ...) __printf(1, 2);
+/* Tell the platform where console lines are built: before the first printk. */
+void console_init(void);
 
 /* The KVM messages carry the kernel's "kvm [PID]: " prefix. */
 #define KVM_PID		1

@@ -153,6 +153,11 @@ class Platform:
         if self.ram_base <= pa < self.ram_end and not self.image_lo <= pa < self.image_hi:
             self.touched.add(pa // self.tlb_page)
 
+    def read_ram(self, pa: int, size: int) -> bytes:
+        """RAM as the CPU left it, straight from the host memory behind it."""
+        at = pa - self.ram_base
+        return self.ram[at:at + size]
+
     def load(self, pa: int, data: bytes) -> None:
         """Put ``data`` at ``pa``. A used instance writes only the 4 KiB
         chunks that differ: a write invalidates the code translated from

@@ -155,6 +155,18 @@ class Machine(ObserverHooks, RegisterAccess):
             out += self.uc.mem_read(pa, chunk)
         return bytes(out)
 
+    def ram_reader(self, va: int, size: int, el: int) -> tuple[int, Callable[[int], bytes]]:
+        """For a buffer read many times (the console's): ``va`` translated
+        once. Returns how many bytes from ``va``, up to ``size``, its RAM
+        region holds, and a reader of the first n of them as they are now."""
+        region = self.spaces.region_of(va, el)
+        if region is None or region.mmio:
+            raise MachineError(f"VA {va:#x} is {'MMIO' if region else 'not mapped'} at EL{el}")
+        size = min(size, region.end - va)
+        pa = region.pa + (va - region.va)
+        read_ram = self._platform.read_ram
+        return size, lambda n: read_ram(pa, n)
+
     def read_u64(self, va: int, el: int) -> int:
         return int.from_bytes(self.read_va(va, 8, el), "little")
 

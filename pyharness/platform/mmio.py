@@ -1,11 +1,11 @@
 """The platform's MMIO page (docs/platform.md, "Platform MMIO page"): the
-console (a byte or a whole line per write), the exit register, the
-counter and the scenario register."""
+console (a byte per write, or a whole line of a buffer the host named),
+the exit register, the counter and the scenario register."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from unicorn import Uc
 
@@ -17,8 +17,12 @@ MMIO_CONSOLE = 0x00
 MMIO_EXIT = 0x08
 MMIO_COUNTER = 0x10
 MMIO_SCENARIO = 0x18
-MMIO_CONSOLE_LINE = 0x20   # write u64: EL1 VA of a NUL-terminated line
+MMIO_CONSOLE_BUFFER = 0x20   # write u64: EL1 VA of the host's console line buffer
+MMIO_CONSOLE_LINE = 0x28     # write u32 N: the buffer's first N bytes are a line
 CONSOLE_LINE_MAX = 1024
+
+# Reads the first n bytes of a buffer in RAM (Machine.ram_reader).
+BufferReader = Callable[[int], bytes]
 
 COUNTER_STEP_NS = 1000  # the counter reads 1000, 2000, ... : 1 us per read
 
@@ -33,7 +37,7 @@ class MmioHost(Protocol):
 
     def complete_exit(self, high_bits: int) -> None: ...
 
-    def read_va(self, va: int, size: int, el: int) -> bytes: ...
+    def ram_reader(self, va: int, size: int, el: int) -> tuple[int, BufferReader]: ...
 
     def pc_text(self) -> str: ...
 
@@ -66,7 +70,9 @@ class MmioDevices:
         self._counter_reads = 0
         self._read_latch: dict[int, int] = {}
         self._exit_high_pending = False
-        self._line_latch = 0
+        self._buffer_latch = 0
+        self._line_buffer: BufferReader | None = None
+        self._line_buffer_size = 0
 
     def on_read(self, uc: Uc, offset: int, size: int, _data: object) -> int:
         if self._host.finished:
@@ -99,13 +105,15 @@ class MmioDevices:
         if reg == MMIO_CONSOLE and half in (0, 4):
             if half == 0:
                 self.console.put(value & 0xFF)
-        elif reg == MMIO_CONSOLE_LINE and half == 0:
+        elif reg == MMIO_CONSOLE_LINE and half == 0 and size == 4:
+            self._console_line(value)
+        elif reg == MMIO_CONSOLE_BUFFER and half == 0:
             if size == 8:
-                self._console_line(value)
+                self._console_buffer(value)
             else:
-                self._line_latch = value
-        elif reg == MMIO_CONSOLE_LINE and half == 4 and size == 4:
-            self._console_line(self._line_latch | value << 32)
+                self._buffer_latch = value
+        elif reg == MMIO_CONSOLE_BUFFER and half == 4 and size == 4:
+            self._console_buffer(self._buffer_latch | value << 32)
         elif reg == MMIO_EXIT and half == 0:
             self._host.finish(RunStatus.EXITED, f"exited with status {value}", exit_code=value)
             self._exit_high_pending = size == 4
@@ -114,21 +122,23 @@ class MmioDevices:
                                           "which is not a writable register, at pc "
                                           f"{self._host.pc_text()}")
 
-    def _console_line(self, va: int) -> None:
-        """One whole console line, read from the host's memory at ``va``:
-        one MMIO exit per line rather than per character."""
-        text = bytearray()
-        while len(text) < CONSOLE_LINE_MAX:
-            chunk_len = min(256, 0x400 - (va + len(text)) % 0x400)
-            try:
-                chunk = self._host.read_va(va + len(text), chunk_len, 1)
-            except HarnessError as err:
-                self._host.finish(RunStatus.ERROR, f"console line at {va:#x} is not readable "
-                                              f"at EL1 ({err})")
-                return
-            end = chunk.find(0)
-            if end >= 0:
-                text += chunk[:end]
-                break
-            text += chunk
-        self.console.lines.append(text.decode("utf-8", "backslashreplace"))
+    def _console_buffer(self, va: int) -> None:
+        """The host names its line buffer: translated once, here (the
+        first CONSOLE_LINE_MAX bytes, or up to the end of its region)."""
+        try:
+            self._line_buffer_size, self._line_buffer = self._host.ram_reader(
+                va, CONSOLE_LINE_MAX, 1)
+        except HarnessError as err:
+            self._host.finish(RunStatus.ERROR, f"console buffer at {va:#x} is not RAM at EL1 "
+                                               f"({err})")
+
+    def _console_line(self, length: int) -> None:
+        """One whole console line: the first ``length`` bytes of the buffer,
+        one MMIO exit per line rather than one per character."""
+        if self._line_buffer is None or length > self._line_buffer_size:
+            where = ("no console buffer was named (offset 0x20)" if self._line_buffer is None
+                     else f"the console buffer holds {self._line_buffer_size}")
+            self._host.finish(RunStatus.ERROR, f"console line of {length} bytes, but {where}, "
+                                               f"at pc {self._host.pc_text()}")
+            return
+        self.console.lines.append(self._line_buffer(length).decode("utf-8", "backslashreplace"))
