@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CROSS, ExitCode, Scenario
-from pyharness.platform import a64
+from pyharness.platform import a64, registers
 from pyharness.errors import EXIT_BAD_INPUT
 from pyharness.elf.image import ImageError, load_image
 from pyharness.platform.machine import Machine
@@ -204,6 +204,18 @@ def test_undefined_instruction_is_an_error_with_registers(fixture_image):
     assert "(host_udf+0x0)" in result.reason
     assert result.registers["pc"] == kernel_va(machine, "host_udf")
     assert re.search(r"pc [0-9a-f]{16}", result.register_dump())
+
+
+@pytest.mark.parametrize("scenario", [Scenario.UDF, Scenario.HVC])
+def test_the_one_call_register_read_agrees_with_the_bindings(fixture_image, scenario):
+    machine, _ = run(fixture_image("4k"), scenario, protected=True)
+    fast = registers.read_registers(machine.uc)
+    slow = registers.registers_through_binding(machine.uc)
+    live_bank = f"sp_el{fast['el']}" if fast["pstate"] & 1 else "sp_el0"  # shown as sp
+    assert fast[live_bank] == fast["sp"]
+    assert {name: fast[name] for name in slow if name != live_bank} == \
+        {name: value for name, value in slow.items() if name != live_bank}
+    assert len(slow) == 51 and slow["hcr_el2"] and slow["vbar_el2"]
 
 
 @pytest.mark.parametrize("word, expected", [

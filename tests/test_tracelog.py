@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pyharness.judge.logrecords import TRACE_FOOTERS, TRACE_HEADERS
-from pyharness.judge.logprefix import split_line
+from pyharness.judge.logprefix import split_line, split_line_in_steps
 from pyharness.judge.tracelog import MAX_RECORD_GAP, parse_frame, parse_log
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -298,3 +299,16 @@ def test_junk_never_raises(junk):
     assert len(log) <= 1
     for panic in log:
         assert panic.first_line >= 0
+
+
+PREFIX_PIECES = ["[    0.000001] ", "[ 1.5]", "[1.2] ", "[1.2]  ", "[1.2]\t", "kvm [1]: ",
+                 "kvm [12]:", "> ", "| ", " >", "<3>", "[  T412] ", "[C3]",
+                 "Nov 25 12:00:01 host kernel: ", "[Wed Nov 25 12:00:01 2026] ", "\t", " ",
+                 "x", "[<ffffffc0>] f+0x1/0x2", "\r\n", "[", "]", "0", "."]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PREFIX_PIECES), min_size=1, max_size=6))
+def test_the_usual_line_shortcut_strips_what_the_steps_strip(pieces):
+    raw = "".join(pieces)
+    assert split_line(7, raw) == split_line_in_steps(7, raw)

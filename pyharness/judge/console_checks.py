@@ -8,7 +8,7 @@ is one reason; :mod:`pyharness.judge.checker` turns them into a verdict.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 from pyharness.judge.align import align
 from pyharness.judge.expectation import (ExpectedFrame, ExpectedHostFrame, ExpectedPanic,
@@ -59,25 +59,26 @@ def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[
     return []
 
 
-def _aligned_reasons(what: str, want: Sequence[str], got: Sequence[str],
+def _aligned_reasons(what: str, want: Callable[[int], str], got: Callable[[int], str],
                      want_keys: Sequence[Hashable], got_keys: Sequence[Hashable]) -> list[str]:
     """Every difference between two frame lists, aligned on their keys: a
-    dropped frame is one reason, not a cascade."""
+    dropped frame is one reason, not a cascade. ``want(i)`` and ``got(j)``
+    describe a frame (only those a reason names)."""
     reasons = []
     for row in align(want_keys, got_keys):
         i, j = row.expected, row.actual
         if row.kind == "missing":
-            reasons.append(f"{what} {i}: missing, expected {want[i]}")
+            reasons.append(f"{what} {i}: missing, expected {want(i)}")
         elif row.kind == "extra":
-            reasons.append(f"{what} {j}: unexpected {got[j]}")
+            reasons.append(f"{what} {j}: unexpected {got(j)}")
         elif row.kind == "differ":
-            reasons.append(f"{what} {j}: expected {want[i]}, got {got[j]}")
+            reasons.append(f"{what} {j}: expected {want(i)}, got {got(j)}")
     return reasons
 
 
 def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]) -> list[str]:
-    return _aligned_reasons("frame", [_describe(f) for f in expected],
-                            [_describe_actual(f) for f in actual],
+    return _aligned_reasons("frame", lambda i: _describe(expected[i]),
+                            lambda j: _describe_actual(actual[j]),
                             [(f.address, f.symbol) for f in expected],
                             [(f.address, printed_symbol(f)) for f in actual])
 
@@ -182,6 +183,7 @@ def _check_host_frames(expected: tuple[ExpectedHostFrame, ...],
     printed = [printed_symbol(f) for f in actual]
     # The first line's offset is any inside dump_stack: compare without it.
     loose = {f.name for f in expected if f.offset is None and f.raw is None}
-    return _aligned_reasons("host frame", [f.describe() for f in expected], printed,
+    return _aligned_reasons("host frame", lambda i: expected[i].describe(),
+                            printed.__getitem__,
                             [f.key() for f in expected],
                             [ExpectedHostFrame.key_of(p, loose) for p in printed])

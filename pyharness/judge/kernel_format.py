@@ -21,6 +21,7 @@ themselves are :mod:`pyharness.judge.console_checks`' business.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable
 
@@ -95,8 +96,10 @@ def _body(line: str) -> str | None:
     return line[match.end():] if match else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _rendered(body: str, in_call_trace: bool) -> str:
-    """What the kernel would print for the values in ``body``."""
+    """What the kernel would print for the values in ``body`` (kept: a long
+    trace repeats a few frame lines thousands of times)."""
     if body.startswith(KVM_PREFIX):
         text = body[len(KVM_PREFIX):]
         for pattern, render in _KVM_LINES:

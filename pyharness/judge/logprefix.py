@@ -20,10 +20,26 @@ _OTHER_PREFIX_RES = (
     re.compile(r"<\d>"),                                          # console log level
 )
 _KVM_PREFIX_RE = re.compile(r"kvm \[\d+\]: ?")
+# The usual line, a printk time and perhaps "kvm [PID]: ", in one match:
+# only where nothing the general loop strips could follow the time (taken
+# whole, as the loop takes it: an atomic group does not give back its space).
+_ANY_PREFIX = "|".join([_QUOTE_RE.pattern] + [r.pattern for r in _OTHER_PREFIX_RES])
+_PRINTK_LINE_RE = re.compile(rf"(?>{_OTHER_PREFIX_RES[0].pattern})(?!{_ANY_PREFIX})"
+                             rf"(?:{_KVM_PREFIX_RE.pattern})?")
 
 
 def split_line(number: int, raw: str) -> LogLine:
     """Strip every known prefix from one log line."""
+    raw = raw.rstrip("\r\n")
+    usual = _PRINTK_LINE_RE.match(raw)
+    if usual:
+        return LogLine(number=number, raw=raw, text=raw[usual.end():], quote_depth=0)
+    return split_line_in_steps(number, raw)
+
+
+def split_line_in_steps(number: int, raw: str) -> LogLine:
+    """:func:`split_line` one prefix at a time, without its shortcut for
+    the usual line."""
     raw = raw.rstrip("\r\n")
     text, depth, pos = raw, 0, 0
     while True:

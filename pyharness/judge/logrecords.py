@@ -3,6 +3,7 @@ makes them; the checker and the decoder read them)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
@@ -58,7 +59,7 @@ class Frame:
     module: str | None = None   # `` [kvm]`` after the symbol, if any
     note: str | None = None     # what a human wrote after the frame (pasted logs only)
 
-    @property
+    @functools.cached_property
     def symbolic(self) -> str:
         """The printed location: ``sym+0xoff/0xsize`` or ``0xaddr``."""
         if self.symbol is None:

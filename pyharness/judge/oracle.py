@@ -150,6 +150,7 @@ class HypOracle:
         if self.fault is not None:
             editor = _Editor(self, capture)
             self.fault.inject(editor)
+            editor.flush()
             capture.start_fp = editor.start_fp
             capture.chain = self._follow(capture.start_fp)
         self.capture = capture
@@ -287,8 +288,10 @@ class HypOracle:
 
 
 class _Editor:
-    """The records as a corruption sees them; writes go to memory and the
-    model. ``start_fp`` may be moved too: the fp the unwinder is handed."""
+    """The records as a corruption sees them; writes go to the model at
+    once and to memory at :meth:`flush` (a run of adjacent records in one
+    write: a corruption may write thousands). ``start_fp`` may be moved
+    too: the fp the unwinder is handed."""
 
     def __init__(self, oracle: HypOracle, capture: _PanicCapture) -> None:
         self._oracle = oracle
@@ -300,16 +303,40 @@ class _Editor:
         self.overflow_stack = stacks["overflow"]
         self.va_bits = oracle.layout.va_bits
         self.min_step = oracle.rules.min_step
+        self._pending: dict[int, int] = {}     # hyp VA -> the u64 written there
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None:
         """Write 16 bytes at ``address``; every modelled record they overlap
-        is read back, so the model is what memory now holds."""
-        machine, records = self._oracle.machine, self._oracle._records
-        machine.write_va(address, struct.pack("<QQ", saved_fp, lr), 2)
+        is read back, so the model is what memory holds after the write."""
+        if address % 8:
+            raise ValueError(f"a record at {address:#x}: records are 8-byte aligned words")
+        records = self._oracle._records
+        self._pending[address], self._pending[address + 8] = saved_fp, lr
         records[address] = (saved_fp, lr)
         for other in (address - 8, address + 8):
             if other in records:
-                records[other] = struct.unpack("<QQ", machine.read_va(other, 16, 2))
+                records[other] = (self._word(other), self._word(other + 8))
+
+    def _word(self, address: int) -> int:
+        if address in self._pending:
+            return self._pending[address]
+        return self._oracle.machine.read_u64(address, 2)
+
+    def flush(self) -> None:
+        """Put the written records in memory, each run of adjacent words at once."""
+        run: list[int] = []
+        for address in sorted(self._pending):
+            if run and address != run[-1] + 8:
+                self._write_run(run)
+                run = []
+            run.append(address)
+        if run:
+            self._write_run(run)
+        self._pending.clear()
+
+    def _write_run(self, addresses: list[int]) -> None:
+        words = [self._pending[a] for a in addresses]
+        self._oracle.machine.write_va(addresses[0], struct.pack(f"<{len(words)}Q", *words), 2)
 
     def move_start(self, fp: int) -> None:
         """Hand the unwinder another start fp (x0 of prepare_backtrace)."""

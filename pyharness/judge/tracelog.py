@@ -43,6 +43,7 @@ to a log they paste: lines a mail client wrapped are joined back
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -97,6 +98,21 @@ def parse_frame(text: str, raw: str, line_number: int, *,
                 need_address: bool = True, notes: bool = False) -> Frame | None:
     """A frame line (prefixes already removed), or None if it is not one.
     With ``notes``, text after the frame is its note rather than a mismatch."""
+    fields = _frame_fields(text, need_address, notes)
+    if fields is None:
+        return None
+    address, symbol, offset, size, module, note = fields
+    return Frame(address=address, symbol=symbol, offset=offset, size=size, raw=raw,
+                 line_number=line_number, module=module, note=note)
+
+
+_FrameFields = tuple[int | None, str | None, int | None, int | None, str | None, str | None]
+
+
+@functools.lru_cache(maxsize=4096)
+def _frame_fields(text: str, need_address: bool, notes: bool) -> _FrameFields | None:
+    """What a frame line's text says (kept: a long trace repeats a few
+    frames thousands of times, only the timestamps differ)."""
     match = (_NOTED_FRAME_RE if notes else _FRAME_RE).fullmatch(text)
     if match is None:
         return None
@@ -105,11 +121,9 @@ def parse_frame(text: str, raw: str, line_number: int, *,
         return None
     note = match["note"] if notes else None
     if match["symbol"] is None:
-        return Frame(address=address, symbol=None, offset=None, size=None,
-                     raw=raw, line_number=line_number, note=note)
-    return Frame(address=address, symbol=match["symbol"],
-                 offset=int(match["offset"], 16), size=int(match["size"], 16),
-                 raw=raw, line_number=line_number, module=match["module"], note=note)
+        return address, None, None, None, None, note
+    return (address, match["symbol"], int(match["offset"], 16), int(match["size"], 16),
+            match["module"], note)
 
 
 def parse_hyp_panic(line: LogLine) -> HypPanic | None:
