@@ -21,19 +21,12 @@ static void out_char(struct outbuf *o, char c)
 	o->len++;
 }
 
-/*
- * Append n bytes of s (as many as fit; the length counts them all). The
- * copy works on locals: a char store may alias o->len, so a loop on the
- * struct would reload it for every byte.
- */
+/* Append n bytes of s (as many as fit; the length counts them all). */
 static void out_bytes(struct outbuf *o, const char *s, size_t n)
 {
 	size_t len = o->len, room = len + 1 < o->size ? o->size - 1 - len : 0;
-	char *dst = o->buf + len;
-	size_t i, copy = n < room ? n : room;
 
-	for (i = 0; i < copy; i++)
-		dst[i] = s[i];
+	copy_text(o->buf + len, s, n < room ? n : room);
 	o->len = len + n;
 }
 
@@ -55,41 +48,36 @@ static void out_padded(struct outbuf *o, const char *s, size_t n,
 		out_fill(o, ' ', fill);
 }
 
-static size_t format_unsigned(char *tmp, u64 val, unsigned int base)
+/* The digits of val, written backwards from end; returns the first. */
+static char *format_unsigned(char *end, u64 val, unsigned int base)
 {
 	static const char digits[] = "0123456789abcdef";
-	char rev[24];
-	size_t n = 0, i;
 
 	if (base == 16) {
 		/* Shifts, not a division per digit. */
 		do {
-			rev[n++] = digits[val & 0xf];
+			*--end = digits[val & 0xf];
 			val >>= 4;
 		} while (val);
 	} else {
 		do {
-			rev[n++] = digits[val % base];
+			*--end = digits[val % base];
 			val /= base;
 		} while (val);
 	}
-	for (i = 0; i < n; i++)
-		tmp[i] = rev[n - 1 - i];
-	return n;
+	return end;
 }
 
 static void out_number(struct outbuf *o, u64 val, bool is_signed,
 		       unsigned int base, int width, bool left, char pad)
 {
-	char tmp[24];
-	size_t n = 0;
+	char tmp[24], *end = tmp + sizeof(tmp), *start;
+	bool negative = is_signed && (s64)val < 0;
 
-	if (is_signed && (s64)val < 0) {
-		tmp[n++] = '-';
-		val = -(s64)val;
-	}
-	n += format_unsigned(tmp + n, val, base);
-	out_padded(o, tmp, n, width, left, left ? ' ' : pad);
+	start = format_unsigned(end, negative ? -val : val, base);
+	if (negative)
+		*--start = '-';
+	out_padded(o, start, end - start, width, left, left ? ' ' : pad);
 }
 
 static size_t string_length(const char *s)
@@ -150,13 +138,15 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
 			val = (u64)va_arg(args, void *);
 			if (fmt[1] == 'S' || fmt[1] == 'B') {
 				char sym[128];
+				size_t n;
 
 				if (*++fmt == 'S')
-					sprint_symbol(sym, sizeof(sym), val);
+					n = sprint_symbol(sym, sizeof(sym), val);
 				else
-					sprint_backtrace(sym, sizeof(sym), val);
-				out_padded(&o, sym, string_length(sym), width,
-					   left, ' ');
+					n = sprint_backtrace(sym, sizeof(sym), val);
+				if (n > sizeof(sym) - 1)	/* cut to what fit */
+					n = sizeof(sym) - 1;
+				out_padded(&o, sym, n, width, left, ' ');
 				break;
 			}
 			out_char(&o, '0');
