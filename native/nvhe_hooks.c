@@ -10,50 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define NH_MAX_WATCHES 64
-#define NH_MAX_HITS 4096           /* then only counted (nh_hits_dropped) */
-#define NH_CLOCK_EVERY_BLOCKS 1024  /* a power of two */
-
-struct nh_watch {
-	struct nh_state *st;
-	uint64_t lo, hi;
-	uint32_t access;
-	uint32_t index;
-};
-
-struct nh_state {
-	/* The block hook: instructions, budget, deadline. */
-	uint64_t instructions;
-	uint64_t blocks;
-	uint64_t budget;           /* 0: none */
-	int64_t deadline_ns;       /* 0: none */
-	int stop_reason;
-	bool exact;
-	bool frozen;
-
-	/* Unicorn's entry points and register ids. */
-	nh_emu_stop_fn emu_stop;
-	nh_reg_read_fn reg_read;
-	int reg_pc, reg_sp, reg_fp, reg_lr;
-
-	/* Frame records seen by nh_frame_hook. */
-	struct nh_frame *frames;
-	size_t nframes, frames_cap;
-
-	/* Watches and their hits. */
-	struct nh_watch watches[NH_MAX_WATCHES];
-	uint32_t nwatches;
-	struct nh_hit *hits;
-	size_t nhits, hits_cap;
-	uint64_t hits_dropped;
-
-	/* Guest RAM as host memory, for the writes nh_write_prot_hook does. */
-	uint64_t ram_base, ram_size, page;
-	unsigned char *ram;
-	/* Byte stores still to come from Unicorn splitting an unaligned store
-	 * to a protected page (already recorded and written whole). */
-	uint32_t split_bytes_left;
-};
+#include "nvhe_state.h"
 
 int nh_abi_version(void)
 {
@@ -82,6 +39,7 @@ void nh_free(struct nh_state *st)
 		return;
 	free(st->frames);
 	free(st->hits);
+	nh_mmio_free(st);
 	free(st);
 }
 
@@ -232,7 +190,7 @@ void nh_block_hook(nh_uc *uc, uint64_t address, uint32_t size, void *user)
 	}
 }
 
-static bool grow(void **array, size_t *cap, size_t elem, size_t want)
+bool nh_grow(void **array, size_t *cap, size_t elem, size_t want)
 {
 	size_t ncap = *cap ? *cap * 2 : 256;
 	void *p;
@@ -257,7 +215,7 @@ void nh_frame_hook(nh_uc *uc, uint64_t address, uint32_t size, void *user)
 	if (st->frozen)
 		return;
 	if (st->nframes == st->frames_cap &&
-	    !grow((void **)&st->frames, &st->frames_cap, sizeof(*f), st->nframes + 1))
+	    !nh_grow((void **)&st->frames, &st->frames_cap, sizeof(*f), st->nframes + 1))
 		return;
 	f = &st->frames[st->nframes++];
 	f->pc = address;
@@ -275,7 +233,7 @@ static void record_hit(struct nh_state *st, nh_uc *uc, const struct nh_watch *w,
 		return;
 	if (st->nhits >= NH_MAX_HITS ||
 	    (st->nhits == st->hits_cap &&
-	     !grow((void **)&st->hits, &st->hits_cap, sizeof(*h), st->nhits + 1))) {
+	     !nh_grow((void **)&st->hits, &st->hits_cap, sizeof(*h), st->nhits + 1))) {
 		st->hits_dropped++;
 		return;
 	}

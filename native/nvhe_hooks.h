@@ -29,11 +29,15 @@
 #define NH_API __attribute__((visibility("default")))
 
 /* The ABI version Python checks before using the library. */
-#define NH_ABI_VERSION 2
+#define NH_ABI_VERSION 3
 
 typedef struct nh_uc nh_uc;                   /* Unicorn's uc_engine, opaque */
 typedef int (*nh_emu_stop_fn)(nh_uc *uc);
 typedef int (*nh_reg_read_fn)(nh_uc *uc, int regid, void *value);
+/* Unicorn's uc_mmio_map callbacks (offset from the region's start). */
+typedef uint64_t (*nh_mmio_read_fn)(nh_uc *uc, uint64_t offset, unsigned size, void *user);
+typedef void (*nh_mmio_write_fn)(nh_uc *uc, uint64_t offset, unsigned size, uint64_t value,
+				 void *user);
 
 /* Why the block hook stopped the emulation (nh_stop_reason). */
 enum nh_stop {
@@ -129,5 +133,34 @@ NH_API void nh_mem_hook(nh_uc *uc, int type, uint64_t address, int size, int64_t
 			void *user);
 NH_API bool nh_write_prot_hook(nh_uc *uc, int type, uint64_t address, int size,
 			       int64_t value, void *user);
+
+/*
+ * The platform MMIO page's hot registers (docs/platform.md, "Platform MMIO
+ * page"), registered by Python with uc_mmio_map (user data: the state):
+ * reads of the counter and scenario registers, console bytes and console
+ * lines. Every other access, and every access once the state is frozen,
+ * goes to slow_read / slow_write (Python's device model, which reports
+ * the errors). nh_mmio_start begins a run: counter at 0, console empty,
+ * no line buffer. The line buffer is guest RAM [pa, pa + size): Python
+ * names it when the host writes the buffer register.
+ */
+struct nh_line {
+	uint64_t start;   /* bytes [start, start + len) of nh_console's text */
+	uint64_t len;
+};
+
+NH_API void nh_mmio_set_slow(struct nh_state *st, nh_mmio_read_fn slow_read,
+			     nh_mmio_write_fn slow_write);
+NH_API void nh_mmio_start(struct nh_state *st, uint64_t scenario, uint64_t counter_step);
+NH_API bool nh_mmio_set_line_buffer(struct nh_state *st, uint64_t pa, uint64_t size);
+NH_API void nh_console_put(struct nh_state *st, uint8_t byte);
+NH_API bool nh_console_line(struct nh_state *st, const char *text, uint64_t len);
+/* The console so far: text, its lines (nh_line), the partial line. */
+NH_API size_t nh_console(const struct nh_state *st, const char **text,
+			 const struct nh_line **lines, const char **partial,
+			 size_t *partial_len);
+NH_API uint64_t nh_mmio_read(nh_uc *uc, uint64_t offset, unsigned size, void *user);
+NH_API void nh_mmio_write(nh_uc *uc, uint64_t offset, unsigned size, uint64_t value,
+			  void *user);
 
 #endif

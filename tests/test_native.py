@@ -27,7 +27,7 @@ from pyharness.build import cache as build
 from pyharness.elf.image import Image, load_image
 from pyharness.platform import a64, native, native_lib
 from pyharness.platform.machine import Machine
-from pyharness.platform.results import RunOptions
+from pyharness.platform.results import RunOptions, RunStatus
 from pyharness.run.runner import RunRequest, judge, observe
 from pyharness.run.scenarios import find_scenario
 
@@ -307,3 +307,85 @@ def test_read_watches_armed_at_first_mapping_miss_nothing(monkeypatch, fixture_i
         # (a pair is seen as two accesses of half its size).
         assert all(access_size_at(machine, pc) in (size, 2 * size)
                    for _, _, size, pc in deferred)
+
+
+# --------------------------------------------------------------------------
+# The MMIO page: the same accesses on both backends (native_mmio, mmio)
+
+def _mov64(rd: int, value: int) -> list[int]:
+    """movz/movk: ``value`` into x``rd``."""
+    return [(0xD2800000 if hw == 0 else 0xF2800000) | hw << 21 | (value >> 16 * hw & 0xFFFF) << 5
+            | rd for hw in range(4)]
+
+
+def _str(size: int, rt: int, rn: int, offset: int) -> int:
+    """str/strb of ``size`` bytes: xRt (or its low part) at [xRn, #offset]."""
+    return {1: 0x39000000, 4: 0xB9000000, 8: 0xF9000000}[size] | offset // size << 10 \
+        | rn << 5 | rt
+
+
+def _ldr(size: int, rt: int, rn: int, offset: int) -> int:
+    return {4: 0xB9400000, 8: 0xF9400000}[size] | offset // size << 10 | rn << 5 | rt
+
+
+MMIO_PROGRAMS = {
+    # bytes "ab\r\n", then "c" left partial; the counter read whole and by
+    # halves; the scenario register; exit 0
+    "console_bytes_and_counter": lambda buf, text: (
+        [*_mov64(1, ord("a")), _str(1, 1, 9, 0x00), *_mov64(1, ord("b")), _str(1, 1, 9, 0x00),
+         *_mov64(1, 0x0D), _str(1, 1, 9, 0x00), *_mov64(1, 0x0A), _str(1, 1, 9, 0x00),
+         *_mov64(1, ord("c")), _str(1, 1, 9, 0x00), _ldr(8, 2, 9, 0x10), _ldr(4, 3, 9, 0x10),
+         _ldr(4, 4, 9, 0x14), _ldr(8, 5, 9, 0x18), _str(8, 31, 9, 0x08)]),
+    # the buffer named, two lines of it, exit 0
+    "console_lines": lambda buf, text: (
+        [*_mov64(1, buf), _str(8, 1, 9, 0x20), *_mov64(1, 5), _str(4, 1, 9, 0x28),
+         *_mov64(1, len(text)), _str(4, 1, 9, 0x28), _str(8, 31, 9, 0x08)]),
+    "line_without_buffer": lambda buf, text: [*_mov64(1, 3), _str(4, 1, 9, 0x28)],
+    "line_past_the_buffer": lambda buf, text: (
+        [*_mov64(1, buf), _str(8, 1, 9, 0x20), *_mov64(1, 2000), _str(4, 1, 9, 0x28)]),
+    "buffer_not_ram": lambda buf, text: [*_mov64(1, 16), _str(8, 1, 9, 0x20)],
+    "read_of_the_console": lambda buf, text: [_ldr(8, 2, 9, 0x00)],
+    "write_past_the_registers": lambda buf, text: [_str(4, 31, 9, 0x30)],
+}
+
+
+def run_mmio_program(monkeypatch, fixture_image, switch: str, name: str):
+    monkeypatch.setenv(native.ENV_SWITCH, switch)
+    machine = Machine(load_image(fixture_image("4k")), RunOptions(scenario_id=0x1234))
+    layout = machine.layout
+    buffer_va = layout.page_offset + layout.phys_ram_size - 0x1000   # linear map, unused
+    text = b"hello, console"
+    words = [*_mov64(9, layout.mmio_va_el1), *MMIO_PROGRAMS[name](buffer_va, text),
+             0x14000000]                                             # b .
+    host_main = machine.runtime_address(machine.image.address_of("host_main"), "kernel")
+
+    def patch(m: Machine) -> None:
+        m.write_va(buffer_va, text, el=1)
+        m.write_va(host_main, b"".join(w.to_bytes(4, "little") for w in words), el=1)
+    machine.add_pre_run(patch)
+    result = machine.run()
+    registers = {r: result.registers[r] for r in ("x2", "x3", "x4", "x5")}
+    return machine.hooks_backend, result.status, result.reason, result.console, registers
+
+
+@pytest.mark.parametrize("name", sorted(MMIO_PROGRAMS))
+def test_the_mmio_page_is_the_same_on_both_backends(monkeypatch, fixture_image, name):
+    native_run = run_mmio_program(monkeypatch, fixture_image, "1", name)
+    python_run = run_mmio_program(monkeypatch, fixture_image, "0", name)
+    assert (native_run[0], python_run[0]) == ("native", "python")
+    assert native_run[1:] == python_run[1:]
+    status, reason, console, registers = native_run[1:]
+    if name == "console_bytes_and_counter":
+        assert status is RunStatus.EXITED and console == ["ab", "c"], reason
+        assert registers == {"x2": 1000, "x3": 2000, "x4": 0, "x5": 0x1234}
+    elif name == "console_lines":
+        assert status is RunStatus.EXITED and console == ["hello", "hello, console"], reason
+    else:
+        assert status is RunStatus.ERROR, reason
+        expected = {"line_without_buffer": "console line of 3 bytes, but no console buffer",
+                    "line_past_the_buffer": "console line of 2000 bytes, but the console "
+                                            "buffer holds 1024",
+                    "buffer_not_ram": "console buffer at 0x10 is not RAM at EL1",
+                    "read_of_the_console": "read of 4 bytes at MMIO offset 0x0, which is not",
+                    "write_past_the_registers": "write of 4 bytes at MMIO offset 0x30, which"}
+        assert reason.startswith(expected[name]), reason

@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from pyharness.judge.logrecords import TRACE_FOOTERS, TRACE_HEADERS
 from pyharness.judge.logprefix import split_line, split_line_in_steps
-from pyharness.judge.tracelog import MAX_RECORD_GAP, parse_frame, parse_log
+from pyharness.judge.frameline import parse_frame
+from pyharness.judge.tracelog import MAX_RECORD_GAP, parse_log
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -43,11 +43,11 @@ to a log they paste: lines a mail client wrapped are joined back
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from pyharness.judge.frameline import HEX, parse_frame
 from pyharness.judge.logprefix import split_lines
 from pyharness.judge.logrecords import (OTHER_TRACE_FOOTERS, OTHER_TRACE_HEADERS,
                                         TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
@@ -70,60 +70,20 @@ MAX_END_MARKER_LINES = 8
 # --------------------------------------------------------------------------
 # One line -> one record piece
 
-_HEX = r"[0-9a-fA-F]+"
-_SYMBOL_FORM = (rf"(?P<symbol>[^\s+/\[\]()<>]+)\+0x(?P<offset>{_HEX})/0x(?P<size>{_HEX})"
-                r"(?:\s+\[(?P<module>[^\]\s]+)\])?")
-_FRAME = (rf"\s*(?:\[<(?P<address>{_HEX})>\]\s+)?"
-          rf"(?:{_SYMBOL_FORM}|0x(?P<bare>{_HEX}))"
-          r"(?:\s+\([A-Z]\))?")                       # newer kernels' " (P)" marks
-_FRAME_RE = re.compile(_FRAME + r"\s*")
-_NOTED_FRAME_RE = re.compile(_FRAME + r"(?:\s+(?P<note>\S.*?))?\s*")
-_BARE_ADDRESS_RE = re.compile(rf"\s*(?:0x)?(?P<address>{_HEX})\s*")
+_BARE_ADDRESS_RE = re.compile(rf"\s*(?:0x)?(?P<address>{HEX})\s*")
 _PANIC_RE = re.compile(r"nVHE hyp (?P<what>panic|BUG|CFI failure) at: (?P<where>.*)!")
 _BUG_FILE_RE = re.compile(r"(?P<file>\S+):(?P<line>\d+)")
 _INVALID = "Invalid host exception to nVHE hyp!"
 _CANNOT_DUMP_RE = re.compile(r"Cannot dump pKVM nVHE stacktrace: ?(?P<reason>.*)")
-_HYP_OFFSET_RE = re.compile(rf"Hyp Offset: 0x(?P<value>{_HEX})")
+_HYP_OFFSET_RE = re.compile(rf"Hyp Offset: 0x(?P<value>{HEX})")
 _KERNEL_PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<message>.*)")
 _END_KERNEL_PANIC_RE = re.compile(r"---\[ end Kernel panic - not syncing:.*")
 _CALL_TRACE = "Call trace:"
-_REGISTERS_RE = re.compile(rf"(?:[A-Z][A-Z0-9_]*:{_HEX}\s*)+")
-_REGISTER_RE = re.compile(rf"(?P<name>[A-Z][A-Z0-9_]*):(?P<value>{_HEX})")
+_REGISTERS_RE = re.compile(rf"(?:[A-Z][A-Z0-9_]*:{HEX}\s*)+")
+_REGISTER_RE = re.compile(rf"(?P<name>[A-Z][A-Z0-9_]*):(?P<value>{HEX})")
 _CPU_RE = re.compile(r"CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>\S+)")
-_KERNEL_OFFSET_RE = re.compile(rf"Kernel Offset: 0x(?P<value>{_HEX})")
+_KERNEL_OFFSET_RE = re.compile(rf"Kernel Offset: 0x(?P<value>{HEX})")
 _ELISION_RE = re.compile(r"(?:\.\s*){2,}|\[\s*\.\.\.\s*\]|\u2026")
-
-
-def parse_frame(text: str, raw: str, line_number: int, *,
-                need_address: bool = True, notes: bool = False) -> Frame | None:
-    """A frame line (prefixes already removed), or None if it is not one.
-    With ``notes``, text after the frame is its note rather than a mismatch."""
-    fields = _frame_fields(text, need_address, notes)
-    if fields is None:
-        return None
-    address, symbol, offset, size, module, note = fields
-    return Frame(address=address, symbol=symbol, offset=offset, size=size, raw=raw,
-                 line_number=line_number, module=module, note=note)
-
-
-_FrameFields = tuple[int | None, str | None, int | None, int | None, str | None, str | None]
-
-
-@functools.lru_cache(maxsize=4096)
-def _frame_fields(text: str, need_address: bool, notes: bool) -> _FrameFields | None:
-    """What a frame line's text says (kept: a long trace repeats a few
-    frames thousands of times, only the timestamps differ)."""
-    match = (_NOTED_FRAME_RE if notes else _FRAME_RE).fullmatch(text)
-    if match is None:
-        return None
-    address = int(match["address"], 16) if match["address"] else None
-    if address is None and (need_address or match["bare"]):
-        return None
-    note = match["note"] if notes else None
-    if match["symbol"] is None:
-        return address, None, None, None, None, note
-    return (address, match["symbol"], int(match["offset"], 16), int(match["size"], 16),
-            match["module"], note)
 
 
 def parse_hyp_panic(line: LogLine) -> HypPanic | None:

@@ -74,14 +74,16 @@ class Platform:
                          min(ram_end, self.image_hi)})
         for lo, hi in zip(bounds, bounds[1:]):
             uc.mem_map_ptr(lo, hi - lo, UC_PROT_ALL, ram_address + lo - self.ram_base)
-        uc.mmio_map(layout.mmio_phys, layout.page_size, self._on_mmio_read, None,
-                    self._on_mmio_write, None)
         uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
         uc.hook_add(UC_HOOK_INTR, self._on_exception)
         # The per-block instruction count, budget and deadline, the frame
         # records and the watches: C callbacks, or the Python fallback.
         self.hooks = native.make_hooks(uc)
         self.hooks.set_ram(self.ram_base, ram_address, layout.phys_ram_size)
+        # The MMIO page: its hot registers in C with the native hooks
+        # (mmio_fast), else every access through the callbacks below.
+        self.mmio_fast = self.hooks.map_mmio(layout.mmio_phys, layout.page_size,
+                                             self._on_mmio_read, self._on_mmio_write)
         self.frame_vas: set[int] = set()
         self.code_callbacks: dict[int, list[UnicornCallback]] = {}
         self.memory_hooks: list[int] = []   # Machine.add_memory_watch hooks of this run

@@ -90,7 +90,6 @@ class Machine(ObserverHooks, RegisterAccess):
         self.geometry: StackGeometry = stack_geometry(image)
         self.spaces: AddressSpaces = build_address_spaces(image, self.kaslr_offset)
         self._percpu = PerCpuSnapshot(image, options.cpu)
-        self._devices = MmioDevices(self, options.scenario_id)
 
         self._outcome: _Outcome | None = None
         self._failed_fill: aborts.FailedFill | None = None
@@ -102,6 +101,7 @@ class Machine(ObserverHooks, RegisterAccess):
 
         self._reusable = instance.reuse_enabled() if reuse is None else reuse
         self._platform = platform = instance.take(image, self._reusable)
+        self._devices = MmioDevices(self, options.scenario_id, platform.mmio_fast)
         platform.attach(tlb_fill=self._on_tlb_fill, exception=self._on_exception,
                         mmio_read=self._devices.on_read, mmio_write=self._devices.on_write)
         self.uc = platform.uc
@@ -155,17 +155,18 @@ class Machine(ObserverHooks, RegisterAccess):
             out += self.uc.mem_read(pa, chunk)
         return bytes(out)
 
-    def ram_reader(self, va: int, size: int, el: int) -> tuple[int, Callable[[int], bytes]]:
+    def ram_span(self, va: int, size: int, el: int) -> tuple[int, int]:
         """For a buffer read many times (the console's): ``va`` translated
-        once. Returns how many bytes from ``va``, up to ``size``, its RAM
-        region holds, and a reader of the first n of them as they are now."""
+        once. Returns its PA and how many bytes from ``va``, up to ``size``,
+        its RAM region holds."""
         region = self.spaces.region_of(va, el)
         if region is None or region.mmio:
             raise MachineError(f"VA {va:#x} is {'MMIO' if region else 'not mapped'} at EL{el}")
-        size = min(size, region.end - va)
-        pa = region.pa + (va - region.va)
-        read_ram = self._platform.read_ram
-        return size, lambda n: read_ram(pa, n)
+        return region.pa + (va - region.va), min(size, region.end - va)
+
+    def read_ram(self, pa: int, size: int) -> bytes:
+        """RAM at ``pa`` as the CPU left it."""
+        return self._platform.read_ram(pa, size)
 
     def read_u64(self, va: int, el: int) -> int:
         return int.from_bytes(self.read_va(va, 8, el), "little")

@@ -5,12 +5,15 @@ the exit register, the counter and the scenario register."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from unicorn import Uc
 
 from pyharness.errors import HarnessError
 from pyharness.platform.results import RunStatus
+
+if TYPE_CHECKING:
+    from pyharness.platform.native_mmio import NativeConsole, NativeMmio
 
 # MMIO page register offsets (docs/platform.md, "Platform MMIO page").
 MMIO_CONSOLE = 0x00
@@ -20,9 +23,6 @@ MMIO_SCENARIO = 0x18
 MMIO_CONSOLE_BUFFER = 0x20   # write u64: EL1 VA of the host's console line buffer
 MMIO_CONSOLE_LINE = 0x28     # write u32 N: the buffer's first N bytes are a line
 CONSOLE_LINE_MAX = 1024
-
-# Reads the first n bytes of a buffer in RAM (Machine.ram_reader).
-BufferReader = Callable[[int], bytes]
 
 COUNTER_STEP_NS = 1000  # the counter reads 1000, 2000, ... : 1 us per read
 
@@ -37,7 +37,9 @@ class MmioHost(Protocol):
 
     def complete_exit(self, high_bits: int) -> None: ...
 
-    def ram_reader(self, va: int, size: int, el: int) -> tuple[int, BufferReader]: ...
+    def ram_span(self, va: int, size: int, el: int) -> tuple[int, int]: ...
+
+    def read_ram(self, pa: int, size: int) -> bytes: ...
 
     def pc_text(self) -> str: ...
 
@@ -54,6 +56,9 @@ class Console:
         elif byte != 0x0D:
             self.partial.append(byte)
 
+    def add_line(self, text: bytes) -> None:
+        self.lines.append(text.decode("utf-8", "backslashreplace"))
+
     def text(self) -> list[str]:
         if self.partial:
             return [*self.lines, self.partial.decode("utf-8", "backslashreplace")]
@@ -61,18 +66,23 @@ class Console:
 
 
 class MmioDevices:
-    """The registers of the MMIO page, for Unicorn's mmio_map callbacks."""
+    """The registers of the MMIO page, for Unicorn's mmio_map callbacks.
+    With ``fast`` (the native hooks' registers, native_mmio), the counter,
+    the scenario register and the console are served in C and only the
+    other accesses come here: the console is then the C side's."""
 
-    def __init__(self, host: MmioHost, scenario_id: int) -> None:
+    def __init__(self, host: MmioHost, scenario_id: int, fast: NativeMmio | None = None) -> None:
         self._host = host
         self._scenario_id = scenario_id
-        self.console = Console()
+        self._fast = fast
+        self.console: Console | NativeConsole = Console() if fast is None else fast.console
+        if fast is not None:
+            fast.start(scenario_id, COUNTER_STEP_NS)
         self._counter_reads = 0
         self._read_latch: dict[int, int] = {}
         self._exit_high_pending = False
         self._buffer_latch = 0
-        self._line_buffer: BufferReader | None = None
-        self._line_buffer_size = 0
+        self._line_buffer: tuple[int, int] | None = None   # (PA, size)
 
     def on_read(self, uc: Uc, offset: int, size: int, _data: object) -> int:
         if self._host.finished:
@@ -126,19 +136,22 @@ class MmioDevices:
         """The host names its line buffer: translated once, here (the
         first CONSOLE_LINE_MAX bytes, or up to the end of its region)."""
         try:
-            self._line_buffer_size, self._line_buffer = self._host.ram_reader(
-                va, CONSOLE_LINE_MAX, 1)
+            self._line_buffer = pa, size = self._host.ram_span(va, CONSOLE_LINE_MAX, 1)
         except HarnessError as err:
             self._host.finish(RunStatus.ERROR, f"console buffer at {va:#x} is not RAM at EL1 "
                                                f"({err})")
+            return
+        if self._fast is not None and not self._fast.set_line_buffer(pa, size):
+            self._host.finish(RunStatus.ERROR, f"console buffer at {va:#x} (PA {pa:#x}) is "
+                                               "not in RAM")
 
     def _console_line(self, length: int) -> None:
         """One whole console line: the first ``length`` bytes of the buffer,
         one MMIO exit per line rather than one per character."""
-        if self._line_buffer is None or length > self._line_buffer_size:
+        if self._line_buffer is None or length > self._line_buffer[1]:
             where = ("no console buffer was named (offset 0x20)" if self._line_buffer is None
-                     else f"the console buffer holds {self._line_buffer_size}")
+                     else f"the console buffer holds {self._line_buffer[1]}")
             self._host.finish(RunStatus.ERROR, f"console line of {length} bytes, but {where}, "
                                                f"at pc {self._host.pc_text()}")
             return
-        self.console.lines.append(self._line_buffer(length).decode("utf-8", "backslashreplace"))
+        self.console.add_line(self._host.read_ram(self._line_buffer[0], length))

@@ -61,6 +61,7 @@ from pyharness.platform.hook_records import (CLOCK_EVERY_BLOCKS, MAX_HITS, READ,
 from pyharness.platform.native_lib import (ENV_LIBRARY, ENV_SWITCH, NativeError, NhFrame,
                                            NhHit, backend, function_address, libraries,
                                            requested, unavailable_reason)
+from pyharness.platform.native_mmio import NativeMmio, SlowRead, SlowWrite
 from pyharness.platform.pyhooks import PythonHooks
 
 __all__ = ["CLOCK_EVERY_BLOCKS", "ENV_LIBRARY", "ENV_SWITCH", "MAX_HITS", "READ", "WRITE",
@@ -266,6 +267,14 @@ class NativeHooks:
     def results(self) -> Results:
         return Results(self.backend, self.instructions, self.blocks, self.stop_reason,
                        tuple(self.frames()), tuple(self.hits()), self.hits_dropped)
+
+    def map_mmio(self, address: int, size: int, slow_read: SlowRead,
+                 slow_write: SlowWrite) -> NativeMmio:
+        """The MMIO page at ``address``: its hot registers in C, the rest
+        through ``slow_read`` / ``slow_write`` (see native_mmio)."""
+        self._mmio = NativeMmio(self._uc, self._lib, self._state, address, size, slow_read,
+                                slow_write)
+        return self._mmio
 
     def reset(self) -> None:
         """Forget counts, stop reason, frames and hits (a reused instance)."""

@@ -22,7 +22,7 @@ ENV_SWITCH = "PYHARNESS_NATIVE"       # "0": Python callbacks; "1": native or an
 ENV_LIBRARY = "PYHARNESS_NATIVE_LIB"  # an explicit path to libnvhe_hooks.so
 LIBRARY_NAME = "libnvhe_hooks.so"
 LIBRARY_DIR = "_lib"                  # inside the top-level pyharness package
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 class NativeError(HarnessError):
@@ -39,6 +39,11 @@ _uc_hook = ctypes.c_size_t
 class NhFrame(ctypes.Structure):
     """struct nh_frame"""
     _fields_ = [("pc", u64), ("sp", u64), ("fp", u64), ("lr", u64)]
+
+
+class NhLine(ctypes.Structure):
+    """struct nh_line"""
+    _fields_ = [("start", u64), ("len", u64)]
 
 
 class NhHit(ctypes.Structure):
@@ -73,6 +78,9 @@ def _unicorn_library() -> ctypes.CDLL:
                                 ctypes.c_void_p, ctypes.c_void_p, u64, u64]
     lib.uc_hook_del.restype = ctypes.c_int
     lib.uc_hook_del.argtypes = [_uc_engine, _uc_hook]
+    lib.uc_mmio_map.restype = ctypes.c_int
+    lib.uc_mmio_map.argtypes = [_uc_engine, u64, ctypes.c_size_t, ctypes.c_void_p,
+                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.uc_mem_protect.restype = ctypes.c_int
     lib.uc_mem_protect.argtypes = [_uc_engine, u64, ctypes.c_size_t, u32]
     return lib
@@ -117,6 +125,16 @@ def _load_hooks_library() -> tuple[ctypes.CDLL | None, Path | None, str | None]:
     for name in ("nh_instructions", "nh_blocks", "nh_hits_dropped"):
         getattr(lib, name).restype = u64
         getattr(lib, name).argtypes = [vp]
+    lib.nh_mmio_set_slow.argtypes = [vp, vp, vp]
+    lib.nh_mmio_start.argtypes = [vp, u64, u64]
+    lib.nh_mmio_set_line_buffer.restype = ctypes.c_bool
+    lib.nh_mmio_set_line_buffer.argtypes = [vp, u64, u64]
+    lib.nh_console_put.argtypes = [vp, ctypes.c_uint8]
+    lib.nh_console_line.restype = ctypes.c_bool
+    lib.nh_console_line.argtypes = [vp, ctypes.c_char_p, u64]
+    lib.nh_console.restype = ctypes.c_size_t
+    lib.nh_console.argtypes = [vp, ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp),
+                               ctypes.POINTER(ctypes.c_size_t)]
     lib.nh_stop_reason.argtypes = [vp]
     lib.nh_clear_stop_reason.argtypes = [vp]
     lib.nh_frames.restype = ctypes.c_size_t

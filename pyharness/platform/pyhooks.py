@@ -161,6 +161,12 @@ class PythonHooks:
         return Results(self.backend, self.instructions, self.blocks, self.stop_reason,
                        tuple(self._frames), tuple(self._hits), self.hits_dropped)
 
+    def map_mmio(self, address: int, size: int, read: Callable[..., int],
+                 write: Callable[..., None]) -> None:
+        """The MMIO page at ``address``, every access a Python callback (the
+        native hooks serve the hot registers themselves: native_mmio)."""
+        self._uc.mmio_map(address, size, read, None, write, None)
+
     def reset(self) -> None:
         self.instructions = self.blocks = self.hits_dropped = self._stop = 0
         self.exact = self.frozen = False

@@ -1,0 +1,145 @@
+/*
+ * The platform MMIO page's hot registers, natively: see nvhe_hooks.h and
+ * pyharness/platform/mmio.py, whose Python model this follows access for
+ * access (the suite compares the two). A console line used to cost a
+ * Python callback, and a counter read another: one each per line.
+ */
+#include "nvhe_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Register offsets (docs/platform.md). */
+#define MMIO_CONSOLE		0x00
+#define MMIO_COUNTER		0x10
+#define MMIO_SCENARIO		0x18
+#define MMIO_CONSOLE_LINE	0x28
+
+void nh_mmio_set_slow(struct nh_state *st, nh_mmio_read_fn slow_read,
+		      nh_mmio_write_fn slow_write)
+{
+	st->mmio.slow_read = slow_read;
+	st->mmio.slow_write = slow_write;
+}
+
+void nh_mmio_start(struct nh_state *st, uint64_t scenario, uint64_t counter_step)
+{
+	struct nh_mmio *m = &st->mmio;
+
+	m->counter_reads = 0;
+	m->counter_step = counter_step;
+	m->scenario = scenario;
+	m->latched[0] = m->latched[1] = false;
+	m->text_len = 0;
+	m->nlines = 0;
+	m->partial_len = 0;
+	m->line_buffer = NULL;
+	m->line_buffer_size = 0;
+}
+
+void nh_mmio_free(struct nh_state *st)
+{
+	free(st->mmio.text);
+	free(st->mmio.lines);
+	free(st->mmio.partial);
+}
+
+bool nh_mmio_set_line_buffer(struct nh_state *st, uint64_t pa, uint64_t size)
+{
+	if (!st->ram || pa < st->ram_base || pa - st->ram_base > st->ram_size ||
+	    size > st->ram_size - (pa - st->ram_base))
+		return false;
+	st->mmio.line_buffer = st->ram + (pa - st->ram_base);
+	st->mmio.line_buffer_size = size;
+	return true;
+}
+
+void nh_console_put(struct nh_state *st, uint8_t byte)
+{
+	struct nh_mmio *m = &st->mmio;
+
+	if (byte == '\n') {
+		nh_console_line(st, m->partial, m->partial_len);
+		m->partial_len = 0;
+	} else if (byte != '\r') {
+		if (m->partial_len == m->partial_cap &&
+		    !nh_grow((void **)&m->partial, &m->partial_cap, 1, m->partial_len + 1))
+			return;
+		m->partial[m->partial_len++] = (char)byte;
+	}
+}
+
+bool nh_console_line(struct nh_state *st, const char *text, uint64_t len)
+{
+	struct nh_mmio *m = &st->mmio;
+	struct nh_line *line;
+
+	if ((m->text_cap - m->text_len < len &&
+	     !nh_grow((void **)&m->text, &m->text_cap, 1, m->text_len + len)) ||
+	    (m->nlines == m->lines_cap &&
+	     !nh_grow((void **)&m->lines, &m->lines_cap, sizeof(*line), m->nlines + 1)))
+		return false;
+	if (len)
+		memcpy(m->text + m->text_len, text, len);
+	line = &m->lines[m->nlines++];
+	line->start = m->text_len;
+	line->len = len;
+	m->text_len += len;
+	return true;
+}
+
+size_t nh_console(const struct nh_state *st, const char **text,
+		  const struct nh_line **lines, const char **partial, size_t *partial_len)
+{
+	*text = st->mmio.text;
+	*lines = st->mmio.lines;
+	*partial = st->mmio.partial;
+	*partial_len = st->mmio.partial_len;
+	return st->mmio.nlines;
+}
+
+/* A low half of the counter or scenario register: the value, latched. */
+static uint64_t read_register(struct nh_mmio *m, int reg, unsigned size)
+{
+	uint64_t value = reg ? m->scenario : ++m->counter_reads * m->counter_step;
+
+	m->latch[reg] = value;
+	m->latched[reg] = true;
+	return size >= 8 ? value : value & ((UINT64_C(1) << (8 * size)) - 1);
+}
+
+uint64_t nh_mmio_read(nh_uc *uc, uint64_t offset, unsigned size, void *user)
+{
+	struct nh_state *st = user;
+	struct nh_mmio *m = &st->mmio;
+	uint64_t reg = offset & ~UINT64_C(7);
+	int which = reg == MMIO_SCENARIO;
+
+	if (!st->frozen && (reg == MMIO_COUNTER || reg == MMIO_SCENARIO)) {
+		if ((offset & 7) == 0)
+			return read_register(m, which, size);
+		if ((offset & 7) == 4 && size == 4 && m->latched[which])
+			return m->latch[which] >> 32;
+	}
+	return m->slow_read(uc, offset, size, NULL);
+}
+
+void nh_mmio_write(nh_uc *uc, uint64_t offset, unsigned size, uint64_t value, void *user)
+{
+	struct nh_state *st = user;
+	struct nh_mmio *m = &st->mmio;
+
+	if (!st->frozen) {
+		if (offset == MMIO_CONSOLE) {
+			nh_console_put(st, (uint8_t)value);
+			return;
+		}
+		if (offset == MMIO_CONSOLE + 4)
+			return;		/* the high half of a console write: nothing */
+		if (offset == MMIO_CONSOLE_LINE && size == 4 && m->line_buffer &&
+		    value <= m->line_buffer_size &&
+		    nh_console_line(st, (const char *)m->line_buffer, value))
+			return;
+	}
+	m->slow_write(uc, offset, size, value, NULL);
+}

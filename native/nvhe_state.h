@@ -1,0 +1,86 @@
+/*
+ * The state behind a struct nh_state, shared by the library's files
+ * (nvhe_hooks.c: block, frame and watch hooks; nvhe_mmio.c: the platform
+ * MMIO page's hot registers). Not part of the ABI: see nvhe_hooks.h.
+ */
+#ifndef NVHE_STATE_H
+#define NVHE_STATE_H
+
+#include "nvhe_hooks.h"
+
+#define NH_MAX_WATCHES 64
+#define NH_MAX_HITS 4096           /* then only counted (nh_hits_dropped) */
+#define NH_CLOCK_EVERY_BLOCKS 1024  /* a power of two */
+
+struct nh_mmio {
+	/* Registers Python serves (set by nh_mmio_map). */
+	nh_mmio_read_fn slow_read;
+	nh_mmio_write_fn slow_write;
+	/* The counter and the scenario register; a low-half read latches the
+	 * value for the high half. */
+	uint64_t counter_reads, counter_step, scenario;
+	uint64_t latch[2];
+	bool latched[2];
+	/* The console: whole lines, and the bytes written one at a time since
+	 * the last newline. The line buffer is host memory behind guest RAM. */
+	char *text;
+	size_t text_len, text_cap;
+	struct nh_line *lines;
+	size_t nlines, lines_cap;
+	char *partial;
+	size_t partial_len, partial_cap;
+	const unsigned char *line_buffer;
+	uint64_t line_buffer_size;
+};
+
+struct nh_watch {
+	struct nh_state *st;
+	uint64_t lo, hi;
+	uint32_t access;
+	uint32_t index;
+};
+
+struct nh_state {
+	/* The block hook: instructions, budget, deadline. */
+	uint64_t instructions;
+	uint64_t blocks;
+	uint64_t budget;           /* 0: none */
+	int64_t deadline_ns;       /* 0: none */
+	int stop_reason;
+	bool exact;
+	bool frozen;
+
+	/* Unicorn's entry points and register ids. */
+	nh_emu_stop_fn emu_stop;
+	nh_reg_read_fn reg_read;
+	int reg_pc, reg_sp, reg_fp, reg_lr;
+
+	/* Frame records seen by nh_frame_hook. */
+	struct nh_frame *frames;
+	size_t nframes, frames_cap;
+
+	/* Watches and their hits. */
+	struct nh_watch watches[NH_MAX_WATCHES];
+	uint32_t nwatches;
+	struct nh_hit *hits;
+	size_t nhits, hits_cap;
+	uint64_t hits_dropped;
+
+	/* Guest RAM as host memory, for the writes nh_write_prot_hook does. */
+	uint64_t ram_base, ram_size, page;
+	unsigned char *ram;
+	/* Byte stores still to come from Unicorn splitting an unaligned store
+	 * to a protected page (already recorded and written whole). */
+	uint32_t split_bytes_left;
+
+	/* The MMIO page (nvhe_mmio.c). */
+	struct nh_mmio mmio;
+};
+
+
+void nh_mmio_free(struct nh_state *st);
+
+/* Make room for want elements of elem bytes in a growing array. */
+bool nh_grow(void **array, size_t *cap, size_t elem, size_t want);
+
+#endif
