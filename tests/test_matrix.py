@@ -286,7 +286,7 @@ def test_all_prints_the_counts_before_starting():
 
 
 def test_runs_timed_before_start_longest_first(tmp_path):
-    from pyharness.matrix.timings import load_timings, longest_first, save_timings
+    from pyharness.matrix.timings import LONG_RUN_MS, load_timings, longest_first, save_timings
 
     specs = plan(SMALL).specs
     result = run_matrix(specs, jobs=1, out_dir=None)
@@ -296,8 +296,15 @@ def test_runs_timed_before_start_longest_first(tmp_path):
     assert set(timings) == {s.id for s in specs} | {"gone-nvhe-smoke-cpu0"}
     timings[specs[3].id] = 1e6
     del timings[specs[5].id]
-    order = [spec.id for _, spec in longest_first(list(enumerate(specs)), timings)]
+    ordered = [spec for _, spec in longest_first(list(enumerate(specs)), timings)]
+    order = [spec.id for spec in ordered]
     assert order[:2] == [specs[5].id, specs[3].id]  # never timed, then the longest
+    # Then the long ones, then the short ones image by image, offset by offset.
+    took = [timings.get(spec.id, float("inf")) for spec in ordered]
+    long_ones = sum(t >= LONG_RUN_MS for t in took)
+    assert all(t >= LONG_RUN_MS for t in took[:long_ones]), took
+    short = [(spec.config, spec.kaslr_seed) for spec in ordered[long_ones:]]
+    assert short == sorted(short) and len(short) >= 8
     path.write_text("{broken")
     assert load_timings(path) == {}
 
