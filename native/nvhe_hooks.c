@@ -40,6 +40,7 @@ void nh_free(struct nh_state *st)
 	free(st->frames);
 	free(st->hits);
 	nh_mmio_free(st);
+	nh_tlb_free(st);
 	free(st);
 }
 

@@ -29,7 +29,7 @@
 #define NH_API __attribute__((visibility("default")))
 
 /* The ABI version Python checks before using the library. */
-#define NH_ABI_VERSION 3
+#define NH_ABI_VERSION 4
 
 typedef struct nh_uc nh_uc;                   /* Unicorn's uc_engine, opaque */
 typedef int (*nh_emu_stop_fn)(nh_uc *uc);
@@ -38,6 +38,13 @@ typedef int (*nh_reg_read_fn)(nh_uc *uc, int regid, void *value);
 typedef uint64_t (*nh_mmio_read_fn)(nh_uc *uc, uint64_t offset, unsigned size, void *user);
 typedef void (*nh_mmio_write_fn)(nh_uc *uc, uint64_t offset, unsigned size, uint64_t value,
 				 void *user);
+/* Unicorn's struct uc_tlb_entry and its UC_HOOK_TLB_FILL callback. */
+struct nh_tlb_entry {
+	uint64_t paddr;
+	uint32_t perms;
+};
+typedef bool (*nh_tlb_fill_fn)(nh_uc *uc, uint64_t va, int type, struct nh_tlb_entry *entry,
+			       void *user);
 
 /* Why the block hook stopped the emulation (nh_stop_reason). */
 enum nh_stop {
@@ -162,5 +169,35 @@ NH_API size_t nh_console(const struct nh_state *st, const char **text,
 NH_API uint64_t nh_mmio_read(nh_uc *uc, uint64_t offset, unsigned size, void *user);
 NH_API void nh_mmio_write(nh_uc *uc, uint64_t offset, unsigned size, uint64_t value,
 			  void *user);
+
+/*
+ * The TLB fill (UC_HOOK_TLB_FILL, user data: the state) for the plain case:
+ * a VA inside one of the run's regions of its exception level, not a
+ * hyp-private page seen from EL1 in protected mode, not a page of a read
+ * watch still to arm. Those map to the region's PA with every permission
+ * (a RAM page outside the image is noted for nh_touched); anything else
+ * goes to slow_fill (Python's, which makes aborts and arms watches).
+ * nh_tlb_setup replaces the regions for a run (el 0: EL0/EL1, 1: EL2; at
+ * most NH_MAX_REGIONS each); nh_tlb_set_private, nh_tlb_set_watch_pages
+ * what their names say. The EL is PSTATE's, read through reg_read.
+ */
+#define NH_MAX_REGIONS 16
+
+struct nh_region {
+	uint64_t va, size, pa;
+};
+
+NH_API void nh_tlb_set_slow(struct nh_state *st, nh_tlb_fill_fn slow_fill, int reg_pstate,
+			    uint32_t perms, uint64_t page, uint64_t image_lo, uint64_t image_hi);
+NH_API bool nh_tlb_setup(struct nh_state *st, int el, const struct nh_region *regions,
+			 uint32_t count);
+NH_API bool nh_tlb_set_private(struct nh_state *st, bool isolated, const uint64_t *ranges,
+			       uint32_t count);
+NH_API bool nh_tlb_set_watch_pages(struct nh_state *st, const uint64_t *pages, uint32_t count);
+/* RAM pages outside the image the fill mapped since the last call (each once). */
+NH_API size_t nh_touched(struct nh_state *st, const uint64_t **pages);
+NH_API void nh_touched_clear(struct nh_state *st);
+NH_API bool nh_tlb_fill(nh_uc *uc, uint64_t va, int type, struct nh_tlb_entry *entry,
+			void *user);
 
 #endif

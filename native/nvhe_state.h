@@ -33,6 +33,25 @@ struct nh_mmio {
 	uint64_t line_buffer_size;
 };
 
+struct nh_tlb {
+	nh_tlb_fill_fn slow_fill;
+	int reg_pstate;
+	uint32_t perms;
+	uint64_t page;                 /* Unicorn's TLB page */
+	uint64_t image_lo, image_hi;   /* RAM of the image: not "touched" */
+	struct nh_region regions[2][NH_MAX_REGIONS];
+	uint32_t nregions[2];
+	bool isolated;                 /* protected mode: EL1 must not map private */
+	uint64_t private_ranges[NH_MAX_REGIONS][2];
+	uint32_t nprivate;
+	uint64_t *watch_pages;         /* read-watch pages not armed yet */
+	uint32_t nwatch_pages, watch_pages_cap;
+	/* RAM pages outside the image mapped: a bitmap and their list. */
+	uint8_t *touched_map;
+	uint64_t *touched;
+	size_t ntouched, touched_cap;
+};
+
 struct nh_watch {
 	struct nh_state *st;
 	uint64_t lo, hi;
@@ -73,12 +92,14 @@ struct nh_state {
 	 * to a protected page (already recorded and written whole). */
 	uint32_t split_bytes_left;
 
-	/* The MMIO page (nvhe_mmio.c). */
+	/* The MMIO page (nvhe_mmio.c) and the TLB fill (nvhe_tlb.c). */
 	struct nh_mmio mmio;
+	struct nh_tlb tlb;
 };
 
 
 void nh_mmio_free(struct nh_state *st);
+void nh_tlb_free(struct nh_state *st);
 
 /* Make room for want elements of elem bytes in a growing array. */
 bool nh_grow(void **array, size_t *cap, size_t elem, size_t want);

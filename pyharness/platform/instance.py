@@ -24,7 +24,7 @@ import os
 from typing import Callable
 
 from unicorn import (UC_ARCH_ARM64, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_CODE,
-                     UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MODE_ARM, UC_PROT_ALL, UC_TLB_VIRTUAL,
+                     UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, UC_TLB_VIRTUAL,
                      Uc)
 from unicorn import arm64_const as A
 
@@ -74,12 +74,15 @@ class Platform:
                          min(ram_end, self.image_hi)})
         for lo, hi in zip(bounds, bounds[1:]):
             uc.mem_map_ptr(lo, hi - lo, UC_PROT_ALL, ram_address + lo - self.ram_base)
-        uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
         uc.hook_add(UC_HOOK_INTR, self._on_exception)
         # The per-block instruction count, budget and deadline, the frame
         # records and the watches: C callbacks, or the Python fallback.
         self.hooks = native.make_hooks(uc)
         self.hooks.set_ram(self.ram_base, ram_address, layout.phys_ram_size)
+        # The TLB fill and the MMIO page: their plain cases in C with the
+        # native hooks (tlb_fast, mmio_fast), else Python callbacks each.
+        self.tlb_fast = self.hooks.hook_tlb_fill(self._on_tlb_fill, page=self.tlb_page,
+                                                 image_span=(self.image_lo, self.image_hi))
         # The MMIO page: its hot registers in C with the native hooks
         # (mmio_fast), else every access through the callbacks below.
         self.mmio_fast = self.hooks.map_mmio(layout.mmio_phys, layout.page_size,
@@ -193,6 +196,8 @@ class Platform:
         self.hooks.reset()
         for callbacks in self.code_callbacks.values():
             callbacks.clear()
+        if self.tlb_fast is not None:
+            self.touched.update(self.tlb_fast.take_touched())
         zero = bytes(self.tlb_page)
         for page in sorted(self.touched):
             uc.mem_write(page * self.tlb_page, zero)

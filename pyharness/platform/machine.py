@@ -204,6 +204,12 @@ class Machine(ObserverHooks, RegisterAccess):
                                           f"{type(exc).__name__}: {exc}")
         self._percpu.take(self.uc)
         self._platform.flush_if_pending()   # a reused instance's hooks changed
+        tlb_fast = self._platform.tlb_fast
+        if tlb_fast is not None:
+            tlb_fast.set_run([(r.va, r.size, r.pa) for r in self.spaces.el1],
+                             [(r.va, r.size, r.pa) for r in self.spaces.el2],
+                             self.spaces.hyp_private, self.options.protected)
+            tlb_fast.set_watch_pages(self._read_watch_pages)
         if self._outcome is None:
             self._execute()
         assert self._outcome is not None
@@ -278,6 +284,8 @@ class Machine(ObserverHooks, RegisterAccess):
                 # A page of a read watch was about to be mapped: install the
                 # watches, retranslate, and run the access again.
                 self._read_watch_pages.clear()
+                if self._platform.tlb_fast is not None:
+                    self._platform.tlb_fast.set_watch_pages(())
                 self._hooks.arm_deferred()
                 uc.ctl_flush_tb()
             elif self._failed_fill is not None:

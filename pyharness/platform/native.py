@@ -62,6 +62,7 @@ from pyharness.platform.native_lib import (ENV_LIBRARY, ENV_SWITCH, NativeError,
                                            NhHit, backend, function_address, libraries,
                                            requested, unavailable_reason)
 from pyharness.platform.native_mmio import NativeMmio, SlowRead, SlowWrite
+from pyharness.platform.native_tlb import NativeTlb, SlowFill
 from pyharness.platform.pyhooks import PythonHooks
 
 __all__ = ["CLOCK_EVERY_BLOCKS", "ENV_LIBRARY", "ENV_SWITCH", "MAX_HITS", "READ", "WRITE",
@@ -275,6 +276,14 @@ class NativeHooks:
         self._mmio = NativeMmio(self._uc, self._lib, self._state, address, size, slow_read,
                                 slow_write)
         return self._mmio
+
+    def hook_tlb_fill(self, slow_fill: SlowFill, *, page: int,
+                      image_span: tuple[int, int]) -> NativeTlb:
+        """The TLB fill: its plain case in C, the rest through ``slow_fill``
+        (see native_tlb); ``image_span``: the image's RAM, not "touched"."""
+        self._tlb = NativeTlb(self._uc, self._lib, self._state, slow_fill, page=page,
+                              image_span=image_span)
+        return self._tlb
 
     def reset(self) -> None:
         """Forget counts, stop reason, frames and hits (a reused instance)."""

@@ -22,7 +22,7 @@ ENV_SWITCH = "PYHARNESS_NATIVE"       # "0": Python callbacks; "1": native or an
 ENV_LIBRARY = "PYHARNESS_NATIVE_LIB"  # an explicit path to libnvhe_hooks.so
 LIBRARY_NAME = "libnvhe_hooks.so"
 LIBRARY_DIR = "_lib"                  # inside the top-level pyharness package
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 class NativeError(HarnessError):
@@ -39,6 +39,11 @@ _uc_hook = ctypes.c_size_t
 class NhFrame(ctypes.Structure):
     """struct nh_frame"""
     _fields_ = [("pc", u64), ("sp", u64), ("fp", u64), ("lr", u64)]
+
+
+class NhRegion(ctypes.Structure):
+    """struct nh_region"""
+    _fields_ = [("va", u64), ("size", u64), ("pa", u64)]
 
 
 class NhLine(ctypes.Structure):
@@ -135,6 +140,15 @@ def _load_hooks_library() -> tuple[ctypes.CDLL | None, Path | None, str | None]:
     lib.nh_console.restype = ctypes.c_size_t
     lib.nh_console.argtypes = [vp, ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp),
                                ctypes.POINTER(ctypes.c_size_t)]
+    lib.nh_tlb_set_slow.argtypes = [vp, vp, ctypes.c_int, u32, u64, u64, u64]
+    for name in ("nh_tlb_setup", "nh_tlb_set_private", "nh_tlb_set_watch_pages"):
+        getattr(lib, name).restype = ctypes.c_bool
+    lib.nh_tlb_setup.argtypes = [vp, ctypes.c_int, vp, u32]
+    lib.nh_tlb_set_private.argtypes = [vp, ctypes.c_bool, vp, u32]
+    lib.nh_tlb_set_watch_pages.argtypes = [vp, vp, u32]
+    lib.nh_touched.restype = ctypes.c_size_t
+    lib.nh_touched.argtypes = [vp, ctypes.POINTER(ctypes.POINTER(u64))]
+    lib.nh_touched_clear.argtypes = [vp]
     lib.nh_stop_reason.argtypes = [vp]
     lib.nh_clear_stop_reason.argtypes = [vp]
     lib.nh_frames.restype = ctypes.c_size_t

@@ -9,7 +9,8 @@ import ctypes
 import time
 from typing import Callable, Iterable
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc
+from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
+                     UC_HOOK_TLB_FILL, Uc)
 from unicorn import arm64_const as A
 
 from pyharness.errors import HarnessError
@@ -160,6 +161,12 @@ class PythonHooks:
     def results(self) -> Results:
         return Results(self.backend, self.instructions, self.blocks, self.stop_reason,
                        tuple(self._frames), tuple(self._hits), self.hits_dropped)
+
+    def hook_tlb_fill(self, fill: Callable[..., bool], *, page: int,
+                      image_span: tuple[int, int]) -> None:
+        """The TLB fill, a Python callback each (the native hooks make the
+        plain case in C: native_tlb)."""
+        self._uc.hook_add(UC_HOOK_TLB_FILL, fill)
 
     def map_mmio(self, address: int, size: int, read: Callable[..., int],
                  write: Callable[..., None]) -> None:
