@@ -14,7 +14,11 @@ struct outbuf {
 	size_t len;
 };
 
-static void out_char(struct outbuf *o, char c)
+/*
+ * The output helpers are inlined: each runs a few times per conversion,
+ * and a call costs a frame record here (-mno-omit-leaf-frame-pointer).
+ */
+static __always_inline void out_char(struct outbuf *o, char c)
 {
 	if (o->len + 1 < o->size)
 		o->buf[o->len] = c;
@@ -22,7 +26,7 @@ static void out_char(struct outbuf *o, char c)
 }
 
 /* Append n bytes of s (as many as fit; the length counts them all). */
-static void out_bytes(struct outbuf *o, const char *s, size_t n)
+static __always_inline void out_bytes(struct outbuf *o, const char *s, size_t n)
 {
 	size_t len = o->len, room = len + 1 < o->size ? o->size - 1 - len : 0;
 
@@ -36,8 +40,8 @@ static void out_fill(struct outbuf *o, char c, int count)
 		out_char(o, c);
 }
 
-static void out_padded(struct outbuf *o, const char *s, size_t n,
-		       int width, bool left, char pad)
+static __always_inline void out_padded(struct outbuf *o, const char *s, size_t n,
+				       int width, bool left, char pad)
 {
 	int fill = width > (int)n ? width - (int)n : 0;
 
