@@ -16,6 +16,7 @@ from pyharness.platform.results import check_budgets
 from pyharness.run.record import RunRecord, error_record
 from pyharness.matrix.builds import BuildOutcome, BuildTarget, build_all
 from pyharness.matrix.pool import WorkerPool, WorkerSettings, faults_from_environment
+from pyharness.matrix.schedule import Lanes
 from pyharness.matrix.timings import load_timings, longest_first, save_timings, timings_path
 
 # How long past its own emulation budget a run may take before its worker
@@ -153,8 +154,9 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
         made = {(b.config, b.kernel_src): b.result for b in builds if b.result is not None}
         settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made)
         try:
-            stats = WorkerPool(min(jobs, len(tasks)), settings, kill_after).run(
-                longest_first(tasks, timings), finished, stop=enough)
+            workers = min(jobs, len(tasks))
+            stats = WorkerPool(workers, settings, kill_after).run(
+                Lanes(longest_first(tasks, timings), timings, workers), finished, stop=enough)
         finally:
             progress.close()
         lost, peak_rss = stats.workers_lost, stats.peak_worker_rss_kb

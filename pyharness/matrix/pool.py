@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from pyharness.build.cache import BuildResult
 from pyharness.errors import HarnessError
@@ -57,8 +57,17 @@ RecordCallback = Callable[[int, RunRecord], None]
 # of a task whose worker died or hung, from the task and what happened.
 Work = Callable[[Any, "WorkerSettings"], Any]
 Lost = Callable[[Any, str], Any]
-# The next (index, task) to hand to a free worker, or None for none now.
-NextTask = Callable[[], "tuple[int, Any] | None"]
+# The next (index, task) to hand to the free worker in a slot (0 .. size-1;
+# a worker that replaces a lost one takes its slot), or None for none now.
+NextTask = Callable[[int], "tuple[int, Any] | None"]
+
+
+class TaskQueue(Protocol):
+    """Tasks handed out by worker slot (matrix/schedule.py's lanes)."""
+
+    def take(self, slot: int) -> tuple[int, Any] | None: ...
+
+    def __len__(self) -> int: ...
 # Asked after each record: True stops the pool (the runs in flight are dropped).
 StopCheck = Callable[[], bool]
 
@@ -167,6 +176,7 @@ def _worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_
 class _Worker:
     process: BaseProcess
     conn: Connection
+    slot: int
     task: tuple[int, Any] | None = None
     deadline: float = 0.0
 
@@ -196,22 +206,28 @@ class WorkerPool:
         self._lost = 0
         self._peak_rss_kb = 0
 
-    def run(self, tasks: Iterable[tuple[int, Any]],
+    def run(self, tasks: Iterable[tuple[int, Any]] | TaskQueue,
             on_record: RecordCallback, stop: StopCheck | None = None) -> PoolStats:
-        """Run every (index, spec), in that order; ``on_record`` gets each result.
+        """Run every (index, spec), in that order (or as a :class:`TaskQueue`
+        hands them to each worker slot); ``on_record`` gets each result.
 
         When ``stop()`` turns true the pool starts nothing more, kills the
         workers still running a run and returns; those runs have no record.
         """
-        pending = deque(tasks)
-        stats = self.run_from(lambda: pending.popleft() if pending else None, on_record, stop)
+        pending: TaskQueue | deque = tasks if hasattr(tasks, "take") else deque(tasks)
+
+        def next_task(slot: int) -> tuple[int, Any] | None:
+            if isinstance(pending, deque):
+                return pending.popleft() if pending else None
+            return pending.take(slot)
+        stats = self.run_from(next_task, on_record, stop)
         # Stopped early, the runs never started count too (none are left otherwise).
         return PoolStats(stats.workers_started, stats.workers_lost, stats.peak_worker_rss_kb,
                          stats.not_run + len(pending))
 
     def run_from(self, next_task: NextTask, on_result: Callable[[int, Any], None],
                  stop: StopCheck | None = None) -> PoolStats:
-        """Run tasks from ``next_task()`` until it has none and no worker is
+        """Run tasks from ``next_task(slot)`` until it has none and no worker is
         busy; ``on_result`` gets each result (it may change what
         ``next_task`` returns next). ``stop`` as in :meth:`run`; the
         returned ``not_run`` then counts the tasks dropped in flight."""
@@ -237,7 +253,7 @@ class WorkerPool:
 
     # Workers
 
-    def _start_worker(self) -> _Worker:
+    def _start_worker(self, slot: int) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
         inherited = [parent_end] + [w.conn for w in self._workers]
         process = self._context.Process(target=_worker_main,
@@ -248,7 +264,7 @@ class WorkerPool:
         process.start()
         child_end.close()
         self._started += 1
-        worker = _Worker(process, parent_end)
+        worker = _Worker(process, parent_end, slot)
         self._workers.append(worker)
         return worker
 
@@ -257,11 +273,13 @@ class WorkerPool:
 
     def _fill(self, next_task: NextTask) -> None:
         idle = [w for w in self._workers if w.task is None]
-        while idle or len(self._workers) < self.size:
-            item = next_task()
+        free = sorted(set(range(self.size)) - {w.slot for w in self._workers}, reverse=True)
+        while idle or free:
+            slot = idle[-1].slot if idle else free[-1]
+            item = next_task(slot)
             if item is None:
                 return
-            worker = idle.pop() if idle else self._start_worker()
+            worker = idle.pop() if idle else self._start_worker(free.pop())
             worker.task = item
             worker.deadline = time.monotonic() + self.kill_after_s
             try:

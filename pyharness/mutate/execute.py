@@ -159,5 +159,5 @@ def run_mutants(plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
             # A step builds before it runs: give it the build's time too.
             pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,
                               work=run_step, lost=lost_step)
-            pool.run_from(run.next_step, run.on_result)
+            pool.run_from(lambda _slot: run.next_step(), run.on_result)
     return [state.outcome for state in run.states]
