@@ -130,8 +130,20 @@ def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str],
         if not panic.host.footer:
             reasons.append("host panic end marker missing")
     reasons += format_problems(console)
-    actual = tuple(_frame_line(f) for f in panic.trace.frames) if panic.trace else ()
-    return reasons, actual
+    return reasons, _frame_lines(panic.trace.frames) if panic.trace else ()
+
+
+def _frame_lines(frames: tuple[Frame, ...]) -> tuple[FrameLine, ...]:
+    """Each printed frame as a line; frames that print the same share one."""
+    lines: dict[tuple[int | None, str], FrameLine] = {}
+    out = []
+    for frame in frames:
+        key = (frame.address, printed_symbol(frame))
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = _frame_line(frame)
+        out.append(line)
+    return tuple(out)
 
 
 def _check_host_identity(expect: Expectation, host: HostPanic) -> list[str]:

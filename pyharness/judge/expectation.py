@@ -132,4 +132,8 @@ class Expectation:
     findings: tuple[str, ...] = ()              # what the firmware already did wrong
 
     def frame_lines(self) -> tuple[FrameLine, ...]:
-        return tuple(f.line() for f in self.frames)
+        """Each frame as a line; a frame repeated (a long trace repeats a
+        few) shares one."""
+        lines: dict[ExpectedFrame, FrameLine] = {}
+        return tuple(lines[f] if f in lines else lines.setdefault(f, f.line())
+                     for f in self.frames)

@@ -142,8 +142,11 @@ def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
             where = None
         if where is not None:
             found[address] = f"{where[0]}:{where[1]}"
-    # A long trace repeats a few frames thousands of times: one copy each.
+    # A long trace repeats a few frames thousands of times, mostly as one
+    # shared object each (Expectation.frame_lines): one copy each, looked up
+    # by identity first (a dataclass hashes all its fields every time).
     sourced: dict[FrameLine, FrameLine] = {}
+    by_identity: dict[int, FrameLine] = {}
 
     def with_source(frame: FrameLine) -> FrameLine:
         if frame.address not in found:
@@ -151,7 +154,14 @@ def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
         if frame not in sourced:
             sourced[frame] = replace(frame, source=found[frame.address])
         return sourced[frame]
-    return [with_source(f) for f in frames]
+
+    out = []
+    for frame in frames:
+        copy = by_identity.get(id(frame))
+        if copy is None:
+            copy = by_identity[id(frame)] = with_source(frame)
+        out.append(copy)
+    return out
 
 
 def judge(obs: Observation) -> RunRecord:
