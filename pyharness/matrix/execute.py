@@ -23,6 +23,9 @@ from pyharness.matrix.timings import load_timings, longest_first, save_timings, 
 # is presumed hung and killed (the budget is checked inside the emulator
 # loop; this catches what that check cannot).
 KILL_GRACE_S = 15.0
+# Runs sent to a worker ahead of its results: it starts the next one while
+# the parent (on the same cores) reads the last.
+PIPELINE_DEPTH = 2
 
 
 @dataclass
@@ -155,7 +158,7 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
         settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made)
         try:
             workers = min(jobs, len(tasks))
-            stats = WorkerPool(workers, settings, kill_after).run(
+            stats = WorkerPool(workers, settings, kill_after, depth=PIPELINE_DEPTH).run(
                 Lanes(longest_first(tasks, timings), timings, workers), finished, stop=enough)
         finally:
             progress.close()

@@ -177,7 +177,9 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     slot: int
-    task: tuple[int, Any] | None = None
+    # Sent and not answered yet, in order: the first is running; its
+    # deadline is ``deadline``.
+    tasks: deque[tuple[int, Any]] = field(default_factory=deque)
     deadline: float = 0.0
 
 
@@ -192,10 +194,17 @@ class WorkerPool:
     by default runs (RunSpec -> RunRecord)."""
 
     def __init__(self, size: int, settings: WorkerSettings, kill_after_s: float,
-                 work: Work = execute_spec, lost: Lost = error_record) -> None:
+                 work: Work = execute_spec, lost: Lost = error_record, *,
+                 depth: int = 1) -> None:
+        """``depth``: tasks sent to a worker ahead of its answers. Above 1 a
+        worker starts its next task without waiting for the parent (which
+        shares the cores) to read a result and send more; a task sent ahead
+        to a worker that dies goes back to the queue."""
         if size < 1:
             raise HarnessError(f"-j {size}: the number of workers must be at least 1")
         self.size = size
+        self.depth = max(1, depth)
+        self._retry: deque[tuple[int, Any]] = deque()
         self.settings = settings
         self.kill_after_s = kill_after_s
         self.work = work
@@ -223,7 +232,7 @@ class WorkerPool:
         stats = self.run_from(next_task, on_record, stop)
         # Stopped early, the runs never started count too (none are left otherwise).
         return PoolStats(stats.workers_started, stats.workers_lost, stats.peak_worker_rss_kb,
-                         stats.not_run + len(pending))
+                         stats.not_run + len(pending) + len(self._retry))
 
     def run_from(self, next_task: NextTask, on_result: Callable[[int, Any], None],
                  stop: StopCheck | None = None) -> PoolStats:
@@ -236,7 +245,7 @@ class WorkerPool:
             while True:
                 if stop is not None and stop():
                     busy = self._busy()
-                    not_run = len(busy)
+                    not_run = sum(len(w.tasks) for w in busy)
                     for worker in busy:
                         self._stop(worker)
                     break
@@ -269,23 +278,38 @@ class WorkerPool:
         return worker
 
     def _busy(self) -> list[_Worker]:
-        return [w for w in self._workers if w.task is not None]
+        return [w for w in self._workers if w.tasks]
 
     def _fill(self, next_task: NextTask) -> None:
-        idle = [w for w in self._workers if w.task is None]
-        free = sorted(set(range(self.size)) - {w.slot for w in self._workers}, reverse=True)
-        while idle or free:
-            slot = idle[-1].slot if idle else free[-1]
-            item = next_task(slot)
-            if item is None:
-                return
-            worker = idle.pop() if idle else self._start_worker(free.pop())
-            worker.task = item
+        """A task to every idle worker and to a new worker in every free
+        slot, then more to each, up to ``depth``."""
+        for want in range(1, self.depth + 1):
+            for worker in [w for w in self._workers if len(w.tasks) < want]:
+                item = self._next(next_task, worker.slot)
+                if item is None:
+                    return
+                self._send(worker, item)
+            if want > 1:
+                continue
+            free = sorted(set(range(self.size)) - {w.slot for w in self._workers},
+                          reverse=True)
+            while free:
+                item = self._next(next_task, free[-1])
+                if item is None:
+                    return
+                self._send(self._start_worker(free.pop()), item)
+
+    def _next(self, next_task: NextTask, slot: int) -> tuple[int, Any] | None:
+        return self._retry.popleft() if self._retry else next_task(slot)
+
+    def _send(self, worker: _Worker, item: tuple[int, Any]) -> None:
+        worker.tasks.append(item)
+        if len(worker.tasks) == 1:
             worker.deadline = time.monotonic() + self.kill_after_s
-            try:
-                worker.conn.send(item[1])
-            except OSError:
-                pass  # it died while idle: _collect sees its sentinel and replaces it
+        try:
+            worker.conn.send(item[1])
+        except OSError:
+            pass  # it died while idle: _collect sees its sentinel and replaces it
 
     def _collect(self, on_record: RecordCallback) -> None:
         busy = self._busy()
@@ -304,7 +328,7 @@ class WorkerPool:
                            "was killed (a hang in the emulator or the harness)")
 
     def _receive(self, worker: _Worker, on_record: RecordCallback) -> None:
-        assert worker.task is not None
+        assert worker.tasks
         try:
             if not worker.conn.poll():
                 raise EOFError
@@ -319,17 +343,20 @@ class WorkerPool:
             self._lose(worker, on_record, f"unreadable result from the worker: "
                                           f"{type(err).__name__}: {err}")
             return
-        index, _ = worker.task
-        worker.task = None
+        index, _ = worker.tasks.popleft()
+        if worker.tasks:   # the next one sent ahead is running from now
+            worker.deadline = time.monotonic() + self.kill_after_s
         self._peak_rss_kb = max(self._peak_rss_kb, rss_kb)
         on_record(index, record)
 
     def _lose(self, worker: _Worker, on_record: RecordCallback,
               reason: str) -> None:
-        """Record the worker's run as an error and get rid of the worker."""
-        assert worker.task is not None
-        index, task = worker.task
-        worker.task = None
+        """Record the worker's run as an error and get rid of the worker; the
+        tasks sent to it ahead go back to the queue."""
+        assert worker.tasks
+        index, task = worker.tasks.popleft()
+        self._retry.extendleft(reversed(worker.tasks))
+        worker.tasks.clear()
         self._stop(worker)
         self._lost += 1
         on_record(index, self.lost(task, reason))
