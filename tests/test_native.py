@@ -244,7 +244,7 @@ def test_a_budget_stop_is_exact(monkeypatch, switch):
     elf = build.build("pkvm").elf
     image = load_image(elf)
     scenario = find_scenario(elf, "hyp_panic").number
-    for budget in (1, 1000, 12_345, 30_001):      # all below the run's ~35K
+    for budget in (1, 1000, 12_345, 20_001):      # all below the run's ~27K
         def run(counted_all_along: bool):
             machine = Machine(image, RunOptions(cpu=1, protected=True, scenario_id=scenario,
                                                 max_instructions=budget))

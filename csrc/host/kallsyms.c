@@ -6,6 +6,7 @@
  * pointer and works at any KASLR offset.
  */
 #include <host.h>
+#include <outbuf.h>
 #include <printk.h>
 
 struct kallsym {
@@ -42,17 +43,39 @@ static const struct kallsym *kallsyms_lookup(unsigned long addr)
 	return offset - sym->offset < sym->size ? sym : NULL;
 }
 
+/*
+ * The length of a symbol's name: the generator stores the names in table
+ * order, each after the previous one's NUL.
+ */
+static size_t kallsym_name_length(const struct kallsym *sym)
+{
+	if (sym + 1 < kallsyms_table + kallsyms_count)
+		return sym[1].name - sym->name - 1;
+	return string_length(kallsyms_names + sym->name);
+}
+
+/*
+ * snprintf(buf, size, "%s+0x%lx/0x%x", name, off, sym->size), or "0x%lx"
+ * of the address outside every function, written directly: it runs for
+ * every frame of every trace.
+ */
 static int sprint_symbol_off(char *buf, size_t size, unsigned long lookup,
 			     unsigned long shown_delta)
 {
 	const struct kallsym *sym = kallsyms_lookup(lookup);
-	unsigned long off;
+	struct outbuf o = { .buf = buf, .size = size };
 
-	if (!sym)
-		return snprintf(buf, size, "0x%lx", lookup + shown_delta);
-	off = lookup - (unsigned long)_text - sym->offset + shown_delta;
-	return snprintf(buf, size, "%s+0x%lx/0x%x", kallsyms_names + sym->name,
-			off, sym->size);
+	if (!sym) {
+		out_bytes(&o, "0x", 2);
+		out_hex(&o, lookup + shown_delta);
+		return out_end(&o);
+	}
+	out_bytes(&o, kallsyms_names + sym->name, kallsym_name_length(sym));
+	out_bytes(&o, "+0x", 3);
+	out_hex(&o, lookup - (unsigned long)_text - sym->offset + shown_delta);
+	out_bytes(&o, "/0x", 3);
+	out_hex(&o, sym->size);
+	return out_end(&o);
 }
 
 /* %pS: the function containing addr, as name+0xoff/0xsize. */

@@ -6,33 +6,8 @@
  * for a return address, see sprint_backtrace()).
  */
 #include <host.h>
+#include <outbuf.h>
 #include <printk.h>
-
-struct outbuf {
-	char *buf;
-	size_t size;
-	size_t len;
-};
-
-/*
- * The output helpers are inlined: each runs a few times per conversion,
- * and a call costs a frame record here (-mno-omit-leaf-frame-pointer).
- */
-static __always_inline void out_char(struct outbuf *o, char c)
-{
-	if (o->len + 1 < o->size)
-		o->buf[o->len] = c;
-	o->len++;
-}
-
-/* Append n bytes of s (as many as fit; the length counts them all). */
-static __always_inline void out_bytes(struct outbuf *o, const char *s, size_t n)
-{
-	size_t len = o->len, room = len + 1 < o->size ? o->size - 1 - len : 0;
-
-	copy_text(o->buf + len, s, n < room ? n : room);
-	o->len = len + n;
-}
 
 static void out_fill(struct outbuf *o, char c, int count)
 {
@@ -52,26 +27,6 @@ static __always_inline void out_padded(struct outbuf *o, const char *s, size_t n
 		out_fill(o, ' ', fill);
 }
 
-/* The digits of val, written backwards from end; returns the first. */
-static char *format_unsigned(char *end, u64 val, unsigned int base)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	if (base == 16) {
-		/* Shifts, not a division per digit. */
-		do {
-			*--end = digits[val & 0xf];
-			val >>= 4;
-		} while (val);
-	} else {
-		do {
-			*--end = digits[val % base];
-			val /= base;
-		} while (val);
-	}
-	return end;
-}
-
 static void out_number(struct outbuf *o, u64 val, bool is_signed,
 		       unsigned int base, int width, bool left, char pad)
 {
@@ -82,15 +37,6 @@ static void out_number(struct outbuf *o, u64 val, bool is_signed,
 	if (negative)
 		*--start = '-';
 	out_padded(o, start, end - start, width, left, left ? ' ' : pad);
-}
-
-static size_t string_length(const char *s)
-{
-	size_t n = 0;
-
-	while (s[n])
-		n++;
-	return n;
 }
 
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
@@ -179,9 +125,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
 		}
 	}
 done:
-	if (size)
-		buf[o.len < size ? o.len : size - 1] = '\0';
-	return (int)o.len;
+	return out_end(&o);
 }
 
 int snprintf(char *buf, size_t size, const char *fmt, ...)

@@ -88,6 +88,9 @@ def kallsyms_table(path: Path) -> list[tuple[int, int, str]]:
 
 
 def render(entries: list[tuple[int, int, str]]) -> str:
+    """The table's assembly: the names follow in table order, each after
+    the previous one's NUL (csrc/host/kallsyms.c takes a name's length
+    from the next entry's name offset)."""
     lines = [_HEADER.format(count=len(entries))]
     name_offset = 0
     names = []

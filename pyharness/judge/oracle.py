@@ -236,9 +236,11 @@ class HypOracle:
                 pcs, truncated = pcs[:pcs.index(0)], True
             if len(pcs) > self.buffer_capacity():
                 pcs, truncated = pcs[:self.buffer_capacity()], True
-        frames = ()
+        frames: tuple[ExpectedFrame, ...] = ()
         if dump != "cannot-dump":
-            frames = tuple(self._frame(pc) for pc in pcs)
+            rendered: dict[int, ExpectedFrame] = {}   # a long trace repeats a few pcs
+            frames = tuple(rendered[pc] if pc in rendered else
+                           rendered.setdefault(pc, self._frame(pc)) for pc in pcs)
         host_frames = self.host.frames or ()
         if self.host.problem:
             self.problems.append(self.host.problem)
