@@ -17,10 +17,13 @@ Prints, for the default matrix (or the narrowed one):
 - native hooks against the Python fallback (PYHARNESS_NATIVE=0), and a
   reused Unicorn instance per image (the default) against a fresh one
   per run (PYHARNESS_REUSE=0);
-- runs per second through the worker pool at -j1 and -j2, and the speed-up
-  (-j1, -j2, -j1, -j2, ...: POOL_ROUNDS of each, interleaved so that a
-  drift in the machine's speed hits both alike; each is printed, and the
-  fastest of each is compared);
+- runs per second through the worker pool at -j1 and -j2, and the speed-up:
+  the matrix's run phase in a fresh process as a user starts it (this
+  process's heap, forked into workers and collected by its GC, would
+  weigh on -j2, whose parent shares the cores with both workers), -j1,
+  -j2, -j1, -j2, ...: POOL_ROUNDS of each, interleaved so that a drift in
+  the machine's speed hits both alike; each is printed, and the fastest
+  of each is compared;
 - the default matrix end to end, warm (builds cached), at -j<cores>, in
   a fresh process as a user starts it (and with --all-matrix, `matrix
   --all` the same way);
@@ -43,7 +46,6 @@ import argparse
 import contextlib
 import gc
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -54,7 +56,7 @@ from typing import Iterator
 
 from pyharness.build import cache as builder
 from pyharness.judge.corruption import find_fault
-from pyharness.matrix import MatrixResult, Selection, plan, run_matrix
+from pyharness.matrix import Selection, plan
 from pyharness.matrix.pool import WorkerSettings, execute_spec
 from pyharness.platform import instance, native
 from pyharness.run.runner import RunRequest
@@ -75,16 +77,18 @@ TARGET_WORKER_MB = 150.0
 # The matrix as a user starts it: a fresh process, so that a worker's peak
 # memory is its own and not the pages it inherits from this one's runs.
 FRESH_MATRIX = """
-import json, sys, time
+import json, resource, sys, time
 from pyharness.matrix import Selection, plan, run_matrix
 args = json.loads(sys.argv[1])
 specs = plan(Selection(configs=tuple(args["configs"]), scenarios=tuple(args["scenarios"]),
                        all_configs=args["all"])).specs
 started = time.monotonic()
 result = run_matrix(specs, jobs=args["jobs"])
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": time.monotonic() - started, "runs": len(specs),
                   "peak_kb": result.peak_worker_rss_kb, "failed": len(result.failures),
-                  "builds": result.build_seconds}))
+                  "builds": result.build_seconds, "run_seconds": result.run_seconds,
+                  "worker_cpu_s": children.ru_utime + children.ru_stime}))
 """
 
 
@@ -254,13 +258,6 @@ def reuse_on_and_off(specs: list[RunSpec]) -> None:
 POOL_ROUNDS = 3   # interleaved rounds of the pool at -j1 and -j2
 
 
-def timed_matrix(specs: list[RunSpec], jobs: int) -> tuple[MatrixResult, float]:
-    """The matrix at -j``jobs``, and the CPU seconds its workers used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_matrix(specs, jobs=jobs)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return result, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,22 +295,20 @@ def main(argv: list[str] | None = None) -> int:
     print("warm per run, Unicorn instance reuse:")
     reuse_on_and_off(specs)
 
-    rounds: dict[int, list[tuple[MatrixResult, float]]] = {1: [], 2: []}
+    selected = (tuple(args.configs), tuple(args.scenarios))
+    rounds: dict[int, list[dict]] = {1: [], 2: []}
     for _ in range(POOL_ROUNDS):
         for jobs in (1, 2):
-            rounds[jobs].append(timed_matrix(specs, jobs))
-    best = {}
+            rounds[jobs].append(fresh_matrix(*selected, jobs))
     for jobs, samples in rounds.items():
-        for result, cpu in samples:
-            rate = len(specs) / result.run_seconds
-            print(f"pool -j{jobs}: {rate:6.1f} runs/s ({result.run_seconds:.2f} s); workers used "
-                  f"{cpu:.1f} CPU-s = {cpu / result.run_seconds:.2f} cores")
-        best[jobs] = min(samples, key=lambda sample: sample[0].run_seconds)
-    one, two = best[1][0], best[2][0]
-    speedup = one.run_seconds / two.run_seconds
+        for sample in samples:
+            seconds, cpu = sample["run_seconds"], sample["worker_cpu_s"]
+            print(f"pool -j{jobs}: {sample['runs'] / seconds:6.1f} runs/s ({seconds:.2f} s); "
+                  f"workers used {cpu:.1f} CPU-s = {cpu / seconds:.2f} cores")
+    one, two = (min(s["run_seconds"] for s in rounds[jobs]) for jobs in (1, 2))
+    speedup = one / two
     print(f"speed-up -j2/-j1: {speedup:.2f}x (the fastest of {POOL_ROUNDS} rounds each)")
 
-    selected = (tuple(args.configs), tuple(args.scenarios))
     fresh_matrix(*selected, cores)          # its builds cached, its imports warm
     full = fresh_matrix(*selected, cores)
     whole_s = full["seconds"]
@@ -327,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         every = fresh_matrix((), (), cores, all_configs=True)
         print(f"matrix --all warm, -j{cores}: {every['seconds']:.1f} s for {every['runs']} runs")
 
-    failed = sum(len(r.failures) for samples in rounds.values() for r, _ in samples) + \
+    failed = sum(s["failed"] for samples in rounds.values() for s in samples) + \
         full["failed"] + \
         (every["failed"] if every else 0)
     checks = [

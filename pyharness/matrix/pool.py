@@ -31,12 +31,13 @@ import ctypes
 import multiprocessing
 import os
 import resource
+import selectors
 import signal
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -172,7 +173,7 @@ def _worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_
         conn.send((work(task, settings), _max_rss_kb()))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     process: BaseProcess
     conn: Connection
@@ -205,6 +206,9 @@ class WorkerPool:
         self.size = size
         self.depth = max(1, depth)
         self._retry: deque[tuple[int, Any]] = deque()
+        # Every worker's pipe and process sentinel, registered once (wait()
+        # would build a selector for every result).
+        self._selector = selectors.DefaultSelector()
         self.settings = settings
         self.kill_after_s = kill_after_s
         self.work = work
@@ -275,6 +279,8 @@ class WorkerPool:
         self._started += 1
         worker = _Worker(process, parent_end, slot)
         self._workers.append(worker)
+        self._selector.register(parent_end, selectors.EVENT_READ, worker)
+        self._selector.register(process.sentinel, selectors.EVENT_READ, worker)
         return worker
 
     def _busy(self) -> list[_Worker]:
@@ -316,11 +322,13 @@ class WorkerPool:
         if not busy:
             return
         timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-        waitables: list[object] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-        ready = set(wait(waitables, timeout=timeout))
+        ready = {key.data for key, _ in self._selector.select(timeout)}
         now = time.monotonic()
+        for worker in ready:
+            if not worker.tasks and not worker.process.is_alive():
+                self._stop(worker)   # died idle: _fill starts another in its slot
         for worker in busy:
-            if worker.conn in ready or worker.process.sentinel in ready:
+            if worker in ready:
                 self._receive(worker, on_record)
             elif now >= worker.deadline:
                 self._lose(worker, on_record,
@@ -330,8 +338,8 @@ class WorkerPool:
     def _receive(self, worker: _Worker, on_record: RecordCallback) -> None:
         assert worker.tasks
         try:
-            if not worker.conn.poll():
-                raise EOFError
+            # Readable, or its process ended: a dead worker's pipe has no
+            # other writer, so recv() then reads what it sent or EOF.
             record, rss_kb = worker.conn.recv()
         except (EOFError, OSError):
             worker.process.join(timeout=5)
@@ -362,6 +370,11 @@ class WorkerPool:
         on_record(index, self.lost(task, reason))
 
     def _stop(self, worker: _Worker) -> None:
+        for fileobj in (worker.conn, worker.process.sentinel):
+            try:
+                self._selector.unregister(fileobj)
+            except (KeyError, ValueError):
+                pass
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(timeout=5)

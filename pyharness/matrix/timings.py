@@ -39,9 +39,11 @@ def load_timings(path: Path) -> dict[str, float]:
         return {}
     if not isinstance(data, dict):
         return {}
+    # type(), not isinstance(): a bool is not a time (and the file holds
+    # every run of every matrix so far, tens of thousands).
     try:
         return {k: float(v) for k, v in data.items()
-                if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                if type(v) in (float, int) and type(k) is str}
     except OverflowError:   # an integer too large for a float: not our file
         return {}
 

@@ -5,6 +5,7 @@ plugin, and every report names a run by :func:`run_id`."""
 
 from __future__ import annotations
 
+import functools
 import shlex
 from dataclasses import asdict, dataclass
 
@@ -70,7 +71,7 @@ class RunSpec:
         """The configuration with its unwinder, as the grid's rows name it."""
         return row_name(self.config_name, self.unwinder)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return run_id(self.config_name, self.mode, self.scenario, self.cpu, self.unwinder)
 
