@@ -16,8 +16,8 @@ def matrix() -> tuple[list[tuple[int, RunSpec]], dict[str, float]]:
     specs = [spec(config, seed, f"s{n}x{seed}") for config in ("a", "b", "c", "d")
              for n in range(6) for seed in (1, 2)]
     timings = {s.id: 2.0 for s in specs}
-    timings[specs[7].id] = 10 * LONG_RUN_MS
-    timings[specs[30].id] = 2 * LONG_RUN_MS
+    timings[specs[7].id] = 1.5 * LONG_RUN_MS
+    timings[specs[30].id] = LONG_RUN_MS
     return longest_first(list(enumerate(specs)), timings), timings
 
 
@@ -43,20 +43,22 @@ def test_long_runs_go_first_then_each_slot_keeps_to_its_own_images():
     assert configs == {0: {"a", "b"}, 1: {"c", "d"}}                 # contiguous halves
 
 
-def test_an_idle_slot_takes_the_last_group_of_the_busiest_lane():
+def test_an_idle_slot_takes_the_long_runs_then_the_last_groups_of_the_busiest_lane():
     tasks, timings = matrix()
     lanes = Lanes(tasks, timings, 2)
-    first = [lanes.take(0), lanes.take(0)]                           # the two long runs
-    assert [index for index, _ in first] == [7, 30]
-    mine = [lanes.take(0) for _ in range(len(tasks))]                # slot 0 alone
-    mine = [task for task in mine if task is not None]
-    assert len(mine) == len(tasks) - 2 and not len(lanes)
-    groups = [group_of(task) for task in mine]
-    # Its own lane first, then lane 1's groups from the last one back,
-    # each whole.
-    switches = [g for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g]
-    assert len(switches) == len(set(switches))
-    assert switches[-1][0] == "c" and switches[len(switches) // 2][0] == "d"
+    taken = [lanes.take(0) for _ in range(len(tasks) + 1)]          # slot 0 alone
+    assert taken[-1] is None and not len(lanes)
+    taken = taken[:-1]
+    assert sorted(index for index, _ in taken) == list(range(len(tasks)))
+    assert taken[0][0] == 7                                          # its own long run
+    stolen_long = [i for i, (index, _) in enumerate(taken) if index == 30]
+    own = [group_of(task) for task in taken[1:stolen_long[0]]]
+    assert {group[0] for group in own} == {"a", "b"}                 # then its own groups
+    rest = [group_of(task) for task in taken[stolen_long[0] + 1:]]
+    # then lane 1's long run, and its groups from the last one back, each whole
+    switches = [g for i, g in enumerate(rest) if i == 0 or rest[i - 1] != g]
+    assert len(switches) == len(set(switches)) == 4
+    assert [g[0] for g in switches] == ["d", "d", "c", "c"]
 
 
 def test_one_lane_takes_everything_in_order():

@@ -1,15 +1,17 @@
-"""Which worker takes which run: the long runs first, to whoever is free;
-then the short ones in lanes, one per worker.
+"""Which worker takes which run: one lane of runs per worker.
 
 A worker keeps one Unicorn instance per image and the code it translated
 at each KASLR offset (platform/instance.py): the first run of an image at
-an offset in a worker translates every host function it reaches again. The
-short runs therefore go in groups (one image at one KASLR seed, as
-:func:`~pyharness.matrix.timings.longest_first` orders them), and the groups
-are dealt to the workers' lanes in contiguous blocks of about equal time,
-so each worker warms only its share of the images. A worker whose lane is
-empty takes the last group of the lane with the most work left (its owner
-goes on undisturbed with the group it is in).
+an offset in a worker translates every host function it reaches again. So
+the runs go in groups, one image at one KASLR seed, and the groups are
+dealt to the workers' lanes in contiguous blocks of about equal time (by
+what each run took last time): each worker warms only its share of the
+images. In its lane a worker takes the long runs first (never-timed ones
+first, then longest first: a long run left for last would keep one worker
+busy while the others sit idle), then the short ones group by group. A
+worker whose lane is empty takes from the lane with the most runs left:
+its long runs first, else its last group, whole (that lane's owner goes on
+undisturbed with the group it is in).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pyharness.run.spec import RunSpec
 
 Task = tuple[int, RunSpec]   # (index in the matrix, the run)
 
-# The time a never-timed short run is taken to need (ms), for dealing.
+# The time a never-timed run is taken to need (ms), for dealing.
 UNTIMED_MS = 5.0
 
 
@@ -31,51 +33,68 @@ def group_of(task: Task) -> Hashable:
     """The warm state a run needs: its image (configuration and unwinder)
     at its KASLR seed."""
     spec = task[1]
-    return (spec.config, spec.kernel_src, spec.kaslr_seed)
+    return (spec.config, spec.kernel_src or "", spec.kaslr_seed)
+
+
+class _Lane:
+    def __init__(self) -> None:
+        self.long: deque[Task] = deque()    # longest first
+        self.short: deque[Task] = deque()   # group by group
+
+    def __len__(self) -> int:
+        return len(self.long) + len(self.short)
 
 
 class Lanes:
-    """A :class:`~pyharness.matrix.pool.TaskQueue` over ``tasks`` (in the
-    order :func:`~pyharness.matrix.timings.longest_first` gives) for
-    ``lanes`` workers; see the module docstring."""
+    """A :class:`~pyharness.matrix.pool.TaskQueue` over ``tasks`` for
+    ``lanes`` workers; see the module docstring. With one lane the order
+    is :func:`~pyharness.matrix.timings.longest_first`'s."""
 
     def __init__(self, tasks: Sequence[Task], timings: dict[str, float], lanes: int) -> None:
         def took(task: Task) -> float:
             return timings.get(task[1].id, math.inf)
 
-        self._front = deque(t for t in tasks if took(t) >= LONG_RUN_MS)
-        groups: list[list[Task]] = []
-        for task in (t for t in tasks if took(t) < LONG_RUN_MS):
-            if groups and group_of(groups[-1][0]) == group_of(task):
-                groups[-1].append(task)
-            else:
-                groups.append([task])
-        cost = [sum(took(t) for t in g) for g in groups]
-        share, spent = sum(cost) / max(1, lanes), 0.0
-        self._lanes: list[deque[Task]] = [deque() for _ in range(max(1, lanes))]
-        for group, group_cost in zip(groups, cost):
-            lane = min(int(spent / share) if share else 0, len(self._lanes) - 1)
-            self._lanes[lane].extend(group)
-            spent += group_cost
+        groups: dict[Hashable, list[Task]] = {}
+        for task in sorted(tasks, key=lambda t: (group_of(t), t[0])):
+            groups.setdefault(group_of(task), []).append(task)
+        cost = {key: sum(UNTIMED_MS if math.isinf(took(t)) else took(t) for t in group)
+                for key, group in groups.items()}
+        share, spent = sum(cost.values()) / max(1, lanes), 0.0
+        self._lanes = [_Lane() for _ in range(max(1, lanes))]
+        long_ones: list[list[Task]] = [[] for _ in self._lanes]
+        for key, group in groups.items():
+            number = min(int(spent / share) if share else 0, len(self._lanes) - 1)
+            for task in group:
+                if took(task) >= LONG_RUN_MS:
+                    long_ones[number].append(task)
+                else:
+                    self._lanes[number].short.append(task)
+            spent += cost[key]
+        for lane, tasks_ in zip(self._lanes, long_ones):
+            lane.long.extend(sorted(tasks_, key=lambda t: (-took(t), t[0])))
 
     def __len__(self) -> int:
-        return len(self._front) + sum(len(lane) for lane in self._lanes)
+        return sum(len(lane) for lane in self._lanes)
 
     def take(self, slot: int) -> Task | None:
-        if self._front:
-            return self._front.popleft()
         lane = self._lanes[slot % len(self._lanes)]
         if not lane:
-            self._steal_into(lane)
-        return lane.popleft() if lane else None
+            return self._steal(lane)
+        return lane.long.popleft() if lane.long else lane.short.popleft()
 
-    def _steal_into(self, lane: deque[Task]) -> None:
-        """The last group of the lane with the most runs left, into ``lane``."""
+    def _steal(self, thief: _Lane) -> Task | None:
+        """From the lane with the most runs left: a long run, else its last
+        group (the first of the group now, the rest into the ``thief``'s
+        lane)."""
         victim = max(self._lanes, key=len)
         if not victim:
-            return
-        last = group_of(victim[-1])
+            return None
+        if victim.long:
+            return victim.long.popleft()
+        last = group_of(victim.short[-1])
         stolen: list[Task] = []
-        while victim and group_of(victim[-1]) == last:
-            stolen.append(victim.pop())
-        lane.extend(reversed(stolen))
+        while victim.short and group_of(victim.short[-1]) == last:
+            stolen.append(victim.short.pop())
+        stolen.reverse()
+        thief.short.extend(stolen[1:])
+        return stolen[0]
