@@ -122,3 +122,25 @@ def test_an_exited_run_stops_at_its_exit_store(monkeypatch, reuse):
         target = a64.data_access(insn, lambda n: regs["sp"] if n == 31 else regs[f"x{n}"],
                                  regs["pc"])
         assert target == (machine.layout.mmio_va_el1 + MMIO_EXIT, 8), (step, hex(insn))
+
+
+def test_a_runs_block_hook_does_not_outlive_it(monkeypatch):
+    """Machine.add_block_hook is the run's own: the next run of the image,
+    on the same instance, neither calls it nor slows down with it (the
+    mutation baseline's coverage probe once stacked one per run)."""
+    monkeypatch.setenv("PYHARNESS_REUSE", "1")
+    entered: list[int] = []
+    platforms = []
+
+    def probe(machine: Machine, _image: Image) -> None:
+        platforms.append(machine._platform)
+        machine.add_block_hook(lambda va, size: entered.append(va))
+
+    request = RunRequest(config="pkvm", scenario="hyp_panic", mode="protected", cpu=0)
+    first = judge(observe(request, setup=probe))
+    blocks = len(entered)
+    assert first.verdict == "pass" and blocks > 1000
+    second = judge(observe(request, setup=lambda machine, _image: platforms.append(
+        machine._platform)))
+    assert second.verdict == "pass" and len(entered) == blocks
+    assert platforms[0] is platforms[1]

@@ -23,8 +23,6 @@ import bisect
 import traceback
 from typing import Sequence
 
-from unicorn import UC_HOOK_BLOCK
-
 from pyharness.elf.image import Image
 from pyharness.errors import HarnessError
 from pyharness.matrix.pool import WorkerSettings
@@ -48,11 +46,11 @@ class BlockProbe:
         self.machine, self.image = machine, image
         blocks = self.blocks
 
-        def on_block(_uc: object, address: int, size: int, _data: object) -> None:
+        def on_block(address: int, size: int) -> None:
             if blocks.get(address, -1) < size:
                 blocks[address] = size
 
-        machine.uc.hook_add(UC_HOOK_BLOCK, on_block)
+        machine.add_block_hook(on_block)
 
     def executed(self) -> Ranges:
         """The link-time ranges of image code the run executed, merged."""

@@ -89,7 +89,7 @@ class Platform:
                                              self._on_mmio_read, self._on_mmio_write)
         self.frame_vas: set[int] = set()
         self.code_callbacks: dict[int, list[UnicornCallback]] = {}
-        self.memory_hooks: list[int] = []   # Machine.add_memory_watch hooks of this run
+        self.run_hooks: list[int] = []   # Machine.add_memory_watch/add_block_hook hooks of this run
         self.touched: set[int] = set()      # TLB pages outside the image mapped this run
         self.flush_pending = False
         self.pristine = uc.context_save()
@@ -187,11 +187,11 @@ class Platform:
         uc.context_restore(self.pristine)
         uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
         flush = self.hooks.clear_watches()
-        for handle in self.memory_hooks:
+        for handle in self.run_hooks:
             uc.hook_del(handle)
             flush = True
-        self.memory_hooks = []
-        if flush:  # code translated with memory hooks keeps the slow path
+        self.run_hooks = []
+        if flush:  # code translated with these hooks keeps calling out
             self.flush_pending = True
         self.hooks.reset()
         for callbacks in self.code_callbacks.values():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc
 
 from pyharness.elf.image import Image
 from pyharness.platform.hook_records import Frame, Hit
@@ -22,6 +22,7 @@ from pyharness.platform.results import MachineError, RunStatus
 # The machine is passed as the first argument.
 CodeHook = Callable[["ObserverHooks", int], None]
 WatchHook = Callable[["ObserverHooks", int, int, bool], None]
+BlockHook = Callable[[int, int], None]   # (VA, size in bytes)
 
 
 class ObserverHooks:
@@ -84,8 +85,21 @@ class ObserverHooks:
                 self.finish(RunStatus.ERROR, f"memory watch at {address:#x} raised "
                                              f"{type(exc).__name__}: {exc}")
 
-        self._platform.memory_hooks.append(
+        self._platform.run_hooks.append(
             self.uc.hook_add(kinds, on_access, begin=pa, end=pa + size - 1))
+
+    def add_block_hook(self, callback: BlockHook) -> None:
+        """Call ``callback(va, size)`` as the CPU enters each translation
+        block, for this run only (a reused instance drops it: hooks added
+        straight to ``machine.uc`` would stay for every later run of the
+        image in the process). A Python callback per block: slow, for
+        tools (the mutation baseline's coverage), not for every run."""
+        self._before_run("add_block_hook")
+
+        def on_block(_uc: Uc, address: int, size: int, _data: object) -> None:
+            callback(address, size)
+
+        self._platform.run_hooks.append(self.uc.hook_add(UC_HOOK_BLOCK, on_block))
 
     @property
     def hooks_backend(self) -> str:
