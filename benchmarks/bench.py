@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.judge.corruption import find_fault
 from pyharness.matrix import Selection, plan
 from pyharness.matrix.pool import WorkerSettings, execute_spec

@@ -90,8 +90,8 @@ class DefconfigFile(pytest.File):
     """A shipped configuration: its matrix runs are its tests."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from pyharness.build.cache import build
-        from pyharness.build.kernelsrc import default_kernel_src
+        from pyharness.builder.cache import build
+        from pyharness.builder.kernelsrc import default_kernel_src
         from pyharness.errors import HarnessError
         from pyharness.matrix.expand import expand, unwinder_axis
         from pyharness.run.scenarios import list_scenarios

@@ -80,7 +80,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ CMakeLists.txt -nt 
 	echo "setup: installing pyharness into .venv"
 	# A previous editable install's import hook would shadow this tree
 	# inside the install's own build (CMake runs pyharness.kconfig.outputs and
-	# pyharness.build.kallsyms_gen): remove it first.
+	# pyharness.builder.kallsyms_gen): remove it first.
 	.venv/bin/python -m pip uninstall -q -y pyharness >/dev/null 2>&1 || true
 	.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch "$stamp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import subprocess
 
-from pyharness.build.toolchain import cross_prefix
+from pyharness.builder.toolchain import cross_prefix
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.kconfig import resolve as kconfig
 from pyharness.paths import source_root
 

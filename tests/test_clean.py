@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.build import cache as builder
-from pyharness.build.trees import (MARKER, STAMP, build_trees, lock_path,
+from pyharness.builder import cache as builder
+from pyharness.builder.trees import (MARKER, STAMP, build_trees, lock_path,
                                    older_than_newest, prune_after_build, remove_tree)
 
 

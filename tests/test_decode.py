@@ -24,7 +24,7 @@ import pytest
 from pyharness.cli.decode import add_decode_parser
 from pyharness.decode import decode_text, format_json, format_text, traces_from_json
 from pyharness.errors import HarnessError
-from pyharness.build.toolchain import cross_prefix
+from pyharness.builder.toolchain import cross_prefix
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[1]

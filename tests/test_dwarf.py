@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.elf import dwarf
 from pyharness.elf.image import load_image
 

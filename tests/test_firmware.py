@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.kconfig import resolve as kconfig
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.judge.tracelog import Frame, parse_log

@@ -218,7 +218,7 @@ def test_an_image_without_the_unwinder_section_carries_the_lab_unwinder(fixture_
 
 
 def test_the_lab_build_says_it_carries_the_lab_unwinder():
-    from pyharness.build import cache as builder
+    from pyharness.builder import cache as builder
 
     elf = builder.build("pkvm").elf
     with open(elf, "rb") as f:

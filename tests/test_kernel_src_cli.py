@@ -17,8 +17,8 @@ import pytest
 
 from test_kernelsrc import synthetic_files, write_tarball, write_tree
 
-from pyharness.build import kernelsrc
-from pyharness.build.kernelsrc import KernelSourceError
+from pyharness.builder import kernelsrc
+from pyharness.builder.kernelsrc import KernelSourceError
 from pyharness.cli.main import main
 from pyharness.errors import EXIT_BAD_INPUT
 from pyharness.judge.verdict import Verdict

@@ -19,9 +19,9 @@ import pytest
 
 from test_kernelsrc import DEBIAN
 
-from pyharness.build import cache as builder
-from pyharness.build import kernelsrc
-from pyharness.build.toolchain import find_toolchain
+from pyharness.builder import cache as builder
+from pyharness.builder import kernelsrc
+from pyharness.builder.toolchain import find_toolchain
 from pyharness.cli.main import main
 from pyharness.elf.image import load_image
 from pyharness.kconfig import resolve as kconfig

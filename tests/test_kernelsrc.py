@@ -1,4 +1,4 @@
-"""Kernel trees for the firmware's NVHE_KERNEL_SRC build (pyharness.build.kernelsrc).
+"""Kernel trees for the firmware's NVHE_KERNEL_SRC build (pyharness.builder.kernelsrc).
 
 Most tests use small synthetic trees: files that only have the shapes
 kernelsrc looks for (written here, not taken from Linux). The last ones use
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.build import kernelsrc
-from pyharness.build.kernelsrc import KernelSourceError
-from pyharness.build.toolchain import find_toolchain
+from pyharness.builder import kernelsrc
+from pyharness.builder.kernelsrc import KernelSourceError
+from pyharness.builder.toolchain import find_toolchain
 from pyharness.elf.image import load_image
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
@@ -230,7 +230,7 @@ def debian_trees(tmp_path_factory):
 
 def build_with_tree(tree: kernelsrc.KernelTree, config: str, build_dir: Path) -> Path:
     """The firmware for a shipped configuration, built by CMake with the
-    tree's unwinder (what pyharness.build does, plus the tree's settings)."""
+    tree's unwinder (what pyharness.builder does, plus the tree's settings)."""
     resolved = kconfig.resolve(kconfig.find_config(config))
     kconfig_outputs.write_outputs(resolved, build_dir / "config")
     env = dict(os.environ, CROSS_COMPILE=find_toolchain().prefix)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.expand import KASLR_SEEDS_PER_CONFIG, cpus_for
 from pyharness.run.spec import MODES

@@ -123,7 +123,7 @@ def test_a_kernel_trees_mutant_is_killed_and_the_tree_untouched(tmp_path, genera
     """--kernel-src mutates a copy: the tree's files keep their bytes and
     mtimes, and a mutant of the kernel's own stack bound is killed."""
     from test_kernel_src_runs import copy_tree
-    from pyharness.build import kernelsrc
+    from pyharness.builder import kernelsrc
     from pyharness.paths import build_base
 
     tarball = kernelsrc.debian_tarball(generation)

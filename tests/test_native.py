@@ -23,7 +23,7 @@ from unicorn import (UC_ARCH_ARM64, UC_HOOK_TLB_FILL, UC_MODE_ARM, UC_PROT_ALL, 
 from unicorn import arm64_const as A
 
 from conftest import Scenario
-from pyharness.build import cache as build
+from pyharness.builder import cache as build
 from pyharness.elf.image import Image, load_image
 from pyharness.platform import a64, native, native_lib
 from pyharness.platform.machine import Machine

@@ -15,7 +15,7 @@ from pyharness.run.runner import RunRequest, run_one
 
 # What the firmware build reads (CMake runs the kallsyms generator by path).
 TREE = ("Kconfig", "CMakeLists.txt", "cmake", "configs", "csrc",
-        "pyharness/build/kallsyms_gen.py")
+        "pyharness/builder/kallsyms_gen.py")
 
 
 @pytest.fixture

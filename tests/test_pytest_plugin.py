@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.build.kernelsrc import debian_tarball
+from pyharness.builder.kernelsrc import debian_tarball
 from pyharness.matrix import Selection, plan
 
 REPO = Path(__file__).resolve().parents[1]

@@ -142,7 +142,7 @@ HOW: dict[str, tuple[str, str]] = {
 def _home(tmp_path: Path) -> Path:
     """A home directory whose ~/src/linux is a kernel tree (the files the
     build reads, from Debian's linux-source-6.12, which setup.sh installs)."""
-    from pyharness.build import kernelsrc
+    from pyharness.builder import kernelsrc
 
     home = tmp_path / "home"
     tree = home / "src" / "linux"

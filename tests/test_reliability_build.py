@@ -24,7 +24,7 @@ import pytest
 from conftest import one_line_error
 from conftest import pyharness_cli as pyharness
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.errors import ConfigError, HarnessError
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig

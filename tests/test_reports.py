@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.errors import HarnessError
 from pyharness.matrix import Selection, plan, run_matrix
 from pyharness.reports import (failure_report, html_report, load_records,

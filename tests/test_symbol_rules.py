@@ -1,7 +1,7 @@
 """The two symbol rules, against binutils.
 
 The harness's rule (pyharness.elf.symbols, used by the oracle) and the
-firmware's own kallsyms generator (pyharness.build.kallsyms_gen, part of the
+firmware's own kallsyms generator (pyharness.builder.kallsyms_gen, part of the
 code under test) are kept apart on purpose (docs/architecture.md). Both
 must give what the kernel's kallsyms rule gives from `nm -n`: each code
 address named once (a function over a label, a global over a local, then
@@ -15,9 +15,9 @@ import subprocess
 
 import pytest
 
-from pyharness.build import cache as builder
-from pyharness.build import kallsyms_gen
-from pyharness.build.toolchain import cross_prefix
+from pyharness.builder import cache as builder
+from pyharness.builder import kallsyms_gen
+from pyharness.builder.toolchain import cross_prefix
 from pyharness.elf.image import load_image
 
 from binutils import nm_kallsyms

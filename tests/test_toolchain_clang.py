@@ -26,12 +26,12 @@ from unicorn import UC_ARCH_ARM64, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MODE_ARM, 
 from unicorn import UC_TLB_VIRTUAL, Uc
 from unicorn import arm64_const as A
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.elf.image import load_image
 from pyharness.kconfig import resolve as kconfig
 from pyharness.platform.results import MachineError
 from pyharness.run.runner import RunRequest, judge, observe
-from pyharness.build.toolchain import find_toolchain
+from pyharness.builder.toolchain import find_toolchain
 from pyharness.judge.tracelog import parse_log
 
 REPO = Path(__file__).resolve().parents[1]

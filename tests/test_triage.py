@@ -182,7 +182,7 @@ def _copy_tree(destination: Path) -> Path:
                            text=True, check=True).stdout.splitlines()
     for name in files:
         if name.startswith(("csrc/", "cmake/", "configs/")) or name in (
-                "Kconfig", "CMakeLists.txt", "pyharness/build/kallsyms_gen.py"):
+                "Kconfig", "CMakeLists.txt", "pyharness/builder/kallsyms_gen.py"):
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes((REPO / name).read_bytes())

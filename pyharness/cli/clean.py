@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyharness.build.trees import (DEFAULT_KEEP, KEEP_ENV, BuildTree, build_trees,
+from pyharness.builder.trees import (DEFAULT_KEEP, KEEP_ENV, BuildTree, build_trees,
                                    older_than_newest, remove_tree)
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.paths import build_base

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from pyharness.build import cache as builder
-from pyharness.build.kernelsrc import default_kernel_src
+from pyharness.builder import cache as builder
+from pyharness.builder.kernelsrc import default_kernel_src
 from pyharness.cli.options import add_kernel_src_option
 from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.clean import add_clean_parser

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pyharness.build.cache import source_files
-from pyharness.build.kernelsrc import default_kernel_src
+from pyharness.builder.cache import source_files
+from pyharness.builder.kernelsrc import default_kernel_src
 from pyharness.cli.options import add_kernel_src_option, check_writable
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.paths import configs_dir, kconfig_file

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from pyharness.build.kernelsrc import KERNEL_SRC_ENV, LAB
+from pyharness.builder.kernelsrc import KERNEL_SRC_ENV, LAB
 from pyharness.errors import HarnessError
 
 

@@ -7,7 +7,7 @@ or DWARF lines goes through :class:`ElfReader`: the firmware image loader
 (:mod:`pyharness.elf.scenario_table`). A damaged file becomes one
 :class:`ElfReadError` message, whoever reads it.
 
-The firmware's own kallsyms generator (:mod:`pyharness.build.kallsyms_gen`)
+The firmware's own kallsyms generator (:mod:`pyharness.builder.kallsyms_gen`)
 reads ELFs itself, on purpose: it is part of the code under test, and the
 oracle must not share its symbol choice (docs/architecture.md).
 """

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.kconfig.resolve import config_name
 from pyharness.errors import BuildError
 from pyharness.run.spec import LAB, RunSpec, row_name

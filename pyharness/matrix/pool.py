@@ -42,7 +42,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
-from pyharness.build.cache import BuildResult
+from pyharness.builder.cache import BuildResult
 from pyharness.errors import HarnessError
 from pyharness.run.spec import RunSpec
 from pyharness.run.runner import RunRequest, run_one

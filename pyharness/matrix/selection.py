@@ -13,7 +13,7 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyharness.build import cache as builder
+from pyharness.builder import cache as builder
 from pyharness.kconfig.resolve import config_name
 from pyharness.errors import BuildError, HarnessError
 from pyharness.run.spec import RunSpec, Unwinder

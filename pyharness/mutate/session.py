@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pyharness.build import cache as builder
-from pyharness.build import kernelsrc
+from pyharness.builder import cache as builder
+from pyharness.builder import kernelsrc
 from pyharness.errors import HarnessError
 from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.execute import default_jobs

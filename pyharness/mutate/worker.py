@@ -4,7 +4,7 @@ Each worker keeps its own copy of the firmware tree (a *slot*, made from
 the run's snapshot of the tree the first time the worker needs it) and its
 own persistent CMake trees. A step puts the mutant's edit into the slot
 (undoing the previous mutant's), builds the configuration through the
-normal cache (:func:`pyharness.build.cache.build` with ``scratch``: only
+normal cache (:func:`pyharness.builder.cache.build` with ``scratch``: only
 what the edit touched is recompiled, the image lands in the directory
 keyed by the sources' hash, so identical sources never build twice), and
 then either compares the image with the unmutated one or runs the step's
@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyharness.build import cache as builder
-from pyharness.build.kernelsrc import TREE_FILES, KernelTree
-from pyharness.build.trees import KEEP_ENV
+from pyharness.builder import cache as builder
+from pyharness.builder.kernelsrc import TREE_FILES, KernelTree
+from pyharness.builder.trees import KEEP_ENV
 from pyharness.elf.reader import ElfReader
 from pyharness.errors import BuildError
 from pyharness.matrix.execute import build_failure_reason

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pyharness.build import cache as builder
-from pyharness.build.kernelsrc import KernelSource
+from pyharness.builder import cache as builder
+from pyharness.builder.kernelsrc import KernelSource
 from pyharness.elf.dwarf import source_line
 from pyharness.elf.image import Image, load_image
 from pyharness.errors import HarnessError

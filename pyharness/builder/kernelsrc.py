@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyharness.build.lock import exclusive
+from pyharness.builder.lock import exclusive
 from pyharness.errors import HarnessError
 
 # Generations the compatibility layer (csrc/kcompat/<generation>) supports.

@@ -8,7 +8,7 @@ A build with a kernel tree's unwinder is named for its generation
 (``pkvm-linux-6.12-<hash>``). Concurrent builds of the same key
 (pytest-xdist workers, a matrix) wait on a lock rather than racing. After a
 real build the configuration's older trees beyond the newest few are
-removed (:mod:`pyharness.build.trees`; ``pyharness clean`` does the rest).
+removed (:mod:`pyharness.builder.trees`; ``pyharness clean`` does the rest).
 
 The stamp (``build.json``) records the image's sha256: an image damaged
 since (truncated, patched) is built again, and the result says why. A
@@ -44,13 +44,13 @@ import elftools
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
-from pyharness.build.kernelsrc import KernelSource, KernelTree, open_source
+from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
 from pyharness.files import write_atomically
 from pyharness.paths import build_base, source_root
-from pyharness.build.toolchain import Toolchain, find_toolchain
-from pyharness.build.trees import STAMP, prune_after_build, write_marker
+from pyharness.builder.toolchain import Toolchain, find_toolchain
+from pyharness.builder.trees import STAMP, prune_after_build, write_marker
 
-_SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt", "pyharness/build/kallsyms_gen.py")
+_SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt", "pyharness/builder/kallsyms_gen.py")
 
 
 @dataclass(frozen=True)

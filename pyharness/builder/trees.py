@@ -1,7 +1,7 @@
 """The build trees under a build base: which are ours, and removing old ones.
 
 A build tree is a directory ``<config name>-<12 hex digits>`` that
-:mod:`pyharness.build.cache` made: it holds the build's stamp
+:mod:`pyharness.builder.cache` made: it holds the build's stamp
 (``build.json``) or, while the build runs or after it failed, the marker
 written when the tree was made, and either names the digest the
 directory's name ends in. Nothing else under the base (other files, the
@@ -53,7 +53,7 @@ class BuildTree:
 
 
 def lock_path(tree: Path) -> Path:
-    """The lock file :func:`pyharness.build.cache.build` holds while it builds ``tree``."""
+    """The lock file :func:`pyharness.builder.cache.build` holds while it builds ``tree``."""
     return tree.parent / f".{tree.name}.lock"
 
 
