@@ -22,6 +22,7 @@ from typing import Any
 from elftools.elf.elffile import ELFFile
 
 from pyharness.elf.reader import CORRUPT_ELF_ERRORS, ElfReader, ElfReadError
+from pyharness.files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -205,19 +206,13 @@ def _line_table(elf: str, _mtime_ns: int, _size: int) -> LineIndex | LineTable |
         index = LineIndex.of(table)
     except CORRUPT_ELF_ERRORS:
         return table   # source_line reports it at the first lookup
-    _write_atomically(index_file, index.to_json(key))
-    return index
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all (matrix workers may race to it);
-    a build directory that cannot be written only costs the next parse."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Whole or not at all (matrix workers may race to it); a build
+    # directory that cannot be written only costs the next parse.
     try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        write_atomically(index_file, index.to_json(key))
     except OSError:
-        temporary.unlink(missing_ok=True)
+        pass
+    return index
 
 
 @functools.lru_cache(maxsize=1024)
