@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from pyharness.build.kernelsrc import KernelSource, open_source, source_name
+from pyharness.builder.kernelsrc import KernelSource, open_source, source_name
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import ConfigError, HarnessError
 from pyharness.files import write_if_changed
@@ -102,8 +102,9 @@ class _Candidates:
             return None
         path = self.out_dir / f"{_name(resolved, self.prefix)}_defconfig"
         try:
-            if not self.out_dir.is_dir():
-                self.out_dir.mkdir(parents=True)
+            # exist_ok: another process generating into the same directory
+            # may make it between a check and the mkdir.
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             write_if_changed(path, _fragment(assignments))
         except OSError as err:
             raise HarnessError(f"cannot write the generated configurations into "
