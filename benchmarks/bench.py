@@ -57,7 +57,7 @@ from typing import Iterator
 from pyharness.builder import cache as builder
 from pyharness.judge.corruption import find_fault
 from pyharness.matrix import Selection, plan
-from pyharness.matrix.pool import WorkerSettings, execute_spec
+from pyharness.matrix.worker import WorkerSettings, execute_spec
 from pyharness.platform import instance, native
 from pyharness.run.runner import RunRequest
 from pyharness.run.spec import RunSpec

@@ -54,7 +54,8 @@ def base(tmp_path: Path) -> Path:
     liar.mkdir()
     (liar / STAMP).write_text(json.dumps({"digest": "f" * 64}))
     (base / "matrix-configs").mkdir()
-    (base / "matrix-timings.json").write_text("{}")
+    (base / "matrix-timings").mkdir()
+    (base / "matrix-timings" / "pkvm.json").write_text("{}")
     (base / "link-aaaaaaaaaaaa").symlink_to(base / ("pkvm-" + "a" * 12))
     return base
 
@@ -76,7 +77,7 @@ def test_clean_keeps_the_newest_of_each_configuration(base):
     assert proc.returncode == 0, proc.stderr
     assert "removed 3 build trees" in proc.stdout and "2 left" in proc.stdout
     assert names(base) == {"pkvm-aaaaaaaaaaaa", "tiny-dddddddddddd", "notes-0123456789ab",
-                           "liar-0123456789ab", "matrix-configs", "matrix-timings.json",
+                           "liar-0123456789ab", "matrix-configs", "matrix-timings",
                            "link-aaaaaaaaaaaa"}
     assert (base / "notes-0123456789ab" / "keep.txt").read_text() == "mine"
 
@@ -88,7 +89,7 @@ def test_clean_keep_n_and_all_and_dry_run(base):
     assert "would remove 4 build trees" in dry.stdout and "pkvm-aaaaaaaaaaaa" in names(base)
     assert clean("--out", str(base), "--all").returncode == 0
     assert names(base) == {"notes-0123456789ab", "liar-0123456789ab", "matrix-configs",
-                           "matrix-timings.json", "link-aaaaaaaaaaaa"}
+                           "matrix-timings", "link-aaaaaaaaaaaa"}
 
 
 @pytest.mark.parametrize("args, says", [(("--keep", "0"), "keep at least 1"),

@@ -11,6 +11,7 @@ import io
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,12 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.expand import KASLR_SEEDS_PER_CONFIG, cpus_for
 from pyharness.run.spec import MODES
 from pyharness.matrix import FAULTS_ENV, Selection, plan, run_matrix
-from pyharness.matrix.pool import parse_faults
+from pyharness.matrix.worker import parse_faults
 from pyharness.matrix.progress import BarProgress, LineProgress, make_progress
 from pyharness.reports import load_records, write_json
 from pyharness.run.scenarios import list_scenarios
+from pyharness.run.record import RunRecord
+from pyharness.judge.verdict import Verdict
 
 SMALL = Selection(configs=("tiny", "nvhe"), scenarios=("smoke", "bug"))
 
@@ -286,14 +289,18 @@ def test_all_prints_the_counts_before_starting():
 
 
 def test_runs_timed_before_start_longest_first(tmp_path):
-    from pyharness.matrix.timings import LONG_RUN_MS, load_timings, longest_first, save_timings
+    from pyharness.matrix.timings import (LONG_RUN_MS, load_timings, longest_first, row_file,
+                                          save_timings)
 
     specs = plan(SMALL).specs
     result = run_matrix(specs, jobs=1, out_dir=None)
-    path = tmp_path / "timings.json"
-    save_timings(path, result.records, {"gone-nvhe-smoke-cpu0": 1.0})
-    timings = load_timings(path)
+    rows = {s.row for s in specs}
+    row = specs[0].row
+    row_file(tmp_path, row).write_text('{"gone-nvhe-smoke-cpu0": 1.0}')
+    save_timings(tmp_path, result.records)
+    timings = load_timings(tmp_path, rows)
     assert set(timings) == {s.id for s in specs} | {"gone-nvhe-smoke-cpu0"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{r}.json" for r in rows)
     timings[specs[3].id] = 1e6
     del timings[specs[5].id]
     ordered = [spec for _, spec in longest_first(list(enumerate(specs)), timings)]
@@ -305,8 +312,42 @@ def test_runs_timed_before_start_longest_first(tmp_path):
     assert all(t >= LONG_RUN_MS for t in took[:long_ones]), took
     short = [(spec.config, spec.kaslr_seed) for spec in ordered[long_ones:]]
     assert short == sorted(short) and len(short) >= 8
-    path.write_text("{broken")
-    assert load_timings(path) == {}
+    row_file(tmp_path, row).write_text("{broken")
+    assert set(load_timings(tmp_path, rows)) == {s.id for s in specs if s.row != row}
+
+
+def test_timings_file_is_rewritten_only_when_a_time_moved(tmp_path):
+    from pyharness.matrix.timings import SAME_TIME_MS, read_timings, row_file, save_timings
+
+    spec = plan(SMALL).specs[0]
+    path = row_file(tmp_path, spec.row)
+
+    def took(ms: float) -> RunRecord:
+        return RunRecord(spec=spec, verdict=Verdict.PASS, reasons=[], console=[],
+                         instructions=1000, elapsed_ms=ms)
+
+    save_timings(tmp_path, [took(10.0)])
+    assert read_timings(path) == {spec.id: 10.0}
+    path.write_text('{"%s": 10.0, "marker": 1}' % spec.id)
+    # Within the tolerance: the file is left as it was, marker and all.
+    save_timings(tmp_path, [took(10.0 + SAME_TIME_MS / 2)])
+    assert path.read_text() == '{"%s": 10.0, "marker": 1}' % spec.id
+    save_timings(tmp_path, [took(40.0)])
+    assert read_timings(path) == {spec.id: 40.0, "marker": 1.0}
+    # A run that never started says nothing; a missing file is written.
+    save_timings(tmp_path, [replace(took(99.0), instructions=0)])
+    assert read_timings(path) == {spec.id: 40.0, "marker": 1.0}
+    path.unlink()
+    save_timings(tmp_path, [took(40.0)])
+    assert read_timings(path) == {spec.id: 40.0}
+
+
+def test_timings_row_files_are_plain_names(tmp_path):
+    from pyharness.matrix.timings import row_file
+
+    assert row_file(tmp_path, "linux-6.12/pkvm").name == "linux-6.12+pkvm.json"
+    assert row_file(tmp_path, "../x y").parent == tmp_path
+    assert row_file(tmp_path, "../x y").name == "..+x_y.json"
 
 
 @pytest.fixture

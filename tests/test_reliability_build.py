@@ -357,12 +357,12 @@ def test_an_out_symlink_loop_is_one_line(tmp_path):
 
 
 def test_hostile_timings_and_stamps_are_ignored(tmp_path):
-    from pyharness.matrix.timings import load_timings
+    from pyharness.matrix.timings import read_timings
 
     (tmp_path / "t.json").write_text('{"a": 1' + "0" * 400 + "}")
-    assert load_timings(tmp_path / "t.json") == {}
+    assert read_timings(tmp_path / "t.json") == {}
     (tmp_path / "t.json").write_text("[" * 100_000)
-    assert load_timings(tmp_path / "t.json") == {}
+    assert read_timings(tmp_path / "t.json") == {}
     first = builder.build(TINY, out_dir=tmp_path)
     (first.build_dir / builder.STAMP).write_text("[" * 100_000 + "]" * 100_000)
     again = builder.build(TINY, out_dir=tmp_path)

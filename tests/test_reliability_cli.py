@@ -21,7 +21,7 @@ from conftest import one_line_error
 from conftest import pyharness_cli as pyharness
 
 from pyharness.judge.verdict import Verdict
-from pyharness.matrix.pool import FAULTS_ENV
+from pyharness.matrix.worker import FAULTS_ENV
 from pyharness.paths import configs_dir
 from pyharness.reports import failure_report, junit_tree, load_records, summary_table
 from pyharness.run.record import RunRecord, error_record
@@ -207,7 +207,7 @@ def test_bad_budgets_are_bad_input_for_every_command(tmp_path, command, option, 
                                     "--out", str(tmp_path), timeout=120))
     assert option in line
     assert time.monotonic() - start < 60
-    assert not (tmp_path / "matrix-timings.json").exists()
+    assert not (tmp_path / "matrix-timings").exists()
 
 
 # --- 13. text from input on a terminal and in XML ----------------------------------

@@ -2,7 +2,7 @@
 
 - :func:`run_matrix` (execute) builds each distinct configuration once,
   then runs every :class:`~pyharness.matrix.expand.RunSpec` in a pool of worker
-  processes (pool) where a crash or a hang costs only that run;
+  processes (pool, worker) where a crash or a hang costs only that run;
 - :func:`plan` (selection) turns the command line's choices into runs.
 
 The command line is :mod:`pyharness.cli.matrix`.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pyharness.matrix.builds import BuildOutcome, build_all
 from pyharness.matrix.execute import MatrixResult, default_jobs, run_matrix
-from pyharness.matrix.pool import FAULTS_ENV
+from pyharness.matrix.worker import FAULTS_ENV
 from pyharness.matrix.selection import MatrixPlan, Selection, plan
 
 __all__ = ["FAULTS_ENV", "BuildOutcome", "MatrixPlan", "MatrixResult", "Selection",

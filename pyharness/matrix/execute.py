@@ -15,17 +15,21 @@ from pyharness.matrix.progress import MatrixProgress, QuietProgress
 from pyharness.platform.results import check_budgets
 from pyharness.run.record import RunRecord, error_record
 from pyharness.matrix.builds import BuildOutcome, BuildTarget, build_all
-from pyharness.matrix.pool import WorkerPool, WorkerSettings, faults_from_environment
+from pyharness.matrix.pool import WorkerPool
+from pyharness.matrix.worker import WorkerSettings, faults_from_environment
 from pyharness.matrix.schedule import Lanes
-from pyharness.matrix.timings import load_timings, longest_first, save_timings, timings_path
+from pyharness.matrix.timings import load_timings, longest_first, save_timings, timings_dir
 
 # How long past its own emulation budget a run may take before its worker
 # is presumed hung and killed (the budget is checked inside the emulator
 # loop; this catches what that check cannot).
 KILL_GRACE_S = 15.0
 # Runs sent to a worker ahead of its results: it starts the next one while
-# the parent (on the same cores) reads the last.
-PIPELINE_DEPTH = 2
+# the parent (on the same cores) reads the last. A worker answers with up to
+# RESULT_BATCH records at once, so that the parent wakes once for several
+# runs of a millisecond or two (matrix/pool.py).
+PIPELINE_DEPTH = 8
+RESULT_BATCH = 4
 
 
 @dataclass
@@ -129,8 +133,8 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     broken = {(b.config, b.kernel_src): b for b in builds if not b.ok}
     build_seconds = time.monotonic() - started
 
-    history = timings_path(out_dir)
-    timings = load_timings(history)
+    history = timings_dir(out_dir)
+    timings = load_timings(history, (s.row for s in specs))
     progress.runs_started(len(specs), {s.id: timings.get(s.id) for s in specs})
     records: list[RunRecord | None] = [None] * len(specs)
     failed = 0
@@ -158,12 +162,13 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
         settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made)
         try:
             workers = min(jobs, len(tasks))
-            stats = WorkerPool(workers, settings, kill_after, depth=PIPELINE_DEPTH).run(
+            stats = WorkerPool(workers, settings, kill_after, depth=PIPELINE_DEPTH,
+                               batch=RESULT_BATCH).run(
                 Lanes(longest_first(tasks, timings), timings, workers), finished, stop=enough)
         finally:
             progress.close()
         lost, peak_rss = stats.workers_lost, stats.peak_worker_rss_kb
-        save_timings(history, [r for r in records if r is not None], timings)
+        save_timings(history, [r for r in records if r is not None])
     else:
         progress.close()
     run_seconds = time.monotonic() - started - build_seconds

@@ -6,8 +6,13 @@ first (by what they took last time) keeps every worker busy to the end.
 The short ones then go image by image, KASLR offset by offset: a worker
 keeps one Unicorn instance per image, with the code it translated at each
 offset (platform/instance.py), and an order that jumped between images
-evicted and rebuilt them (1.5 s of a 6 s matrix). The times live beside
-the build trees, in ``matrix-timings.json``; a missing or unreadable file
+evicted and rebuilt them (1.5 s of a 6 s matrix).
+
+The times live beside the build trees, in ``matrix-timings/``, one small
+JSON file per row of the grid (configuration and unwinder): a matrix reads
+and writes only its own rows' files (one file of every run ever timed took
+30 ms to rewrite after `matrix --all`), and a row's file is rewritten only
+when a time in it moved (SAME_TIME_FRACTION). A missing or unreadable file
 only means no hint (runs keep their order, those never timed first).
 """
 
@@ -15,32 +20,44 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Iterable, Sequence, TypeVar
 
 from pyharness.files import write_atomically
 from pyharness.run.spec import RunSpec
 from pyharness.paths import build_base
 from pyharness.run.record import RunRecord
 
-FILE_NAME = "matrix-timings.json"
+DIRECTORY_NAME = "matrix-timings"
 
 Task = TypeVar("Task", bound=tuple[int, RunSpec])
 
+# A time is a hint for the order: a run's new time replaces its old one
+# only when they differ by more than this fraction (or by SAME_TIME_MS).
+SAME_TIME_FRACTION = 0.25
+SAME_TIME_MS = 1.0
 
-def timings_path(out_dir: Path | str | None) -> Path:
-    return build_base(out_dir) / FILE_NAME
+
+def timings_dir(out_dir: Path | str | None) -> Path:
+    return build_base(out_dir) / DIRECTORY_NAME
 
 
-def load_timings(path: Path) -> dict[str, float]:
+def row_file(directory: Path, row: str) -> Path:
+    """The file of one row (``linux-6.12/pkvm`` -> ``linux-6.12+pkvm.json``;
+    any other character a file name should not hold becomes ``_``)."""
+    return directory / (re.sub(r"[^A-Za-z0-9.+_-]", "_", row.replace("/", "+")) + ".json")
+
+
+def read_timings(path: Path) -> dict[str, float]:
+    """One file's times by run id; {} for a missing or unreadable file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}
-    # type(), not isinstance(): a bool is not a time (and the file holds
-    # every run of every matrix so far, tens of thousands).
+    # type(), not isinstance(): a bool is not a time.
     try:
         return {k: float(v) for k, v in data.items()
                 if type(v) in (float, int) and type(k) is str}
@@ -48,19 +65,42 @@ def load_timings(path: Path) -> dict[str, float]:
         return {}
 
 
-def save_timings(path: Path, records: Sequence[RunRecord],
-                 previous: dict[str, float]) -> None:
-    """Merge the runs' times into the file (atomically; best effort)."""
-    merged = dict(previous)
+def load_timings(directory: Path, rows: Iterable[str]) -> dict[str, float]:
+    """The times of every run of these rows, by run id."""
+    times: dict[str, float] = {}
+    for row in sorted(set(rows)):
+        times.update(read_timings(row_file(directory, row)))
+    return times
+
+
+def _same_time(old: float | None, new: float) -> bool:
+    return old is not None and abs(new - old) <= max(SAME_TIME_MS, SAME_TIME_FRACTION * old)
+
+
+def save_timings(directory: Path, records: Sequence[RunRecord]) -> None:
+    """Merge the runs' times into their rows' files (atomically; best
+    effort). A row's file is left as it is when none of its times moved;
+    the times of runs not in ``records`` stay."""
+    by_row: dict[str, list[RunRecord]] = {}
     for record in records:
         if record.instructions > 0:  # it ran: an error before the start says nothing
-            key = record.id
-            merged[key] = round(record.elapsed_ms + record.build_ms, 3)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(merged, sort_keys=True))
-    except OSError:
-        pass  # a read-only build directory: no hint next time
+            by_row.setdefault(record.spec.row, []).append(record)
+    for row, ran in sorted(by_row.items()):
+        path = row_file(directory, row)
+        times = read_timings(path)
+        changed = not path.exists()
+        for record in ran:
+            took = round(record.elapsed_ms + record.build_ms, 3)
+            if not _same_time(times.get(record.id), took):
+                times[record.id] = took
+                changed = True
+        if not changed:
+            continue
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, json.dumps(times, sort_keys=True))
+        except OSError:
+            return  # a read-only build directory: no hint next time
 
 
 # A run that took this long last time starts before the short ones.

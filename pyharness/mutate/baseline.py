@@ -22,7 +22,8 @@ from pyharness.errors import HarnessError
 from pyharness.kconfig.resolve import config_name
 from pyharness.matrix.builds import BuildTarget, build_all
 from pyharness.matrix.execute import KILL_GRACE_S
-from pyharness.matrix.pool import WorkerPool, WorkerSettings
+from pyharness.matrix.pool import WorkerPool
+from pyharness.matrix.worker import WorkerSettings
 from pyharness.mutate.coverage import Ranges, baseline_step, lost_baseline
 from pyharness.mutate.worker import ROOT_ENV, image_fingerprint
 from pyharness.run.record import RunRecord

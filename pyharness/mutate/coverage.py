@@ -25,7 +25,7 @@ from typing import Sequence
 
 from pyharness.elf.image import Image
 from pyharness.errors import HarnessError
-from pyharness.matrix.pool import WorkerSettings
+from pyharness.matrix.worker import WorkerSettings
 from pyharness.platform.machine import Machine
 from pyharness.run.record import RunRecord, error_record
 from pyharness.run.runner import RunRequest, judge, observe

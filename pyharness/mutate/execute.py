@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pyharness.matrix.execute import KILL_GRACE_S
-from pyharness.matrix.pool import WorkerPool, WorkerSettings
+from pyharness.matrix.pool import WorkerPool
+from pyharness.matrix.worker import WorkerSettings
 from pyharness.mutate.baseline import Baseline
 from pyharness.mutate.generate import Mutant
 from pyharness.mutate.plan import ConfigRuns, MutantPlan

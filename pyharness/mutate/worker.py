@@ -8,7 +8,7 @@ normal cache (:func:`pyharness.builder.cache.build` with ``scratch``: only
 what the edit touched is recompiled, the image lands in the directory
 keyed by the sources' hash, so identical sources never build twice), and
 then either compares the image with the unmutated one or runs the step's
-run with :func:`pyharness.matrix.pool.execute_spec`, the matrix's own.
+run with :func:`pyharness.matrix.worker.execute_spec`, the matrix's own.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pyharness.builder.trees import KEEP_ENV
 from pyharness.elf.reader import ElfReader
 from pyharness.errors import BuildError
 from pyharness.matrix.execute import build_failure_reason
-from pyharness.matrix.pool import WorkerSettings, execute_spec
+from pyharness.matrix.worker import WorkerSettings, execute_spec
 from pyharness.mutate.generate import Mutant
 from pyharness.run.record import RunRecord, error_record
 from pyharness.run.spec import RunSpec
