@@ -5,6 +5,7 @@ of this module, run in real forked workers."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -72,3 +73,29 @@ def test_a_hang_after_held_results_is_charged_to_its_own_task():
     assert [results[i][0] for i in (0, 2)] == ["t0", "t2"]
     assert stats.workers_lost == 1
     assert time.monotonic() - started < 10
+
+
+def collector_state(_task: str, _settings: WorkerSettings) -> tuple[bool, bool]:
+    return gc.isenabled(), gc.get_freeze_count() > 0
+
+
+def test_the_collector_is_paused_only_in_the_parent_and_only_during_the_pool():
+    seen: dict[int, tuple[bool, bool]] = {}
+    in_parent: list[bool] = []
+
+    def on_result(index: int, result: tuple[bool, bool]) -> None:
+        seen[index] = result
+        in_parent.append(gc.isenabled())
+    frozen_before = gc.get_freeze_count()
+    pool = WorkerPool(2, SETTINGS, 30.0, work=collector_state, lost=lost, depth=2, batch=1)
+    pool.run(list(enumerate(["a", "b", "c"])), on_result)
+    # Workers collect, and what they inherited is frozen out of it.
+    assert set(seen.values()) == {(True, True)}
+    assert in_parent == [False] * 3
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before
+    gc.disable()
+    try:   # a caller's own choice stands
+        WorkerPool(1, SETTINGS, 30.0, work=collector_state, lost=lost).run([(0, "a")], on_result)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

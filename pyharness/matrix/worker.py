@@ -21,6 +21,7 @@ exception). The parent reads it and hands it to the workers.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import resource
 import signal
@@ -139,6 +140,7 @@ def worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_p
     _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.enable()   # the parent pauses its collector while it runs a pool
     queue: deque[Any] = deque()
     held: list[Any] = []
     held_since = 0.0
