@@ -28,8 +28,8 @@ KILL_GRACE_S = 15.0
 # the parent (on the same cores) reads the last. A worker answers with up to
 # RESULT_BATCH records at once, so that the parent wakes once for several
 # runs of a millisecond or two (matrix/pool.py).
-PIPELINE_DEPTH = 8
-RESULT_BATCH = 4
+PIPELINE_DEPTH = 16
+RESULT_BATCH = 8
 
 
 @dataclass

@@ -1,12 +1,13 @@
 """Which worker takes which run: one lane of runs per worker.
 
 A worker keeps one Unicorn instance per image and the code it translated
-at each KASLR offset (platform/instance.py): the first run of an image at
-an offset in a worker translates every host function it reaches again. So
-the runs go in groups, one image at one KASLR seed, and the groups are
-dealt to the workers' lanes in contiguous blocks of about equal time (by
-what each run took last time): each worker warms only its share of the
-images. In its lane a worker takes the long runs first (never-timed ones
+at each KASLR offset (platform/instance.py): the first run of an image in
+a worker loads it (about 15 ms), and the first at an offset translates
+every host function it reaches again. So the runs go in groups, one image
+at one KASLR seed, and whole images are dealt to the workers' lanes, the
+costliest first, each to the lane with the least time so far (by what
+each run took last time): each worker loads and warms only its share of
+the images. In its lane a worker takes the long runs first (never-timed ones
 first, then longest first: a long run left for last would keep one worker
 busy while the others sit idle), then the short ones group by group. A
 worker whose lane is empty takes from the lane with the most runs left:
@@ -36,6 +37,11 @@ def group_of(task: Task) -> Hashable:
     return (spec.config, spec.kernel_src or "", spec.kaslr_seed)
 
 
+def image_of(group: Hashable) -> Hashable:
+    """The image (configuration and unwinder) of a :func:`group_of` key."""
+    return group[:2]  # type: ignore[index]
+
+
 class _Lane:
     def __init__(self) -> None:
         self.long: deque[Task] = deque()    # longest first
@@ -57,19 +63,27 @@ class Lanes:
         groups: dict[Hashable, list[Task]] = {}
         for task in sorted(tasks, key=lambda t: (group_of(t), t[0])):
             groups.setdefault(group_of(task), []).append(task)
-        cost = {key: sum(UNTIMED_MS if math.isinf(took(t)) else took(t) for t in group)
-                for key, group in groups.items()}
-        share, spent = sum(cost.values()) / max(1, lanes), 0.0
-        self._lanes = [_Lane() for _ in range(max(1, lanes))]
-        long_ones: list[list[Task]] = [[] for _ in self._lanes]
+        images: dict[Hashable, list[list[Task]]] = {}
         for key, group in groups.items():
-            number = min(int(spent / share) if share else 0, len(self._lanes) - 1)
-            for task in group:
-                if took(task) >= LONG_RUN_MS:
-                    long_ones[number].append(task)
-                else:
-                    self._lanes[number].short.append(task)
-            spent += cost[key]
+            images.setdefault(image_of(key), []).append(group)
+        cost = {image: sum(UNTIMED_MS if math.isinf(took(t)) else took(t)
+                           for group in image_groups for t in group)
+                for image, image_groups in images.items()}
+        self._lanes = [_Lane() for _ in range(max(1, lanes))]
+        spent = [0.0 for _ in self._lanes]
+        dealt: list[list[Hashable]] = [[] for _ in self._lanes]
+        for image in sorted(images, key=lambda i: (-cost[i], i)):
+            number = spent.index(min(spent))
+            dealt[number].append(image)
+            spent[number] += cost[image]
+        long_ones: list[list[Task]] = [[] for _ in self._lanes]
+        for number, lane in enumerate(self._lanes):
+            for image in sorted(dealt[number]):
+                for task in (t for group in images[image] for t in group):
+                    if took(task) >= LONG_RUN_MS:
+                        long_ones[number].append(task)
+                    else:
+                        lane.short.append(task)
         for lane, tasks_ in zip(self._lanes, long_ones):
             lane.long.extend(sorted(tasks_, key=lambda t: (-took(t), t[0])))
 
