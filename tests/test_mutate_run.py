@@ -145,3 +145,23 @@ def test_a_kernel_trees_mutant_is_killed_and_the_tree_untouched(tmp_path, genera
     assert f"killed by linux-{generation}/pkvm-" in proc.stdout and key in listing.stdout
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tree.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_a_mutant_looping_through_its_vector_is_stopped_as_a_hang():
+    # The stack-overflow check removed from the vector: the handler faults
+    # on the stack it overflowed, again and again. The run ends after
+    # EXCEPTION_LOOP_LIMIT exceptions (tens of thousands of instructions),
+    # not at its 30 s wall timeout.
+    from pyharness.platform.machine import EXCEPTION_LOOP_LIMIT
+
+    key = "csrc/hyp/host.S:asm-del:3c31f154c1"
+    options = Options(configs=("pkvm",), only=(key,), jobs=1, scenarios=("stack_overflow",),
+                      modes=("nvhe",))
+    outcome = execute(prepare(options))
+    [verdict] = outcome.verdicts
+    assert verdict.verdict == KILLED
+    killer = verdict.outcome.killer
+    assert killer.run_status == "did-not-finish"
+    assert f"{EXCEPTION_LOOP_LIMIT} exceptions taken" in killer.reasons[0]
+    assert "exception loop" in killer.reasons[0]
+    assert killer.instructions < killer.spec.max_instructions // 100

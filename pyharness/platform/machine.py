@@ -46,6 +46,12 @@ from pyharness.platform.registers import GPR_IDS, RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
 
+# Far more exceptions than any scenario takes (two, across `matrix --all`):
+# the firmware loops through its vectors (a fault in a handler faulting
+# again), a hang. Ended here, not by the wall timeout: a loop of aborts,
+# each a trip out of the emulator, runs at about 300K instructions/s.
+EXCEPTION_LOOP_LIMIT = 1000
+
 HYP_INIT_SYMBOL = "__kvm_nvhe___kvm_hyp_init"
 HOST_ENTRY_SYMBOL = "host_entry"
 REQUIRED_SYMBOLS = (HYP_INIT_SYMBOL, HOST_ENTRY_SYMBOL, "_text", "_end",
@@ -93,6 +99,7 @@ class Machine(ObserverHooks, RegisterAccess):
 
         self._outcome: _Outcome | None = None
         self._failed_fill: aborts.FailedFill | None = None
+        self._exceptions = 0   # delivered (or about to be) this run
         self._until = 0
         self._pre_run: list[PreRunHook] = []
         self._ran = False
@@ -289,7 +296,8 @@ class Machine(ObserverHooks, RegisterAccess):
                 self._hooks.arm_deferred()
                 uc.ctl_flush_tb()
             elif self._failed_fill is not None:
-                aborts.deliver(self, self._failed_fill)
+                if not self._exception_loop():
+                    aborts.deliver(self, self._failed_fill)
             elif error is not None and error.errno != UC_ERR_EXCEPTION:
                 self.finish(RunStatus.ERROR, f"Unicorn stopped: {error} at pc "
                                               f"{self.pc_text()}")
@@ -311,6 +319,18 @@ class Machine(ObserverHooks, RegisterAccess):
         if el >= 2:
             return self.layout.phys_ram_base + self.layout.hyp_va_offset + last
         return self.layout.page_offset + last
+
+    def _exception_loop(self) -> bool:
+        """Count one more exception for the platform to model; past
+        EXCEPTION_LOOP_LIMIT end the run as a hang instead, and say so."""
+        self._exceptions += 1
+        if self._exceptions <= EXCEPTION_LOOP_LIMIT:
+            return False
+        self.finish(RunStatus.DID_NOT_FINISH,
+                    f"did not finish: {EXCEPTION_LOOP_LIMIT} exceptions taken, the last at "
+                    f"PC {self.pc_text()} (an exception loop: no scenario takes more "
+                    "than two)")
+        return True
 
     def _did_not_finish(self, budget: bool) -> None:
         n = min(self._budget.count, self.options.max_instructions)
@@ -365,7 +385,8 @@ class Machine(ObserverHooks, RegisterAccess):
         if self._outcome is not None:
             uc.emu_stop()
             return
-        traps.take_exception(self, number)
+        if not self._exception_loop():
+            traps.take_exception(self, number)
 
     def gpr(self, n: int) -> int:
         """General register n (31 = SP), for instruction decoding."""
