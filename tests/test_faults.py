@@ -110,3 +110,33 @@ def test_a_record_sits_in_the_last_16_bytes_of_the_stack(config, scenario, stack
         patch.setattr(oracle_module.HypOracle, "_on_unwind_start", spy)
         observe(RunRequest(config=config, scenario=scenario, mode="nvhe"))
     assert seen["stacks"][stack].hi - 16 in seen["chain"]
+
+
+class _Records:
+    """A RecordEditor over a plain dict, for a fault's own preconditions."""
+
+    def __init__(self, chain: list[tuple[int, int]]) -> None:
+        self.chain = chain
+        self.start_fp, self.start_pc = chain[0][0], 0x1000
+        self.hyp_stack = (0xC00001000, 0xC00002000)
+        self.overflow_stack = (0xC00010000, 0xC00011000)
+        self.va_bits = 48
+        self.written: dict[int, tuple[int, int]] = {}
+
+    def write_record(self, address: int, saved_fp: int, lr: int) -> None:
+        self.written[address] = (saved_fp, lr)
+
+    def move_start(self, fp: int) -> None:
+        self.start_fp = fp
+
+
+def test_longest_chain_refuses_an_unwind_that_starts_off_the_hyp_stack():
+    # A mutant that broke its stacks once started the unwind 16 GiB below
+    # the hyp stack: "a record in every slot above the start" was a list
+    # that took the worker to 24 GB.
+    longest = next(f for f in FAULTS if f.name == "fault_longest_chain")
+    with pytest.raises(ValueError, match="not on the hyp stack"):
+        longest.inject(_Records([(0x8402090F0, 0x4000), (0x840209100, 0x4004)]))
+    on_stack = _Records([(0xC00001F00, 0x4000), (0xC00001F40, 0x4004)])
+    longest.inject(on_stack)
+    assert len(on_stack.written) == 0x100 // 16 + 0x1000 // 16

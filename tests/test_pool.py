@@ -24,6 +24,11 @@ def echo(task: str, _settings: WorkerSettings) -> tuple[str, int]:
     if task == "hang":
         while True:
             time.sleep(3600)
+    if task == "hog":   # 64 MiB every 20 ms, up to 3 GiB (the test's own bound)
+        held = []
+        while len(held) < 48:
+            held.append(b"x" * (64 << 20))
+            time.sleep(0.02)
     return task, os.getpid()
 
 
@@ -32,14 +37,15 @@ def lost(task: str, reason: str) -> tuple[str, str]:
 
 
 def run(tasks: list[str], *, size: int = 1, depth: int = 8, batch: int = 4,
-        kill_after_s: float = 30.0) -> tuple[dict[int, tuple], object]:
+        kill_after_s: float = 30.0, memory_limit: int | None = None
+        ) -> tuple[dict[int, tuple], object]:
     results: dict[int, tuple] = {}
 
     def on_result(index: int, result: tuple) -> None:
         assert index not in results, f"task {index} answered twice"
         results[index] = result
     pool = WorkerPool(size, SETTINGS, kill_after_s, work=echo, lost=lost,
-                      depth=depth, batch=batch)
+                      depth=depth, batch=batch, memory_limit=memory_limit)
     stats = pool.run(list(enumerate(tasks)), on_result)
     return results, stats
 
@@ -73,6 +79,23 @@ def test_a_hang_after_held_results_is_charged_to_its_own_task():
     assert [results[i][0] for i in (0, 2)] == ["t0", "t2"]
     assert stats.workers_lost == 1
     assert time.monotonic() - started < 10
+
+
+def test_a_worker_past_the_memory_limit_costs_its_task_not_the_machine():
+    results, stats = run(["t0", "hog", "t2"], memory_limit=256 << 20)
+    assert results[1][0] == "hog"
+    assert "past the 256 MiB a worker may" in results[1][1]
+    assert [results[i][0] for i in (0, 2)] == ["t0", "t2"]
+    assert stats.workers_lost == 1
+
+
+def test_the_default_memory_limit_leaves_room_for_every_worker():
+    from pyharness.matrix.pool import MAX_WORKER_BYTES, default_memory_limit
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for workers in (1, 2, 64):
+        limit = default_memory_limit(workers)
+        assert limit <= MAX_WORKER_BYTES and (limit * (workers + 1) <= physical
+                                              or limit == 256 << 20)
 
 
 def collector_state(_task: str, _settings: WorkerSettings) -> tuple[bool, bool]:

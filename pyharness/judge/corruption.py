@@ -114,6 +114,11 @@ def _longest_chain(editor: RecordEditor) -> None:
     16-byte slot above the start on the hyp stack, then every slot of the
     overflow stack. The buffer is sized for this; it must hold it all."""
     start = editor.chain[0][0]
+    if not _on(editor.hyp_stack, start):
+        # A firmware that broke its own stacks (a mutant): the slots above
+        # the start would be no stack's, and could be billions.
+        raise ValueError(f"the unwind starts at {start:#x}, not on the hyp stack "
+                         f"[{editor.hyp_stack[0]:#x}, {editor.hyp_stack[1]:#x})")
     lrs = [lr for _, lr in editor.chain]
     hyp_low, hyp_high = editor.hyp_stack
     overflow_low, overflow_high = editor.overflow_stack

@@ -119,6 +119,33 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+# How often the parent looks at its workers' memory (s), and the most a
+# worker may hold: a runaway allocation in a run (a hook building a list
+# from a broken firmware's registers once took a worker to 24 GB in a
+# minute, and the kernel's OOM killer chose) costs that run, not the machine.
+MEMORY_CHECK_S = 0.5
+MAX_WORKER_BYTES = 4 << 30
+
+
+def default_memory_limit(workers: int) -> int:
+    """MAX_WORKER_BYTES, or less where the machine's memory shared among the
+    workers and the parent is less."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return MAX_WORKER_BYTES
+    return max(256 << 20, min(MAX_WORKER_BYTES, physical // (workers + 1)))
+
+
+def resident_bytes(pid: int) -> int | None:
+    """A process's resident memory (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _context() -> multiprocessing.context.BaseContext:
     # fork: a worker starts in milliseconds with the harness already imported.
     methods = multiprocessing.get_all_start_methods()
@@ -131,13 +158,15 @@ class WorkerPool:
 
     def __init__(self, size: int, settings: WorkerSettings, kill_after_s: float,
                  work: Work = execute_spec, lost: Lost = error_record, *,
-                 depth: int = 1, batch: int = 1) -> None:
+                 depth: int = 1, batch: int = 1, memory_limit: int | None = None) -> None:
         """``depth``: tasks sent to a worker ahead of its answers. Above 1 a
         worker starts its next task without waiting for the parent (which
         shares the cores) to read a result and send more; a task sent ahead
         to a worker that dies goes back to the queue. ``batch``: the most
         results a worker holds before it sends them (at most ``depth``;
-        below it, so that a worker that answers still has tasks to run)."""
+        below it, so that a worker that answers still has tasks to run).
+        ``memory_limit``: the resident bytes past which a worker is killed
+        and its task lost (default: :func:`default_memory_limit`)."""
         if size < 1:
             raise HarnessError(f"-j {size}: the number of workers must be at least 1")
         self.size = size
@@ -156,6 +185,8 @@ class WorkerPool:
         self._started = 0
         self._lost = 0
         self._peak_rss_kb = 0
+        self.memory_limit = memory_limit or default_memory_limit(size)
+        self._next_memory_check = 0.0
 
     def run(self, tasks: Iterable[tuple[int, Any]] | TaskQueue,
             on_record: RecordCallback, stop: StopCheck | None = None) -> PoolStats:
@@ -277,12 +308,13 @@ class WorkerPool:
         busy = self._busy()
         if not busy:
             return
-        timeout = max(0.0, min(self._deadline(w) for w in busy) - time.monotonic())
-        ready = {key.data for key, _ in self._selector.select(timeout)}
+        wake = min(min(self._deadline(w) for w in busy), self._next_memory_check)
+        ready = {key.data for key, _ in self._selector.select(max(0.0, wake - time.monotonic()))}
         now = time.monotonic()
         for worker in ready:
             if not worker.tasks and not worker.process.is_alive():
                 self._stop(worker)   # died idle: _fill starts another in its slot
+        oversized = self._oversized(busy, now)
         for worker in busy:
             if worker in ready:
                 self._receive(worker, on_record)
@@ -290,6 +322,20 @@ class WorkerPool:
                 self._lose(worker, on_record,
                            f"no result within {self.kill_after_s:g} s: the worker "
                            "was killed (a hang in the emulator or the harness)")
+            elif worker in oversized:
+                self._lose(worker, on_record,
+                           f"the worker held {oversized[worker] >> 20} MiB, past the "
+                           f"{self.memory_limit >> 20} MiB a worker may: it was killed "
+                           "(a runaway allocation in the run)")
+
+    def _oversized(self, busy: list[_Worker], now: float) -> dict[_Worker, int]:
+        """The busy workers past the memory limit (looked at every
+        MEMORY_CHECK_S), with their resident bytes."""
+        if now < self._next_memory_check:
+            return {}
+        self._next_memory_check = now + MEMORY_CHECK_S
+        sizes = {w: resident_bytes(w.process.pid or 0) or 0 for w in busy}
+        return {w: size for w, size in sizes.items() if size > self.memory_limit}
 
     def _receive(self, worker: _Worker, on_record: RecordCallback) -> None:
         assert worker.tasks
