@@ -52,3 +52,27 @@ def build_base(out_dir: Path | str | None) -> Path:
     except (OSError, RuntimeError) as err:   # RuntimeError: a symlink loop
         raise HarnessError(f"build directory {base}: cannot resolve it ({err}); "
                            "give another --out DIR") from None
+
+
+# Real kernels (pyharness qemu) take minutes to build, so they live outside
+# any checkout, where a second clone, CI and `pyharness clean` leave them.
+KERNEL_CACHE_ENV = "PYHARNESS_KERNEL_CACHE"
+
+
+def kernel_cache(out_dir: Path | str | None = None) -> Path:
+    """The absolute directory of real-kernel trees and builds: ``out_dir``
+    (``pyharness qemu --out``), else ``$PYHARNESS_KERNEL_CACHE``, else
+    ``$XDG_CACHE_HOME/pyharness/kernels`` (``~/.cache/pyharness/kernels``)."""
+    if isinstance(out_dir, str) and not out_dir:
+        raise HarnessError('--out "": the kernel cache directory is empty; give a directory')
+    chosen = out_dir if out_dir is not None else os.environ.get(KERNEL_CACHE_ENV)
+    if chosen:
+        base = Path(chosen).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "pyharness" / "kernels"
+    try:
+        return base.resolve()
+    except (OSError, RuntimeError) as err:
+        raise HarnessError(f"kernel cache {base}: cannot resolve it ({err}); "
+                           "give another --out DIR") from None

@@ -18,6 +18,13 @@ DEFAULT_TIMEOUT_S = 30.0
 
 # The lab's own unwinder (no --kernel-src): its runs keep their plain ids.
 LAB = "lab"
+# Where a run runs: the lab's firmware on the Unicorn platform, or a real
+# kernel under QEMU (`pyharness qemu`, docs/real-kernel.md).
+UNICORN = "unicorn"
+QEMU = "qemu"
+# A real kernel's wall budget unless told otherwise: a boot to a hyp panic
+# takes about half a second.
+DEFAULT_QEMU_TIMEOUT_S = 20.0
 
 
 def row_name(config_name: str, unwinder: str = LAB) -> str:
@@ -60,6 +67,7 @@ class RunSpec:
     # of what reproduces it.
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
     timeout_s: float = DEFAULT_TIMEOUT_S
+    platform: str = UNICORN          # "unicorn" (the lab) or "qemu" (a real kernel)
 
     @classmethod
     def with_unwinder(cls, unwinder: Unwinder, **fields: object) -> RunSpec:
@@ -78,6 +86,8 @@ class RunSpec:
     def command(self) -> str:
         """The one-line command that reproduces this run exactly: every option
         that can change its verdict, each quoted for a POSIX shell."""
+        if self.platform == QEMU:
+            return self._qemu_command()
         kernel = ["--kernel-src", self.kernel_src] if self.kernel_src else []
         argv = ["pyharness", "run", "--config", self.config, *kernel,
                 "--scenario", self.scenario, "--mode", self.mode, "--cpu", str(self.cpu),
@@ -85,6 +95,15 @@ class RunSpec:
         if self.max_instructions != DEFAULT_MAX_INSTRUCTIONS:
             argv += ["--max-instructions", str(self.max_instructions)]
         if self.timeout_s != DEFAULT_TIMEOUT_S:
+            argv += ["--timeout", repr(self.timeout_s)]
+        return shlex.join(argv)
+
+    def _qemu_command(self) -> str:
+        argv = ["pyharness", "qemu", "--config", self.config,
+                "--kernel-src", self.kernel_src or "", "--scenario", self.scenario,
+                "--mode", self.mode, "--cpu", str(self.cpu),
+                "--kaslr-seed", str(self.kaslr_seed)]
+        if self.timeout_s != DEFAULT_QEMU_TIMEOUT_S:
             argv += ["--timeout", repr(self.timeout_s)]
         return shlex.join(argv)
 

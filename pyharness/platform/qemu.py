@@ -1,0 +1,196 @@
+"""A real kernel booted under QEMU (TCG) with EL2: the platform beside Unicorn.
+
+``boot(options)`` starts ``qemu-system-aarch64`` on QEMU's ``virt`` board
+with virtualization on (the kernel enters at EL2, so KVM runs its nVHE
+hypervisor), no root filesystem and ``panic=-1 -no-reboot``: KVM
+initialises in ``do_initcalls`` before the root mount, and any panic
+makes QEMU exit by itself. The serial console is read until QEMU exits or
+the run's wall budget runs out; then the whole process group is killed, so
+no QEMU outlives its run, whatever happens to the harness.
+
+Machine shape (measured, docs/real-kernel.md): ``-M virt,virtualization=on,
+gic-version=3 -cpu max -smp N -m 1024``. Protected mode adds
+``arm64_sw.hvhe=0 id_aa64mmfr1.vh=0`` so that 6.12+ run *nVHE* pKVM on a
+CPU that has VHE, not hVHE. The KASLR seed goes into the device tree
+(:mod:`pyharness.platform.fdt_seed`); seed 0 boots with ``nokaslr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyharness.errors import HarnessError
+from pyharness.files import write_atomically
+from pyharness.platform import fdt_seed
+
+QEMU = "qemu-system-aarch64"
+QEMU_PACKAGE = "qemu-system-arm"
+MEMORY_MB = 1024
+MACHINE = "virt,virtualization=on,gic-version=3"
+PROTECTED_NVHE_ARGS = ("arm64_sw.hvhe=0", "id_aa64mmfr1.vh=0")
+# What the kernel prints when a panic is over; QEMU exits right after it.
+END_OF_PANIC = "---[ end Kernel panic - not syncing:"
+_READ_CHUNK = 1 << 16
+
+
+class QemuError(HarnessError):
+    """QEMU is missing or cannot start (bad input or environment: exit 2)."""
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    """One boot of a kernel Image."""
+
+    image: Path
+    mode: str                      # "nvhe" or "protected" (kvm-arm.mode)
+    cpus: int = 1
+    kaslr_seed: int = 0            # 0: nokaslr
+    wall_budget_s: float = 30.0
+    dtb_dir: Path | None = None    # where the seeded device trees are kept
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass
+class BootResult:
+    """What one boot printed and how it ended."""
+
+    console: list[str]
+    status: str                    # "exited", "timeout" (budget spent, killed) or "error"
+    exit_code: int | None
+    elapsed_ms: float
+    command: list[str] = field(default_factory=list)
+    stderr: str = ""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == "timeout"
+
+
+def qemu_binary() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise QemuError(f"`{QEMU}` is not on PATH; install it with `apt-get install "
+                        f"{QEMU_PACKAGE}` (scripts/setup.sh --tests does)")
+    return path
+
+
+def kernel_command_line(options: BootOptions) -> str:
+    args = ["console=ttyAMA0", "panic=-1", f"kvm-arm.mode={options.mode}"]
+    if options.mode == "protected":
+        args += PROTECTED_NVHE_ARGS
+    if options.kaslr_seed == 0:
+        args.append("nokaslr")
+    return " ".join([*args, *options.extra_args])
+
+
+def _machine_args(qemu: str, options: BootOptions) -> list[str]:
+    return [qemu, "-M", MACHINE, "-cpu", "max", "-smp", str(options.cpus),
+            "-m", str(MEMORY_MB), "-display", "none", "-monitor", "none",
+            "-serial", "stdio", "-no-reboot", "-kernel", str(options.image)]
+
+
+def _seeded_dtb(qemu: str, options: BootOptions, cmdline: str) -> Path:
+    """QEMU's own device tree for this machine shape with the run's seed,
+    dumped once per shape and kept under ``dtb_dir``."""
+    directory = options.dtb_dir or options.image.parent
+    shape = hashlib.sha256("\0".join([qemu, MACHINE, str(options.cpus), str(MEMORY_MB),
+                                      cmdline]).encode()).hexdigest()[:16]
+    target = directory / f"virt-{shape}-seed{options.kaslr_seed}.dtb"
+    if target.is_file():
+        return target
+    dumped = directory / f".virt-{shape}.{os.getpid()}.dtb"
+    argv = _machine_args(qemu, options) + ["-append", cmdline,
+                                           "-machine", f"dumpdtb={dumped}"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0 or not dumped.is_file():
+            raise QemuError(f"QEMU could not dump its device tree (exit {proc.returncode}): "
+                            f"{proc.stderr.strip()[-300:]}")
+        blob = fdt_seed.seeded(fdt_seed.compacted(dumped.read_bytes()), options.kaslr_seed)
+    except subprocess.TimeoutExpired:
+        raise QemuError("QEMU took over 30 s to dump its device tree") from None
+    finally:
+        dumped.unlink(missing_ok=True)
+    write_atomically(target, blob)
+    return target
+
+
+def boot_command(options: BootOptions) -> list[str]:
+    """The QEMU command line of a boot (the device tree made if needed)."""
+    qemu = qemu_binary()
+    cmdline = kernel_command_line(options)
+    argv = _machine_args(qemu, options) + ["-append", cmdline]
+    if options.kaslr_seed:
+        argv += ["-dtb", str(_seeded_dtb(qemu, options, cmdline))]
+    return argv
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def boot(options: BootOptions) -> BootResult:
+    """Boot once and return the console; never leaves a QEMU behind."""
+    argv = boot_command(options)
+    started = time.monotonic()
+    deadline = started + options.wall_budget_s
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as err:
+        raise QemuError(f"cannot start {argv[0]}: {err.strerror}") from None
+    chunks: list[bytes] = []
+    errors: list[bytes] = []
+    status = "exited"
+    try:
+        status = _read_until_exit(proc, deadline, chunks, errors)
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    elapsed = (time.monotonic() - started) * 1000
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    console = [line.rstrip("\r") for line in text.split("\n")]
+    if console and console[-1] == "":
+        console.pop()
+    stderr = b"".join(errors).decode("utf-8", errors="replace")
+    code = proc.returncode if status == "exited" else None
+    if status == "exited" and code not in (0, None) and not console:
+        status = "error"
+    return BootResult(console=console, status=status, exit_code=code, elapsed_ms=elapsed,
+                      command=argv, stderr=stderr)
+
+
+def _read_until_exit(proc: subprocess.Popen[bytes], deadline: float, chunks: list[bytes],
+                     errors: list[bytes]) -> str:
+    assert proc.stdout is not None and proc.stderr is not None
+    streams = {proc.stdout.fileno(): chunks, proc.stderr.fileno(): errors}
+    while streams:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        ready, _, _ = select.select(list(streams), [], [], min(left, 0.5))
+        for fd in ready:
+            data = os.read(fd, _READ_CHUNK)
+            if data:
+                streams[fd].append(data)
+            else:
+                del streams[fd]
+    left = max(0.0, deadline - time.monotonic())
+    try:
+        proc.wait(timeout=left)
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    return "exited"

@@ -1,0 +1,195 @@
+"""One real-kernel run: build the tree's kernel (cached), write the
+scenario's fault into a copy of its Image, boot it under QEMU, judge the
+console, record.
+
+:func:`run_qemu` is what ``pyharness qemu``, the matrix's ``--qemu`` runs
+and the pytest plugin call; like :func:`pyharness.run.runner.run_one` it
+raises :class:`~pyharness.errors.HarnessError` only for bad input (an
+unknown scenario, a mode the scenario has no fault for, a CPU beyond
+NR_CPUS, a fault site the kernel lacks) and returns a record otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyharness.builder.kbuild import build_kernel
+from pyharness.builder.kernel_image import KernelImage
+from pyharness.elf.system_map import SystemMap
+from pyharness.errors import HarnessError
+from pyharness.judge.kernel_checker import KernelExpectation, judge_kernel_run
+from pyharness.judge.kernel_path import KernelCode, expected_frames
+from pyharness.judge.verdict import FrameLine
+from pyharness.paths import kernel_cache
+from pyharness.platform.qemu import BootOptions, boot
+from pyharness.run import kernel_faults
+from pyharness.run.kernel_scenarios import KernelScenario, kernel_scenario, resolve
+from pyharness.run.record import RunRecord
+from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU, RunSpec
+
+DTB_DIR = "dtb"
+OVERFLOW_STACK_SIZE = 4096
+PROTECTED_STACKTRACE_OPTIONS = ("PKVM_STACKTRACE", "PROTECTED_NVHE_STACKTRACE")
+_KERNEL_OFFSET = re.compile(r"Kernel Offset: 0x([0-9a-f]+) from")
+
+
+@dataclass(frozen=True)
+class QemuRequest:
+    """What to run on a real kernel."""
+
+    config: str
+    kernel_src: str
+    scenario: str
+    mode: str = "nvhe"
+    cpu: int = 0
+    kaslr_seed: int = 0
+    timeout_s: float = DEFAULT_QEMU_TIMEOUT_S
+    out_dir: Path | str | None = None
+    # The kernel built for this run already (the matrix's parent): used as is.
+    kernel: KernelImage | None = None
+    label: str | None = None          # the row's label; None: "qemu-<tree label>"
+
+    def __post_init__(self) -> None:
+        if not (self.timeout_s > 0 and self.timeout_s < float("inf")):
+            raise HarnessError(f"--timeout {self.timeout_s}: the wall budget must be a "
+                               "positive number of seconds")
+
+
+@functools.lru_cache(maxsize=8)
+def _kernel_files(system_map: str, image: str, stamp: tuple[int, ...]) -> tuple[SystemMap,
+                                                                                 bytes]:
+    """System.map parsed and the Image read once per process and build."""
+    return SystemMap(Path(system_map)), Path(image).read_bytes()
+
+
+def kernel_files(kernel: KernelImage) -> tuple[SystemMap, bytes]:
+    st_map, st_image = kernel.system_map.stat(), kernel.image.stat()
+    return _kernel_files(str(kernel.system_map), str(kernel.image),
+                         (st_map.st_mtime_ns, st_map.st_size, st_image.st_mtime_ns,
+                          st_image.st_size))
+
+
+def page_size(kernel: KernelImage) -> int:
+    shift = kernel.options.get("ARM64_PAGE_SHIFT") or kernel.options.get("PAGE_SHIFT") or "12"
+    return 1 << int(shift)
+
+
+def _stacktrace_option(kernel: KernelImage) -> str:
+    return next((name for name in PROTECTED_STACKTRACE_OPTIONS if name in kernel.options),
+                PROTECTED_STACKTRACE_OPTIONS[-1])
+
+
+def expectation(kernel: KernelImage, scenario: KernelScenario, mode: str,
+                injection: kernel_faults.Injection, code: KernelCode) -> KernelExpectation:
+    """What the scenario must make this kernel print (by construction and
+    from the kernel's code; never from a dump)."""
+    protected = mode == "protected"
+    option = _stacktrace_option(kernel)
+    cannot_dump = None
+    capacity = None
+    if protected and not kernel.enabled(option):
+        cannot_dump = f"Cannot dump pKVM nVHE stacktrace: !CONFIG_{option}"
+    elif protected:
+        # NVHE_STACKTRACE_SIZE = (OVERFLOW_STACK_SIZE + hyp stack) / 2 + sizeof(long),
+        # one slot kept for the terminator.
+        capacity = ((OVERFLOW_STACK_SIZE + page_size(kernel)) // 2 + 8) // 8 - 1
+    frames = expected_frames(
+        code, scenario.frames, recursion_return=injection.marks.get("recursion_return"),
+        frame_bytes=injection.marks.get("recursion_frame_bytes", 32),
+        stack_bytes=page_size(kernel), protected=protected)
+    if capacity is not None:
+        frames = _cut(frames, capacity)
+    smap = code.smap
+    return KernelExpectation(
+        scenario=scenario.name, mode=mode, panic_kind=scenario.panic,
+        fault_address=injection.fault_address,
+        panic_text=smap.kallsyms.render_backtrace(injection.fault_address),
+        frames=tuple(frames), cannot_dump=cannot_dump, capacity=capacity,
+        esr_class=scenario.esr_class, panicking_cpus=injection.cpus if scenario.all_cpus else 1,
+        code=code)
+
+
+def _cut(frames: list, capacity: int) -> list:
+    """The frames a buffer of ``capacity`` entries keeps: the newest."""
+    out, left = [], capacity
+    for frame in frames:
+        if left <= 0:
+            break
+        least, most = frame.repeat
+        if most > left:
+            from dataclasses import replace
+            frame = replace(frame, repeat=(min(least, left), left))
+        out.append(frame)
+        left -= frame.repeat[1]
+    return out
+
+
+def _validate(request: QemuRequest, kernel: KernelImage, scenario: KernelScenario) -> None:
+    if request.mode not in MODES:
+        raise HarnessError(f"unknown mode {request.mode!r}; use one of: {', '.join(MODES)}")
+    if request.mode not in scenario.modes:
+        raise HarnessError(f"scenario {scenario.name} has no fault in {request.mode} mode "
+                           f"(it runs in: {', '.join(scenario.modes)})")
+    nr_cpus = int(kernel.options.get("NR_CPUS", "1"))
+    if not 0 <= request.cpu < nr_cpus:
+        raise HarnessError(f"--cpu {request.cpu} is out of range: the kernel has "
+                           f"NR_CPUS={nr_cpus}, so use 0..{nr_cpus - 1}")
+
+
+def _frame_lines(expect: KernelExpectation) -> list[FrameLine]:
+    lines = []
+    for frame in expect.frames:
+        address = f"{frame.address:016x}" if frame.address is not None else ""
+        lines += [FrameLine(address, frame.text)] * frame.repeat[1]
+    return lines
+
+
+def run_qemu(request: QemuRequest) -> RunRecord:
+    """Build if needed, boot the scenario's fault, judge the console."""
+    started = time.monotonic()
+    kernel = request.kernel or build_kernel(request.config, request.kernel_src,
+                                            out_dir=request.out_dir)
+    build_ms = (time.monotonic() - started) * 1000
+    scenario = kernel_scenario(request.scenario)
+    _validate(request, kernel, scenario)
+    smap, image = kernel_files(kernel)
+    scenario = resolve(scenario, request.mode, lambda name: smap.hyp(name) is not None)
+    injection = kernel_faults.inject(scenario, smap, image, request.cpu)
+    patched = kernel_faults.apply(image, smap, injection)
+    code = KernelCode(smap, patched)
+    expect = expectation(kernel, scenario, request.mode, injection, code)
+    seed = request.kaslr_seed if kernel.enabled("RANDOMIZE_BASE") else 0
+    cache = kernel_cache(request.out_dir)
+    with tempfile.TemporaryDirectory(prefix="pyharness-qemu-") as scratch:
+        image_copy = Path(scratch) / "Image"
+        image_copy.write_bytes(patched)
+        result = boot(BootOptions(image=image_copy, mode=request.mode, cpus=injection.cpus,
+                                  kaslr_seed=seed, dtb_dir=_dtb_dir(cache),
+                                  wall_budget_s=scenario.wall_budget_s or request.timeout_s))
+    judgement = judge_kernel_run(result, expect)
+    offset = next((int(m.group(1), 16) for line in result.console
+                   if (m := _KERNEL_OFFSET.search(line))), 0)
+    spec = RunSpec(config=request.config, config_name=kernel.config_name, mode=request.mode,
+                   scenario=scenario.name, cpu=request.cpu, kaslr_seed=request.kaslr_seed,
+                   kernel_src=kernel.given, generation=kernel.generation,
+                   unwinder=request.label or f"qemu-{kernel.label}",
+                   timeout_s=request.timeout_s, platform=QEMU)
+    return RunRecord(spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
+                     console=result.console, instructions=0,
+                     elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=offset,
+                     run_status=result.status, exit_status=result.exit_code,
+                     expected=_frame_lines(expect), actual=list(judgement.actual_frames),
+                     expected_panic=f"{scenario.panic} at {expect.panic_text}",
+                     build_ms=round(build_ms, 3), elf=str(kernel.vmlinux))
+
+
+def _dtb_dir(cache: Path) -> Path:
+    path = cache / DTB_DIR
+    os.makedirs(path, exist_ok=True)
+    return path
