@@ -22,6 +22,7 @@ from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, BuildError, HarnessErro
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES
 from pyharness.cli.matrix import add_matrix_parser
 from pyharness.cli.mutate import add_mutate_parser
+from pyharness.cli.qemu import add_qemu_parser
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
 from pyharness.terminal import visible
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="nvhe",
                    help="whose image to read them from (default: nvhe)")
 
+    add_qemu_parser(sub)
     add_matrix_parser(sub)
     add_mutate_parser(sub)
     add_report_parser(sub)

@@ -82,7 +82,7 @@ def _selection(args: argparse.Namespace) -> Selection:
                      modes=tuple(args.modes or ()), all_configs=args.all,
                      randconfig=args.randconfig, seed=args.seed,
                      only_failed=args.only_failed, shard=args.shard, out_dir=args.out,
-                     kernel_srcs=_kernel_srcs(args))
+                     kernel_srcs=_kernel_srcs(args), qemu=args.qemu)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -154,6 +154,11 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
     choose.add_argument("--shard", metavar="K/N",
                         help="run only the K-th of N deterministic slices (CI)")
     add_kernel_src_option(choose, repeat=True)
+    choose.add_argument("--qemu", action="store_true",
+                        help="run each tree's real kernel under QEMU instead of the lab "
+                             "(configs x trees x modes x real-kernel scenarios; default "
+                             "configuration pkvm, default trees the Debian linux-source "
+                             "tarballs installed; docs/real-kernel.md)")
     run = p.add_argument_group("how to run")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")

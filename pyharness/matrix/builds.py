@@ -20,8 +20,13 @@ from typing import Callable, Sequence
 
 from pyharness.builder import cache as builder
 from pyharness.kconfig.resolve import config_name
-from pyharness.errors import BuildError
-from pyharness.run.spec import LAB, RunSpec, row_name
+from pyharness.builder.kbuild import build_kernel
+from pyharness.builder.kernel_image import KernelImage
+from pyharness.errors import BuildError, HarnessError
+from pyharness.run.spec import LAB, QEMU, UNICORN, RunSpec, row_name
+
+# What tells two builds apart: the configuration, the tree, the platform.
+BuildKey = tuple[str, str | None, str]
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,15 @@ class BuildTarget:
     config: str
     kernel_src: str | None = None   # None: the lab's own unwinder
     unwinder: str = LAB             # the axis label, for messages
+    platform: str = UNICORN         # QEMU: the tree's real kernel (builder/kbuild.py)
 
     @classmethod
     def of(cls, spec: RunSpec) -> BuildTarget:
-        return cls(spec.config, spec.kernel_src, spec.unwinder)
+        return cls(spec.config, spec.kernel_src, spec.unwinder, spec.platform)
+
+    @property
+    def key(self) -> BuildKey:
+        return (self.config, self.kernel_src, self.platform)
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,13 @@ class BuildOutcome:
     seconds: float
     error: str | None = None
     kernel_src: str | None = None
-    result: builder.BuildResult | None = None   # the build itself, when it succeeded
+    # The build itself, when it succeeded: the lab's image, or a real kernel.
+    result: builder.BuildResult | KernelImage | None = None
+    platform: str = UNICORN
+
+    @property
+    def key(self) -> BuildKey:
+        return (self.config, self.kernel_src, self.platform)
 
     @property
     def ok(self) -> bool:
@@ -65,8 +81,26 @@ class BuildOutcome:
 BuildCallback = Callable[[BuildOutcome], None]
 
 
+def _build_kernel(target: BuildTarget, compile_jobs: int) -> BuildOutcome:
+    """A tree's real kernel: a build failure, or a configuration the tree's
+    Kconfig cannot take, costs the runs of this pair only."""
+    started = time.monotonic()
+    name = row_name(config_name(Path(target.config)), target.unwinder)
+    try:
+        kernel = build_kernel(target.config, target.kernel_src or "", jobs=compile_jobs)
+    except HarnessError as err:
+        return BuildOutcome(config=target.config, name=name, elf=None, cached=False,
+                            seconds=time.monotonic() - started, error=str(err),
+                            kernel_src=target.kernel_src, platform=QEMU)
+    return BuildOutcome(config=target.config, name=name, elf=str(kernel.vmlinux),
+                        cached=kernel.cached, seconds=kernel.seconds,
+                        kernel_src=target.kernel_src, result=kernel, platform=QEMU)
+
+
 def _build_one(target: BuildTarget, out_dir: Path | str | None,
                compile_jobs: int) -> BuildOutcome:
+    if target.platform == QEMU:
+        return _build_kernel(target, compile_jobs)
     started = time.monotonic()
     try:
         result = builder.build(target.config, out_dir=out_dir, jobs=compile_jobs,

@@ -130,7 +130,7 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     started = time.monotonic()
     builds = build_all([BuildTarget.of(s) for s in specs], jobs, out_dir,
                        on_done=progress.build_finished)
-    broken = {(b.config, b.kernel_src): b for b in builds if not b.ok}
+    broken = {b.key: b for b in builds if not b.ok}
     build_seconds = time.monotonic() - started
 
     history = timings_dir(out_dir)
@@ -150,7 +150,7 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     tasks = []
     for index, spec in enumerate(specs):
-        key = (spec.config, spec.kernel_src)
+        key = BuildTarget.of(spec).key
         if key in broken and not enough():
             finished(index, _build_failure_record(spec, broken[key]))
         elif key not in broken:
@@ -158,7 +158,7 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     lost = peak_rss = 0
     if tasks and not enough():
-        made = {(b.config, b.kernel_src): b.result for b in builds if b.result is not None}
+        made = {b.key: b.result for b in builds if b.result is not None}
         settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made)
         try:
             workers = min(jobs, len(tasks))

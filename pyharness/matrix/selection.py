@@ -19,6 +19,7 @@ from pyharness.errors import BuildError, HarnessError
 from pyharness.run.spec import RunSpec, Unwinder
 from pyharness.matrix.expand import (enumerate_all, expand, parse_shard, random_configs,
                                      select_configs, shard, unwinder_axis)
+from pyharness.matrix.qemu_axis import DEFAULT_CONFIGS, expand_qemu, qemu_axis
 from pyharness.paths import build_base
 from pyharness.reports.records import load_records
 from pyharness.run.scenarios import list_scenarios
@@ -38,6 +39,7 @@ class Selection:
     shard: str | None = None
     out_dir: Path | str | None = None
     kernel_srcs: tuple[str, ...] = ()   # the unwinder axis; none: the lab's only
+    qemu: bool = False                  # real kernels under QEMU (matrix/qemu_axis.py)
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,31 @@ def _rerun_specs(path: Path) -> list[RunSpec]:
             for r in load_records(path) if not r.passed]
 
 
+def _qemu_plan(selection: Selection, shard_kn: tuple[int, int] | None) -> MatrixPlan:
+    if selection.all_configs or selection.randconfig is not None:
+        raise HarnessError("--qemu builds a real kernel per configuration and tree: "
+                           "--all and --randconfig are the fast path's; name --configs")
+    trees = qemu_axis(selection.kernel_srcs, selection.out_dir)
+    configs = select_configs(list(selection.configs or DEFAULT_CONFIGS))
+    specs = expand_qemu(configs, trees, scenario_patterns=selection.scenarios,
+                        mode_patterns=selection.modes, seed=selection.seed)
+    all_ids = tuple(s.id for s in specs)
+    total = len(specs)
+    if shard_kn is not None:
+        specs = shard(specs, *shard_kn)
+    return MatrixPlan(specs=specs, config_count=len(configs), total_runs=total,
+                      origin="real kernels under QEMU", shard=shard_kn,
+                      unwinders=tuple(t.label for t in trees), all_ids=all_ids)
+
+
 def plan(selection: Selection) -> MatrixPlan:
     """Expand the selection into runs; bad input raises HarnessError."""
     _check_exclusive(selection)
     shard_kn = parse_shard(selection.shard) if selection.shard is not None else None
 
     labels: tuple[str, ...] = ()
+    if selection.qemu and selection.only_failed is None:
+        return _qemu_plan(selection, shard_kn)
     if selection.only_failed is not None:
         specs = _rerun_specs(selection.only_failed)
         origin = f"failures of {selection.only_failed}"

@@ -34,8 +34,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pyharness.builder.cache import BuildResult
+from pyharness.builder.kernel_image import KernelImage
+from pyharness.matrix.builds import BuildKey
+from pyharness.run.qemu_runner import QemuRequest, run_qemu
 from pyharness.errors import HarnessError
-from pyharness.run.spec import RunSpec
+from pyharness.run.spec import QEMU, RunSpec
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.record import RunRecord, error_record
 
@@ -73,7 +76,7 @@ class WorkerSettings:
 
     out_dir: Path | str | None
     faults: Mapping[str, str] = field(default_factory=dict)
-    builds: Mapping[tuple[str, str | None], BuildResult] = field(default_factory=dict)
+    builds: Mapping[BuildKey, BuildResult | KernelImage] = field(default_factory=dict)
 
 
 def max_rss_kb() -> int:
@@ -94,8 +97,12 @@ def execute_spec(spec: RunSpec, settings: WorkerSettings) -> RunRecord:
     """One run in this process; never raises for a problem of that run."""
     try:
         _inject_fault(settings.faults.get(spec.id))
-        built = settings.builds.get((spec.config, spec.kernel_src))
-        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir, built=built))
+        built = settings.builds.get((spec.config, spec.kernel_src, spec.platform))
+        if spec.platform == QEMU:
+            kernel = built if isinstance(built, KernelImage) else None
+            return run_qemu(QemuRequest.from_spec(spec, kernel=kernel))
+        lab = built if isinstance(built, BuildResult) else None
+        return run_one(RunRequest.from_spec(spec, out_dir=settings.out_dir, built=lab))
     except HarnessError as err:
         return error_record(spec, str(err))
     except Exception as err:  # a harness bug costs this run, not the matrix

@@ -80,13 +80,22 @@ def compacted(blob: bytes) -> bytes:
     return bytes(out)
 
 
+def device_tree_seed(seed: int) -> int:
+    """The 64-bit ``kaslr-seed`` a run's ``--kaslr-seed N`` stands for: a
+    hash of N, so that small seeds spread over the bits the kernel takes
+    its offset from (it ignores the low ones)."""
+    value = int.from_bytes(hashlib.sha256(f"kaslr-seed:{seed}".encode()).digest()[:8], "big")
+    return value or 1
+
+
 def seeded(blob: bytes, seed: int) -> bytes:
-    """A copy of the device tree with ``/chosen/kaslr-seed`` = ``seed``
-    (64-bit, non-zero) and ``rng-seed`` filled from it, so the run's
-    randomness all follows from the seed."""
-    if not 0 < seed < 1 << 64:
-        raise DeviceTreeError(f"KASLR seed {seed}: a device-tree seed is a non-zero 64-bit "
-                              "number")
+    """A copy of the device tree with ``/chosen/kaslr-seed`` from ``seed``
+    (:func:`device_tree_seed`) and ``rng-seed`` filled from it too, so the
+    run's randomness follows from the seed as far as the device tree goes."""
+    if seed <= 0:
+        raise DeviceTreeError(f"KASLR seed {seed}: give a positive seed (0 boots without "
+                              "KASLR)")
+    value = device_tree_seed(seed)
     chosen = _chosen_properties(blob)
     if "kaslr-seed" not in chosen:
         raise DeviceTreeError("QEMU's device tree has no /chosen/kaslr-seed to set; this "
@@ -95,7 +104,7 @@ def seeded(blob: bytes, seed: int) -> bytes:
     offset, length = chosen["kaslr-seed"]
     if length != 8:
         raise DeviceTreeError(f"/chosen/kaslr-seed is {length} bytes, not 8")
-    out[offset:offset + 8] = seed.to_bytes(8, "big")
+    out[offset:offset + 8] = value.to_bytes(8, "big")
     if "rng-seed" in chosen:
         offset, length = chosen["rng-seed"]
         stream = b""

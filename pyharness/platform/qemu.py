@@ -17,6 +17,7 @@ CPU that has VHE, not hVHE. The KASLR seed goes into the device tree
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import select
@@ -103,7 +104,7 @@ def _seeded_dtb(qemu: str, options: BootOptions, cmdline: str) -> Path:
     directory = options.dtb_dir or options.image.parent
     shape = hashlib.sha256("\0".join([qemu, MACHINE, str(options.cpus), str(MEMORY_MB),
                                       cmdline]).encode()).hexdigest()[:16]
-    target = directory / f"virt-{shape}-seed{options.kaslr_seed}.dtb"
+    target = directory / f"virt-{shape}-{fdt_seed.device_tree_seed(options.kaslr_seed):016x}.dtb"
     if target.is_file():
         return target
     dumped = directory / f".virt-{shape}.{os.getpid()}.dtb"
@@ -134,6 +135,19 @@ def boot_command(options: BootOptions) -> list[str]:
     return argv
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the harness process that
+    started it dies (a matrix worker killed as hung), since QEMU runs in a
+    process group of its own that no group kill of the worker reaches."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -149,7 +163,8 @@ def boot(options: BootOptions) -> BootResult:
     deadline = started + options.wall_budget_s
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=_die_with_parent)
     except OSError as err:
         raise QemuError(f"cannot start {argv[0]}: {err.strerror}") from None
     chunks: list[bytes] = []

@@ -55,6 +55,13 @@ class QemuRequest:
     kernel: KernelImage | None = None
     label: str | None = None          # the row's label; None: "qemu-<tree label>"
 
+    @classmethod
+    def from_spec(cls, spec: RunSpec, kernel: KernelImage | None = None) -> QemuRequest:
+        return cls(config=spec.config, kernel_src=spec.kernel_src or "",
+                   scenario=spec.scenario, mode=spec.mode, cpu=spec.cpu,
+                   kaslr_seed=spec.kaslr_seed, timeout_s=spec.timeout_s, kernel=kernel,
+                   label=spec.unwinder)
+
     def __post_init__(self) -> None:
         if not (self.timeout_s > 0 and self.timeout_s < float("inf")):
             raise HarnessError(f"--timeout {self.timeout_s}: the wall budget must be a "
