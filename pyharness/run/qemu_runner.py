@@ -25,12 +25,14 @@ from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
 from pyharness.judge.kernel_checker import KernelExpectation, judge_kernel_run
 from pyharness.judge.kernel_path import KernelCode, expected_frames
-from pyharness.judge.verdict import FrameLine
+from pyharness.judge.differential import Difference, compare
+from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.paths import kernel_cache
 from pyharness.platform.qemu import BootOptions, boot
 from pyharness.run import kernel_faults
 from pyharness.run.kernel_scenarios import KernelScenario, kernel_scenario, resolve
 from pyharness.run.record import RunRecord
+from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU, RunSpec
 
 DTB_DIR = "dtb"
@@ -54,13 +56,14 @@ class QemuRequest:
     # The kernel built for this run already (the matrix's parent): used as is.
     kernel: KernelImage | None = None
     label: str | None = None          # the row's label; None: "qemu-<tree label>"
+    differential: bool = False        # also run the lab's fast path and compare
 
     @classmethod
     def from_spec(cls, spec: RunSpec, kernel: KernelImage | None = None) -> QemuRequest:
         return cls(config=spec.config, kernel_src=spec.kernel_src or "",
                    scenario=spec.scenario, mode=spec.mode, cpu=spec.cpu,
                    kaslr_seed=spec.kaslr_seed, timeout_s=spec.timeout_s, kernel=kernel,
-                   label=spec.unwinder)
+                   label=spec.unwinder, differential=spec.differential)
 
     def __post_init__(self) -> None:
         if not (self.timeout_s > 0 and self.timeout_s < float("inf")):
@@ -180,20 +183,40 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                                   kaslr_seed=seed, dtb_dir=_dtb_dir(cache),
                                   wall_budget_s=scenario.wall_budget_s or request.timeout_s))
     judgement = judge_kernel_run(result, expect)
+    reasons = list(judgement.reasons)
+    differences: list[Difference] = []
+    if request.differential and scenario.shared:
+        differences = compare(lab_console(request, kernel), result.console)
+        reasons += [f"differential: {d.describe()}" for d in differences
+                    if d.explanation is None]
+    verdict = judgement.verdict
+    if verdict is Verdict.PASS and reasons:
+        verdict = Verdict.FAIL
     offset = next((int(m.group(1), 16) for line in result.console
                    if (m := _KERNEL_OFFSET.search(line))), 0)
     spec = RunSpec(config=request.config, config_name=kernel.config_name, mode=request.mode,
                    scenario=scenario.name, cpu=request.cpu, kaslr_seed=request.kaslr_seed,
                    kernel_src=kernel.given, generation=kernel.generation,
                    unwinder=request.label or f"qemu-{kernel.label}",
-                   timeout_s=request.timeout_s, platform=QEMU)
-    return RunRecord(spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
+                   timeout_s=request.timeout_s, platform=QEMU,
+                   differential=request.differential)
+    return RunRecord(spec=spec, verdict=verdict, reasons=reasons,
                      console=result.console, instructions=0,
                      elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=offset,
                      run_status=result.status, exit_status=result.exit_code,
                      expected=_frame_lines(expect), actual=list(judgement.actual_frames),
                      expected_panic=f"{scenario.panic} at {expect.panic_text}",
-                     build_ms=round(build_ms, 3), elf=str(kernel.vmlinux))
+                     build_ms=round(build_ms, 3), elf=str(kernel.vmlinux),
+                     differences=[d.describe() for d in differences])
+
+
+def lab_console(request: QemuRequest, kernel: KernelImage) -> list[str]:
+    """The console of the same scenario on the lab's fast path, built with
+    the tree's own unwinder (the same configuration, mode, CPU and seed)."""
+    lab = run_one(RunRequest(config=request.config, scenario=request.scenario,
+                             mode=request.mode, cpu=request.cpu,
+                             kaslr_seed=request.kaslr_seed, kernel_src=kernel.given))
+    return lab.console
 
 
 def _dtb_dir(cache: Path) -> Path:

@@ -29,6 +29,9 @@ class RunRecord:
     expected_panic: str | None = None
     build_ms: float = 0.0
     elf: str = ""
+    # A real run with --differential: how the lab's dump of the same
+    # scenario differs (each "aspect: lab ..., real kernel ... (why)").
+    differences: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -54,6 +57,7 @@ class RunRecord:
             "actual": [f.to_json() for f in self.actual],
             "expected_panic": self.expected_panic, "build_ms": self.build_ms,
             "elf": self.elf, "command": self.command,
+            **({"differences": list(self.differences)} if self.differences else {}),
         }
 
     @classmethod

@@ -68,6 +68,9 @@ class RunSpec:
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
     timeout_s: float = DEFAULT_TIMEOUT_S
     platform: str = UNICORN          # "unicorn" (the lab) or "qemu" (a real kernel)
+    # A real run of a scenario the lab shares, compared with the lab's run
+    # (judge/differential.py): a difference not explained fails it.
+    differential: bool = False
 
     @classmethod
     def with_unwinder(cls, unwinder: Unwinder, **fields: object) -> RunSpec:
@@ -105,6 +108,8 @@ class RunSpec:
                 "--kaslr-seed", str(self.kaslr_seed)]
         if self.timeout_s != DEFAULT_QEMU_TIMEOUT_S:
             argv += ["--timeout", repr(self.timeout_s)]
+        if self.differential:
+            argv.append("--differential")
         return shlex.join(argv)
 
     def to_dict(self) -> dict[str, object]:
