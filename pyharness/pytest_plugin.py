@@ -20,6 +20,14 @@ tree's tests are named like its runs::
 
     configs/pkvm_defconfig::linux-6.12/pkvm-protected-stack_overflow-cpu0
 
+``--qemu`` collects the real-kernel runs instead (``pyharness matrix
+--qemu``): each tree's own kernel, built by kbuild for the configuration,
+booted under QEMU once per mode and real-kernel scenario (default trees:
+the Debian linux-source tarballs installed)::
+
+    pytest --qemu configs/pkvm_defconfig
+    configs/pkvm_defconfig::qemu-linux-6.12/pkvm-protected-stack_overflow-cpu0
+
 Registered through the ``pytest11`` entry point ``pyharness``.
 """
 
@@ -47,6 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "a Debian linux-source tarball (as pyharness matrix --kernel-src; "
                          "repeatable, `lab` for the lab's own; default "
                          "$PYHARNESS_KERNEL_SRC, else the lab's)")
+    group.addoption("--qemu", action="store_true", default=False, dest="pyharness_qemu",
+                    help="collect each configuration's real-kernel runs under QEMU instead "
+                         "(as pyharness matrix --qemu; the trees are --kernel-src, default "
+                         "the Debian linux-source tarballs installed)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,6 +110,9 @@ class DefconfigFile(pytest.File):
 
         default = default_kernel_src()
         kernel_srcs = self.config.getoption("kernel_src") or ([default] if default else [])
+        if self.config.getoption("pyharness_qemu"):
+            yield from self._collect_qemu(kernel_srcs)
+            return
         try:
             unwinders = unwinder_axis(kernel_srcs)
             elf = build(self.path, kernel_src=unwinders[0].kernel_src).elf
@@ -115,6 +130,22 @@ class DefconfigFile(pytest.File):
             yield item
 
 
+    def _collect_qemu(self, kernel_srcs: list[str]) -> Iterator[pytest.Item]:
+        from pyharness.errors import HarnessError
+        from pyharness.matrix.qemu_axis import expand_qemu, qemu_axis
+
+        try:
+            specs = expand_qemu([self.path], qemu_axis(kernel_srcs, None),
+                                seed=self.config.getoption("matrix_seed"))
+        except HarnessError as err:
+            yield BrokenConfigItem.from_parent(self, name="build", message=str(err))
+            return
+        for spec in specs:
+            item = MatrixRunItem.from_parent(self, name=spec.id, spec=spec)
+            item.add_marker(MARKER)
+            yield item
+
+
 class MatrixRunItem(pytest.Item):
     """One matrix run: run_one, and pass only on the verdict ``pass``."""
 
@@ -123,9 +154,14 @@ class MatrixRunItem(pytest.Item):
         self.spec = spec
 
     def runtest(self) -> None:
+        from pyharness.run.qemu_runner import QemuRequest, run_qemu
         from pyharness.run.runner import RunRequest, run_one
+        from pyharness.run.spec import QEMU
 
-        record = run_one(RunRequest.from_spec(self.spec))
+        if self.spec.platform == QEMU:
+            record = run_qemu(QemuRequest.from_spec(self.spec))
+        else:
+            record = run_one(RunRequest.from_spec(self.spec))
         self.user_properties.append(("elapsed_ms", record.elapsed_ms))
         if not record.passed:
             raise MatrixRunFailed(failure_message(record))

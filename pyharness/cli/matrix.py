@@ -82,7 +82,8 @@ def _selection(args: argparse.Namespace) -> Selection:
                      modes=tuple(args.modes or ()), all_configs=args.all,
                      randconfig=args.randconfig, seed=args.seed,
                      only_failed=args.only_failed, shard=args.shard, out_dir=args.out,
-                     kernel_srcs=_kernel_srcs(args), qemu=args.qemu)
+                     kernel_srcs=_kernel_srcs(args), qemu=args.qemu,
+                     differential=args.differential)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -159,6 +160,10 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(configs x trees x modes x real-kernel scenarios; default "
                              "configuration pkvm, default trees the Debian linux-source "
                              "tarballs installed; docs/real-kernel.md)")
+    choose.add_argument("--differential", action="store_true",
+                        help="with --qemu: run each shared scenario on the lab's fast path "
+                             "with the same tree too and compare the dumps; a difference "
+                             "docs/real-kernel.md does not explain fails the run")
     run = p.add_argument_group("how to run")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                      help="worker processes and parallel builds (default: number of CPUs)")

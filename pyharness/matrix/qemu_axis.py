@@ -62,8 +62,9 @@ def _matching(values: list[str], patterns: Sequence[str], what: str) -> list[str
 
 def expand_qemu(configs: list[Path], trees: Sequence[Unwinder], *,
                 scenario_patterns: Sequence[str] = (), mode_patterns: Sequence[str] = (),
-                seed: int = 0) -> list[RunSpec]:
-    """Every (configuration, tree, mode, scenario) a scenario has a fault for."""
+                seed: int = 0, differential: bool = False) -> list[RunSpec]:
+    """Every (configuration, tree, mode, scenario) a scenario has a fault for;
+    ``differential``: the shared scenarios' runs also compare with the lab."""
     modes = _matching(list(MODES), mode_patterns, "mode")
     names = _matching([s.name for s in SCENARIOS], scenario_patterns, "scenario")
     chosen = [s for s in SCENARIOS if s.name in names]
@@ -77,6 +78,6 @@ def expand_qemu(configs: list[Path], trees: Sequence[Unwinder], *,
             runs.append(RunSpec.with_unwinder(
                 tree, config=str(path), config_name=resolved.name, mode=mode,
                 scenario=scenario.name, cpu=0, platform=QEMU,
-                timeout_s=DEFAULT_QEMU_TIMEOUT_S,
+                timeout_s=DEFAULT_QEMU_TIMEOUT_S, differential=differential and scenario.shared,
                 kaslr_seed=kaslr_seed_for(seed, resolved.name, key)))
     return runs

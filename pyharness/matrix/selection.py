@@ -40,6 +40,7 @@ class Selection:
     out_dir: Path | str | None = None
     kernel_srcs: tuple[str, ...] = ()   # the unwinder axis; none: the lab's only
     qemu: bool = False                  # real kernels under QEMU (matrix/qemu_axis.py)
+    differential: bool = False          # ... each shared scenario compared with the lab
 
 
 @dataclass(frozen=True)
@@ -126,13 +127,15 @@ def _rerun_specs(path: Path) -> list[RunSpec]:
 
 
 def _qemu_plan(selection: Selection, shard_kn: tuple[int, int] | None) -> MatrixPlan:
+    """The real-kernel matrix (``--qemu``)."""
     if selection.all_configs or selection.randconfig is not None:
         raise HarnessError("--qemu builds a real kernel per configuration and tree: "
                            "--all and --randconfig are the fast path's; name --configs")
     trees = qemu_axis(selection.kernel_srcs, selection.out_dir)
     configs = select_configs(list(selection.configs or DEFAULT_CONFIGS))
     specs = expand_qemu(configs, trees, scenario_patterns=selection.scenarios,
-                        mode_patterns=selection.modes, seed=selection.seed)
+                        mode_patterns=selection.modes, seed=selection.seed,
+                        differential=selection.differential)
     all_ids = tuple(s.id for s in specs)
     total = len(specs)
     if shard_kn is not None:
@@ -145,6 +148,8 @@ def _qemu_plan(selection: Selection, shard_kn: tuple[int, int] | None) -> Matrix
 def plan(selection: Selection) -> MatrixPlan:
     """Expand the selection into runs; bad input raises HarnessError."""
     _check_exclusive(selection)
+    if selection.differential and not selection.qemu:
+        raise HarnessError("--differential compares real kernels with the lab: add --qemu")
     shard_kn = parse_shard(selection.shard) if selection.shard is not None else None
 
     labels: tuple[str, ...] = ()
