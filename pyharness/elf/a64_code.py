@@ -164,14 +164,11 @@ def stack_decrement(word: int) -> int:
     if word & 0xFF8003FF == 0xD10003FF:                 # sub sp, sp, #imm{, lsl #12}
         imm = (word >> 10) & 0xFFF
         return imm << 12 if word & (1 << 22) else imm
-    if word & 0x7FC003E0 == 0x298003E0 or word & 0x7FC003E0 == 0x2D8003E0:
-        # stp (integer or SIMD&FP) pre-index, base SP
+    if word & 0x3BC00000 == 0x29800000 and (word >> 5) & 0x1F == 31:
+        # stp (pre-index) to SP: opc, 101, V, 011, L=0, imm7 scaled by the size
         imm7 = (word >> 15) & 0x7F
-        if imm7 & 0x40:
-            imm7 -= 0x80
-        opc = word >> 30
-        scale = 8 if opc == 2 else 4 if opc == 0 else 8
-        if word & 0x04000000:                            # SIMD&FP: 4, 8 or 16 bytes
-            scale = 4 << opc
+        imm7 -= 0x80 if imm7 & 0x40 else 0
+        opc, simd = word >> 30, bool(word & (1 << 26))
+        scale = (4 << opc) if simd else (8 if opc == 2 else 4)
         return -imm7 * scale if imm7 < 0 else 0
     return 0

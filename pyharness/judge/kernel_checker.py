@@ -276,6 +276,12 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
     if boot.status == "error":
         return Judgement(Verdict.ERROR, (f"QEMU failed (exit {boot.exit_code}): "
                                          f"{boot.stderr.strip()[-300:] or 'no message'}",))
+    if boot.status == "killed":
+        return Judgement(Verdict.ERROR, (f"QEMU was killed (signal {-(boot.exit_code or 0)}) "
+                                         f"after '{_last_line(boot.console)}'",))
+    if boot.timed_out and not boot.console:
+        return Judgement(Verdict.ERROR, (f"QEMU printed nothing in "
+                                         f"{boot.elapsed_ms / 1000:.1f} s: wedged",))
     if expect.panic_kind == "none":
         return _judge_livelock(boot, expect)
     streams = split_by_caller(boot.console)

@@ -35,7 +35,7 @@ def _align4(n: int) -> int:
     return (n + 3) & ~3
 
 
-def _chosen_properties(blob: bytes) -> dict[str, tuple[int, int]]:
+def chosen_properties(blob: bytes) -> dict[str, tuple[int, int]]:
     """``{name: (value offset, value length)}`` of ``/chosen``'s properties."""
     if len(blob) < 40 or struct.unpack_from(">I", blob, 0)[0] != FDT_MAGIC:
         raise DeviceTreeError("QEMU's dumped device tree has no FDT header")
@@ -96,7 +96,7 @@ def seeded(blob: bytes, seed: int) -> bytes:
         raise DeviceTreeError(f"KASLR seed {seed}: give a positive seed (0 boots without "
                               "KASLR)")
     value = device_tree_seed(seed)
-    chosen = _chosen_properties(blob)
+    chosen = chosen_properties(blob)
     if "kaslr-seed" not in chosen:
         raise DeviceTreeError("QEMU's device tree has no /chosen/kaslr-seed to set; this "
                               "QEMU cannot boot a kernel at a chosen KASLR offset")

@@ -64,7 +64,10 @@ class BootResult:
     """What one boot printed and how it ended."""
 
     console: list[str]
-    status: str                    # "exited", "timeout" (budget spent, killed) or "error"
+    # "exited"; "timeout" (the wall budget ran out: the harness killed it);
+    # "killed" (a signal from elsewhere ended it); "error" (it failed before
+    # printing anything: bad options, no KVM-capable machine...)
+    status: str
     exit_code: int | None
     elapsed_ms: float
     command: list[str] = field(default_factory=list)
@@ -182,7 +185,9 @@ def boot(options: BootOptions) -> BootResult:
         console.pop()
     stderr = b"".join(errors).decode("utf-8", errors="replace")
     code = proc.returncode if status == "exited" else None
-    if status == "exited" and code not in (0, None) and not console:
+    if status == "exited" and code is not None and code < 0:
+        status = "killed"
+    elif status == "exited" and code not in (0, None) and not console:
         status = "error"
     return BootResult(console=console, status=status, exit_code=code, elapsed_ms=elapsed,
                       command=argv, stderr=stderr)
