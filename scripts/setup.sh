@@ -6,7 +6,9 @@
 # test extras; the install builds the default firmware image and the
 # host-native hooks library, so the host's C compiler is needed too).
 # With --tests, also Debian's chromium, for the test that opens the HTML
-# report in a headless browser, and the kernel sources linux-source-6.1 and
+# report in a headless browser, QEMU (qemu-system-arm) and kbuild's tools
+# (make, flex, bison, bc) for the tests that build and boot a tree's real
+# kernel, and the kernel sources linux-source-6.1 and
 # linux-source-6.12 (/usr/src/linux-source-X.Y.tar.xz), for the tests that
 # build the firmware with a kernel tree's own unwinder (--kernel-src).
 # Safe to run again: a second run changes nothing.
@@ -50,6 +52,14 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2
 fi
 if [ "$with_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
 	missing="$missing chromium"
+fi
+# Real kernels (pyharness qemu, the tests that boot one): QEMU, and what
+# kbuild needs beyond a C compiler (make, flex, bison, bc).
+if [ "$with_tests" = 1 ]; then
+	command -v qemu-system-aarch64 >/dev/null 2>&1 || missing="$missing qemu-system-arm"
+	for tool in make flex bison bc; do
+		command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+	done
 fi
 if [ "$with_tests" = 1 ]; then
 	for generation in 6.1 6.12; do
