@@ -50,6 +50,15 @@ def qemu_axis(kernel_srcs: Sequence[str], out_dir: Path | str | None) -> list[Un
             for u in unwinder_axis(kernel_srcs or default_trees(), out_dir)]
 
 
+def shard_by_kernel(runs: list[RunSpec], k: int, n: int) -> list[RunSpec]:
+    """The K-th of N slices, whole kernels at a time: every run of one
+    (configuration, tree) goes to the same shard, so a shard builds only
+    its own kernels (round robin over the sorted pairs)."""
+    kernels = sorted({(r.config_name, r.unwinder) for r in runs})
+    chosen = {pair for i, pair in enumerate(kernels) if i % n == k - 1}
+    return [r for r in runs if (r.config_name, r.unwinder) in chosen]
+
+
 def _matching(values: list[str], patterns: Sequence[str], what: str) -> list[str]:
     if not patterns:
         return values

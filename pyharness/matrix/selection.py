@@ -19,7 +19,8 @@ from pyharness.errors import BuildError, HarnessError
 from pyharness.run.spec import RunSpec, Unwinder
 from pyharness.matrix.expand import (enumerate_all, expand, parse_shard, random_configs,
                                      select_configs, shard, unwinder_axis)
-from pyharness.matrix.qemu_axis import DEFAULT_CONFIGS, expand_qemu, qemu_axis
+from pyharness.matrix.qemu_axis import (DEFAULT_CONFIGS, expand_qemu, qemu_axis,
+                                        shard_by_kernel)
 from pyharness.paths import build_base
 from pyharness.reports.records import load_records
 from pyharness.run.scenarios import list_scenarios
@@ -139,7 +140,7 @@ def _qemu_plan(selection: Selection, shard_kn: tuple[int, int] | None) -> Matrix
     all_ids = tuple(s.id for s in specs)
     total = len(specs)
     if shard_kn is not None:
-        specs = shard(specs, *shard_kn)
+        specs = shard_by_kernel(specs, *shard_kn)
     return MatrixPlan(specs=specs, config_count=len(configs), total_runs=total,
                       origin="real kernels under QEMU", shard=shard_kn,
                       unwinders=tuple(t.label for t in trees), all_ids=all_ids)
