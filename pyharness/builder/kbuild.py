@@ -176,8 +176,8 @@ def _sha256(path: Path) -> str:
 
 def tree_files_read(build_dir: Path, tree_root: Path) -> list[str]:
     """Every file of the tree that a ``.cmd`` file of the build names (each
-    object's source and headers; auto.conf.cmd's Kconfig files), relative to
-    the tree."""
+    object's source and headers), the Kconfig files ``auto.conf.cmd`` names
+    and the top Makefiles, relative to the tree."""
     prefix = str(tree_root) + os.sep
     found: set[str] = set()
     for cmd in build_dir.rglob("*.cmd"):
@@ -188,8 +188,14 @@ def tree_files_read(build_dir: Path, tree_root: Path) -> list[str]:
         for token in text.split():
             if token.startswith(prefix):
                 found.add(token[len(prefix):].rstrip(":)"))
-    for name in ("Makefile", "arch/arm64/Makefile"):
-        found.add(name)
+    # The Kconfig files syncconfig read, named relative to the tree.
+    try:
+        kconfig_cmd = (build_dir / "include/config/auto.conf.cmd").read_text(
+            encoding="utf-8", errors="replace")
+    except OSError:
+        kconfig_cmd = ""
+    found.update(token for token in kconfig_cmd.split() if "Kconfig" in token)
+    found.update(("Makefile", "arch/arm64/Makefile"))
     return sorted(name for name in found if (tree_root / name).is_file())
 
 
