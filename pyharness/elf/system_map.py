@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from pyharness.elf.reader import is_mapping_or_local_label
 from pyharness.elf.symbols import KallsymsTable, Symbol
 from pyharness.errors import HarnessError
 
@@ -24,6 +25,7 @@ HYP_PREFIX = "__kvm_nvhe_"
 _LINE = re.compile(r"^([0-9a-fA-F]{8,16}) ([a-zA-Z]) (\S+)$")
 # Types kallsyms keeps as code: text symbols, global, local and weak.
 _CODE_TYPES = frozenset("TtWw")
+_PREFIXED_MAPPING = re.compile(r"^__\w+?_(\$[a-z]|\.L)")
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class SystemMap:
         distance to the next."""
         chosen: dict[int, tuple[tuple[int, int, int], MapSymbol]] = {}
         for order, sym in enumerate(self.symbols):
-            if sym.kind not in _CODE_TYPES or not self.text <= sym.address < self.etext:
+            if sym.kind not in _CODE_TYPES or not self.text <= sym.address < self.etext \
+                    or _not_in_kallsyms(sym.name):
                 continue
             rank = kernel_alias_rank(sym, order)
             known = chosen.get(sym.address)
@@ -92,6 +95,12 @@ class SystemMap:
         code = [Symbol(name=s.name, address=s.address, size=0, kind="func",
                        is_global=s.kind.isupper()) for _, s in chosen.values()]
         return KallsymsTable(code, self.text, self.etext)
+
+
+def _not_in_kallsyms(name: str) -> bool:
+    """Mapping symbols and local labels (``$x``, ``.L``), also under a
+    prefix (``__kvm_nvhe_$x``, ``__pi_$x``): kallsyms leaves them out."""
+    return is_mapping_or_local_label(name) or bool(_PREFIXED_MAPPING.match(name))
 
 
 def kernel_alias_rank(sym: MapSymbol, order: int) -> tuple[int, int, int]:
