@@ -133,6 +133,13 @@ HOW: dict[str, tuple[str, str]] = {
         ("pyharness mutate --files '*stacktrace/common.h' -j2 --json common.json --html "
          "common.html --config tiny --scenarios unwind_selftest "
          "--only csrc/include/stacktrace/common.h:stmt-del:fe5c35465a", "scratch"),
+    "pyharness qemu --config pkvm --kernel-src /usr/src/linux-source-6.12.tar.xz --scenario "
+    "stack_overflow --mode protected --kaslr-seed 7": ("", "scratch"),
+    "pyharness matrix --qemu --differential --kernel-src /usr/src/linux-source-6.1.tar.xz "
+    "--kernel-src /usr/src/linux-source-6.12.tar.xz":
+        ("pyharness matrix --qemu --differential --kernel-src /usr/src/linux-source-6.1.tar.xz "
+         "--kernel-src /usr/src/linux-source-6.12.tar.xz --scenarios hyp_panic "
+         "--modes nvhe -q", "scratch"),
     "pytest -n auto configs/ --kernel-src /usr/src/linux-source-6.12.tar.xz":
         ("pytest -n auto -q -p no:cacheprovider configs/ --kernel-src "
          "/usr/src/linux-source-6.12.tar.xz -k 'pkvm-nvhe-bug'", "repo"),

@@ -68,7 +68,8 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
         "hyp_panic_bad_stack() ends with its call to the noreturn hyp_panic() in both; "
         "the lab's GCC pads functions to 16 bytes (its default alignment), so the next "
         "symbol starts 4 bytes later and %pB prints +0xc/0x10; the kernel builds with "
-        "-falign-functions=4 (CONFIG_FUNCTION_ALIGNMENT) and prints +0x10/0x10",
+        "-falign-functions=4 (CONFIG_FUNCTION_ALIGNMENT) and prints +0xc/0xc "
+        "(+0x10/0x10 with pac-ret's paciasp)",
     ("recursion", r"one frame x \d+", r"one frame x \d+"):
         "how many recursing frames the hyp stack holds follows from the stack size and "
         "the frames below the recursion: the lab recurses in its own scenario function "
