@@ -38,6 +38,8 @@ ENCODED = [
     (a64.NOP, "nop"),
     (a64.PACIASP, "paciasp"),
     (a64.BTI_C, "bti c"),
+    (a64.AUTHENTICATE[a64.PACIASP], "autiasp"),
+    (a64.AUTHENTICATE[a64.PACIBSP], "autibsp"),
 ]
 
 

@@ -89,7 +89,7 @@ def _clang_floor(tree: FullTree) -> str | None:
     proc = subprocess.run(["sh", str(script), "llvm"], capture_output=True, text=True,
                           env={"PATH": os.environ.get("PATH", ""), "SRCARCH": "arm64",
                                "ARCH": "arm64"}, timeout=30)
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

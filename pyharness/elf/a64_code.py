@@ -26,6 +26,8 @@ PACIBSP = 0xD503237F
 BTI_C = 0xD503245F
 BTI_JC = 0xD50324DF
 LANDING_PADS = frozenset((PACIASP, PACIBSP, BTI_C, BTI_JC))
+# What authenticates, at the same SP, what each pac instruction signed.
+AUTHENTICATE = {PACIASP: 0xD50323BF, PACIBSP: 0xD50323FF}     # autiasp, autibsp
 
 # Condition codes of b.cond.
 EQ, NE = 0x0, 0x1

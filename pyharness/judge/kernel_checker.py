@@ -41,6 +41,7 @@ HEADER = "nVHE call trace:"
 FOOTER = "---[ end nVHE call trace ]---"
 _CALLER = re.compile(r"^\[\s*\d+\.\d+\]\[\s*(?P<caller>[TC]\d+)\]")
 _MAX_REASONS = 20
+_HYP_OFFSET_FORMAT = re.compile(r"Hyp Offset: 0x(?:0|[1-9a-f][0-9a-f]*)")
 # panic=-1 reboots at once (QEMU exits with -no-reboot), so the kernel
 # never prints its end marker: the host's panic message is the run's end.
 _HOST_PANIC = "Kernel panic - not syncing: HYP panic:"
@@ -68,15 +69,14 @@ class KernelExpectation:
 
 
 def split_by_caller(console: list[str]) -> dict[str, list[str]]:
-    """The console's lines per printk caller id, in order; lines without one
-    (QEMU's own, a wrapped continuation) under ``""``."""
+    """The console's lines per printk caller id, in order; a line without
+    one stays with the line before it (lines before any: under ``""``)."""
     streams: dict[str, list[str]] = {}
-    last = ""
+    caller = ""
     for line in console:
         match = _CALLER.match(line)
-        if match:
-            last = match["caller"]
-        streams.setdefault(last if match else last, []).append(line)
+        caller = match["caller"] if match else caller   # a continuation stays with its line
+        streams.setdefault(caller, []).append(line)
     return streams
 
 
@@ -192,14 +192,12 @@ def _check_calls(expect: KernelExpectation, frames: tuple[Frame, ...],
 
 def _check_panic_line(expect: KernelExpectation, panic: ParsedPanic,
                       reasons: list[str]) -> None:
+    what = "BUG" if expect.panic_kind == "bug-addr" else "panic"
+    want = f"nVHE hyp {what} at: [<{expect.fault_address:016x}>] {expect.panic_text}!"
     line = panic.panic
     if line is None:
-        reasons.append(f"panic line missing: expected 'nVHE hyp "
-                       f"{'BUG' if expect.panic_kind == 'bug-addr' else 'panic'} at: "
-                       f"[<{expect.fault_address:016x}>] {expect.panic_text}!'")
+        reasons.append(f"panic line missing: expected '{want}'")
         return
-    want = (f"nVHE hyp {'BUG' if expect.panic_kind == 'bug-addr' else 'panic'} at: "
-            f"[<{expect.fault_address:016x}>] {expect.panic_text}!")
     text = line.raw[line.raw.find("nVHE hyp"):] if "nVHE hyp" in line.raw else line.raw
     if text != want:
         reasons.append(f"panic line: expected '{want}', got '{text}'")
@@ -224,10 +222,10 @@ def _check_offsets(expect: KernelExpectation, panic: ParsedPanic, reasons: list[
 
 
 def _hyp_offset_line(console: list[str], reasons: list[str]) -> None:
+    """``Hyp Offset: 0x%llx``: lower-case hex, no leading zeros."""
     for line in console:
         at = line.find("Hyp Offset:")
-        if at >= 0 and not re.fullmatch(r"Hyp Offset: 0x[0-9a-f]+", line[at:]) or \
-                at >= 0 and re.fullmatch(r"Hyp Offset: 0x0[0-9a-f]+", line[at:]):
+        if at >= 0 and not _HYP_OFFSET_FORMAT.fullmatch(line[at:]):
             reasons.append(f"format: '{line[at:]}' is not 'Hyp Offset: 0x%llx'")
 
 

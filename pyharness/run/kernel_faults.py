@@ -38,7 +38,6 @@ from pyharness.run.kernel_scenarios import CAVE, KernelScenario
 
 SCRATCH = 9           # x9: caller-saved, free at any function's entry
 BUG_BRK_IMM = 0x800   # the kernel's BUG() immediate
-_AUTH_FOR = {a64.PACIASP: 0xD50323BF, a64.PACIBSP: 0xD50323FF}   # autiasp, autibsp
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def _recursion(scenario: KernelScenario, smap: SystemMap, entry: int, pad: int |
     call_at = body + 4 * len(words)
     words.append(a64.bl(call_at, body))
     # The other CPUs return at once (authenticating what the pad signed).
-    others = ([_AUTH_FOR[pad]] if pad in _AUTH_FOR else []) + [a64.RET]
+    others = ([a64.AUTHENTICATE[pad]] if pad in a64.AUTHENTICATE else []) + [a64.RET]
     cave = _cave(smap, scenario, 6 + len(others))
     test = _cpu_test(cave, chosen, body, others, None)
     recursion = Patch(entry, (a64.b(entry, cave), *words),

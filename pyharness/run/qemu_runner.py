@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyharness.builder.kbuild import build_kernel
@@ -24,7 +24,7 @@ from pyharness.builder.kernel_image import KernelImage
 from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
 from pyharness.judge.kernel_checker import KernelExpectation, judge_kernel_run
-from pyharness.judge.kernel_path import KernelCode, expected_frames
+from pyharness.judge.kernel_path import ExpectedFrame, KernelCode, expected_frames
 from pyharness.judge.differential import Difference, compare
 from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.paths import kernel_cache
@@ -125,7 +125,7 @@ def expectation(kernel: KernelImage, scenario: KernelScenario, mode: str,
         code=code)
 
 
-def _cut(frames: list, capacity: int) -> list:
+def _cut(frames: list[ExpectedFrame], capacity: int) -> list[ExpectedFrame]:
     """The frames a buffer of ``capacity`` entries keeps: the newest."""
     out, left = [], capacity
     for frame in frames:
@@ -133,7 +133,6 @@ def _cut(frames: list, capacity: int) -> list:
             break
         least, most = frame.repeat
         if most > left:
-            from dataclasses import replace
             frame = replace(frame, repeat=(min(least, left), left))
         out.append(frame)
         left -= frame.repeat[1]
