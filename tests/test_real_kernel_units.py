@@ -22,10 +22,11 @@ def _resolved(name: str) -> kconfig.ResolvedConfig:
     return kconfig.resolve(kconfig.find_config(name))
 
 
-def _tree(tmp_path: Path, option: str) -> Path:
+def _tree(tmp_path: Path, *options: str) -> Path:
     kconfig_file = tmp_path / kernel_config.KVM_KCONFIG
     kconfig_file.parent.mkdir(parents=True)
-    kconfig_file.write_text(f"config NVHE_EL2_DEBUG\n\tbool\n\nconfig {option}\n\tbool\n")
+    kconfig_file.write_text("".join(f"config {o}\n\tbool\n\n"
+                                    for o in ("NVHE_EL2_DEBUG", *options)))
     return tmp_path
 
 
@@ -48,6 +49,16 @@ def test_fragment_names_the_stacktrace_option_as_the_tree_does(tmp_path):
                                              _tree(tmp_path, "PKVM_STACKTRACE"))}
     assert options["PKVM_STACKTRACE"] == "y"
     assert "PROTECTED_NVHE_STACKTRACE" not in options
+    assert kernel_config.STAGE2_OFF_ON_PANIC not in options
+
+
+def test_7x_stacktrace_brings_the_option_it_depends_on(tmp_path):
+    """7.x: PKVM_STACKTRACE depends on PKVM_DISABLE_STAGE2_ON_PANIC."""
+    tree = _tree(tmp_path, "PKVM_DISABLE_STAGE2_ON_PANIC", "PKVM_STACKTRACE")
+    on = {o.name: o.value for o in kernel_config.kernel_fragment(_resolved("pkvm"), tree)}
+    off = {o.name: o.value for o in kernel_config.kernel_fragment(_resolved("nvhe"), tree)}
+    assert on["PKVM_STACKTRACE"] == on["PKVM_DISABLE_STAGE2_ON_PANIC"] == "y"
+    assert off["PKVM_STACKTRACE"] == off["PKVM_DISABLE_STAGE2_ON_PANIC"] == "n"
 
 
 def test_a_tree_without_the_option_is_refused_naming_both(tmp_path):

@@ -12,7 +12,7 @@ options that carry the lab configuration over to the kernel's own Kconfig:
 | RANDOMIZE_BASE | the same |
 | NR_CPUS | the same (the kernel's range is 2-4096) |
 | NVHE_EL2_DEBUG | the same |
-| PROTECTED_NVHE_STACKTRACE | the same, or PKVM_STACKTRACE in trees that name it so (7.x) |
+| PROTECTED_NVHE_STACKTRACE | the same, or PKVM_STACKTRACE in trees that name it so (7.x), with PKVM_DISABLE_STAGE2_ON_PANIC where the tree makes it depend on that |
 | CC_OPTIMIZE_FOR_SIZE | the same (else CC_OPTIMIZE_FOR_PERFORMANCE) |
 | ARM64_PTR_AUTH_KERNEL (pac-ret) | ARM64_PTR_AUTH + ARM64_PTR_AUTH_KERNEL |
 | ARM64_BTI_KERNEL | ARM64_BTI + ARM64_BTI_KERNEL |
@@ -37,6 +37,9 @@ BASE_FRAGMENT = "kernel/qemu.config"
 # The protected-mode stacktrace's names, newest first: 7.x trees renamed it.
 PROTECTED_STACKTRACE_NAMES = ("PKVM_STACKTRACE", "PROTECTED_NVHE_STACKTRACE")
 KVM_KCONFIG = "arch/arm64/kvm/Kconfig"
+# 7.x: the host may only read the hyp's stacktrace once the panicking hyp
+# relaxed the host's stage 2, and PKVM_STACKTRACE depends on this option.
+STAGE2_OFF_ON_PANIC = "PKVM_DISABLE_STAGE2_ON_PANIC"
 
 _OPTION_LINE = re.compile(r"^CONFIG_(\w+)=(.*)$")
 _UNSET_LINE = re.compile(r"^# CONFIG_(\w+) is not set$")
@@ -75,16 +78,21 @@ def read_fragment(text: str, origin: str) -> list[KernelOption]:
     return options
 
 
-def protected_stacktrace_name(tree_root: Path) -> str:
-    """The tree's name for the protected-mode stacktrace option: the first
-    of PROTECTED_STACKTRACE_NAMES its KVM Kconfig declares."""
+def kvm_options(tree_root: Path) -> set[str]:
+    """The options the tree's ``arch/arm64/kvm/Kconfig`` declares."""
     try:
         text = (tree_root / KVM_KCONFIG).read_text(encoding="utf-8", errors="replace")
     except OSError as err:
         raise ConfigError(f"{tree_root / KVM_KCONFIG}: cannot read it ({err.strerror}): "
                           "not an arm64 kernel tree with KVM") from None
+    return set(re.findall(r"^config\s+(\w+)\s*$", text, re.M))
+
+
+def protected_stacktrace_name(declared: set[str], tree_root: Path) -> str:
+    """The tree's name for the protected-mode stacktrace option: the first
+    of PROTECTED_STACKTRACE_NAMES its KVM Kconfig declares."""
     for name in PROTECTED_STACKTRACE_NAMES:
-        if re.search(rf"^config\s+{name}\s*$", text, re.M):
+        if name in declared:
             return name
     raise ConfigError(f"{tree_root / KVM_KCONFIG} declares none of "
                       f"{', '.join(PROTECTED_STACKTRACE_NAMES)}: the tree has no protected "
@@ -95,8 +103,10 @@ def _flag(on: bool) -> str:
     return "y" if on else "n"
 
 
-def derived_options(config: ResolvedConfig, protected_name: str) -> list[KernelOption]:
-    """The kernel options that carry ``config`` over (the module's table)."""
+def derived_options(config: ResolvedConfig, declared: set[str],
+                    protected_name: str) -> list[KernelOption]:
+    """The kernel options that carry ``config`` over (the module's table);
+    ``declared``: the options the tree's KVM Kconfig has."""
     s = config.summary
     origin = f"lab {config.name}"
     pages = {4: "ARM64_4K_PAGES", 16: "ARM64_16K_PAGES", 64: "ARM64_64K_PAGES"}
@@ -115,6 +125,9 @@ def derived_options(config: ResolvedConfig, protected_name: str) -> list[KernelO
         KernelOption("ARM64_BTI", _flag(s.bti), origin),
         KernelOption("ARM64_BTI_KERNEL", _flag(s.bti), origin),
     ]
+    if STAGE2_OFF_ON_PANIC in declared:
+        options.append(KernelOption(STAGE2_OFF_ON_PANIC, _flag(s.protected_stacktrace),
+                                    f"{origin} (the tree's {protected_name} depends on it)"))
     return options
 
 
@@ -127,7 +140,8 @@ def kernel_fragment(config: ResolvedConfig, tree_root: Path) -> list[KernelOptio
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the base kernel fragment "
                           f"({err.strerror}); the checkout is incomplete") from None
-    derived = derived_options(config, protected_stacktrace_name(tree_root))
+    declared = kvm_options(tree_root)
+    derived = derived_options(config, declared, protected_stacktrace_name(declared, tree_root))
     names = {option.name for option in derived}
     return [option for option in base if option.name not in names] + derived
 
