@@ -8,18 +8,23 @@
 #   EL1: arch/arm64/kvm/stacktrace.c            replaces the dump in csrc/host/handle_exit.c
 #   both: arch/arm64/include/asm/stacktrace/{common,nvhe}.h
 #
-# plus the lab glue csrc/kcompat/{hyp,host}_glue.c. Every lab object and
-# linker script is built with -DNVHE_KERNEL_UNWINDER.
+# plus the lab glue csrc/kcompat/{hyp,host}_glue.c and the record of the
+# tree's numbers, csrc/kcompat/kernel_numbers.S. Every lab object and
+# linker script is built with -DNVHE_KERNEL_UNWINDER and the tree's numbers
+# (generated/kernel_numbers.h, evaluated by the compiler from the tree's
+# asm/memory.h: pyharness.builder.kernel_numbers).
 #
 # In:  NVHE_KERNEL_SRC (the tree's top directory), NVHE_KERNEL_GEN (6.1,
-#      6.12, or empty: read VERSION.PATCHLEVEL from the tree's Makefile),
-#      NVHE_COMMON_FLAGS, NVHE_CONFIG_DIR, NVHE_HYP_SOURCES.
-# Out: NVHE_HYP_SOURCES without csrc/hyp/stacktrace.c; the object libraries
-#      nvhe_hyp_ksrc and nvhe_host_ksrc; NVHE_HYP_OBJECTS and
-#      NVHE_HOST_OBJECTS extended with them; NVHE_KERNEL_DEFINES;
-#      NVHE_UNWINDER ("linux-<generation>", the image's .nvhe_unwinder).
+#      6.12, 7.x, or empty: the generation whose API the tree has),
+#      NVHE_CC, NVHE_PYTHON, NVHE_COMMON_FLAGS, NVHE_CONFIG_DIR,
+#      NVHE_INCLUDES, NVHE_HYP_SOURCES.
+# Out: NVHE_HYP_SOURCES without csrc/hyp/stacktrace.c; NVHE_INCLUDES with
+#      the numbers' directory; the object libraries nvhe_hyp_ksrc and
+#      nvhe_host_ksrc; NVHE_HYP_OBJECTS and NVHE_HOST_OBJECTS extended with
+#      them; NVHE_KERNEL_DEFINES; NVHE_UNWINDER ("linux-<generation>", the
+#      image's .nvhe_unwinder).
 
-set(NVHE_KERNEL_GENERATIONS 6.1 6.12)
+set(NVHE_KERNEL_GENERATIONS 6.1 6.12 7.x)
 string(REPLACE ";" ", " nvhe_ksrc_supported "${NVHE_KERNEL_GENERATIONS}")
 
 get_filename_component(NVHE_KERNEL_SRC "${NVHE_KERNEL_SRC}" ABSOLUTE)
@@ -40,26 +45,35 @@ foreach(f arch/arm64/include/asm/stacktrace/common.h
   endif()
 endforeach()
 
-if(NOT NVHE_KERNEL_GEN)
-  # The generation is the tree's VERSION.PATCHLEVEL.
-  set(nvhe_ksrc_version "")
-  if(EXISTS "${NVHE_KERNEL_SRC}/Makefile")
-    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${NVHE_KERNEL_SRC}/Makefile")
-    file(STRINGS "${NVHE_KERNEL_SRC}/Makefile" nvhe_ksrc_vlines
-         REGEX "^(VERSION|PATCHLEVEL) *=" LIMIT_COUNT 2)
-    string(REGEX REPLACE ".*VERSION *= *([0-9]+).*PATCHLEVEL *= *([0-9]+).*" "\\1.\\2"
-           nvhe_ksrc_version "${nvhe_ksrc_vlines}")
-  endif()
-  if(NOT nvhe_ksrc_version MATCHES "^[0-9]+\\.[0-9]+$")
-    message(FATAL_ERROR "cannot read VERSION/PATCHLEVEL from ${NVHE_KERNEL_SRC}/Makefile; "
-                        "set NVHE_KERNEL_GEN to one of: ${nvhe_ksrc_supported}")
-  endif()
-  set(NVHE_KERNEL_GEN "${nvhe_ksrc_version}")
-endif()
-if(NOT NVHE_KERNEL_GEN IN_LIST NVHE_KERNEL_GENERATIONS)
+if(NVHE_KERNEL_GEN AND NOT NVHE_KERNEL_GEN IN_LIST NVHE_KERNEL_GENERATIONS)
   message(FATAL_ERROR "kernel generation ${NVHE_KERNEL_GEN} (NVHE_KERNEL_SRC=${NVHE_KERNEL_SRC}) "
                       "is not supported; supported: ${nvhe_ksrc_supported}")
 endif()
+
+# The tree's generation (by its unwinder API, unless NVHE_KERNEL_GEN names
+# one) and its numbers for this configuration, evaluated by the compiler:
+# the module writes generated/kernel_numbers.h, then prints the generation
+# and every file of the tree the evaluation read, so that an edit to any of
+# them configures (and evaluates) again.
+set(nvhe_knum_dir "${CMAKE_BINARY_DIR}/kernel-numbers")
+set(NVHE_KERNEL_NUMBERS_HEADER "${nvhe_knum_dir}/generated/kernel_numbers.h")
+set(nvhe_knum_gen "")
+if(NVHE_KERNEL_GEN)
+  set(nvhe_knum_gen --generation "${NVHE_KERNEL_GEN}")
+endif()
+execute_process(
+  COMMAND ${NVHE_PYTHON} -m pyharness.builder.kernel_numbers --tree "${NVHE_KERNEL_SRC}"
+          ${nvhe_knum_gen} --config-dir "${NVHE_CONFIG_DIR}"
+          --out "${NVHE_KERNEL_NUMBERS_HEADER}" -- ${NVHE_CC}
+  RESULT_VARIABLE nvhe_knum_rc OUTPUT_VARIABLE nvhe_knum_out ERROR_VARIABLE nvhe_knum_err
+  OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT nvhe_knum_rc EQUAL 0)
+  message(FATAL_ERROR "${nvhe_knum_err}")
+endif()
+string(REPLACE "\n" ";" nvhe_knum_out "${nvhe_knum_out}")
+list(POP_FRONT nvhe_knum_out NVHE_KERNEL_GEN)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${nvhe_knum_out})
+list(APPEND NVHE_INCLUDES "${nvhe_knum_dir}")
 
 message(STATUS "nVHE unwinder from ${NVHE_KERNEL_SRC} (generation ${NVHE_KERNEL_GEN})")
 
@@ -73,7 +87,7 @@ set(NVHE_UNWINDER "linux-${NVHE_KERNEL_GEN}")
 # (only asm/stacktrace/ is taken from there).
 set(NVHE_KERNEL_INCLUDES
   "${nvhe_kcompat}/${NVHE_KERNEL_GEN}" "${nvhe_kcompat}/common"
-  "${NVHE_CONFIG_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}/csrc/include"
+  "${NVHE_CONFIG_DIR}" "${nvhe_knum_dir}" "${CMAKE_CURRENT_SOURCE_DIR}/csrc/include"
   "${NVHE_KERNEL_SRC}/arch/arm64/include")
 
 # The lab's flags (-Werror kept). kbuild force-includes the configuration;
@@ -83,7 +97,7 @@ set(NVHE_KERNEL_FLAGS ${NVHE_COMMON_FLAGS}
   "-ffile-prefix-map=${NVHE_KERNEL_SRC}/=")
 # The tree's own files only: the two -Wextra warnings the kernel's W=1
 # build turns off (its code compares int with size_t, and keeps unused
-# parameters in the !CONFIG_PROTECTED_NVHE_STACKTRACE stubs).
+# parameters in the stubs without the protected stacktrace option).
 set_source_files_properties("${NVHE_KERNEL_HYP_FILE}" "${NVHE_KERNEL_HOST_FILE}"
   PROPERTIES COMPILE_OPTIONS "-Wno-sign-compare;-Wno-unused-parameter")
 
@@ -94,7 +108,8 @@ target_compile_options(nvhe_hyp_ksrc PRIVATE ${NVHE_KERNEL_FLAGS})
 target_compile_definitions(nvhe_hyp_ksrc PRIVATE __KVM_NVHE_HYPERVISOR__ ${NVHE_KERNEL_DEFINES})
 target_include_directories(nvhe_hyp_ksrc PRIVATE ${NVHE_KERNEL_INCLUDES})
 
-add_library(nvhe_host_ksrc OBJECT "${NVHE_KERNEL_HOST_FILE}" "${nvhe_kcompat}/host_glue.c")
+add_library(nvhe_host_ksrc OBJECT "${NVHE_KERNEL_HOST_FILE}" "${nvhe_kcompat}/host_glue.c"
+            "${nvhe_kcompat}/kernel_numbers.S")
 target_compile_options(nvhe_host_ksrc PRIVATE ${NVHE_KERNEL_FLAGS})
 target_compile_definitions(nvhe_host_ksrc PRIVATE ${NVHE_KERNEL_DEFINES})
 target_include_directories(nvhe_host_ksrc PRIVATE ${NVHE_KERNEL_INCLUDES})

@@ -149,7 +149,7 @@ def test_random_record_graphs(mode, fuzz_examples, request):
             assert panic.cannot_dump is not None
             return
         assert panic.trace.footer
-        slots = (geometry.page_size + geometry.overflow_stack_size) // 16
+        slots = (geometry.hyp_stack_size + geometry.sizes.overflow_stack) // 16
         assert len(panic.trace.frames) <= slots + 1
     if fuzz_seed is not None:
         property_holds = seed(fuzz_seed)(property_holds)

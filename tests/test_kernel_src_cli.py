@@ -3,7 +3,8 @@ extracted once, the unwinder axis of the matrix (labels, ids, seeds), its
 records and reports, and one clear exit 2 for a tree the build cannot use.
 
 All with small synthetic trees (tests/test_kernelsrc.py); nothing here
-compiles a tree. tests/test_kernel_src_runs.py builds and runs Debian's.
+compiles a tree's unwinder (only the numbers probe, against a synthetic
+asm/memory.h). tests/test_kernel_src_runs.py builds and runs Debian's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_kernelsrc import synthetic_files, write_tarball, write_tree
+from test_kernelsrc import synthetic_files, synthetic_memory_h, write_tarball, write_tree
 
 from pyharness.builder import kernelsrc
 from pyharness.builder.kernelsrc import KernelSourceError
@@ -31,7 +32,7 @@ from pyharness.reports.records import load_records, write_json
 from pyharness.run.record import RunRecord, error_record
 from pyharness.run.spec import LAB_UNWINDER, RunSpec, Unwinder
 
-SUPPORTED = "supported generations: 6.1, 6.12"
+SUPPORTED = "supported generations: 6.1, 6.12, 7.x"
 
 
 # -- what --kernel-src accepts -----------------------------------------------
@@ -213,7 +214,8 @@ def test_grid_rows_and_junit_names_carry_the_unwinder():
 # -- a tree the build cannot use: one line, exit 2 ----------------------------------
 
 def _broken_tree(tmp_path: Path, kind: str) -> tuple[Path, str]:
-    files = synthetic_files("6.12")
+    files = synthetic_files("7.x" if kind == "hyp stack below a page" else "6.12")
+    files[kernelsrc.MEMORY_H] = synthetic_memory_h()
     if kind == "missing file":
         del files[kernelsrc.HYP_STACKTRACE_C]
         expected = "missing arch/arm64/kvm/hyp/nvhe/stacktrace.c"
@@ -221,10 +223,25 @@ def _broken_tree(tmp_path: Path, kind: str) -> tuple[Path, str]:
         files[kernelsrc.COMMON_H] = ("enum stack_type { STACK_TYPE_HYP };\n"
                                      "struct unwind_state { unsigned long stacks_done; };\n")
         expected = "has the older unwinder (stack types and a stacks_done bitmap"
+    elif kind == "mixed API":
+        files[kernelsrc.HOST_STACKTRACE_C] = files[kernelsrc.HOST_STACKTRACE_C].replace(
+            "vabits_actual", "__hyp_va_bits")
+        expected = ("the nearest is 6.12 (as in 6.12.117), but it lacks vabits_actual "
+                    "(arch/arm64/kvm/stacktrace.c); it has __hyp_va_bits "
+                    "(arch/arm64/kvm/stacktrace.c), which 6.12 has not")
+    elif kind == "numbers not evaluable":
+        files[kernelsrc.MEMORY_H] = synthetic_memory_h(overflow="SZ_FOUR_K")
+        expected = ("the compiler cannot evaluate the tree's numbers (OVERFLOW_STACK_SIZE, "
+                    "PAGE_SIZE, NVHE_STACK_SIZE, NVHE_STACKTRACE_SIZE, VA_BITS) from "
+                    "arch/arm64/include/asm/memory.h: ")
+    elif kind == "overflow stack too small":
+        files[kernelsrc.MEMORY_H] = synthetic_memory_h(overflow="256")
+        expected = ("the tree's OVERFLOW_STACK_SIZE is 256 (evaluated from arch/arm64/include/"
+                    "asm/memory.h); the platform cannot host it: it must be 1024 to 262144 "
+                    "bytes in 16-byte steps")
     else:
-        files[kernelsrc.HOST_STACKTRACE_C] = (
-            "void kvm_nvhe_dump_backtrace(unsigned long o) { (void)NVHE_STACK_SIZE; }\n")
-        expected = "NVHE_STACK_SIZE / kvm_arm_hyp_stack_base (6.13 and later)"
+        files[kernelsrc.MEMORY_H] = synthetic_memory_h(nvhe_stack="(PAGE_SIZE / 2)")
+        expected = "the tree's NVHE_STACK_SIZE is 2048 (evaluated from"
     return write_tree(tmp_path / "linux", files), expected
 
 
@@ -235,7 +252,7 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("kind", ["missing file", "unknown API", "newer API"])
+@pytest.mark.parametrize("kind", ["missing file", "unknown API", "mixed API"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_a_tree_it_cannot_serve_is_one_line_and_exit_2(tmp_path, capsys, kind, command):
     tree, expected = _broken_tree(tmp_path, kind)
@@ -245,6 +262,23 @@ def test_a_tree_it_cannot_serve_is_one_line_and_exit_2(tmp_path, capsys, kind, c
     assert err.startswith(f"pyharness: error: {tree}") and "\n" not in err
     assert expected in err and SUPPORTED in err
     assert not list((tmp_path / "out").glob("pkvm-*"))   # nothing was built
+
+
+@pytest.mark.parametrize("kind", ["numbers not evaluable", "overflow stack too small",
+                                  "hyp stack below a page"])
+@pytest.mark.parametrize("command", ["build", "matrix"])
+def test_numbers_it_cannot_use_are_one_line_and_exit_2(tmp_path, capsys, kind, command):
+    """The compiler's message, or the number the platform cannot host, before
+    any compiler work on the firmware."""
+    tree, expected = _broken_tree(tmp_path, kind)
+    argv = [*COMMANDS[command], "--kernel-src", str(tree), "--out", str(tmp_path / "out")]
+    assert main(argv) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"pyharness: error: {tree}") and "\n" not in err
+    assert expected in err, err
+    if kind == "numbers not evaluable":
+        assert "'SZ_FOUR_K' undeclared" in err and err.endswith("fix the tree's header")
+    assert not list((tmp_path / "out").glob("pkvm-linux-*/vmlinux"))
 
 
 def test_the_environment_variable_is_the_default(tmp_path, capsys, monkeypatch):

@@ -52,9 +52,11 @@ def debian():
 
 def copy_tree(source: kernelsrc.KernelSource, dest: Path) -> Path:
     """A tree of one's own: the files the build reads, copied."""
-    for name in kernelsrc.TREE_FILES:
+    root = source.tree.root
+    for path in (root / kernelsrc.MAKEFILE, *source.tree.build_files):
+        name = path.relative_to(root)
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.tree.root / name, dest / name)
+        shutil.copyfile(path, dest / name)
     return dest
 
 

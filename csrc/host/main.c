@@ -10,7 +10,7 @@
 #include <scenarios.h>
 
 /* Backing pages of the hypervisor stacks, mapped privately at EL2. */
-u8 kvm_arm_hyp_stack_pages[NR_CPUS][PAGE_SIZE]
+u8 kvm_arm_hyp_stack_pages[NR_CPUS][NVHE_STACK_SIZE]
 	__section(".bss..hyp_stacks") __aligned(PAGE_SIZE);
 u8 host_task_stacks[NR_CPUS][THREAD_SIZE]
 	__section(".bss..task_stacks") __aligned(THREAD_SIZE);

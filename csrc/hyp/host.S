@@ -146,9 +146,9 @@ SYM_FUNC_END(__hyp_do_panic)
 	.endm
 
 /*
- * An exception taken at EL2 on SP_EL2. Hyp stacks are one page placed so
- * that bit PAGE_SHIFT of a valid SP is 1 and, in the guard page below, 0
- * (docs/platform.md). Test that bit without a scratch register: fold x0
+ * An exception taken at EL2 on SP_EL2. Hyp stacks (NVHE_STACK_SIZE, one
+ * page in the lab) are placed so that bit NVHE_STACK_SHIFT of a valid SP
+ * is 1 and, in the guard below, 0 (docs/platform.md). Test that bit without a scratch register: fold x0
  * into SP, take the old SP back out into x0, test it, then unfold both.
  * On overflow SP and x0 are lost, which is fine: we switch to this CPU's
  * overflow stack and panic. x29 and x30 are untouched so that the unwind
@@ -158,7 +158,7 @@ SYM_FUNC_END(__hyp_do_panic)
 	.balign	128
 	add	sp, sp, x0			/* sp = sp0 + x0_0 */
 	sub	x0, sp, x0			/* x0 = sp0 */
-	tbz	x0, #PAGE_SHIFT, .Lhyp_stack_overflow\@
+	tbz	x0, #NVHE_STACK_SHIFT, .Lhyp_stack_overflow\@
 	sub	x0, sp, x0			/* x0 = x0_0 */
 	sub	sp, sp, x0			/* sp = sp0 */
 	b	hyp_panic

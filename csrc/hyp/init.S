@@ -33,11 +33,11 @@ SYM_CODE_START(__kvm_hyp_init)
 	msr	vbar_el2, x9
 
 	/*
-	 * SP_EL2 = top of this CPU's private stack page, which sits at odd
-	 * page index 2n + 1 above HYP_STACK_VA_BASE.
+	 * SP_EL2 = top of this CPU's private stack, which sits at odd
+	 * index 2n + 1 (in NVHE_STACK_SIZE units) above HYP_STACK_VA_BASE.
 	 */
-	ldr	x9, =HYP_STACK_VA_BASE + 2 * PAGE_SIZE
-	add	x9, x9, x0, lsl #(PAGE_SHIFT + 1)
+	ldr	x9, =HYP_STACK_VA_BASE + 2 * NVHE_STACK_SIZE
+	add	x9, x9, x0, lsl #(NVHE_STACK_SHIFT + 1)
 	mov	sp, x9
 
 	ldr	x9, =HYP_PERCPU_STRIDE

@@ -41,7 +41,7 @@ noipa void __kvm_nested_panic(void)
  * Ten arguments, so that two go on the stack: GCC then opens each frame
  * with "sub sp, sp, #N" before its first store, and the store that
  * overflows faults with SP already in the guard page, where the vector's
- * PAGE_SHIFT test sees it. (A frame opened by "stp x29, x30, [sp, #-N]!"
+ * NVHE_STACK_SHIFT test sees it. (A frame opened by "stp x29, x30, [sp, #-N]!"
  * faults before the write-back: SP stays on the valid page and the test
  * cannot tell; the panic path would then fault again on the same page.)
  */
@@ -186,7 +186,7 @@ static inline __attribute__((__always_inline__)) void fault_with_sp(unsigned lon
 
 /*
  * SP exactly at the top of this CPU's hyp stack, an empty stack: the top
- * is the next page's first byte, whose PAGE_SHIFT bit is 0, so the vector
+ * is the next guard's first byte, whose NVHE_STACK_SHIFT bit is 0, so the vector
  * takes it for an overflow and moves to the overflow stack.
  */
 noipa void __kvm_fault_at_stack_top(void)
@@ -196,7 +196,7 @@ noipa void __kvm_fault_at_stack_top(void)
 
 /*
  * SP inside this CPU's overflow stack when the exception is taken: the
- * vector tests the PAGE_SHIFT bit of an address it was never designed
+ * vector tests the NVHE_STACK_SHIFT bit of an address it was never designed
  * for, so what it does depends on where the overflow stack sits (the
  * oracle predicts it from the same bit).
  */

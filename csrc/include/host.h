@@ -11,7 +11,7 @@
 #define EXIT_STATUS_OK		0
 #define EXIT_STATUS_PANIC	1
 
-extern u8 kvm_arm_hyp_stack_pages[NR_CPUS][PAGE_SIZE];
+extern u8 kvm_arm_hyp_stack_pages[NR_CPUS][NVHE_STACK_SIZE];
 extern u8 host_task_stacks[NR_CPUS][THREAD_SIZE];
 extern char _text[];
 

@@ -21,8 +21,25 @@
 
 #define PAGE_SHIFT		CONFIG_ARM64_PAGE_SHIFT
 #define PAGE_SIZE		(_UL(1) << PAGE_SHIFT)
-#define VA_BITS			CONFIG_ARM64_VA_BITS
 #define NR_CPUS			CONFIG_NR_CPUS
+
+#ifdef NVHE_KERNEL_UNWINDER
+/*
+ * Built against a kernel tree: the tree's own numbers, as the compiler
+ * evaluated them from its asm/memory.h (pyharness.builder.kernel_numbers
+ * writes this header; docs/kernel-src.md, "The tree's numbers"). The
+ * platform is laid out from them, so an edit to the tree's sizes changes
+ * the image and what the harness expects.
+ */
+#include <generated/kernel_numbers.h>
+#define VA_BITS			KERNEL_VA_BITS
+#define NVHE_STACK_SHIFT	KERNEL_NVHE_STACK_SHIFT
+#else
+#define VA_BITS			CONFIG_ARM64_VA_BITS
+/* One hyp stack per CPU: one page. */
+#define NVHE_STACK_SHIFT	PAGE_SHIFT
+#endif
+#define NVHE_STACK_SIZE		(_UL(1) << NVHE_STACK_SHIFT)
 
 /* Physical memory of the platform. */
 #define PHYS_RAM_BASE		_UL(0x40000000)
@@ -45,15 +62,16 @@
 /*
  * Hypervisor (EL2) virtual addresses. All below 2^36 so that they are
  * valid whatever VA_BITS is. RAM is aliased at PA + HYP_VA_OFFSET; the
- * stacks have a private range where CPU n's page sits at an odd page
- * index above an unmapped guard page at the even index below it. Bit
- * PAGE_SHIFT of an SP is therefore 1 on the stack and 0 in the guard page,
- * which is what the exception vectors test for overflow.
+ * stacks have a private range where CPU n's stack (NVHE_STACK_SIZE, one
+ * page unless a kernel tree says otherwise) sits at an odd multiple of its
+ * size above an unmapped guard of the same size at the even one below it.
+ * Bit NVHE_STACK_SHIFT of an SP is therefore 1 on the stack and 0 in the
+ * guard, which is what the exception vectors test for overflow.
  */
 #define HYP_VA_OFFSET		_UL(0x800000000)
 #define HYP_STACK_VA_BASE	_UL(0xc00000000)
 #define PLATFORM_MMIO_VA_EL2	(PLATFORM_MMIO_PHYS + HYP_VA_OFFSET)
-#define HYP_STACK_VA(cpu)	(HYP_STACK_VA_BASE + (2 * (cpu) + 1) * PAGE_SIZE)
+#define HYP_STACK_VA(cpu)	(HYP_STACK_VA_BASE + (2 * (cpu) + 1) * NVHE_STACK_SIZE)
 
 /*
  * The size of the hypervisor's own address space: its init programs
@@ -70,8 +88,19 @@
  * Per-CPU areas: one template section per side, repeated NR_CPUS times at
  * this stride (zero-initialised, like .bss). The hyp area holds the 4 KiB
  * overflow stack and the stacktrace bookkeeping, hence at least 8 KiB.
+ * A kernel tree's sizes may differ: its stride holds the overflow stack
+ * and 4 KiB for the rest, and (the shared copies of pkvm_stacktrace use
+ * the same stride) the trace buffer, in whole pages. For the lab's sizes
+ * that is the lab's stride.
  */
-#if PAGE_SHIFT > 13
+#define PAGE_ALIGN_UP(x)	(((x) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+#ifdef NVHE_KERNEL_UNWINDER
+#if PAGE_ALIGN_UP(KERNEL_OVERFLOW_STACK_SIZE + 4096) > PAGE_ALIGN_UP(KERNEL_NVHE_STACKTRACE_SIZE)
+#define HYP_PERCPU_STRIDE	PAGE_ALIGN_UP(KERNEL_OVERFLOW_STACK_SIZE + _UL(4096))
+#else
+#define HYP_PERCPU_STRIDE	PAGE_ALIGN_UP(KERNEL_NVHE_STACKTRACE_SIZE)
+#endif
+#elif PAGE_SHIFT > 13
 #define HYP_PERCPU_STRIDE	PAGE_SIZE
 #else
 #define HYP_PERCPU_STRIDE	_UL(0x2000)

@@ -15,9 +15,11 @@
 #include <asm/percpu.h>
 
 /*
- * Only stack_hyp_va is used: the top of this CPU's hyp stack page, stored
- * by csrc/hyp/init.S when it sets SP. The tree takes the stack to be the
- * PAGE_SIZE bytes below it, which is the lab's HYP_STACK_VA(cpu) page.
+ * Only stack_hyp_va is used: the top of this CPU's hyp stack, stored by
+ * csrc/hyp/init.S when it sets SP. The tree takes the stack to be the
+ * PAGE_SIZE (6.1, 6.12) or NVHE_STACK_SIZE (7.x) bytes below it, which is
+ * the lab's HYP_STACK_VA(cpu) stack: NVHE_STACK_SIZE is the tree's own
+ * (platform.h), and one page in trees before 7.x.
  */
 DEFINE_PER_CPU(struct kvm_nvhe_init_params, kvm_init_params);
 

@@ -44,6 +44,7 @@ import elftools
 from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
+from pyharness.builder.kernel_numbers import compiler_argv, probe as probe_kernel_numbers
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
 from pyharness.files import write_atomically
 from pyharness.paths import build_base, source_root
@@ -167,6 +168,8 @@ def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
              build_dir: Path, jobs: int | None, kernel: KernelSource | None, *,
              reconfigure: bool = True) -> None:
     kconfig_outputs.write_outputs(config, build_dir / "config")
+    if kernel:  # a tree's numbers the platform cannot host are bad input (exit 2)
+        probe_kernel_numbers(kernel.tree, build_dir / "config", compiler_argv(toolchain))
     env = build_environment(toolchain)
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     if reconfigure or not (build_dir / "CMakeCache.txt").is_file():

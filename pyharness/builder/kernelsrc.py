@@ -6,8 +6,9 @@ docs/kernel-src.md). This module knows which trees that works for:
 
 - :func:`inspect` reads a tree directory: its version (the top Makefile's
   VERSION, PATCHLEVEL, SUBLEVEL), its generation, decided by the unwinder
-  API its sources have (each generation has its own compatibility headers,
-  csrc/kcompat/<generation>), and the files the build compiles from it.
+  API its sources have (:mod:`pyharness.builder.kernel_api`; each
+  generation has its own compatibility headers, csrc/kcompat/<generation>),
+  and the files the build reads from it.
 - :func:`extract` takes just those files out of a Debian
   ``linux-source-X.Y`` tarball (``/usr/src/linux-source-X.Y.tar.xz``) into a
   directory, which then is such a tree.
@@ -31,17 +32,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyharness.builder.kernel_api import (COMMON_H, DEBIAN_PACKAGES, FRAME_H, GENERATIONS,
+                                          HOST_STACKTRACE_C, HYP_STACKTRACE_C, NVHE_H,
+                                          UnknownApi, detect_generation)
 from pyharness.builder.lock import exclusive
 from pyharness.errors import HarnessError
 
-# Generations the compatibility layer (csrc/kcompat/<generation>) supports.
-GENERATIONS = ("6.1", "6.12")
-
 MAKEFILE = "Makefile"
-COMMON_H = "arch/arm64/include/asm/stacktrace/common.h"
-NVHE_H = "arch/arm64/include/asm/stacktrace/nvhe.h"
-HYP_STACKTRACE_C = "arch/arm64/kvm/hyp/nvhe/stacktrace.c"
-HOST_STACKTRACE_C = "arch/arm64/kvm/stacktrace.c"
+MEMORY_H = "arch/arm64/include/asm/memory.h"
 
 # What the firmware build reads from a tree: the two objects' sources and
 # the two headers they include from the tree (everything else comes from
@@ -49,8 +47,20 @@ HOST_STACKTRACE_C = "arch/arm64/kvm/stacktrace.c"
 BUILD_FILES = (COMMON_H, NVHE_H, HYP_STACKTRACE_C, HOST_STACKTRACE_C)
 # ... and what inspect() needs on top: the version.
 TREE_FILES = (MAKEFILE, *BUILD_FILES)
+# ... and per generation: asm/memory.h with what its assembler-safe part
+# includes, from which the compiler evaluates the tree's numbers
+# (builder/kernel_numbers.py; the reference trees' dependency output), and
+# 7.x's struct frame_record. A tree has them all; extract() takes them from
+# a tarball.
+_NUMBERS_6_12 = (MEMORY_H, "arch/arm64/include/asm/page-def.h", "include/linux/const.h",
+                 "include/vdso/const.h", "include/uapi/linux/const.h", "include/linux/sizes.h")
+GENERATION_FILES = {
+    "6.1": (*_NUMBERS_6_12, "include/asm-generic/memory_model.h", "include/linux/pfn.h"),
+    "6.12": _NUMBERS_6_12,
+    "7.x": (*_NUMBERS_6_12, "include/vdso/page.h", FRAME_H),
+}
 
-DEBIAN_TARBALL = "/usr/src/linux-source-{generation}.tar.xz"
+DEBIAN_TARBALL = "/usr/src/{package}.tar.xz"
 
 # What --kernel-src defaults to, and the value that means the lab's own unwinder.
 KERNEL_SRC_ENV = "PYHARNESS_KERNEL_SRC"
@@ -76,8 +86,12 @@ class KernelTree:
 
     @property
     def build_files(self) -> tuple[Path, ...]:
-        """The tree's files the firmware build reads."""
-        return tuple(self.root / name for name in BUILD_FILES)
+        """The tree's files the firmware build reads (the optional ones it has)."""
+        return tuple(self.root / name for name in self._build_names())
+
+    def _build_names(self) -> tuple[str, ...]:
+        extra = GENERATION_FILES.get(self.generation, ())
+        return (*BUILD_FILES, *(name for name in extra if (self.root / name).is_file()))
 
     @property
     def compiled_files(self) -> tuple[Path, ...]:
@@ -90,7 +104,7 @@ class KernelTree:
         lives does not count."""
         h = hashlib.sha256()
         h.update(f"kernel-src {self.generation}\0".encode())
-        for name in BUILD_FILES:
+        for name in self._build_names():
             h.update(name.encode() + b"\0")
             h.update((self.root / name).read_bytes())
             h.update(b"\0")
@@ -118,57 +132,6 @@ def read_version(makefile_text: str) -> str:
     return f"{version}.{fields['SUBLEVEL']}" if fields.get("SUBLEVEL") else version
 
 
-def _has(pattern: str, text: str) -> bool:
-    return re.search(pattern, text) is not None
-
-
-def detect_generation(common_h: str, nvhe_h: str, hyp_c: str, host_c: str) -> str:
-    """The generation whose compatibility headers fit these sources, or a
-    KernelSourceError saying which API they have instead.
-
-    - 6.1: the stack_info / unwind_consume_stack() unwinder (a walk
-      consumes each stack upwards and drops a stack once it leaves it),
-      unwind_init_common() taking a task, one-page hyp stacks found through
-      kvm_init_params.stack_hyp_va and kvm_arm_hyp_stack_page.
-    - 6.12: the same, but unwind_init_common() takes only the state.
-    Older trees (stack types and a stacks_done bitmap, 5.19/6.0) and newer
-    ones (multi-page hyp stacks, NVHE_STACK_SIZE and kvm_arm_hyp_stack_base,
-    6.13 on) are refused.
-    """
-    if not _has(r"\bunwind_consume_stack\s*\(", common_h):
-        if _has(r"\bstacks_done\b", common_h) or _has(r"\benum\s+stack_type\b", common_h):
-            raise KernelSourceError(
-                f"{COMMON_H} has the older unwinder (stack types and a stacks_done "
-                f"bitmap, before 6.1); {_supported()}")
-        raise KernelSourceError(f"{COMMON_H} has no unwind_consume_stack(): not an "
-                                f"arm64 unwinder this build knows; {_supported()}")
-    if (_has(r"\bNVHE_STACK_SIZE\b", hyp_c + host_c)
-            or _has(r"\bkvm_arm_hyp_stack_base\b", nvhe_h + host_c)):
-        raise KernelSourceError(
-            "the tree's hyp stacks are NVHE_STACK_SIZE / kvm_arm_hyp_stack_base "
-            f"(6.13 and later), not one page found through kvm_arm_hyp_stack_page; "
-            f"{_supported()}")
-    for needed, where, text in (
-            (r"\bkvm_arm_hyp_stack_page\b", NVHE_H, nvhe_h),
-            (r"\bstack_hyp_va\b", HYP_STACKTRACE_C, hyp_c),
-            (r"\bkvm_nvhe_prepare_backtrace\s*\(", HYP_STACKTRACE_C, hyp_c),
-            (r"\bkvm_nvhe_dump_backtrace\s*\(", HOST_STACKTRACE_C, host_c)):
-        if not _has(needed, text):
-            name = needed.replace(r"\b", "").replace(r"\s*\(", "()")
-            raise KernelSourceError(f"{where} does not use {name}: not an nVHE unwinder "
-                                    f"this build knows; {_supported()}")
-    init = re.search(r"\bunwind_init_common\s*\(([^)]*)\)\s*\{", common_h)
-    if init is None:
-        raise KernelSourceError(f"{COMMON_H} defines no unwind_init_common(); {_supported()}")
-    params = init.group(1)
-    if _has(r"\bstruct\s+task_struct\b", params):
-        return "6.1"
-    if "," not in params:
-        return "6.12"
-    raise KernelSourceError(f"{COMMON_H}: unwind_init_common({' '.join(params.split())}) "
-                            f"is neither the 6.1 nor the 6.12 form; {_supported()}")
-
-
 def inspect(root: Path | str) -> KernelTree:
     """Check that ``root`` is a kernel tree the firmware can be built with."""
     root = Path(root).resolve()
@@ -187,28 +150,32 @@ def inspect(root: Path | str) -> KernelTree:
         raise KernelSourceError(f"{root}: cannot read the tree: {err}") from None
     try:
         version = read_version(texts[MAKEFILE])
-        generation = detect_generation(texts[COMMON_H], texts[NVHE_H],
-                                       texts[HYP_STACKTRACE_C], texts[HOST_STACKTRACE_C])
-    except KernelSourceError as err:
-        raise KernelSourceError(f"{root}: {err}") from None
+        generation = detect_generation(texts)
+    except (KernelSourceError, UnknownApi) as err:
+        raise KernelSourceError(f"{root}: {err}; {_supported()}") from None
+    if generation == "7.x" and not (root / FRAME_H).is_file():
+        raise KernelSourceError(f"{root} is missing {FRAME_H}, whose struct frame_record "
+                                f"the 7.x unwinder reads records as; {_supported()}")
     return KernelTree(root=root, version=version, generation=generation)
 
 
 def debian_tarball(generation: str) -> Path:
-    """Where Debian's ``linux-source-<generation>`` package puts its tarball."""
+    """Where the Debian package of the generation's reference tree
+    (``linux-source-7.2`` for 7.x) puts its tarball."""
     if generation not in GENERATIONS:
         raise KernelSourceError(f"unknown kernel generation {generation!r}; {_supported()}")
-    return Path(DEBIAN_TARBALL.format(generation=generation))
+    return Path(DEBIAN_TARBALL.format(package=DEBIAN_PACKAGES[generation]))
 
 
 def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
-    """Extract the files the build needs (TREE_FILES) from a kernel source
+    """Extract the files the build needs (TREE_FILES, then the
+    GENERATION_FILES of the generation they have) from a kernel source
     tarball (its members under one top directory, as Debian's
     ``linux-source-X.Y/``) into ``dest``, and inspect the result.
 
     Only those files are written, each through a temporary file and a
     rename, so a concurrent reader never sees half a file. Reading stops
-    as soon as all are found (about 3 s for a Debian tarball)."""
+    as soon as all are found (3 to 15 s for a Debian tarball)."""
     tarball, dest = Path(tarball), Path(dest)
     if not tarball.is_file():
         hint = ""
@@ -216,7 +183,7 @@ def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
         if match:
             hint = f" (apt-get install linux-source-{match.group(1)})"
         raise KernelSourceError(f"{tarball}: no such tarball{hint}; {_supported()}")
-    wanted = set(TREE_FILES)
+    wanted = {*TREE_FILES, *(name for names in GENERATION_FILES.values() for name in names)}
     found: dict[str, bytes] = {}
     try:
         with tarfile.open(tarball, "r:*") as archive:
@@ -228,7 +195,8 @@ def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
                 if data is None:
                     continue
                 found[name] = data.read()
-                if len(found) == len(wanted):
+                wanted = _still_wanted(found, wanted)
+                if wanted <= found.keys():
                     break
     except (tarfile.TarError, OSError, EOFError) as err:
         raise KernelSourceError(f"{tarball}: cannot read the tarball: {err}") from None
@@ -244,6 +212,19 @@ def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
             f.write(data)
         os.replace(tmp, target)
     return inspect(dest)
+
+
+def _still_wanted(found: dict[str, bytes], wanted: set[str]) -> set[str]:
+    """Once a tarball's unwinder files are read, only its generation's
+    other files are still wanted."""
+    if not all(name in found for name in TREE_FILES):
+        return wanted
+    try:
+        generation = detect_generation({n: found[n].decode("utf-8", "replace")
+                                        for n in BUILD_FILES})
+    except UnknownApi:
+        return set(TREE_FILES)     # inspect() says why, after the loop
+    return {*TREE_FILES, *GENERATION_FILES[generation]}
 
 
 # -- what --kernel-src names ---------------------------------------------------
@@ -307,12 +288,14 @@ def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> Kernel
 
 
 def extract_cached(tarball: Path, cache_dir: Path) -> KernelTree:
-    """:func:`extract`, once per tarball version (name, size, mtime): the
-    files go to a fresh directory that is renamed into place when complete,
-    under a lock, so concurrent workers wait for one extraction and never
-    see half of one."""
+    """:func:`extract`, once per tarball version (name, size, mtime) and set
+    of files extracted: the files go to a fresh directory that is renamed
+    into place when complete, under a lock, so concurrent workers wait for
+    one extraction and never see half of one."""
     st = tarball.stat()
-    key = hashlib.sha256(f"{tarball.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    files = sorted({*TREE_FILES, *(n for names in GENERATION_FILES.values() for n in names)})
+    key = hashlib.sha256("\0".join([tarball.name, str(st.st_size), str(st.st_mtime_ns),
+                                    *files]).encode())
     dest = cache_dir / f"{source_name(tarball)}-{key.hexdigest()[:12]}"
     if dest.is_dir():
         return inspect(dest)

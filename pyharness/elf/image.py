@@ -3,8 +3,9 @@
 :func:`load_image` returns an :class:`Image`: the PT_LOAD segments, the
 symbols (sorted, with an address -> symbol+offset lookup), the dynamic
 relocations needed to run the image at its link address plus a KASLR
-offset, the platform :class:`~pyharness.elf.layout.Layout` record, and which
-nVHE unwinder the image carries (``Image.unwinder``). Parsed
+offset, the platform :class:`~pyharness.elf.layout.Layout` record, which
+nVHE unwinder the image carries (``Image.unwinder``) and the sizes of its
+stacks and trace buffer (``Image.stack_sizes``). Parsed
 images are cached per process, keyed on (path, size, mtime_ns), so a
 matrix never parses the same ELF twice.
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from elftools.elf.relocation import RelocationSection
 
 from pyharness.elf.layout import LAYOUT_SECTION, Layout, LayoutError
+from pyharness.elf.stack_sizes import KERNEL_NUMBERS_SECTION, StackSizes, StackSizesError
 from pyharness.elf.reader import CORRUPT_ELF_ERRORS, ElfReader, ElfReadError
 from pyharness.elf.symbols import FunctionTable, KallsymsTable, Symbol, SymbolHit, SymbolTable
 
@@ -46,7 +48,7 @@ _REBUILD_HINT = "rebuild it with `pyharness build`"
 # Images from before the section existed carry the lab's.
 UNWINDER_SECTION = ".nvhe_unwinder"
 LAB_UNWINDER = "lab"
-_UNWINDER_NAME = re.compile(r"lab|linux-\d+\.\d+")
+_UNWINDER_NAME = re.compile(r"lab|linux-\d+\.(?:\d+|x)")
 
 
 class ImageError(ElfReadError):
@@ -86,10 +88,12 @@ class Image:
 
     def __init__(self, path: Path, layout: Layout, segments: tuple[Segment, ...],
                  symbols: tuple[Symbol, ...], relocations: tuple[Relocation, ...],
-                 unwinder: str = LAB_UNWINDER) -> None:
+                 unwinder: str = LAB_UNWINDER, stack_sizes: StackSizes | None = None) -> None:
         self.path = path
         self.layout = layout
         self._unwinder = unwinder
+        # The sizes the stacks and buffer are meant to have (elf/stack_sizes.py).
+        self.stack_sizes = stack_sizes or StackSizes.of_lab(layout)
         self.segments = segments
         self.relocations = relocations
         self._by_name: dict[str, Symbol] = {}
@@ -116,8 +120,8 @@ class Image:
     @property
     def unwinder(self) -> str:
         """The nVHE unwinder built into the image: ``"lab"`` (the lab's own),
-        or ``"linux-6.1"`` / ``"linux-6.12"`` (a kernel tree's, built with
-        ``--kernel-src``)."""
+        or ``"linux-6.1"`` / ``"linux-6.12"`` / ``"linux-7.x"`` (a kernel
+        tree's, built with ``--kernel-src``)."""
         return self._unwinder
 
     @property
@@ -265,13 +269,14 @@ def _parse(shown: Path, real: Path) -> Image:
         symbols = tuple(Symbol.from_raw(s) for s in reader.symbols())
         relocations = _read_relocations(shown, reader.elf)
         unwinder = _read_unwinder(shown, reader)
+        stack_sizes = _read_stack_sizes(shown, reader)
     except ImageError:
         raise
     except ElfReadError as exc:
         raise ImageError(str(exc).replace(str(real), str(shown), 1)) from None
     except CORRUPT_ELF_ERRORS as exc:
         raise ImageError(str(reader.damaged(exc))) from None
-    image = Image(shown, layout, segments, symbols, relocations, unwinder)
+    image = Image(shown, layout, segments, symbols, relocations, unwinder, stack_sizes)
     _check_placement(shown, image)
     return image
 
@@ -301,6 +306,16 @@ def _read_unwinder(shown: Path, reader: ElfReader) -> str:
                          f"a NUL-terminated \"lab\" or \"linux-<generation>\" "
                          f"(csrc/host/unwinder.c); {_REBUILD_HINT}")
     return text
+
+
+def _read_stack_sizes(shown: Path, reader: ElfReader) -> StackSizes | None:
+    """A tree build's numbers; None (the lab's formula) without the section."""
+    data = reader.section_data(KERNEL_NUMBERS_SECTION)
+    try:
+        return None if data is None else StackSizes.from_record(data)
+    except StackSizesError as exc:
+        raise ImageError(f"{shown}: bad {KERNEL_NUMBERS_SECTION} section: {exc} "
+                         f"(csrc/kcompat/kernel_numbers.S); {_REBUILD_HINT}") from None
 
 
 def _read_segments(shown: Path, reader: ElfReader) -> tuple[Segment, ...]:

@@ -106,6 +106,8 @@ class Layout:
     def phys_ram_end(self) -> int:
         return self.phys_ram_base + self.phys_ram_size
 
-    def hyp_stack_va(self, cpu: int) -> int:
-        """Bottom of CPU ``cpu``'s hyp stack page (the guard page is just below)."""
-        return self.hyp_stack_va_base + (2 * cpu + 1) * self.page_size
+    def hyp_stack_va(self, cpu: int, size: int | None = None) -> int:
+        """Bottom of CPU ``cpu``'s hyp stack of ``size`` bytes (a page by
+        default), at an odd multiple of its size; its guard is just below."""
+        size = size or self.page_size
+        return self.hyp_stack_va_base + (2 * cpu + 1) * size

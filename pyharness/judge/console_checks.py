@@ -86,12 +86,15 @@ def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]
 def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
     if expect.dump == "cannot-dump":
         reasons = []
+        want = expect.cannot_dump_reason
         if panic.cannot_dump is None:
-            reasons.append("'Cannot dump pKVM nVHE stacktrace: "
-                           "!CONFIG_PROTECTED_NVHE_STACKTRACE' line missing")
+            reasons.append(f"'Cannot dump pKVM nVHE stacktrace: {want}' line missing")
+        elif panic.cannot_dump.reason.strip() != want:
+            reasons.append(f"Cannot dump line: expected '{want}', got "
+                           f"'{panic.cannot_dump.reason.strip()}'")
         if panic.trace is not None:
             reasons.append(f"unexpected trace '{panic.trace.header.strip()}' without "
-                           "CONFIG_PROTECTED_NVHE_STACKTRACE")
+                           f"CONFIG_{want.removeprefix('!CONFIG_')}")
         return reasons
     trace = panic.trace
     if trace is None:

@@ -120,6 +120,7 @@ class Expectation:
     lines: tuple[str, ...] = ()                 # "lines": exact text, in order
     panic: ExpectedPanic | None = None
     dump: str | None = None                     # "protected" | "non-protected" | "cannot-dump"
+    cannot_dump_reason: str = "!CONFIG_PROTECTED_NVHE_STACKTRACE"   # as the generation words it
     frames: tuple[ExpectedFrame, ...] = ()
     truncated: bool = False                     # protected: the buffer was full
     notes: tuple[str, ...] = ()

@@ -36,7 +36,7 @@ from pyharness.judge.corruption import Fault
 from pyharness.judge.expectation import (BUFFER_OVERRUN_LINES, ExpectedFrame, ExpectedPanic,
                                          Expectation, ISOLATION_PROBE_LINES, SMOKE_LINES,
                                          UNWIND_SELFTEST_LINES)
-from pyharness.judge.footprint_check import footprint_problems, trace_buffer_capacity
+from pyharness.judge.footprint_check import footprint_problems
 from pyharness.judge.host_trace import HostTraceOracle
 from pyharness.judge.unwind_model import Stack, follow, rules_for
 from pyharness.judge.vector_model import VectorModel
@@ -192,8 +192,9 @@ class HypOracle:
         return link & ADDRESS_MASK       # the host's arithmetic wraps at 64 bits
 
     def buffer_capacity(self) -> int:
-        """From the Kconfig formula, not from the firmware's own symbol."""
-        return trace_buffer_capacity(self.layout.page_size)
+        """From the Kconfig formula or the tree's NVHE_STACKTRACE_SIZE, not
+        from the firmware's own symbol."""
+        return self.image.stack_sizes.trace_capacity
 
     def hyp_offset(self) -> int:
         """What the host must print as ``Hyp Offset``: hyp VA -> link address."""
@@ -245,7 +246,8 @@ class HypOracle:
         if self.host.problem:
             self.problems.append(self.host.problem)
         return Expectation(kind="hyp-panic", exit_status=1, panic=self._panic(capture, elf),
-                           dump=dump, frames=frames, truncated=truncated,
+                           dump=dump, cannot_dump_reason=self.rules.cannot_dump_reason,
+                           frames=frames, truncated=truncated,
                            notes=tuple(self.problems), registers=self._registers(capture),
                            hyp_offset=self.hyp_offset(), host_frames=host_frames,
                            cpu=self.cpu, findings=tuple(self.vector.findings))

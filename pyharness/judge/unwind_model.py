@@ -10,6 +10,13 @@ above the previous one, by at least ``min_step`` bytes: the lab and the v5
 series ask only for "higher" (8 bytes, given the alignment), kernels since
 6.1 consume the 16 bytes of each record (``unwind_consume_stack``), so a
 record overlapping the previous one ends the walk.
+
+7.x's walk (``unwind_find_stack`` tries the current stack, then the others;
+``unwind_consume_stack`` destroys the stack found and makes it current)
+keeps those rules; what 7.x changed for the oracle is its sizes
+(``NVHE_STACK_SIZE`` hyp stacks: ``Image.stack_sizes``) and the Kconfig
+name its ``Cannot dump`` line gives. The stacks' sizes are never a rule
+here: they come with the image (the lab's formula, or the tree's numbers).
 """
 
 from __future__ import annotations
@@ -29,15 +36,23 @@ class UnwinderRules:
     protected_header: TraceKind         # the dump's wording in protected mode
     non_protected_header: TraceKind     # ... and in non-protected mode
     buffer_per_cpu_variable: bool       # pkvm_stacktrace: DEFINE_PER_CPU, not [NR_CPUS][]
+    stacktrace_option: str = "PROTECTED_NVHE_STACKTRACE"   # named by the Cannot dump line
 
     def header(self, protected: bool) -> TraceKind:
         return self.protected_header if protected else self.non_protected_header
+
+    @property
+    def cannot_dump_reason(self) -> str:
+        """What follows ``Cannot dump pKVM nVHE stacktrace: ``."""
+        return f"!CONFIG_{self.stacktrace_option}"
 
 
 GENERATIONS: Mapping[str, UnwinderRules] = {
     "lab": UnwinderRules("lab", 8, "protected", "non-protected", False),
     "linux-6.1": UnwinderRules("linux-6.1", 16, "mainline", "mainline", True),
     "linux-6.12": UnwinderRules("linux-6.12", 16, "mainline", "mainline", True),
+    "linux-7.x": UnwinderRules("linux-7.x", 16, "mainline", "mainline", True,
+                               "PKVM_STACKTRACE"),
 }
 
 

@@ -1,8 +1,9 @@
 """What the hyp vector's stack-overflow test must decide, modelled from SP.
 
 The series' design (csrc/hyp/host.S, the kernel's host.S): a hyp stack is
-one page placed so that bit PAGE_SHIFT of every valid SP is 1 and, in the
-guard page below, 0. An exception taken at EL2 on SP_EL2 tests that bit of
+one page (a tree's NVHE_STACK_SIZE from 7.x on) placed so that bit
+PAGE_SHIFT (NVHE_STACK_SHIFT) of every valid SP is 1 and, in the guard
+below, 0. An exception taken at EL2 on SP_EL2 tests that bit of
 the SP it was taken with; 0 sends it to the top of this CPU's overflow
 stack and ``hyp_panic_bad_stack``, 1 straight to ``hyp_panic``. The model
 hooks the vector's EL2h synchronous entry (SP as the exception left it)
@@ -25,7 +26,7 @@ SYNC_EL2H = 0x200     # the current-EL, SP_ELx synchronous entry
 
 class VectorModel:
     def __init__(self, image: Image, machine: Machine, overflow_stack: Span) -> None:
-        self.page_shift = image.layout.page_size.bit_length() - 1
+        self.page_shift = image.stack_sizes.hyp_stack_shift
         self.overflow_stack = overflow_stack
         self.events: list[tuple[str, int]] = []
         self.findings: list[str] = []

@@ -94,17 +94,19 @@ def build_address_spaces(image: Image, kaslr_offset: int) -> AddressSpaces:
     el2 = (
         Region("hyp alias of RAM", layout.phys_ram_base + layout.hyp_va_offset,
                layout.phys_ram_size, layout.phys_ram_base),
-        *(Region(f"hyp stack of CPU {cpu}", geometry.hyp_stack_va(cpu).lo, page,
-                 geometry.hyp_stack_pa(cpu).lo) for cpu in range(layout.nr_cpus)),
+        *(Region(f"hyp stack of CPU {cpu}", geometry.hyp_stack_va(cpu).lo,
+                 geometry.hyp_stack_size, geometry.hyp_stack_pa(cpu).lo)
+          for cpu in range(layout.nr_cpus)),
         Region("MMIO", layout.mmio_va_el2, page, layout.mmio_phys, mmio=True),
     )
     for regions, el in ((el1, 1), (el2, 2)):
         _check_disjoint(image, regions, el)
     if stacks_pa % page or not image.contains(geometry.hyp_stack_pages_link.hi - 1):
         raise ImageError(f"{image.path}: {HYP_STACK_PAGES} must be page aligned and "
-                         f"hold NR_CPUS ({layout.nr_cpus}) pages inside the image "
+                         f"hold NR_CPUS ({layout.nr_cpus}) hyp stacks inside the image "
                          "(docs/platform.md); fix the firmware's linker script")
-    return AddressSpaces(el1, el2, _hyp_private_ranges(image, layout, stacks_pa))
+    return AddressSpaces(el1, el2, _hyp_private_ranges(image, layout, stacks_pa,
+                                                       geometry.hyp_stack_size))
 
 
 def _check_disjoint(image: Image, regions: tuple[Region, ...], el: int) -> None:
@@ -117,10 +119,10 @@ def _check_disjoint(image: Image, regions: tuple[Region, ...], el: int) -> None:
                              "inconsistent, check csrc/include/platform.h")
 
 
-def _hyp_private_ranges(image: Image, layout: Layout,
-                        stacks_pa: int) -> tuple[tuple[int, int], ...]:
+def _hyp_private_ranges(image: Image, layout: Layout, stacks_pa: int,
+                        hyp_stack_size: int) -> tuple[tuple[int, int], ...]:
     """Hyp-private physical pages: the private image range (rounded out to
-    pages) minus the shared pages, plus the hyp stack pages."""
+    pages) minus the shared pages, plus the hyp stacks."""
     page = layout.page_size
 
     def pages(start_sym: str, end_sym: str) -> tuple[int, int] | None:
@@ -147,5 +149,5 @@ def _hyp_private_ranges(image: Image, layout: Layout,
             if shared[1] < hi:
                 cut.append((shared[1], hi))
         ranges = cut
-    ranges.append((stacks_pa, stacks_pa + layout.nr_cpus * page))
+    ranges.append((stacks_pa, stacks_pa + layout.nr_cpus * hyp_stack_size))
     return tuple(sorted(ranges))

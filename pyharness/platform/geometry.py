@@ -1,6 +1,7 @@
 """Where each CPU's hyp stack, overflow stack and trace buffer are: worked
-out once, from the image's symbols and layout record, for the address map,
-the oracle, the bounds watches and the machine's messages.
+out once, from the image's symbols, layout record and stack sizes (the
+lab's formula, or a kernel tree's numbers: elf/stack_sizes.py), for the
+address map, the oracle, the bounds watches and the machine's messages.
 
 Hyp VAs are the hyp's own view (docs/platform.md, "Virtual address
 spaces"); PAs are where the bytes sit in RAM, which is what memory watches
@@ -50,6 +51,8 @@ class StackGeometry:
         self.image = image
         layout = self.layout = image.layout
         self.page_size = layout.page_size
+        self.sizes = image.stack_sizes
+        self.hyp_stack_size = self.sizes.hyp_stack
         self.nr_cpus = layout.nr_cpus
         _, self.hyp_percpu_stride = image.percpu_area("hyp")
         self._stack_pages = image.address_of(HYP_STACK_PAGES)
@@ -62,26 +65,28 @@ class StackGeometry:
     def _hyp_va_of_pa(self, pa: int) -> int:
         return pa + self.layout.hyp_va_offset
 
-    # -- the hyp stack: one page per CPU, a guard page below ---------------
+    # -- the hyp stack: one per CPU (a page, or a tree's NVHE_STACK_SIZE), a
+    #    guard of the same size below -------------------------------------------
 
     def hyp_stack_va(self, cpu: int) -> Span:
-        base = self.layout.hyp_stack_va(cpu)
-        return Span(base, base + self.page_size)
+        base = self.layout.hyp_stack_va(cpu, self.hyp_stack_size)
+        return Span(base, base + self.hyp_stack_size)
 
     def hyp_stack_pa(self, cpu: int) -> Span:
-        base = self.image.phys_address(self._stack_pages) + cpu * self.page_size
-        return Span(base, base + self.page_size)
+        base = self.image.phys_address(self._stack_pages) + cpu * self.hyp_stack_size
+        return Span(base, base + self.hyp_stack_size)
 
     @property
     def hyp_stack_pages_link(self) -> Span:
         """The host's array backing every CPU's hyp stack (link-time addresses)."""
-        return Span(self._stack_pages, self._stack_pages + self.nr_cpus * self.page_size)
+        return Span(self._stack_pages,
+                    self._stack_pages + self.nr_cpus * self.hyp_stack_size)
 
     def hyp_stack_owner(self, pa: int) -> int | None:
-        """The CPU whose hyp stack page holds ``pa``, if any."""
+        """The CPU whose hyp stack holds ``pa``, if any."""
         first = self.hyp_stack_pa(0).lo
-        if first <= pa < first + self.nr_cpus * self.page_size:
-            return (pa - first) // self.page_size
+        if first <= pa < first + self.nr_cpus * self.hyp_stack_size:
+            return (pa - first) // self.hyp_stack_size
         return None
 
     def host_task_stack_link(self, cpu: int) -> Span:
@@ -93,8 +98,10 @@ class StackGeometry:
     # -- the overflow stack: a per-CPU variable ------------------------------
 
     def overflow_stack_pa(self, cpu: int) -> Span:
+        """The stack the vector and the unwinder mean: OVERFLOW_STACK_SIZE bytes
+        from the symbol (the footprint check holds the symbol to that size)."""
         base = self.image.phys_address(self._overflow.address) + cpu * self.hyp_percpu_stride
-        return Span(base, base + self._overflow.size)
+        return Span(base, base + self.sizes.overflow_stack)
 
     def overflow_stack_va(self, cpu: int) -> Span:
         pa = self.overflow_stack_pa(cpu)
@@ -125,7 +132,7 @@ class StackGeometry:
         return Span(base, base + per_cpu)
 
     @property
-    def overflow_stack_size(self) -> int:
+    def overflow_symbol_size(self) -> int:
         """What the image's overflow stack symbol spans (one CPU's copy)."""
         return self._overflow.size
 

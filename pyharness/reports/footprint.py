@@ -3,13 +3,14 @@
 Two objects carry the footprint the patch series claims:
 
 - ``__kvm_nvhe_overflow_stack``: a per-CPU variable, so its symbol size is
-  one CPU's overflow stack. The claim: 4 KiB whatever the page size.
+  one CPU's overflow stack. The claim: 4 KiB whatever the page size (a
+  kernel tree's: its own OVERFLOW_STACK_SIZE).
 - ``__kvm_nvhe_pkvm_stacktrace``: ``[NR_CPUS][entries]``, so its symbol
   size covers every CPU (with a kernel tree's unwinder it is a per-CPU
   variable, so its size is one CPU's, repeated NR_CPUS times). The claim: ``((PAGE_SIZE + 4096) / 16 + 1) * 8``
   bytes per CPU (one entry per frame record over the hyp stack and the
-  overflow stack, plus a terminator), and no buffer at all without
-  ``CONFIG_PROTECTED_NVHE_STACKTRACE``.
+  overflow stack, plus a terminator; a tree's: its NVHE_STACKTRACE_SIZE),
+  and no buffer at all without ``CONFIG_PROTECTED_NVHE_STACKTRACE``.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pyharness.elf.image import load_image
+from pyharness.elf.stack_sizes import LAB_OVERFLOW_STACK_SIZE, lab_trace_buffer_size
 from pyharness.errors import HarnessError
 from pyharness.platform.geometry import OVERFLOW_STACK as OVERFLOW_STACK_SYMBOL
 from pyharness.platform.geometry import TRACE_BUFFER as STACKTRACE_SYMBOL
 from pyharness.run.record import RunRecord
 
-CLAIMED_OVERFLOW_STACK = 4096
-
-
-def claimed_buffer_per_cpu(page_size: int) -> int:
-    return ((page_size + 4096) // 16 + 1) * 8
+CLAIMED_OVERFLOW_STACK = LAB_OVERFLOW_STACK_SIZE
+claimed_buffer_per_cpu = lab_trace_buffer_size
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,8 @@ class Footprint:
     protected_stacktrace: bool
     overflow_stack: int | None       # bytes per CPU; None: no such symbol
     stacktrace_total: int | None     # bytes for all CPUs; None: no such symbol
+    claimed_overflow: int = CLAIMED_OVERFLOW_STACK   # the image's claim (a tree's own)
+    claimed_buffer_size: int | None = None           # per CPU; None: the lab's formula
 
     @property
     def buffer_per_cpu(self) -> int | None:
@@ -47,11 +48,13 @@ class Footprint:
 
     @property
     def claimed_buffer(self) -> int | None:
-        return claimed_buffer_per_cpu(self.page_size) if self.protected_stacktrace else None
+        if not self.protected_stacktrace:
+            return None
+        return self.claimed_buffer_size or claimed_buffer_per_cpu(self.page_size)
 
     @property
     def overflow_as_claimed(self) -> bool:
-        return self.overflow_stack == CLAIMED_OVERFLOW_STACK
+        return self.overflow_stack == self.claimed_overflow
 
     @property
     def buffer_as_claimed(self) -> bool:
@@ -73,7 +76,9 @@ def read_footprint(config_name: str, elf: str) -> Footprint:
                      nr_cpus=image.layout.nr_cpus,
                      protected_stacktrace=image.layout.protected_stacktrace,
                      overflow_stack=overflow.size if overflow else None,
-                     stacktrace_total=total)
+                     stacktrace_total=total,
+                     claimed_overflow=image.stack_sizes.overflow_stack,
+                     claimed_buffer_size=image.stack_sizes.trace_buffer)
 
 
 def footprints(records: Sequence[RunRecord]) -> list[Footprint]:

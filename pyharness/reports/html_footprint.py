@@ -73,7 +73,7 @@ def _footprint_table(prints: Sequence[Footprint]) -> str:
         rows.append(
             f"<tr><td>{escape(fp.config_name)}</td><td>{fp.page_size // 1024}K</td>"
             f"<td>{fp.nr_cpus}</td><td>{'on' if fp.protected_stacktrace else 'off'}</td>"
-            f"<td>{overflow} ({verdict(fp.overflow_as_claimed)}: {CLAIMED_OVERFLOW_STACK} B)"
+            f"<td>{overflow} ({verdict(fp.overflow_as_claimed)}: {fp.claimed_overflow} B)"
             f"</td><td>{buffer} ({verdict(fp.buffer_as_claimed)}: {claimed})</td>"
             f"<td>{total}</td></tr>")
     return ('<table class="numbers" id="footprint-table"><thead><tr><th>configuration</th>'
@@ -90,7 +90,8 @@ def footprint_section(records: Sequence[RunRecord]) -> str:
 (<code>__kvm_nvhe_overflow_stack</code>; claim: 4 KiB whatever the page size) and the
 per-CPU trace buffer shared with the host (<code>__kvm_nvhe_pkvm_stacktrace</code> divided
 by NR_CPUS; claim: ((PAGE_SIZE + 4096) / 16 + 1) &times; 8 bytes, and none without
-CONFIG_PROTECTED_NVHE_STACKTRACE).</p>
+CONFIG_PROTECTED_NVHE_STACKTRACE). A kernel tree's unwinder claims its own
+OVERFLOW_STACK_SIZE and NVHE_STACKTRACE_SIZE.</p>
 {_footprint_chart(prints)}
 {_footprint_table(prints)}
 </section>"""
