@@ -8,9 +8,12 @@
 # With --tests, also Debian's chromium, for the test that opens the HTML
 # report in a headless browser, QEMU (qemu-system-arm) and kbuild's tools
 # (make, flex, bison, bc) for the tests that build and boot a tree's real
-# kernel, and the kernel sources linux-source-6.1 and
-# linux-source-6.12 (/usr/src/linux-source-X.Y.tar.xz), for the tests that
-# build the firmware with a kernel tree's own unwinder (--kernel-src).
+# kernel, and the kernel sources of the three generations
+# (/usr/src/linux-source-X.Y.tar.xz), for the tests that build the firmware
+# with a kernel tree's own unwinder (--kernel-src): linux-source-6.1 and
+# linux-source-6.12 with apt from the machine's sources, linux-source-7.2
+# fetched from Debian unstable without changing them
+# (scripts/fetch-linux-source.sh).
 # Safe to run again: a second run changes nothing.
 #
 # usage: sh scripts/setup.sh [--tests]
@@ -70,6 +73,10 @@ fi
 if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt_install $missing
+fi
+if [ "$with_tests" = 1 ]; then
+	# 7.x's reference tree is only in unstable: fetched, not installed.
+	sh scripts/fetch-linux-source.sh linux-source-7.2 sid /usr/src
 fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {

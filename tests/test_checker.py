@@ -201,3 +201,29 @@ def test_footprint_problems_fail_the_run(overflow):
     expect = dataclasses.replace(overflow.expect, footprint=("footprint: too big",))
     judgement = check(overflow.result, expect)
     assert judgement.verdict == "fail" and "footprint: too big" in judgement.reasons
+
+
+@pytest.fixture(scope="module")
+def cannot_dump():
+    """A passing protected hyp_panic run on nvhe: no protected stacktrace option."""
+    obs = observe(RunRequest(config="nvhe", scenario="hyp_panic", mode="protected",
+                             cpu=0, kaslr_seed=3))
+    assert obs.expect.dump == "cannot-dump" and check(obs.result, obs.expect).passed
+    return obs
+
+
+def test_the_cannot_dump_line_names_the_generations_option(cannot_dump):
+    """7.x names the option CONFIG_PKVM_STACKTRACE; the lab, 6.1 and 6.12
+    CONFIG_PROTECTED_NVHE_STACKTRACE. Either, where the other is due, fails."""
+    renamed = mutate(cannot_dump, lambda c: c.__setitem__(
+        next(i for i, line in enumerate(c) if "Cannot dump" in line),
+        next(line for line in c if "Cannot dump" in line).replace(
+            "PROTECTED_NVHE_STACKTRACE", "PKVM_STACKTRACE")))
+    assert verdict_for(cannot_dump, renamed).reasons == (
+        "Cannot dump line: expected '!CONFIG_PROTECTED_NVHE_STACKTRACE', got "
+        "'!CONFIG_PKVM_STACKTRACE'",)
+    seven = dataclasses.replace(cannot_dump.expect, cannot_dump_reason="!CONFIG_PKVM_STACKTRACE")
+    assert check(dataclasses.replace(cannot_dump.result, console=renamed), seven).passed
+    assert check(cannot_dump.result, seven).reasons == (
+        "Cannot dump line: expected '!CONFIG_PKVM_STACKTRACE', got "
+        "'!CONFIG_PROTECTED_NVHE_STACKTRACE'",)

@@ -1,11 +1,13 @@
 """Debian's kernel trees through the harness: `--kernel-src` builds (the
-build key follows the tree), the compile database, the default scenarios
-of shipped configurations through `run_one`, the matrix's unwinder axis
-end to end, and a mutated tree failing with a precise reason.
+build key follows the tree), the compile database, the default matrix
+(every shipped configuration's runs through `run_one`) with each
+generation's tree, the tree's own numbers (an edited OVERFLOW_STACK_SIZE
+or NVHE_STACK_SHIFT is what is built and what is expected), the matrix's
+unwinder axis end to end, and a mutated tree failing with a precise reason.
 
-Skipped when /usr/src/linux-source-6.1.tar.xz / -6.12.tar.xz are not
-installed (`sh scripts/setup.sh --tests` installs them). Each tarball is
-extracted once per worker, into the shared build directory's cache.
+Skipped when /usr/src/linux-source-6.1.tar.xz / -6.12.tar.xz / -7.2.tar.xz
+are not installed (`sh scripts/setup.sh --tests` installs them). Each
+tarball is extracted once, into the shared build directory's cache.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pyharness.builder import kernelsrc
 from pyharness.builder.toolchain import find_toolchain
 from pyharness.cli.main import main
 from pyharness.elf.image import load_image
+from pyharness.platform.geometry import OVERFLOW_STACK, stack_geometry
 from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.expand import expand, unwinder_axis
 from pyharness.paths import build_base
@@ -33,6 +36,7 @@ from pyharness.run.scenarios import list_scenarios
 
 # Each generation, skipped when its Debian tarball is not installed.
 GENERATIONS = DEBIAN
+SHIPPED = [path.name.removesuffix("_defconfig") for path in kconfig.named_configs()]
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +94,7 @@ def test_editing_the_tree_changes_the_build_key_and_rebuilds(debian, tmp_path, g
     assert lab.digest == builder.build_digest(config, find_toolchain())
     assert lab.build_dir.name == f"pkvm-{lab.digest[:12]}" and lab.unwinder == "lab"
     assert load_image(lab.elf).unwinder == "lab"
+    assert load_image(lab.elf).stack_sizes.source == "the lab's Kconfig formula"
 
 
 def test_build_prints_the_compile_database_with_the_trees_files(debian, tmp_path, capsys):
@@ -116,18 +121,79 @@ def default_runs(config: str, kernel_src: str | None, out_dir: Path | None = Non
                   unwinders=axis)
 
 
-@pytest.mark.parametrize("config", ["pkvm", "pkvm_16k", "nvhe"])
-@pytest.mark.parametrize("generation", GENERATIONS)
-def test_the_default_scenarios_pass_with_each_tree(debian, generation, config):
-    specs = default_runs(config, debian(generation).given)
-    assert {s.mode for s in specs} == {"nvhe", "protected"} and len(specs) > 40
+def run_all(specs) -> list[str]:
+    """Each run's id and first reasons, for the runs that did not pass."""
     failed = []
     for spec in specs:
         record = run_one(RunRequest.from_spec(spec))
         assert record.spec == spec
         if not record.passed:
             failed.append(f"{record.id}: {'; '.join(record.reasons[:3])}")
+    return failed
+
+
+@pytest.mark.parametrize("config", SHIPPED)
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_the_default_matrix_passes_with_each_tree(debian, generation, config):
+    """`pyharness matrix --kernel-src TARBALL`, one shipped configuration at a time."""
+    specs = default_runs(config, debian(generation).given)
+    assert {s.mode for s in specs} == {"nvhe", "protected"} and len(specs) > 40
+    failed = run_all(specs)
     assert not failed, "\n".join(failed)
+
+
+# -- the tree's numbers ------------------------------------------------------------
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_the_trees_overflow_stack_size_is_what_is_built_and_expected(debian, tmp_path,
+                                                                     generation):
+    """OVERFLOW_STACK_SIZE SZ_2K in the tree's asm/memory.h: a 2 KiB overflow
+    stack in the image, the vector's switch, the oracle's walk and the
+    footprint check; a buffer sized from it; the pkvm runs that reach the
+    overflow stack or fill the buffer pass (7.x: every pkvm run). An
+    unwinder whose overflow stack is not the tree's size fails the footprint."""
+    tree = copy_tree(debian(generation), tmp_path / "linux")
+    edit(tree / kernelsrc.MEMORY_H, "#define OVERFLOW_STACK_SIZE\tSZ_4K",
+         "#define OVERFLOW_STACK_SIZE\tSZ_2K")
+    out = tmp_path / "out"
+    specs = default_runs("pkvm", str(tree), out)
+    image = load_image(builder.build("pkvm", out_dir=out, kernel_src=tree).elf)
+    sizes = image.stack_sizes
+    assert (sizes.overflow_stack, sizes.trace_buffer) == (2048, (2048 + 4096) // 2 + 8)
+    assert sizes.source == "the kernel tree's"
+    assert image.symbol(OVERFLOW_STACK).size == 2048
+    assert stack_geometry(image).overflow_stack_va(1).size == 2048
+    reach = {"stack_overflow", "fault_on_overflow_stack", "fault_overflow_stack_past_top",
+             "fault_overflow_hyp_overflow", "fault_longest_chain", "fault_packed_stacks"}
+    assert not run_all(specs if generation == "7.x" else
+                       [s for s in specs if s.scenario in reach])
+
+    edit(tree / kernelsrc.HYP_STACKTRACE_C,
+         "DEFINE_PER_CPU(unsigned long [OVERFLOW_STACK_SIZE/sizeof(long)], overflow_stack)",
+         "DEFINE_PER_CPU(unsigned long [2 * OVERFLOW_STACK_SIZE/sizeof(long)], overflow_stack)")
+    spec = next(s for s in specs if (s.scenario, s.mode) == ("hyp_panic", "nvhe"))
+    record = run_one(RunRequest.from_spec(spec, out_dir=out))
+    assert record.verdict == "fail"
+    assert (f"footprint: {OVERFLOW_STACK} is 4096 bytes per CPU, not 2048 (the tree's "
+            "OVERFLOW_STACK_SIZE)") in record.reasons
+
+
+def test_a_7x_trees_two_page_hyp_stacks_are_laid_out_and_expected(debian, tmp_path):
+    """NVHE_STACK_SHIFT PAGE_SHIFT + 1: 8 KiB hyp stacks above 8 KiB guards,
+    the vector testing bit 13, the buffer sized for them; every pkvm run passes."""
+    if not kernelsrc.debian_tarball("7.x").is_file():
+        pytest.skip("needs /usr/src/linux-source-7.2.tar.xz (sh scripts/setup.sh --tests)")
+    tree = copy_tree(debian("7.x"), tmp_path / "linux")
+    edit(tree / kernelsrc.MEMORY_H, "#define NVHE_STACK_SHIFT       PAGE_SHIFT",
+         "#define NVHE_STACK_SHIFT       (PAGE_SHIFT + 1)")
+    out = tmp_path / "out"
+    specs = default_runs("pkvm", str(tree), out)
+    image = load_image(builder.build("pkvm", out_dir=out, kernel_src=tree).elf)
+    assert (image.stack_sizes.hyp_stack, image.stack_sizes.hyp_stack_shift) == (8192, 13)
+    assert image.stack_sizes.trace_buffer == (4096 + 8192) // 2 + 8
+    geometry = stack_geometry(image)
+    assert geometry.hyp_stack_va(1).lo == image.layout.hyp_stack_va_base + 3 * 8192
+    assert not run_all(specs)
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
@@ -152,23 +218,23 @@ def test_a_trees_record_says_which_unwinder_ran(debian, generation):
 def test_the_matrix_runs_the_unwinder_axis(tmp_path, capsys):
     tarballs = [str(kernelsrc.debian_tarball(g)) for g in kernelsrc.GENERATIONS]
     if not all(Path(t).is_file() for t in tarballs):
-        pytest.skip("needs both Debian kernel source tarballs")
+        pytest.skip("needs the three Debian kernel source tarballs")
     report = tmp_path / "m.json"
     argv = ["matrix", "-q", "-j", "2", "--configs", "pkvm", "--scenarios", "hyp_panic",
-            "--kernel-src", "lab", "--kernel-src", tarballs[0], "--kernel-src", tarballs[1],
+            "--kernel-src", "lab", *(arg for t in tarballs for arg in ("--kernel-src", t)),
             "--json", str(report), "--junit", str(tmp_path / "m.xml")]
     main(argv)
     out = capsys.readouterr().out
-    assert "1 configuration x unwinders lab, linux-6.1, linux-6.12, 12 runs" in out
+    assert "1 configuration x unwinders lab, linux-6.1, linux-6.12, linux-7.x, 16 runs" in out
     rows = [line.split()[0] for line in out.splitlines()
-            if re.match(r"^(pkvm|linux-6\.1/pkvm|linux-6\.12/pkvm)\s", line)]
-    assert rows == ["pkvm", "linux-6.1/pkvm", "linux-6.12/pkvm"]
+            if re.match(r"^(pkvm|linux-(6\.1|6\.12|7\.x)/pkvm)\s", line)]
+    assert rows == ["pkvm", "linux-6.1/pkvm", "linux-6.12/pkvm", "linux-7.x/pkvm"]
     runs = json.loads(report.read_text())["runs"]
     assert [(r["unwinder"], r["generation"], r["kernel_src"]) for r in runs[::4]] == [
         ("lab", None, None), ("linux-6.1", "6.1", tarballs[0]),
-        ("linux-6.12", "6.12", tarballs[1])]
-    assert [r["command"].count("--kernel-src") for r in runs[::4]] == [0, 1, 1]
-    assert len({r["elf"] for r in runs}) == 3
+        ("linux-6.12", "6.12", tarballs[1]), ("linux-7.x", "7.x", tarballs[2])]
+    assert [r["command"].count("--kernel-src") for r in runs[::4]] == [0, 1, 1, 1]
+    assert len({r["elf"] for r in runs}) == 4
     # The lab's runs are what they were; a tree's are its label's.
     assert runs[0]["verdict"] == "pass" and runs[0]["kaslr_seed"] == runs[4]["kaslr_seed"]
     junit = (tmp_path / "m.xml").read_text()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyharness.builder import cache as builder
-from pyharness.builder.kernelsrc import TREE_FILES, KernelTree
+from pyharness.builder.kernelsrc import MAKEFILE, KernelTree
 from pyharness.builder.trees import KEEP_ENV
 from pyharness.elf.reader import ElfReader
 from pyharness.errors import BuildError
@@ -78,9 +78,10 @@ def snapshot_tree(root: Path, dest: Path) -> Path:
 
 def snapshot_kernel(tree: KernelTree, dest: Path) -> Path:
     """Copy the files the build reads from a kernel tree (and its Makefile)."""
-    for name in TREE_FILES:
+    for path in (tree.root / MAKEFILE, *tree.build_files):
+        name = path.relative_to(tree.root)
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(tree.root / name, dest / name)
+        shutil.copy2(path, dest / name)
     return dest
 
 
