@@ -201,12 +201,13 @@ def test_abs64_relocation_without_symbol_is_not_shifted(fixture_image, tmp_path)
 
 # -- which unwinder the image carries (.nvhe_unwinder) ------------------------
 
-def _with_unwinder_section(src: Path, dst: Path, content: bytes) -> Path:
-    """A copy of ``src`` whose .nvhe_unwinder section holds ``content``."""
+def _with_unwinder_section(src: Path, dst: Path, content: bytes,
+                           section: str = ".nvhe_unwinder") -> Path:
+    """A copy of ``src`` whose ``section`` (.nvhe_unwinder) holds ``content``."""
     blob = dst.with_suffix(".section")
     blob.write_bytes(content)
-    subprocess.run([CROSS + "objcopy", "--remove-section=.nvhe_unwinder",
-                    "--add-section", f".nvhe_unwinder={blob}",
+    subprocess.run([CROSS + "objcopy", f"--remove-section={section}",
+                    "--add-section", f"{section}={blob}",
                     str(src), str(dst)], check=True)
     return dst
 
@@ -231,6 +232,7 @@ def test_the_lab_build_says_it_carries_the_lab_unwinder():
 @pytest.mark.parametrize("content, unwinder, generation", [
     (b"linux-6.12\0", "linux-6.12", "6.12"),
     (b"linux-6.1\0\0\0", "linux-6.1", "6.1"),
+    (b"linux-7.x\0", "linux-7.x", "7.x"),
     (b"lab\0", "lab", None),
 ])
 def test_the_unwinder_section_is_read(fixture_image, tmp_path, content, unwinder, generation):
@@ -240,8 +242,48 @@ def test_the_unwinder_section_is_read(fixture_image, tmp_path, content, unwinder
 
 
 @pytest.mark.parametrize("content", [b"linux-6.12", b"linux\0", b"\0", b"gcc-12\0",
-                                     b"\xff\xfe\0"])
+                                     b"linux-7.y\0", b"\xff\xfe\0"])
 def test_a_bad_unwinder_section_is_rejected(fixture_image, tmp_path, content):
     bad = _with_unwinder_section(fixture_image("4k"), tmp_path / "vmlinux", content)
     message = _image_error(bad)
     assert "bad .nvhe_unwinder section" in message and "pyharness build" in message
+
+
+def _numbers(*values: int) -> bytes:
+    return struct.pack(f"<{len(values)}Q", *values)
+
+
+NUMBERS_MAGIC = int.from_bytes(b"NVHEKNUM", "little")
+
+
+def test_without_a_numbers_record_the_sizes_are_the_labs_formula(fixture_image):
+    image = load_image(fixture_image("16k"))
+    sizes = image.stack_sizes
+    assert (sizes.overflow_stack, sizes.hyp_stack, sizes.trace_buffer) == (
+        4096, 16384, ((16384 + 4096) // 16 + 1) * 8)
+    assert sizes.trace_capacity == (16384 + 4096) // 16 and sizes.hyp_stack_shift == 14
+
+
+def test_a_trees_numbers_record_gives_the_sizes(fixture_image, tmp_path):
+    elf = _with_unwinder_section(fixture_image("4k"), tmp_path / "vmlinux",
+                                 _numbers(NUMBERS_MAGIC, 1, 2048, 8192, 5128, 48),
+                                 ".nvhe_kernel_numbers")
+    sizes = load_image(elf).stack_sizes
+    assert (sizes.overflow_stack, sizes.hyp_stack, sizes.trace_buffer, sizes.va_bits) == (
+        2048, 8192, 5128, 48)
+    assert (sizes.hyp_stack_shift, sizes.trace_capacity) == (13, 640)
+    assert sizes.source == "the kernel tree's"
+
+
+@pytest.mark.parametrize("content, why", [
+    (_numbers(NUMBERS_MAGIC, 1, 2048), "is 24 bytes, not 48"),
+    (_numbers(NUMBERS_MAGIC, 2, 2048, 4096, 3080, 48), "version 2"),
+    (_numbers(0x1234, 1, 2048, 4096, 3080, 48), "magic 0x1234"),
+    (_numbers(NUMBERS_MAGIC, 1, 2048, 6144, 3080, 48), "must be a power of two"),
+])
+def test_a_bad_numbers_record_is_rejected(fixture_image, tmp_path, content, why):
+    bad = _with_unwinder_section(fixture_image("4k"), tmp_path / "vmlinux", content,
+                                 ".nvhe_kernel_numbers")
+    message = _image_error(bad)
+    assert "bad .nvhe_kernel_numbers section" in message and why in message
+    assert "pyharness build" in message

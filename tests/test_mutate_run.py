@@ -154,7 +154,7 @@ def test_a_mutant_looping_through_its_vector_is_stopped_as_a_hang():
     # not at its 30 s wall timeout.
     from pyharness.platform.machine import EXCEPTION_LOOP_LIMIT
 
-    key = "csrc/hyp/host.S:asm-del:3c31f154c1"
+    key = "csrc/hyp/host.S:asm-del:2bec19c8b0"
     options = Options(configs=("pkvm",), only=(key,), jobs=1, scenarios=("stack_overflow",),
                       modes=("nvhe",))
     outcome = execute(prepare(options))

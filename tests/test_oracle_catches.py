@@ -72,7 +72,8 @@ def test_protected_buffer_one_slot_short(firmware_copy, tmp_path):
 
 
 def test_the_vector_testing_the_wrong_bit(firmware_copy, tmp_path):
-    edit(firmware_copy / "csrc/hyp/host.S", "tbz	x0, #PAGE_SHIFT,", "tbz	x0, #(PAGE_SHIFT + 1),")
+    edit(firmware_copy / "csrc/hyp/host.S", "tbz	x0, #NVHE_STACK_SHIFT,",
+         "tbz	x0, #(NVHE_STACK_SHIFT + 1),")
     failed = [run(tmp_path, "pkvm", scenario, "nvhe")
               for scenario in ("hyp_panic", "fault_at_stack_top", "fault_on_overflow_stack")]
     assert any(not r.passed for r in failed)
