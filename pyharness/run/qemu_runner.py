@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyharness.builder.kbuild import build_kernel
+from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
 from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
@@ -162,8 +162,8 @@ def _frame_lines(expect: KernelExpectation) -> list[FrameLine]:
 def run_qemu(request: QemuRequest) -> RunRecord:
     """Build if needed, boot the scenario's fault, judge the console."""
     started = time.monotonic()
-    kernel = request.kernel or build_kernel(request.config, request.kernel_src,
-                                            out_dir=request.out_dir)
+    kernel = request.kernel or obtain_kernel(request.config, request.kernel_src,
+                                             out_dir=request.out_dir)
     build_ms = (time.monotonic() - started) * 1000
     scenario = kernel_scenario(request.scenario)
     _validate(request, kernel, scenario)
