@@ -300,7 +300,7 @@ class AptIndex:
             return  # the mirror is out of reach: the lists already fetched still serve
         raise MirrorUnreachable(
             f"cannot fetch Debian's {ARCH} package lists for {self.suite} ({self.where}): "
-            f"apt-get update exit {proc.returncode}: {_tail(output)}; check the network "
+            f"apt-get update (exit {proc.returncode}) said: {_tail(output)}; check the network "
             "(the machine's apt proxy settings apply), then run again")
 
     def names(self, prefix: str) -> list[str]:
