@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pyharness.builder.debian_kernel import STAMP, obtain_debian_kernel
+from pyharness.builder.debian_images import STAMP
+from pyharness.builder.debian_kernel import obtain_debian_kernel
 from pyharness.errors import HarnessError
 from pyharness.run.kernel_scenarios import SCENARIOS
 from pyharness.run.qemu_runner import QemuRequest, run_qemu

@@ -44,36 +44,38 @@ def extract_members(deb: Path, wanted: dict[str, tuple[str, ...]],
     if dpkg_deb is None:
         raise DebArchiveError("`dpkg-deb` is not on PATH; install it with `apt-get install "
                               "dpkg`")
-    pending = {role: paths for role, paths in wanted.items()}
+    pending = dict(wanted)
     taken: dict[str, str] = {}
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen([dpkg_deb, "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
                                 stderr=errors, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
         try:
-            _copy_wanted(proc.stdout, deb, pending, taken, dest)
+            broken = _copy_wanted(proc.stdout, pending, taken, dest)
         finally:
             if proc.poll() is None:
-                proc.kill()
+                proc.kill()   # everything wanted was read: the rest of the stream is not
             proc.stdout.close()
             code = proc.wait()
-        if pending:
-            errors.seek(0)
-            said = errors.read().decode("utf-8", errors="replace").strip()
-            if code != 0 and said:
-                raise DebArchiveError(f"{deb}: cannot read the package (dpkg-deb exit {code}: "
-                                      f"{said.splitlines()[-1]})")
-            missing = "; ".join(f"{role}: {' or '.join(paths)}"
-                                for role, paths in pending.items())
-            raise DebArchiveError(f"{deb} does not hold what is needed ({missing}); it is not "
-                                  "the Debian kernel package it was taken for")
-    return taken
+        if not pending:
+            return taken
+        errors.seek(0)
+        said = errors.read().decode("utf-8", errors="replace").strip()
+    if code != 0 and said:
+        raise DebArchiveError(f"{deb}: cannot read the package (dpkg-deb exit {code}: "
+                              f"{said.splitlines()[-1]})")
+    if broken:
+        raise DebArchiveError(f"{deb}: cannot read its data archive ({broken})")
+    missing = "; ".join(f"{role}: {' or '.join(paths)}" for role, paths in pending.items())
+    raise DebArchiveError(f"{deb} does not hold what is needed ({missing}); it is not the "
+                          "Debian kernel package it was taken for")
 
 
-def _copy_wanted(stream: IO[bytes], deb: Path, pending: dict[str, tuple[str, ...]],
-                 taken: dict[str, str], dest: Path) -> None:
+def _copy_wanted(stream: IO[bytes], pending: dict[str, tuple[str, ...]],
+                 taken: dict[str, str], dest: Path) -> str:
     """Read the tar stream, copying each member that is one of a pending
-    role's paths; stop as soon as no role is pending."""
+    role's paths; stop as soon as no role is pending. Returns what broke
+    the stream, if anything did."""
     try:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
@@ -84,12 +86,16 @@ def _copy_wanted(stream: IO[bytes], deb: Path, pending: dict[str, tuple[str, ...
                 source = archive.extractfile(member)
                 if source is None:
                     continue
-                with source, open(dest / role, "wb") as target:
-                    shutil.copyfileobj(source, target, _COPY_CHUNK)
+                try:
+                    with source, open(dest / role, "wb") as target:
+                        shutil.copyfileobj(source, target, _COPY_CHUNK)
+                except OSError as err:
+                    raise DebArchiveError(f"cannot write {dest / role} ({err.strerror}); "
+                                          "free some space there") from None
                 taken[role] = path
                 del pending[role]
                 if not pending:
-                    return
-    except (tarfile.TarError, EOFError, OSError) as err:
-        if pending:
-            raise DebArchiveError(f"{deb}: cannot read its data archive ({err})") from None
+                    break
+    except (tarfile.TarError, EOFError) as err:
+        return str(err) or type(err).__name__
+    return ""

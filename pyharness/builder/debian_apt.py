@@ -73,6 +73,7 @@ class MirrorEntry:
     uris: tuple[str, ...]
     suite: str
     signed_by: str = ""       # a keyring path, or an embedded key (deb822 continuation lines)
+    trusted: bool = False     # "Trusted: yes" / [trusted=yes]: a local unsigned repository
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,23 @@ class PackageInfo:
 
 
 # -- the machine's sources -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the machine's apt sources and Debian release are read."""
+
+    etc_apt: Path = ETC_APT
+    os_release: Path = OS_RELEASE
+
+    def entries(self) -> list[MirrorEntry]:
+        return machine_entries(self.etc_apt)
+
+    def codename(self) -> str:
+        return machine_codename(self.entries(), self.os_release)
+
+
+THIS_MACHINE = Machine()
+
 
 def _deb822_paragraphs(text: str) -> list[dict[str, str]]:
     paragraphs: list[dict[str, str]] = []
@@ -117,8 +135,9 @@ def _deb822_entries(text: str) -> list[MirrorEntry]:
         if "main" not in para.get("components", "").split():
             continue
         uris = tuple(para.get("uris", "").split())
+        trusted = para.get("trusted", "no").lower() == "yes"
         for suite in para.get("suites", "").split():
-            entries.append(MirrorEntry(uris, suite, para.get("signed-by", "")))
+            entries.append(MirrorEntry(uris, suite, para.get("signed-by", ""), trusted))
     return entries
 
 
@@ -129,7 +148,8 @@ def _one_line_entries(text: str) -> list[MirrorEntry]:
         if not match or "main" not in (match["components"] or "").split():
             continue
         options = dict(opt.partition("=")[::2] for opt in (match["opts"] or "").split())
-        entries.append(MirrorEntry((match["uri"],), match["suite"], options.get("signed-by", "")))
+        entries.append(MirrorEntry((match["uri"],), match["suite"], options.get("signed-by", ""),
+                                   options.get("trusted") == "yes"))
     return entries
 
 
@@ -183,7 +203,7 @@ def entries_for(suite: str, entries: list[MirrorEntry], codename: str) -> list[M
         rest = entry.suite[len(codename):]
         if rest and base_only:
             continue
-        target = MirrorEntry(entry.uris, suite + rest, entry.signed_by)
+        target = MirrorEntry(entry.uris, suite + rest, entry.signed_by, entry.trusted)
         moved.setdefault((target.uris, target.suite), target)
     return list(moved.values())
 
@@ -196,6 +216,8 @@ def sources_text(entries: list[MirrorEntry]) -> str:
                  "Components: main", f"Architectures: {ARCH}"]
         if entry.signed_by:
             lines.append(f"Signed-By: {entry.signed_by}")
+        if entry.trusted:
+            lines.append("Trusted: yes")
         paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs) + "\n"
 
@@ -344,11 +366,10 @@ class AptIndex:
                                  f"space in {dest}, or name another image")
 
 
-def apt_index(cache: Path, suite: str, etc_apt: Path = ETC_APT,
-              os_release: Path = OS_RELEASE) -> AptIndex:
+def apt_index(cache: Path, suite: str, machine: Machine = THIS_MACHINE) -> AptIndex:
     """The harness's apt state for ``suite`` (its directory is not made yet)."""
-    entries = machine_entries(etc_apt)
-    codename = machine_codename(entries, os_release)
     if not re.fullmatch(r"[a-z][a-z0-9-]*", suite):
         raise DebianPackageError(f"{suite!r} is not a Debian suite name (bookworm, trixie, sid)")
-    return AptIndex(cache / APT_DIR / suite, suite, entries_for(suite, entries, codename))
+    entries = machine.entries()
+    return AptIndex(cache / APT_DIR / suite, suite,
+                    entries_for(suite, entries, machine_codename(entries, machine.os_release)))

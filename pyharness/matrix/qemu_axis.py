@@ -22,7 +22,7 @@ import itertools
 from pathlib import Path
 from typing import Sequence
 
-from pyharness.builder.debian_kernel import FLAVOUR as DEBIAN_CONFIG_NAME
+from pyharness.builder.debian_images import FLAVOUR as DEBIAN_CONFIG_NAME
 from pyharness.builder.debian_kernel import is_debian_kernel
 from pyharness.builder.debian_kernel import resolve as resolve_debian
 from pyharness.errors import HarnessError
