@@ -233,6 +233,13 @@ def test_the_machines_sources_moved_to_another_suite(tmp_path):
     assert "Signed-By: /k/archive.gpg" in text and "Trusted" not in text
 
 
+def test_a_sid_machine_whose_os_release_names_the_next_release(tmp_path):
+    (tmp_path / "os-release").write_text("VERSION_CODENAME=forky\n")
+    entries = [MirrorEntry(("http://m.example/debian",), "sid")]
+    assert machine_codename(entries, tmp_path / "os-release") == "sid"
+    assert machine_codename([], tmp_path / "os-release") == "forky"
+
+
 def test_a_machine_without_a_mirror_for_its_release(tmp_path):
     entries = [MirrorEntry(("http://vendor.example/apt",), "stable")]
     with pytest.raises(DebianPackageError, match="name no Debian mirror for its release"):

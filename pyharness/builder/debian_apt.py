@@ -173,18 +173,21 @@ def machine_entries(etc_apt: Path = ETC_APT) -> list[MirrorEntry]:
 
 
 def machine_codename(entries: list[MirrorEntry], os_release: Path = OS_RELEASE) -> str:
-    """The machine's Debian release: ``VERSION_CODENAME``, else the suite of
+    """The machine's Debian release: ``VERSION_CODENAME`` when its sources
+    name it (sid's os-release names the next release), else the suite of
     its first source."""
+    named = ""
     try:
         for line in os_release.read_text(encoding="utf-8").splitlines():
             if line.startswith("VERSION_CODENAME="):
-                name = line.partition("=")[2].strip().strip('"')
-                if name:
-                    return name
+                named = line.partition("=")[2].strip().strip('"')
     except OSError:
         pass
-    if entries:
-        return entries[0].suite.partition("-")[0]
+    suites = [entry.suite.partition("-")[0] for entry in entries]
+    if named and (named in suites or not suites):
+        return named
+    if suites:
+        return suites[0]
     raise DebianPackageError(f"no Debian release on this machine ({os_release} names none "
                              f"and {ETC_APT}/sources.list* have no `deb` entry with main)")
 
@@ -294,9 +297,10 @@ class AptIndex:
         return hashlib.sha256(sources_text(self.entries).encode()).hexdigest()
 
     def _has_lists(self) -> bool:
+        """The suite's own lists are there (its -updates or -security may be
+        empty, and then apt keeps no file)."""
         names = [p.name for p in self.lists.glob("*_Packages*")]
-        return all(any(f"_dists_{entry.suite}_" in name for name in names)
-                   for entry in self.entries)
+        return any(f"_dists_{self.suite}_" in name for name in names)
 
     def refresh(self, max_age_s: float = INDEX_MAX_AGE_S) -> None:
         """``apt-get update`` unless the lists are younger than ``max_age_s``
