@@ -110,7 +110,7 @@ def _safe(text: str) -> str:
 
 
 def image_dir(images: Path, release: DebianRelease) -> Path:
-    return images / f"{release.label}_{_safe(release.version)}"
+    return images / _safe(f"{release.label}_{release.version}")
 
 
 def valid_stamp(directory: Path) -> dict | None:
