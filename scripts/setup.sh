@@ -63,6 +63,11 @@ if [ "$with_tests" = 1 ]; then
 	for tool in make flex bison bc; do
 		command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 	done
+	# Debian's own arm64 kernels (--kernel-src debian:6.1) are fetched with
+	# apt-get and read with dpkg-deb, both on every Debian; the arm64 index
+	# is checked with Debian's archive key, as the machine's own is.
+	[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] ||
+		missing="$missing debian-archive-keyring"
 fi
 if [ "$with_tests" = 1 ]; then
 	for generation in 6.1 6.12; do

@@ -32,6 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyharness.builder.debian_kernel import is_debian_kernel
 from pyharness.builder.kernel_api import (COMMON_H, DEBIAN_PACKAGES, FRAME_H, GENERATIONS,
                                           HOST_STACKTRACE_C, HYP_STACKTRACE_C, NVHE_H,
                                           UnknownApi, detect_generation)
@@ -281,6 +282,11 @@ def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> Kernel
         return KernelSource(str(path), inspect(path))
     if path.is_file() and is_tarball(path):
         return KernelSource(str(path), extract_cached(path, cache_dir / EXTRACTED_DIR))
+    if is_debian_kernel(value) and not path.exists():
+        raise KernelSourceError(f"--kernel-src {value} names one of Debian's built kernels, "
+                                "which only the real-kernel path boots (pyharness qemu, "
+                                "pyharness matrix --qemu); the fast path compiles a tree's "
+                                "unwinder: give a tree or a Debian linux-source-X.Y.tar.xz")
     what = "not a directory or a kernel source tarball" if path.exists() else "no such path"
     raise KernelSourceError(f"--kernel-src {value}: {what}; give the top directory of a Linux "
                             "kernel tree, a Debian /usr/src/linux-source-X.Y.tar.xz, or "

@@ -21,7 +21,8 @@ def cmd_qemu(args: argparse.Namespace) -> int:
     kernel_src = args.kernel_src or default_kernel_src()
     if not kernel_src or kernel_src == "lab":
         raise HarnessError(f"pyharness qemu needs a kernel tree: --kernel-src TREE or a "
-                           f"Debian /usr/src/linux-source-X.Y.tar.xz (or ${KERNEL_SRC_ENV})")
+                           f"Debian /usr/src/linux-source-X.Y.tar.xz (or ${KERNEL_SRC_ENV}), "
+                           "or one of Debian's own kernels: --kernel-src debian:6.1")
     record = run_qemu(QemuRequest(config=args.config, kernel_src=kernel_src,
                                   scenario=args.scenario, mode=args.mode, cpu=args.cpu,
                                   kaslr_seed=args.kaslr_seed, timeout_s=args.timeout,
@@ -55,11 +56,15 @@ def add_qemu_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_qemu)
     p.add_argument("--config", required=True,
                    help="the lab configuration the kernel's fragment is derived from "
-                        "(a shipped name or a file)")
-    p.add_argument("--kernel-src", metavar="TREE|TARBALL",
+                        "(a shipped name or a file); accepted and not used with a "
+                        "debian: kernel, which has Debian's configuration")
+    p.add_argument("--kernel-src", metavar="TREE|TARBALL|debian:NAME",
                    help=f"the kernel tree (its top directory, never written: kbuild builds "
                         f"with O=DIR) or a Debian linux-source-X.Y.tar.xz (unpacked once "
-                        f"into the kernel cache). Default: ${KERNEL_SRC_ENV}")
+                        f"into the kernel cache); or one of Debian's own arm64 kernels as "
+                        f"shipped, fetched once into the kernel cache: debian:6.1 (the "
+                        f"newest of a series), debian:6.1.0-57 (an ABI), debian:trixie (a "
+                        f"suite's newest), debian:6.12@trixie. Default: ${KERNEL_SRC_ENV}")
     p.add_argument("--scenario", required=True, help=f"one of: {scenarios}")
     p.add_argument("--mode", choices=MODES, default="nvhe",
                    help="kvm-arm.mode the kernel boots with (default nvhe)")

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from pyharness.builder import cache as builder
 from pyharness.kconfig.resolve import config_name
-from pyharness.builder.kbuild import build_kernel
+from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
 from pyharness.errors import BuildError, HarnessError
 from pyharness.run.spec import LAB, QEMU, UNICORN, RunSpec, row_name
@@ -82,17 +82,19 @@ BuildCallback = Callable[[BuildOutcome], None]
 
 
 def _build_kernel(target: BuildTarget, compile_jobs: int) -> BuildOutcome:
-    """A tree's real kernel: a build failure, or a configuration the tree's
-    Kconfig cannot take, costs the runs of this pair only."""
+    """A tree's real kernel (or one of Debian's, fetched): a build failure,
+    or a configuration the tree's Kconfig cannot take, costs the runs of
+    this pair only."""
     started = time.monotonic()
     name = row_name(config_name(Path(target.config)), target.unwinder)
     try:
-        kernel = build_kernel(target.config, target.kernel_src or "", jobs=compile_jobs)
+        kernel = obtain_kernel(target.config, target.kernel_src or "", jobs=compile_jobs)
     except HarnessError as err:
         return BuildOutcome(config=target.config, name=name, elf=None, cached=False,
                             seconds=time.monotonic() - started, error=str(err),
                             kernel_src=target.kernel_src, platform=QEMU)
-    return BuildOutcome(config=target.config, name=name, elf=str(kernel.vmlinux),
+    return BuildOutcome(config=target.config, name=row_name(kernel.config_name, target.unwinder),
+                        elf=str(kernel.vmlinux),
                         cached=kernel.cached, seconds=kernel.seconds,
                         kernel_src=target.kernel_src, result=kernel, platform=QEMU)
 

@@ -9,6 +9,10 @@ Each (configuration, tree) is one kbuild build in the kernel cache
 Runs take CPU 0; the scenario ``two_cpus`` is the one with two. A tree's
 runs are labelled ``qemu-linux-<generation>`` (after the fast path's
 label of the same tree), ``qemu-linux-6.12/pkvm-protected-bug-cpu0``.
+One of Debian's own images (``--kernel-src debian:6.1``,
+:mod:`pyharness.builder.debian_kernel`) is fetched, not built: it has its
+own configuration, so its runs are made once, named after its flavour,
+``qemu-debian-6.1.0-57/cloud-arm64-nvhe-hyp_panic-cpu0``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import itertools
 from pathlib import Path
 from typing import Sequence
 
+from pyharness.builder.debian_images import FLAVOUR as DEBIAN_CONFIG_NAME
+from pyharness.builder.debian_kernel import is_debian_kernel
+from pyharness.builder.debian_kernel import resolve as resolve_debian
 from pyharness.errors import HarnessError
 from pyharness.kconfig import resolve as kconfig
 from pyharness.matrix.expand import kaslr_seed_for, unwinder_axis
@@ -42,12 +49,20 @@ def default_trees() -> tuple[str, ...]:
 
 
 def qemu_axis(kernel_srcs: Sequence[str], out_dir: Path | str | None) -> list[Unwinder]:
-    """The trees, labelled ``qemu-<the fast path's label>``."""
+    """The trees, labelled ``qemu-<the fast path's label>``, then Debian's
+    images (``debian:NAME``), each resolved to its exact name and labelled
+    ``qemu-debian-<ABI>``."""
     if any(value in ("", "lab") for value in kernel_srcs):
         raise HarnessError("--qemu runs a kernel tree's real kernel: `--kernel-src lab` "
                            "has none; give trees or Debian tarballs")
-    return [Unwinder(f"qemu-{u.label}", u.kernel_src, u.generation)
-            for u in unwinder_axis(kernel_srcs or default_trees(), out_dir)]
+    debian = [value for value in kernel_srcs if is_debian_kernel(value)]
+    trees = [value for value in kernel_srcs if not is_debian_kernel(value)]
+    axis = [Unwinder(f"qemu-{u.label}", u.kernel_src, u.generation)
+            for u in unwinder_axis(trees or ([] if debian else default_trees()), out_dir)
+            if u.kernel_src is not None]
+    for release in dict.fromkeys(resolve_debian(value, out_dir) for value in debian):
+        axis.append(Unwinder(f"qemu-debian-{release.abi}", release.exact, release.generation))
+    return axis
 
 
 def shard_by_kernel(runs: list[RunSpec], k: int, n: int) -> list[RunSpec]:
@@ -78,15 +93,24 @@ def expand_qemu(configs: list[Path], trees: Sequence[Unwinder], *,
     names = _matching([s.name for s in SCENARIOS], scenario_patterns, "scenario")
     chosen = [s for s in SCENARIOS if s.name in names]
     runs = []
-    for path in configs:
+    for number, path in enumerate(configs):
         resolved = kconfig.resolve(path)
         for tree, mode, scenario in itertools.product(trees, modes, chosen):
             if mode not in scenario.modes:
                 continue
-            key = run_id(resolved.name, mode, scenario.name, 0)
+            name = resolved.name
+            debian = is_debian_kernel(tree.kernel_src)
+            if debian:
+                # Debian's image has its own configuration: once, whatever --configs.
+                if number:
+                    continue
+                name = DEBIAN_CONFIG_NAME
+            key = run_id(name, mode, scenario.name, 0)
             runs.append(RunSpec.with_unwinder(
-                tree, config=str(path), config_name=resolved.name, mode=mode,
+                tree, config=str(path), config_name=name, mode=mode,
                 scenario=scenario.name, cpu=0, platform=QEMU,
-                timeout_s=DEFAULT_QEMU_TIMEOUT_S, differential=differential and scenario.shared,
-                kaslr_seed=kaslr_seed_for(seed, resolved.name, key)))
+                timeout_s=DEFAULT_QEMU_TIMEOUT_S,
+                # The differential runs the same tree on the lab: Debian's image has none.
+                differential=differential and scenario.shared and not debian,
+                kaslr_seed=kaslr_seed_for(seed, name, key)))
     return runs
