@@ -108,3 +108,29 @@ def test_branch_range_and_alignment_are_refused():
         a64.b(0x1000, 0x1002)
     with pytest.raises(ValueError):
         a64.b_cond(a64.EQ, 0, 1 << 21)
+
+
+def _spell(prefix: str, offset: int) -> str:
+    return f"{prefix} . + {offset:#x}" if offset >= 0 else f"{prefix} . - {-offset:#x}"
+
+
+@pytest.mark.parametrize("prefix, offset", [("b", 0x40), ("bl", -0x40), ("b.eq", 0x20),
+                                            ("cbnz x3,", -8), ("tbz w1, #5,", 0x100)])
+def test_relocated_branches_keep_their_target(tmp_path, prefix, offset):
+    """Moved from 0x1000 to 0x1800, a branch still reaches 0x1000 + offset:
+    the word binutils makes for that target assembled at 0x1800."""
+    (word,) = assemble([_spell(prefix, offset)], tmp_path)
+    (expected,) = assemble([_spell(prefix, 0x1000 + offset - 0x1800)], tmp_path)
+    assert a64.relocated(word, 0x1000, 0x1800) == expected
+
+
+@pytest.mark.parametrize("text", ["adrp x0, . + 0x2000", "ldr x0, . + 8", "adr x1, . + 4"])
+def test_words_that_cannot_move(tmp_path, text):
+    (word,) = assemble([text], tmp_path)
+    assert a64.relocated(word, 0x1000, 0x1800) is None
+
+
+def test_out_of_reach_and_plain_words(tmp_path):
+    (tbz,) = assemble(["tbz w1, #5, . + 0x100"], tmp_path)
+    assert a64.relocated(tbz, 0x1000, 0x1000 + (1 << 20)) is None
+    assert a64.relocated(a64.NOP, 0, 0x4000) == a64.NOP

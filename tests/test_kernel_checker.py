@@ -160,6 +160,18 @@ def test_two_interleaved_cpus_are_judged_apart(panic):
     assert found and all(r.startswith("CPU stream [C1]:") for r in found), found
 
 
+def test_split_without_printk_caller_ids():
+    """A distribution kernel prints no caller ids: its CPUs' KVM lines are
+    told apart by their kvm [PID]."""
+    console = ["[    0.3] kvm [1]: nVHE hyp panic at: [<ffff800080000004>] a+0x4/0x8!",
+               "[    0.3] kvm [0]: nVHE hyp panic at: [<ffff800080000004>] a+0x4/0x8!",
+               "[    0.3] kvm [1]: nVHE call trace:",
+               "[    0.3] Kernel panic - not syncing: HYP panic:"]
+    streams = split_by_caller(console)
+    assert streams["kvm [1]"] == [console[0], console[2], console[3]]
+    assert streams["kvm [0]"] == [console[1]]
+
+
 def test_differential_shapes(panic, overflow):
     shape = differential.shape(overflow[0].console)
     assert shape.header == "nVHE call trace:" and shape.bad_stack == "at its function's end"

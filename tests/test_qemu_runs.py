@@ -50,9 +50,9 @@ def test_real_kernel_only_scenarios(scenario, mode):
     run(REFERENCE, scenario, mode)
 
 
-def test_the_preindexed_overflow_livelocks_and_ends_on_its_budget():
+def test_the_preindexed_overflow_livelocks_and_ends_once_silent():
     record = run(REFERENCE, "stack_overflow_preindexed", "nvhe")
-    assert record.run_status == "timeout"
+    assert record.run_status == "silent" and record.elapsed_ms < 10_000
     assert not any("nVHE hyp panic" in line for line in record.console)
 
 

@@ -159,3 +159,23 @@ def test_bad_blobs_and_seeds(dumped_dtb):
         fdt_seed.compacted(b"\0" * 64)
     with pytest.raises(fdt_seed.DeviceTreeError, match="positive"):
         fdt_seed.seeded(fdt_seed.compacted(dumped_dtb), 0)
+
+
+# -- which kernels hang on a fault after the host is deprivileged ------------
+
+@pytest.mark.parametrize("generation, options, hangs", [
+    ("6.12", "CONFIG_NVHE_EL2_DEBUG=y\n", False),
+    ("6.12", "# CONFIG_NVHE_EL2_DEBUG is not set\n", True),
+    ("6.1", "", True),
+    ("7.x", "CONFIG_NVHE_EL2_DEBUG=y\n# CONFIG_PKVM_DISABLE_STAGE2_ON_PANIC is not set\n", True),
+    ("7.x", "CONFIG_NVHE_EL2_DEBUG=y\nCONFIG_PKVM_DISABLE_STAGE2_ON_PANIC=y\n", False)])
+def test_host_stage2_off_on_panic(tmp_path, generation, options, hangs):
+    from pyharness.builder.kernel_image import KernelImage
+    from pyharness.run.qemu_runner import host_stage2_off_on_panic
+
+    dotconfig = tmp_path / ".config"
+    dotconfig.write_text(options)
+    kernel = KernelImage(image=tmp_path, vmlinux=tmp_path, system_map=tmp_path,
+                         dotconfig=dotconfig, version=generation, generation=generation,
+                         label="x", origin="kbuild", config_name="x")
+    assert host_stage2_off_on_panic(kernel) is not hangs

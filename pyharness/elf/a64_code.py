@@ -159,6 +159,34 @@ def is_pc_relative(word: int) -> bool:
             or word & 0x3B000000 == 0x18000000)        # ldr (literal)
 
 
+# Branches a word can be moved with: (mask, value, offset's low bit, width).
+_RELOCATABLE = ((0x7C000000, 0x14000000, 0, 26),     # b, bl
+                (0xFF000010, 0x54000000, 5, 19),     # b.cond
+                (0x7E000000, 0x34000000, 5, 19),     # cbz, cbnz
+                (0x7E000000, 0x36000000, 5, 14))     # tbz, tbnz
+
+
+def relocated(word: int, old_pc: int, new_pc: int) -> int | None:
+    """``word`` moved from ``old_pc`` to ``new_pc`` with its branch target
+    kept, or None when it cannot be (adr, adrp, a literal load, a target
+    out of the branch's reach). A word that is not PC-relative is itself."""
+    if not is_pc_relative(word):
+        return word
+    for mask, value, low, width in _RELOCATABLE:
+        if word & mask == value:
+            field_mask = ((1 << width) - 1) << low
+            offset = (word & field_mask) >> low
+            if offset & (1 << (width - 1)):
+                offset -= 1 << width
+            target = old_pc + 4 * offset
+            try:
+                moved = _branch_offset(new_pc, target, width)
+            except ValueError:
+                return None
+            return (word & ~field_mask) | (moved << low)
+    return None
+
+
 def stack_decrement(word: int) -> int:
     """How many bytes ``word`` moves SP down, in a prologue: ``sub sp, sp,
     #imm`` (optionally shifted by 12) or a pre-indexed store pair to SP with

@@ -1,7 +1,7 @@
 """A real kernel's expected hyp call trace, from the kernel's own code.
 
-A real-kernel scenario states its frames as
-:class:`~pyharness.run.kernel_scenarios.FrameSpec` records (which function
+A real-kernel scenario (:mod:`pyharness.run.kernel_scenarios`) states its
+frames as :class:`FrameSpec` records (which function
 calls which, from the panic down to the host's entry). This module finds
 each call in the kernel's code (the Image's bytes at System.map's
 addresses) and turns the spec into addresses and ``%pB`` renderings by the
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pyharness.elf import a64_code as a64
 from pyharness.elf.system_map import HYP_PREFIX, SystemMap
 from pyharness.errors import HarnessError
-from pyharness.run.kernel_scenarios import FrameSpec
 
 # How much of the hyp stack protected mode may hold before the first HVC
 # (measured: 128 bytes on 6.12; docs/real-kernel.md).
@@ -37,6 +36,35 @@ PROTECTED_STACK_RESIDUE = 512
 MAX_CHAIN = 64
 # How far into a function its prologue may move SP.
 _PROLOGUE_WORDS = 12
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """One expected frame of the hyp call trace, newest first.
+
+    kinds:
+    - ``in``: an address anywhere in ``function`` (the panic frame: the pc
+      hyp_panic hands its unwinder);
+    - ``return``: the return address of the one call in ``caller`` to
+      ``function`` (a direct ``bl``; else the caller's only indirect call);
+      ``caller`` empty: the one direct call to ``function`` in all hyp code;
+    - ``recursion``: the injected recursive call's return address, as many
+      times as the hyp stack holds its frames (the judge counts them from
+      the stack size and the frames below);
+    - ``entry``: the host's entry: the return of the one call to
+      ``handle_trap`` (``__host_exit`` in 6.1, ``__skip_pauth_save`` since).
+    - ``chain``: the calls inlining decides (a page-table walk's visitors
+      and levels): one or more frames, each the return of a call that can
+      have entered the newer frame's function (a ``bl`` to it, or an
+      indirect call), the last one in ``function``.
+    """
+
+    kind: str
+    function: str = ""
+    caller: str = ""
+    # A function kbuild may or may not inline between caller and function
+    # (handle_host_hcall between handle_trap and the handler).
+    maybe_between: str = ""
 
 
 class PathError(HarnessError):

@@ -121,14 +121,21 @@ def _entry(image: bytes, smap: SystemMap, site: int) -> tuple[int, int | None]:
     return (site + 4, first) if first in a64.LANDING_PADS else (site, None)
 
 
-def _displaced(image: bytes, smap: SystemMap, entry: int, scenario: str) -> list[int]:
-    words = [_word(image, smap, entry), _word(image, smap, entry + 4)]
-    for offset, word in zip((0, 4), words):
-        if a64.is_pc_relative(word):
+def _displaced(image: bytes, smap: SystemMap, entry: int, moved_to: int,
+               scenario: str) -> list[int]:
+    """The two words the branch and the fault replace, as they must read at
+    ``moved_to`` in the cave (a branch among them keeps its target)."""
+    words = []
+    for offset in (0, 4):
+        word = _word(image, smap, entry + offset)
+        moved = a64.relocated(word, entry + offset, moved_to + offset)
+        if moved is None:
             raise InjectionError(
                 f"scenario {scenario}: the word at {entry + offset:#x} ({word:#010x}) "
-                "depends on where it sits, so it cannot be moved out of the way of the "
-                "fault; this kernel's code does not suit the scenario")
+                "depends on where it sits and cannot be moved into the cave (an adr, adrp "
+                "or literal load, or a branch out of reach); this kernel's code does not "
+                "suit the scenario")
+        words.append(moved)
     return words
 
 
@@ -144,8 +151,9 @@ def inject(scenario: KernelScenario, smap: SystemMap, image: bytes, cpu: int) ->
     if scenario.fault.startswith("recursion"):
         return _recursion(scenario, smap, entry, pad, chosen, cpus)
     cave = _cave(smap, scenario, 9)
+    # The displaced words sit at the cave's 7th and 8th word (_cpu_test).
     test = _cpu_test(cave, chosen, entry + 4,
-                     _displaced(image, smap, entry, scenario.name), entry + 8)
+                     _displaced(image, smap, entry, cave + 24, scenario.name), entry + 8)
     fault = Patch(entry, (a64.b(entry, cave), _fault_word(scenario.fault)),
                   f"{scenario.fault} at __kvm_nvhe_{scenario.site}")
     return Injection(patches=(fault, test), fault_address=entry + 4, cpus=cpus)

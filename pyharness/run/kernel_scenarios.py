@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from pyharness.errors import HarnessError
+from pyharness.judge.kernel_path import FrameSpec
 
 # Where a CPU test's out-of-line code goes: hyp text no run reaches (no
 # vCPU ever runs: there is no userspace to create one).
@@ -59,35 +60,6 @@ HVC_SITES: dict[str, tuple[HvcSite, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class FrameSpec:
-    """One expected frame of the hyp call trace, newest first.
-
-    kinds:
-    - ``in``: an address anywhere in ``function`` (the panic frame: the pc
-      hyp_panic hands its unwinder);
-    - ``return``: the return address of the one call in ``caller`` to
-      ``function`` (a direct ``bl``; else the caller's only indirect call);
-      ``caller`` empty: the one direct call to ``function`` in all hyp code;
-    - ``recursion``: the injected recursive call's return address, as many
-      times as the hyp stack holds its frames (the judge counts them from
-      the stack size and the frames below);
-    - ``entry``: the host's entry: the return of the one call to
-      ``handle_trap`` (``__host_exit`` in 6.1, ``__skip_pauth_save`` since).
-    - ``chain``: the calls inlining decides (a page-table walk's visitors
-      and levels): one or more frames, each the return of a call that can
-      have entered the newer frame's function (a ``bl`` to it, or an
-      indirect call), the last one in ``function``.
-    """
-
-    kind: str
-    function: str = ""
-    caller: str = ""
-    # A function kbuild may or may not inline between caller and function
-    # (handle_host_hcall between handle_trap and the handler).
-    maybe_between: str = ""
-
-
 ENTRY = FrameSpec("entry", "handle_trap")
 PANIC_FRAME = FrameSpec("in", "hyp_panic")
 BAD_STACK_FRAME = FrameSpec("return", "hyp_panic", "hyp_panic_bad_stack")
@@ -110,8 +82,11 @@ class KernelScenario:
     shared: bool = False          # the lab has a scenario of this name and meaning
     all_cpus: bool = False        # every CPU faults (two CPUs, each with its trace)
     boot_cpu_only: bool = False   # the fault site only runs on the boot CPU
-    # The run's wall budget when it is the scenario's expected end (a livelock).
-    wall_budget_s: float | None = None
+    # The fault comes after protected mode deprivileged the host: its panic
+    # handler can only run where the hyp turns the host's stage 2 off on a
+    # panic (NVHE_EL2_DEBUG; 7.x: PKVM_DISABLE_STAGE2_ON_PANIC), else the
+    # machine hangs silently, as with a "none" panic.
+    after_deprivilege: bool = False
     esr_class: int | None = None  # the ESR EC the panic must report
 
 
@@ -139,14 +114,15 @@ SCENARIOS: tuple[KernelScenario, ...] = (
         "stack_overflow_preindexed", "the HVC's handler recursing through a pre-indexed `stp x29, "
         "x30, [sp, #-16]!`: the faulting store does not move SP, so the vector's check "
         "passes and the hyp livelocks on its own exception path, printing nothing (the "
-        "kernel's known limit); the run ends on its wall budget",
-        "recursion_preindexed", HANDLER, "none", (), wall_budget_s=4.0),
+        "kernel's known limit); the run ends once the console stayed silent for 3 s after "
+        "KVM's init began",
+        "recursion_preindexed", HANDLER, "none", ()),
     KernelScenario(
         "host_mem_abort", "a data abort at the entry of handle_host_mem_abort: the host's "
         "first stage-2 fault after protected mode deprivileged it", "data_abort",
         "handle_host_mem_abort", "panic",
         (PANIC_FRAME, FrameSpec("return", "handle_host_mem_abort", "handle_trap"), ENTRY),
-        modes=("protected",), esr_class=0x25),
+        modes=("protected",), esr_class=0x25, after_deprivilege=True),
     KernelScenario(
         "pkvm_init_walk", "a data abort at the entry of stage2_map_walker, in the host "
         "stage-2 page-table walk of __pkvm_init's finalisation (boot CPU)", "data_abort",

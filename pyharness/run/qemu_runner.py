@@ -23,7 +23,7 @@ from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
 from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
-from pyharness.judge.kernel_checker import KernelExpectation, judge_kernel_run
+from pyharness.judge.kernel_checker import KVM_INIT_MARKER, KernelExpectation, judge_kernel_run
 from pyharness.judge.kernel_path import ExpectedFrame, KernelCode, expected_frames
 from pyharness.judge.differential import Difference, compare
 from pyharness.judge.verdict import FrameLine, Verdict
@@ -106,6 +106,14 @@ def expectation(kernel: KernelImage, scenario: KernelScenario, mode: str,
     from the kernel's code; never from a dump)."""
     protected = mode == "protected"
     option = _stacktrace_option(kernel)
+    hang = None
+    if scenario.panic == "none":
+        hang = ("a recursion through a pre-indexed store is never detected: the hyp "
+                "livelocks on its own exception path")
+    elif protected and scenario.after_deprivilege and not host_stage2_off_on_panic(kernel):
+        hang = ("the host, deprivileged, cannot run its panic handler: this kernel does not "
+                "turn the host's stage 2 off on a hyp panic (NVHE_EL2_DEBUG, 7.x: "
+                "PKVM_DISABLE_STAGE2_ON_PANIC)")
     cannot_dump = None
     capacity = None
     if protected and not kernel.enabled(option):
@@ -127,7 +135,17 @@ def expectation(kernel: KernelImage, scenario: KernelScenario, mode: str,
         panic_text=smap.kallsyms.render_backtrace(injection.fault_address),
         frames=tuple(frames), cannot_dump=cannot_dump, capacity=capacity,
         esr_class=scenario.esr_class, panicking_cpus=injection.cpus if scenario.all_cpus else 1,
-        code=code)
+        code=code, hang=hang)
+
+
+def host_stage2_off_on_panic(kernel: KernelImage) -> bool:
+    """Whether the hyp turns the host's stage 2 off when it panics, so the
+    deprivileged host can still run its panic handler (host.S's
+    __hyp_do_panic, under PKVM_DISABLE_STAGE2_ON_PANIC where the tree has
+    that option, NVHE_EL2_DEBUG before)."""
+    if "PKVM_DISABLE_STAGE2_ON_PANIC" in kernel.options or kernel.generation.startswith("7"):
+        return kernel.enabled("PKVM_DISABLE_STAGE2_ON_PANIC")
+    return kernel.enabled("NVHE_EL2_DEBUG")
 
 
 def _cut(frames: list[ExpectedFrame], capacity: int) -> list[ExpectedFrame]:
@@ -185,7 +203,8 @@ def run_qemu(request: QemuRequest) -> RunRecord:
         image_copy.write_bytes(patched)
         result = boot(BootOptions(image=image_copy, mode=request.mode, cpus=injection.cpus,
                                   kaslr_seed=seed, dtb_dir=_dtb_dir(cache),
-                                  wall_budget_s=scenario.wall_budget_s or request.timeout_s))
+                                  wall_budget_s=request.timeout_s,
+                                  silent_after=KVM_INIT_MARKER if expect.hangs else None))
     judgement = judge_kernel_run(result, expect)
     reasons = list(judgement.reasons)
     differences: list[Difference] = []
