@@ -120,11 +120,16 @@ class _Records:
         self.start_fp, self.start_pc = chain[0][0], 0x1000
         self.hyp_stack = (0xC00001000, 0xC00002000)
         self.overflow_stack = (0xC00010000, 0xC00011000)
+        self.trace_buffer: tuple[int, int] | None = (0xC00020000, 0xC00020040)
         self.va_bits = 48
         self.written: dict[int, tuple[int, int]] = {}
+        self.words: dict[int, int] = {}
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None:
         self.written[address] = (saved_fp, lr)
+
+    def write_words(self, address: int, words: list[int]) -> None:
+        self.words.update({address + 8 * i: word for i, word in enumerate(words)})
 
     def move_start(self, fp: int) -> None:
         self.start_fp = fp
@@ -140,3 +145,36 @@ def test_longest_chain_refuses_an_unwind_that_starts_off_the_hyp_stack():
     on_stack = _Records([(0xC00001F00, 0x4000), (0xC00001F40, 0x4004)])
     longest.inject(on_stack)
     assert len(on_stack.written) == 0x100 // 16 + 0x1000 // 16
+
+
+def _fault(name: str):
+    return next(f for f in FAULTS if f.name == name)
+
+
+def test_a_straddler_is_reached_from_the_highest_record_with_room_above_it():
+    # The hyp stack's last records: 0x...FC0, 0x...FE0 (room: +16 <= top - 8),
+    # 0x...FF0 (the last 16 bytes: none).
+    chain = [(0xC00001F00, 0x4000), (0xC00001FC0, 0x4004), (0xC00001FE0, 0x4008),
+             (0xC00001FF0, 0x400C)]
+    records = _Records(chain)
+    _fault("fault_hyp_straddles_top").inject(records)
+    assert records.written == {0xC00001FE0: (0xC00001FF8, 0x4008)}
+    overflow = _Records([(0xC00010FD0, 0x5000), (0xC00010FF0, 0x5004),
+                         (0xC00001FF0, 0x400C)])
+    _fault("fault_overflow_straddles_top").inject(overflow)
+    # hyp_panic's record links to the straddler, whose fp word ends the walk
+    # and whose lr (past the stack) is a plausible pc.
+    assert overflow.written == {0xC00010FD0: (0xC00010FF8, 0x5000),
+                                0xC00010FF8: (0, 0x5000)}
+
+
+def test_the_stale_buffer_is_non_zero_in_every_slot_and_absent_without_one():
+    records = _Records([(0xC00001F00, 0x4000), (0xC00001FF0, 0x4004)])
+    stale = _fault("fault_stale_trace_buffer")
+    stale.inject(records)
+    assert sorted(records.words) == list(range(0xC00020000, 0xC00020040, 8))
+    assert all(records.words.values()) and not records.written
+    records = _Records([(0xC00001F00, 0x4000)])
+    records.trace_buffer = None
+    stale.inject(records)
+    assert not records.words

@@ -26,9 +26,15 @@ class RecordEditor(Protocol):
     start_pc: int
     hyp_stack: tuple[int, int]            # [low, high) in hyp VAs
     overflow_stack: tuple[int, int]
+    # This CPU's protected-mode trace buffer [low, high) in hyp VAs; None
+    # without CONFIG_PROTECTED_NVHE_STACKTRACE.
+    trace_buffer: tuple[int, int] | None
     va_bits: int
 
     def write_record(self, address: int, saved_fp: int, lr: int) -> None: ...
+
+    def write_words(self, address: int, words: list[int]) -> None:
+        """Write words that are no frame record (the trace buffer's)."""
 
     def move_start(self, fp: int) -> None: ...
 
@@ -170,6 +176,52 @@ def _overflow_stack_past_top(editor: RecordEditor) -> None:
     _relink(editor, last, past)
 
 
+def _straddle_reached_from_below(editor: RecordEditor, stack: tuple[int, int]) -> None:
+    """The highest record of ``stack`` with room above it links to the record
+    straddling the stack's top (fp = top - 8, its lr the word past the top).
+
+    Reached from below, the straddler is higher than the record before by
+    more than a record's size, so neither the lab's "higher" rule nor 6.1's
+    consumed-stack rule ends the walk: only its size does (``fp + 16 <=
+    top``). An on-stack check that ignores the size reads the word past the
+    top as a pc."""
+    straddler = stack[1] - 8
+    below = max(i for i, (address, _) in enumerate(editor.chain)
+                if _on(stack, address) and address + 16 <= straddler)
+    _relink(editor, below, straddler)
+
+
+def _hyp_straddles_top(editor: RecordEditor) -> None:
+    """On the hyp stack the word past the top is the next CPU's guard page
+    (unmapped at EL2); through the kernel's mapping, the page after this
+    CPU's stack page in the host's array."""
+    _straddle_reached_from_below(editor, editor.hyp_stack)
+
+
+def _overflow_straddles_top(editor: RecordEditor) -> None:
+    """On the overflow stack the word past the top is this CPU's per-CPU
+    padding: it gets a plausible return address (and the straddler's fp
+    word 0, ending the walk there), so an unwinder that takes the
+    straddler prints one frame more, in either mode (a zero pc would end
+    the protected trace unseen)."""
+    top = editor.overflow_stack[1]
+    _straddle_reached_from_below(editor, editor.overflow_stack)
+    editor.write_record(top - 8, 0, editor.chain[0][1])
+
+
+def _stale_trace_buffer(editor: RecordEditor) -> None:
+    """This CPU's trace buffer full of non-zero words before the save, as an
+    earlier trace (a deeper one, which the host printed and survived) left
+    it: the save must end its entries with the zero terminator, or the
+    host prints the stale pcs after them. (In non-protected mode, and
+    without the buffer, the run is hyp_panic's.)"""
+    if editor.trace_buffer is None:
+        return
+    low, high = editor.trace_buffer
+    lrs = [lr for _, lr in editor.chain] or [editor.start_pc]
+    editor.write_words(low, [lrs[-1 - i % len(lrs)] for i in range((high - low) // 8)])
+
+
 def _overlapping_record(editor: RecordEditor) -> None:
     """Record 1 links to its own second word (fp + 8): the lab's rule (only
     "higher") reads that overlapping record, whose saved fp is record 1's lr
@@ -230,6 +282,18 @@ FAULTS: tuple[Fault, ...] = (
     Fault("fault_fp_overlapping", "hyp_panic",
           "a record at the previous one's fp + 8: read by the lab's rule, not by 6.1+",
           _overlapping_record),
+    Fault("fault_hyp_straddles_top", "hyp_panic",
+          "a record with room above it links to one straddling the hyp stack's top: "
+          "the trace stops before it (only the record's size says so)",
+          _hyp_straddles_top),
+    Fault("fault_overflow_straddles_top", "stack_overflow",
+          "a record with room above it links to one straddling the overflow stack's "
+          "top: the trace stops before it (only the record's size says so)",
+          _overflow_straddles_top),
+    Fault("fault_stale_trace_buffer", "hyp_panic",
+          "the protected trace buffer holds stale non-zero pcs before the save: the "
+          "trace ends at the terminator after the last entry",
+          _stale_trace_buffer),
     Fault("fault_packed_stacks", "packed_stacks",
           "a record in every slot of the overflow and hyp stacks, from the bottom of "
           "the overflow stack: one pc more than the protected buffer holds",

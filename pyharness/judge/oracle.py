@@ -173,6 +173,14 @@ class HypOracle:
         overflow = self.geometry.overflow_stack_va(self.cpu)
         return [Stack("hyp", hyp.lo, hyp.hi), Stack("overflow", overflow.lo, overflow.hi)]
 
+    def trace_buffer_va(self) -> tuple[int, int] | None:
+        """This CPU's protected-mode trace buffer in hyp VAs, if the image has one."""
+        if not self.geometry.has_trace_buffer:
+            return None
+        pa = self.geometry.trace_buffer_pa(self.cpu)
+        offset = self.layout.hyp_va_offset
+        return pa.lo + offset, pa.hi + offset
+
     def _follow(self, fp: int) -> list[tuple[int, int]]:
         """(fp, lr) of every record the unwinder may read, in order."""
         chain, problem = follow(self._records, fp, self.stacks(), self.rules)
@@ -305,6 +313,7 @@ class _Editor:
         stacks = {s.name: (s.lo, s.hi) for s in oracle.stacks()}
         self.hyp_stack = stacks["hyp"]
         self.overflow_stack = stacks["overflow"]
+        self.trace_buffer = oracle.trace_buffer_va()
         self.va_bits = oracle.layout.va_bits
         self.min_step = oracle.rules.min_step
         self._pending: dict[int, int] = {}     # hyp VA -> the u64 written there
@@ -320,6 +329,11 @@ class _Editor:
         for other in (address - 8, address + 8):
             if other in records:
                 records[other] = (self._word(other), self._word(other + 8))
+
+    def write_words(self, address: int, words: list[int]) -> None:
+        """Write words that hold no frame record (the model is not told)."""
+        for i, word in enumerate(words):
+            self._pending[address + 8 * i] = word
 
     def _word(self, address: int) -> int:
         if address in self._pending:
