@@ -13,12 +13,15 @@ that reproduces it. The tests carry the ``matrix`` marker
 (``-m "not matrix"`` leaves them out); ``--matrix-seed`` changes the base
 of the KASLR seeds as ``pyharness matrix --seed`` does.
 
-``--kernel-src PATH`` (repeatable; default ``$PYHARNESS_KERNEL_SRC``) runs
-the same tests with a kernel tree's nVHE unwinder, as ``pyharness matrix
---kernel-src`` does: ``lab`` among the values keeps the lab's own, and a
-tree's tests are named like its runs::
+``--kernel-src [NAME=]PATH`` (repeatable; default ``$PYHARNESS_KERNEL_SRC``)
+runs the same tests with a kernel tree's nVHE unwinder, as ``pyharness
+matrix --kernel-src`` does: ``lab`` among the values keeps the lab's own, and
+a tree's tests are named like its runs::
 
     configs/pkvm_defconfig::linux-6.12/pkvm-protected-stack_overflow-cpu0
+
+and carry which tree ran as user properties (``kernel_src``, ``tree.commit``,
+``tree.dirty``, ``tree.diff_sha256``... as in ``pyharness matrix --junit``).
 
 ``--qemu`` collects the real-kernel runs instead (``pyharness matrix
 --qemu``): each tree's own kernel, built by kbuild for the configuration,
@@ -49,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pyharness", "pyharness matrix")
     group.addoption("--matrix-seed", type=int, default=0, metavar="S",
                     help="base of the matrix runs' KASLR seeds (as pyharness matrix --seed)")
-    group.addoption("--kernel-src", action="append", default=[], metavar="PATH",
+    group.addoption("--kernel-src", action="append", default=[], metavar="[NAME=]PATH",
                     dest="kernel_src",
                     help="run the matrix tests with the nVHE unwinder of a kernel tree or "
                          "a Debian linux-source tarball (as pyharness matrix --kernel-src; "
@@ -154,6 +157,8 @@ class MatrixRunItem(pytest.Item):
         self.spec = spec
 
     def runtest(self) -> None:
+        from pyharness.reports.junit import tree_properties
+        from pyharness.reports.trees import tree_of
         from pyharness.run.qemu_runner import QemuRequest, run_qemu
         from pyharness.run.runner import RunRequest, run_one
         from pyharness.run.spec import QEMU
@@ -163,6 +168,9 @@ class MatrixRunItem(pytest.Item):
         else:
             record = run_one(RunRequest.from_spec(self.spec))
         self.user_properties.append(("elapsed_ms", record.elapsed_ms))
+        tree = tree_of(record)
+        if tree is not None:     # which tree ran: pytest's JUnit XML carries it
+            self.user_properties += tree_properties(tree)
         if not record.passed:
             raise MatrixRunFailed(failure_message(record))
 

@@ -13,8 +13,10 @@ docs/kernel-src.md). This module knows which trees that works for:
   ``linux-source-X.Y`` tarball (``/usr/src/linux-source-X.Y.tar.xz``) into a
   directory, which then is such a tree.
 - :func:`open_source` turns what a user passes as ``--kernel-src`` (a tree,
-  a tarball, or ``lab`` for the lab's own unwinder) into a
-  :class:`KernelSource`; a tarball is extracted once into the build cache.
+  a tarball, or ``lab`` for the lab's own unwinder; ``NAME=PATH`` names a
+  tree) into a :class:`KernelSource` with which state of the tree it is
+  (:mod:`pyharness.builder.provenance`); a tarball is extracted once into
+  the build cache.
 
 Anything else (a missing file, an older or newer unwinder) is a
 :class:`KernelSourceError` naming what is wrong and the supported
@@ -37,6 +39,7 @@ from pyharness.builder.kernel_api import (COMMON_H, DEBIAN_PACKAGES, FRAME_H, GE
                                           HOST_STACKTRACE_C, HYP_STACKTRACE_C, NVHE_H,
                                           UnknownApi, detect_generation)
 from pyharness.builder.lock import exclusive
+from pyharness.builder.provenance import A_TARBALL, TreeProvenance, not_git, tree_provenance_once
 from pyharness.errors import HarnessError
 
 MAKEFILE = "Makefile"
@@ -236,6 +239,8 @@ class KernelSource:
 
     given: str              # the tree or tarball, absolute, as the user named it
     tree: KernelTree        # the tree itself, or the tarball's files in the build cache
+    name: str | None = None             # NAME of ``--kernel-src NAME=PATH``
+    provenance: TreeProvenance = not_git()   # its commit, dirtiness, diff hash
 
     @property
     def generation(self) -> str:
@@ -245,6 +250,11 @@ class KernelSource:
     def unwinder(self) -> str:
         """What an image built from it says it carries: ``linux-6.12``."""
         return f"linux-{self.tree.generation}"
+
+    @property
+    def label(self) -> str:
+        """What its runs are labelled: its NAME, else ``linux-6.12``."""
+        return self.name or self.unwinder
 
 
 def is_lab(value: str | os.PathLike[str] | None) -> bool:
@@ -270,19 +280,46 @@ def source_name(path: Path | str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name) or "tree"
 
 
+# NAME of ``--kernel-src NAME=PATH``: a run id's first part, so no '/' and
+# nothing a shell or a file name would mind.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def split_name(value: str) -> tuple[str | None, str]:
+    """``NAME=PATH`` -> (NAME, PATH); anything else -> (None, value). The
+    text before the first ``=`` is a NAME when it has no ``/``: a path whose
+    first part holds an ``=`` is given as ``./a=b``."""
+    name, equals, path = value.partition("=")
+    if not equals or "/" in name:
+        return None, value
+    if not _NAME.fullmatch(name):
+        raise KernelSourceError(f"--kernel-src {value}: {name!r} is not a tree name: use "
+                                "letters, digits and _.+- (starting with a letter or "
+                                "digit), as in --kernel-src mytree=~/src/linux")
+    if name == LAB:
+        raise KernelSourceError(f"--kernel-src {value}: `{LAB}` is the lab's own unwinder; "
+                                "give the tree another name")
+    if is_lab(path):
+        raise KernelSourceError(f"--kernel-src {value}: the lab's own unwinder takes no name; "
+                                f"give `{LAB}` alone")
+    return name, path
+
+
 def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> KernelSource | None:
     """``--kernel-src VALUE``: None for the lab's unwinder, else the tree
     (a directory) or a tarball's files, extracted once under
-    ``cache_dir/kernel-src``. A tree this build cannot use is a
-    :class:`KernelSourceError` naming what is missing."""
+    ``cache_dir/kernel-src``; ``NAME=PATH`` names it. A tree this build
+    cannot use is a :class:`KernelSourceError` naming what is missing."""
     if is_lab(value):
         return None
-    path = Path(os.path.abspath(os.path.expanduser(str(value))))
+    name, text = split_name(str(value))
+    path = Path(os.path.abspath(os.path.expanduser(text)))
     if path.is_dir():
-        return KernelSource(str(path), inspect(path))
+        return KernelSource(str(path), inspect(path), name, tree_provenance_once(str(path)))
     if path.is_file() and is_tarball(path):
-        return KernelSource(str(path), extract_cached(path, cache_dir / EXTRACTED_DIR))
-    if is_debian_kernel(value) and not path.exists():
+        return KernelSource(str(path), extract_cached(path, cache_dir / EXTRACTED_DIR), name,
+                            not_git(A_TARBALL))
+    if is_debian_kernel(text) and not path.exists():
         raise KernelSourceError(f"--kernel-src {value} names one of Debian's built kernels, "
                                 "which only the real-kernel path boots (pyharness qemu, "
                                 "pyharness matrix --qemu); the fast path compiles a tree's "
@@ -290,7 +327,8 @@ def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> Kernel
     what = "not a directory or a kernel source tarball" if path.exists() else "no such path"
     raise KernelSourceError(f"--kernel-src {value}: {what}; give the top directory of a Linux "
                             "kernel tree, a Debian /usr/src/linux-source-X.Y.tar.xz, or "
-                            f"`{LAB}` for the lab's own unwinder; {_supported()}")
+                            f"`{LAB}` for the lab's own unwinder (NAME=PATH names a tree); "
+                            f"{_supported()}")
 
 
 def extract_cached(tarball: Path, cache_dir: Path) -> KernelTree:

@@ -56,7 +56,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         name = result.config.name
         if result.kernel is not None:
             kernel = result.kernel
-            name += f" with the {kernel.unwinder} unwinder of {kernel.given} ({kernel.tree.version})"
+            name += (f" with the {kernel.unwinder} unwinder of {kernel.given} "
+                     f"({kernel.tree.version}; {kernel.provenance.describe()})")
         print(visible(f"{name}: {note}"), file=sys.stderr)
         if result.kernel is not None:
             print(visible(f"compile_commands.json: {result.compile_commands}"), file=sys.stderr)
@@ -91,6 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"{record.elapsed_ms:.1f} ms)"), file=sys.stderr)
         for reason in record.reasons:
             print(visible(f"    {reason}"), file=sys.stderr)
+        if record.tree is not None:
+            print(visible(f"    tree {spec.kernel_src}: {record.tree.describe()}"),
+                  file=sys.stderr)
     return EXIT_OK if record.passed else EXIT_CHECK_FAILED
 
 

@@ -17,11 +17,12 @@ def add_kernel_src_option(parser: argparse.ArgumentParser | argparse._ArgumentGr
     more = (f" Give it more than once for an unwinder axis, `{LAB}` among them for the "
             "lab's own.") if repeat else ""
     parser.add_argument(
-        "--kernel-src", metavar="PATH", action="append" if repeat else "store",
+        "--kernel-src", metavar="[NAME=]PATH", action="append" if repeat else "store",
         help="build with the nVHE unwinder of a Linux kernel tree (its top directory) or of "
              "a Debian linux-source-X.Y.tar.xz (its files extracted once into the build "
-             f"directory); `{LAB}` for the lab's own. Default: ${KERNEL_SRC_ENV}, else "
-             f"`{LAB}`." + more)
+             f"directory); `{LAB}` for the lab's own. NAME= labels the tree's runs "
+             "(default: linux-<generation>); a git tree's commit, dirtiness and diff hash "
+             f"go into every report. Default: ${KERNEL_SRC_ENV}, else `{LAB}`." + more)
 
 
 def check_writable(path: Path, flag: str) -> None:

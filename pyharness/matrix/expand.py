@@ -227,31 +227,50 @@ def kaslr_seed_for(base_seed: int, config_name: str, run_key: str) -> int:
 def unwinder_axis(kernel_srcs: Sequence[str], out_dir: Path | None = None) -> list[Unwinder]:
     """``--kernel-src`` values -> the unwinder axis, in the order given,
     each tree checked (and each tarball extracted) once; none: the lab's
-    only. A tree is labelled ``linux-<generation>``; two of one generation
-    get their names appended (``linux-6.12-linux``,
-    ``linux-6.12-linux-source-6.12``), so every run id stays unique."""
+    only. A tree named ``NAME=PATH`` is labelled NAME; any other
+    ``linux-<generation>``, and two of one generation get their names
+    appended (``linux-6.12-linux``, ``linux-6.12-linux-source-6.12``), so
+    every run id stays unique. One name for two trees, or two names for
+    one tree, is bad input."""
     if not kernel_srcs:
         return [LAB_UNWINDER]
     base = build_base(out_dir)
     sources: dict[str, KernelSource | None] = {}
     for value in kernel_srcs:
         source = open_source(value, base)
-        sources.setdefault(source.given if source else LAB, source)
-    generations = Counter(s.generation for s in sources.values() if s is not None)
+        key = source.given if source else LAB
+        earlier = sources.setdefault(key, source)
+        if source and earlier and earlier.name != source.name:
+            raise HarnessError(f"--kernel-src {value}: {source.given} is given twice, "
+                               f"{_named(earlier)} and {_named(source)}; give each tree once")
+    named = Counter(s.name for s in sources.values() if s is not None and s.name)
+    twice = [name for name, count in named.items() if count > 1]
+    if twice:
+        raise HarnessError(f"--kernel-src: the name {twice[0]} is given to "
+                           f"{named[twice[0]]} trees; give each tree a name of its own")
+    generations = Counter(s.generation for s in sources.values()
+                          if s is not None and not s.name)
     axis: list[Unwinder] = []
+    taken = set(named)
     for source in sources.values():
         if source is None:
             axis.append(LAB_UNWINDER)
             continue
-        label = source.unwinder
-        if generations[source.generation] > 1:
-            label += f"-{source_name(source.given)}"
-        taken = {u.label for u in axis}
-        unique, n = label, 2
-        while unique in taken:
-            unique, n = f"{label}-{n}", n + 1
-        axis.append(Unwinder(unique, source.given, source.generation))
+        label = source.label
+        if not source.name:
+            if generations[source.generation] > 1:
+                label += f"-{source_name(source.given)}"
+            unique, n = label, 2
+            while unique in taken:
+                unique, n = f"{label}-{n}", n + 1
+            label = unique
+        taken.add(label)
+        axis.append(Unwinder(label, source.given, source.generation))
     return axis
+
+
+def _named(source: KernelSource) -> str:
+    return f"as {source.name}" if source.name else "unnamed"
 
 
 def expand(configs: list[Path], scenarios: list[str], *,

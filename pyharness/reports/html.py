@@ -3,6 +3,8 @@ filtering script; it fetches nothing).
 
 In order:
 
+- the kernel trees the runs used, when any: each label's path, commit,
+  whether it was dirty and the hash of its diff (or why there is none);
 - filters: verdict and every other axis the records carry (configuration,
   mode, scenario, CPU today; a field a later record gains, such as a
   toolchain or a kernel generation, becomes a filter by itself), and a
@@ -34,6 +36,7 @@ from pyharness.reports.html_footprint import footprint_section
 from pyharness.reports.html_runs import SourceLink, escape, no_links, run_article, source_linker
 from pyharness.reports.runsets import describe_runs
 from pyharness.reports.summary import cell_text, compact_cell_text, verdict_counts
+from pyharness.reports.trees import tested_trees
 from pyharness.run.record import RunRecord
 
 # Record fields that are not axes to filter on: the run's outcome and details.
@@ -81,6 +84,30 @@ def _filters(axis_values: dict[str, list[str]], total: int) -> str:
             'id="search" placeholder="run id or reason"></label>'
             f'<button type="button" id="reset">show all</button>'
             f'<span id="shown">{total} of {total} runs</span></nav>')
+
+
+# The trees
+
+def _trees(records: Sequence[RunRecord]) -> str:
+    trees = tested_trees(records)
+    if not trees:
+        return ""
+    rows = []
+    for tree in trees:
+        state = tree.provenance
+        if state is None or state.commit is None:
+            commit, dirty, diff = tree.state, "", ""
+        else:
+            commit, dirty = state.commit, "dirty" if state.dirty else "clean"
+            diff = state.diff_sha256 or ""
+        rows.append(f"<tr><td>{escape(tree.label)}</td><td><code>{escape(tree.kernel_src)}"
+                    f"</code></td><td>{escape(tree.generation or '')}</td><td><code>"
+                    f"{escape(commit)}</code></td><td>{escape(dirty)}</td><td><code>"
+                    f"{escape(diff)}</code></td></tr>")
+    return ('<section id="trees"><h2>Kernel trees</h2><table class="trees"><thead><tr>'
+            '<th>unwinder</th><th>tree</th><th>generation</th><th>commit</th><th>tracked '
+            'files</th><th>sha256 of <code>git diff HEAD</code></th></tr></thead><tbody>'
+            f'{"".join(rows)}</tbody></table></section>')
 
 
 # Failures, by cause
@@ -194,6 +221,7 @@ def html_report(records: Sequence[RunRecord], title: str = "pyharness matrix",
 configurations &times; scenarios grid, every run and the memory footprint. A run or a grid cell opens
 its reasons, the command that reproduces it, expected and actual frames and the console.</p>
 </header>
+{_trees(records)}
 {_filters(axis_values, len(records))}
 {_failures(records, index)}
 <section id="grid"><h2>Configurations &times; scenarios</h2>

@@ -23,6 +23,8 @@ section.cause.error{border-left-color:#bf8700}
 .cause h3{font-size:1em;margin:.2em 0;overflow-wrap:anywhere}
 .cause .globs{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 .cause ul.ids{columns:3 20em;margin:.3em 0;font-size:12px}
+table.trees{background:#fff}table.trees td{border-bottom:1px solid #eaeef2;
+ overflow-wrap:anywhere;vertical-align:top}
 table.runs{table-layout:fixed;width:100%;background:#fff}
 table.runs td,table.runs th{border-bottom:1px solid #eaeef2;overflow-wrap:anywhere;
  vertical-align:top;font-size:13px}

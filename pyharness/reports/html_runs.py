@@ -145,11 +145,14 @@ def run_article(record: RunRecord, open_: bool, link: SourceLink) -> str:
     panic = (f"<p>expected panic line: <code>{escape(record.expected_panic)}</code></p>"
              if record.expected_panic else "")
     verdict = escape(record.verdict)
+    tree = (f"<p>tree <code>{escape(record.spec.kernel_src)}</code>: "
+            f"{escape(record.tree.describe(short=False))}</p>"
+            if record.spec.kernel_src and record.tree else "")
     return (f'<article class="run {verdict}" id="run-{escape(record.id)}">'
             f'<details{" open" if open_ else ""}><summary><b>{escape(record.id)}</b>'
             f'<span class="badge {verdict}">{verdict.upper()}</span></summary>'
             f'<p>{record.instructions} instructions, {record.elapsed_ms:.1f} ms, '
-            f'KASLR seed {record.spec.kaslr_seed} (offset {record.kaslr_offset:#x})</p>'
+            f'KASLR seed {record.spec.kaslr_seed} (offset {record.kaslr_offset:#x})</p>{tree}'
             f'{f"<ul class=reasons>{reasons}</ul>" if reasons else ""}'
             f'<p>reproduce: <code>{escape(record.command)}</code></p>{panic}'
             f'<div class="frames">{diff_table(record, link)}</div>'

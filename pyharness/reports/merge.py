@@ -6,7 +6,10 @@ order: the merge of all shards is the unsharded matrix's report. A run in
 two files is kept once when both say the same (timings and the image's
 path aside: two machines may time and place it differently); when they
 disagree, or the files come from different matrices, the merge stops with
-one line saying which run or file and what differs.
+one line saying which run or file and what differs. So does a label whose
+runs come from two kernel trees (another path, or another commit, dirty
+state or diff: :mod:`pyharness.reports.trees`), so that one row never
+holds the runs of two trees.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Sequence
 
 from pyharness.errors import HarnessError
 from pyharness.reports.records import MatrixPlanIds, load_report
+from pyharness.reports.trees import TreeInReport, tree_conflict, tree_of
 from pyharness.run.record import RunRecord
 from pyharness.run.spec import MODES
 
@@ -74,11 +78,32 @@ def _matrix_order(records: Sequence[RunRecord]) -> list[RunRecord]:
                                           scenarios[r.spec.scenario], r.spec.cpu))
 
 
+def _check_tree(record: RunRecord, path: Path,
+                trees: dict[str, tuple[TreeInReport, Path]]) -> None:
+    """One label, one tree: bad input when ``record``'s is another than its
+    label's first (a recorded state is kept over an unrecorded one)."""
+    tree = tree_of(record)
+    if tree is None:
+        return
+    first = trees.get(tree.label)
+    if first is None or (first[0].provenance is None and tree.provenance is not None
+                         and first[0].same_tree(tree)):
+        trees[tree.label] = (tree, path)
+        return
+    problem = tree_conflict(first[0], tree)
+    if problem is not None:
+        where = f"in {path}" if first[1] == path else f"in {first[1]} and {path}"
+        raise HarnessError(f"{problem}, {where}; merge the reports of one tree, or run "
+                           "each tree under a name of its own (--kernel-src NAME=PATH), "
+                           "so that each has rows of its own")
+
+
 def merge_reports(paths: Sequence[Path]) -> MergedReport:
     """The runs of every report in ``paths``, once each, in matrix order."""
     if not paths:
         raise HarnessError("report merge needs at least one JSON report")
     seen: dict[str, tuple[RunRecord, Path]] = {}
+    trees: dict[str, tuple[TreeInReport, Path]] = {}
     plans: list[tuple[Path, MatrixPlanIds]] = []
     duplicates = 0
     for path in paths:
@@ -86,11 +111,15 @@ def merge_reports(paths: Sequence[Path]) -> MergedReport:
         if plan is not None:
             plans.append((path, plan))
         for record in records:
+            _check_tree(record, path, trees)
             earlier = seen.get(record.id)
             if earlier is None:
                 seen[record.id] = (record, path)
                 continue
             before, now = _outcome(earlier[0]), _outcome(record)
+            if before.get("tree") is None or now.get("tree") is None:
+                for outcome in (before, now):     # a report from before trees were recorded
+                    outcome.pop("tree", None)
             if before != now:
                 where = (f"twice in {path}" if earlier[1] == path
                          else f"in {earlier[1]} and {path}")

@@ -31,11 +31,12 @@ FORMAT = "pyharness-matrix/1"
 _REQUIRED: dict[str, type] = {
     "config": str, "config_name": str, "mode": str, "scenario": str,
     "cpu": int, "kaslr_seed": int, "verdict": str}
-# Fields that may be missing (a file from before the unwinder axis: the lab's),
-# with their JSON types.
+# Fields that may be missing (a file from before the unwinder axis: the lab's;
+# from before trees were recorded: no tree state), with their JSON types.
 _OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
     "kernel_src": ((str, type(None)), "string or null"),
-    "generation": ((str, type(None)), "string or null"), "unwinder": ((str,), "string")}
+    "generation": ((str, type(None)), "string or null"), "unwinder": ((str,), "string"),
+    "tree": ((dict, type(None)), "object or null")}
 # Fields that may be missing in a hand-trimmed file, and what they default to.
 _DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
                              "elapsed_ms": 0.0}
@@ -108,7 +109,10 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
         check_budgets(data.get("max_instructions"), data.get("timeout_s"))
     except HarnessError as err:
         raise HarnessError(f"{path}: run {number}: {err}; {_hint()}") from None
-    return RunRecord.from_json({**_DEFAULTS, **data})
+    try:
+        return RunRecord.from_json({**_DEFAULTS, **data})
+    except ValueError as err:        # the tree's fields (TreeProvenance.from_json)
+        raise HarnessError(f"{path}: run {number}: field 'tree' {err}; {_hint()}") from None
 
 
 # Far more than any matrix writes; a larger input is not a report.

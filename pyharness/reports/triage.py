@@ -17,6 +17,8 @@ from pyharness.reports.causes import FailureGroup, group_failures
 from pyharness.reports.runsets import describe_runs
 from pyharness.reports.summary import failure_report, summary_table
 from pyharness.reports.text import printable
+from pyharness.reports.trees import tree_lines
+from pyharness.terminal import visible
 from pyharness.run.record import RunRecord
 from pyharness.run.spec import RunSpec
 
@@ -52,7 +54,7 @@ def _block(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> list
     lines += [_clip(f"    {printable(reason)}", width) for reason in reasons[:REASON_LINES]]
     if len(reasons) > REASON_LINES:
         lines.append(f"    (+{_plural(len(reasons) - REASON_LINES, 'more reason')})")
-    lines.append(f"    reproduce: {group.first.command}")
+    lines.append(visible(f"    reproduce: {group.first.command}"))
     return lines
 
 
@@ -102,10 +104,14 @@ def grouped_failures(records: Sequence[RunRecord], *, max_lines: int = MAX_LINES
 def terminal_report(records: Sequence[RunRecord], *, verbose: bool = False,
                     colour: bool = False, width: int = 120,
                     universe: Sequence[RunSpec] | None = None) -> str:
-    """The table, then the failures: by cause, or (``verbose``) every one."""
+    """The table, the trees its rows ran (commit, dirty, diff hash), then
+    the failures: by cause, or (``verbose``) every one."""
     if not records:
         return ""
     parts = [summary_table(records, colour=colour, width=width)]
+    trees = tree_lines(records)
+    if trees:
+        parts.append("\n".join(trees))
     failures = (failure_report(records) if verbose
                 else grouped_failures(records, width=width, universe=universe))
     if failures:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from pyharness.builder.provenance import TreeProvenance
 from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.run.spec import RunSpec
 
@@ -32,6 +33,9 @@ class RunRecord:
     # A real run with --differential: how the lab's dump of the same
     # scenario differs (each "aspect: lab ..., real kernel ... (why)").
     differences: list[str] = field(default_factory=list)
+    # Which state of the kernel tree ran (its commit, dirty, diff hash, or
+    # why none); None for the lab's unwinder, and in reports written before.
+    tree: TreeProvenance | None = None
 
     @property
     def passed(self) -> bool:
@@ -58,6 +62,7 @@ class RunRecord:
             "expected_panic": self.expected_panic, "build_ms": self.build_ms,
             "elf": self.elf, "command": self.command,
             **({"differences": list(self.differences)} if self.differences else {}),
+            "tree": self.tree.to_json() if self.tree else None,
         }
 
     @classmethod
@@ -65,7 +70,8 @@ class RunRecord:
         """A record from its JSON object (fields already type-checked by the
         caller; unknown fields are ignored; a record from before the
         unwinder axis is a run of the lab's unwinder, one from before the
-        budgets were recorded had the default ones)."""
+        budgets were recorded had the default ones, one from before trees
+        were recorded has no ``tree``). A malformed ``tree`` is a ValueError."""
         spec = RunSpec(**{name: data[name] for name in _SPEC_FIELDS  # type: ignore[arg-type]
                           if name in data})
         outcome = {f.name: data[f.name] for f in fields(cls)
@@ -74,6 +80,8 @@ class RunRecord:
         for name in ("expected", "actual"):
             outcome[name] = [FrameLine.from_json(f) for f in outcome.get(name) or []
                              if isinstance(f, dict)]
+        tree = outcome.get("tree")
+        outcome["tree"] = TreeProvenance.from_json(tree) if tree is not None else None
         return cls(spec=spec, **outcome)  # type: ignore[arg-type]
 
 

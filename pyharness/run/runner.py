@@ -185,14 +185,16 @@ def judge(obs: Observation) -> RunRecord:
         expected=with_sources(expect.frame_lines(), obs.built.elf),
         actual=with_sources(judgement.actual_frames, obs.built.elf),
         expected_panic=expect.panic.describe() if expect.panic else None,
-        build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf))
+        build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf),
+        tree=kernel.provenance if kernel else None)
 
 
 def _label(request: RunRequest, kernel: KernelSource | None) -> str:
-    """The record's unwinder: the matrix's label for a tree, else the build's."""
+    """The record's unwinder: the matrix's label for a tree, else the tree's
+    (its NAME, or ``linux-<generation>``)."""
     if kernel is None:
         return LAB
-    return request.unwinder if request.unwinder not in (None, LAB) else kernel.unwinder
+    return request.unwinder if request.unwinder not in (None, LAB) else kernel.label
 
 
 def run_one(request: RunRequest) -> RunRecord:

@@ -42,7 +42,7 @@ def run_id(config_name: str, mode: str, scenario: str, cpu: int, unwinder: str =
 class Unwinder:
     """One value of the unwinder axis: the lab's own, or a kernel tree's."""
 
-    label: str = LAB                 # "lab", "linux-6.12" (+ "-NAME", see matrix.expand)
+    label: str = LAB                 # "lab", "linux-6.12" (+ "-DIR", see matrix.expand), NAME
     kernel_src: str | None = None    # the tree or tarball (absolute); None: the lab's
     generation: str | None = None    # "6.1", "6.12"; None: the lab's
 
@@ -86,12 +86,21 @@ class RunSpec:
     def id(self) -> str:
         return run_id(self.config_name, self.mode, self.scenario, self.cpu, self.unwinder)
 
+    @property
+    def kernel_src_argument(self) -> str | None:
+        """What ``--kernel-src`` takes to run this again under its label:
+        the tree, or ``LABEL=tree`` when the label is not the generation's
+        own (a named tree, or one the matrix told apart from another)."""
+        if self.kernel_src is None or self.unwinder in (LAB, f"linux-{self.generation}"):
+            return self.kernel_src
+        return f"{self.unwinder}={self.kernel_src}"
+
     def command(self) -> str:
         """The one-line command that reproduces this run exactly: every option
         that can change its verdict, each quoted for a POSIX shell."""
         if self.platform == QEMU:
             return self._qemu_command()
-        kernel = ["--kernel-src", self.kernel_src] if self.kernel_src else []
+        kernel = ["--kernel-src", self.kernel_src_argument] if self.kernel_src else []
         argv = ["pyharness", "run", "--config", self.config, *kernel,
                 "--scenario", self.scenario, "--mode", self.mode, "--cpu", str(self.cpu),
                 "--kaslr-seed", str(self.kaslr_seed)]
