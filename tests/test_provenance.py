@@ -372,3 +372,21 @@ def test_the_matrix_records_the_commit_and_diff_that_ran(tmp_path):
     assert "git could not read the repository: not a git repository: " \
            "/nonexistent/\\u202ex\\x9b2J" in built.stderr
     assert "\u202e" not in built.stderr and "\x9b" not in built.stderr
+
+
+@pytest.mark.parametrize("with_tree", [True, False])
+def test_only_failed_reruns_a_trees_failures_from_either_kind_of_report(tmp_path, with_tree):
+    from pyharness.matrix.selection import Selection, plan
+
+    path = tmp_path / "m.json"
+    write_json([record("fix", DIRTY, verdict=Verdict.FAIL), record("fix", DIRTY,
+                                                                    scenario="smoke")], path)
+    if not with_tree:
+        document = json.loads(path.read_text())
+        for run in document["runs"]:
+            del run["tree"]
+        path.write_text(json.dumps(document))
+    (spec,) = plan(Selection(only_failed=path)).specs
+    assert (spec.id, spec.kernel_src, spec.unwinder) == ("fix/pkvm-nvhe-bug-cpu0",
+                                                         "/src/linux", "fix")
+    assert "--kernel-src fix=/src/linux" in spec.command()
