@@ -390,3 +390,16 @@ def test_only_failed_reruns_a_trees_failures_from_either_kind_of_report(tmp_path
     assert (spec.id, spec.kernel_src, spec.unwinder) == ("fix/pkvm-nvhe-bug-cpu0",
                                                          "/src/linux", "fix")
     assert "--kernel-src fix=/src/linux" in spec.command()
+
+
+def test_a_real_kernels_run_says_which_tree_it_was_built_from():
+    from real_kernels import REFERENCE, kernel, tarball
+
+    from pyharness.builder.provenance import A_TARBALL
+    from pyharness.run.qemu_runner import QemuRequest, run_qemu
+
+    record = run_qemu(QemuRequest(config="pkvm", kernel_src=tarball(REFERENCE),
+                                  scenario="hyp_panic", mode="nvhe", kernel=kernel(REFERENCE)))
+    assert record.passed and record.tree == TreeProvenance(why_no_commit=A_TARBALL)
+    assert terminal_report([record]).splitlines()[-1].endswith(
+        f"{tarball(REFERENCE)}: {A_TARBALL}")

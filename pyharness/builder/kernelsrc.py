@@ -39,7 +39,8 @@ from pyharness.builder.kernel_api import (COMMON_H, DEBIAN_PACKAGES, FRAME_H, GE
                                           HOST_STACKTRACE_C, HYP_STACKTRACE_C, NVHE_H,
                                           UnknownApi, detect_generation)
 from pyharness.builder.lock import exclusive
-from pyharness.builder.provenance import A_TARBALL, TreeProvenance, not_git, tree_provenance_once
+from pyharness.builder.provenance import (A_TARBALL, NOT_A_WORK_TREE, TreeProvenance,
+                                          not_git, tree_provenance_once)
 from pyharness.errors import HarnessError
 
 MAKEFILE = "Makefile"
@@ -315,10 +316,10 @@ def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> Kernel
     name, text = split_name(str(value))
     path = Path(os.path.abspath(os.path.expanduser(text)))
     if path.is_dir():
-        return KernelSource(str(path), inspect(path), name, tree_provenance_once(str(path)))
+        return KernelSource(str(path), inspect(path), name, provenance_of(path))
     if path.is_file() and is_tarball(path):
         return KernelSource(str(path), extract_cached(path, cache_dir / EXTRACTED_DIR), name,
-                            not_git(A_TARBALL))
+                            provenance_of(path))
     if is_debian_kernel(text) and not path.exists():
         raise KernelSourceError(f"--kernel-src {value} names one of Debian's built kernels, "
                                 "which only the real-kernel path boots (pyharness qemu, "
@@ -329,6 +330,17 @@ def open_source(value: str | os.PathLike[str] | None, cache_dir: Path) -> Kernel
                             "kernel tree, a Debian /usr/src/linux-source-X.Y.tar.xz, or "
                             f"`{LAB}` for the lab's own unwinder (NAME=PATH names a tree); "
                             f"{_supported()}")
+
+
+def provenance_of(given: Path | str) -> TreeProvenance:
+    """Which state of the tree ``given`` (absolute) is: a directory's from
+    git (once per process), a tarball's none."""
+    path = Path(given)
+    if path.is_dir():
+        return tree_provenance_once(str(path))
+    if is_debian_kernel(str(given)) and not path.exists():
+        return not_git("one of Debian's built kernels, not a git work tree")
+    return not_git(A_TARBALL if is_tarball(path) else NOT_A_WORK_TREE)
 
 
 def extract_cached(tarball: Path, cache_dir: Path) -> KernelTree:

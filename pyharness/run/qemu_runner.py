@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pyharness.builder.kernelsrc import provenance_of
 from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
 from pyharness.elf.system_map import SystemMap
@@ -230,7 +231,8 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                      expected=_frame_lines(expect), actual=list(judgement.actual_frames),
                      expected_panic=f"{scenario.panic} at {expect.panic_text}",
                      build_ms=round(build_ms, 3), elf=str(kernel.vmlinux),
-                     differences=[d.describe() for d in differences])
+                     differences=[d.describe() for d in differences],
+                     tree=provenance_of(kernel.given))
 
 
 def lab_console(request: QemuRequest, kernel: KernelImage) -> list[str]:
