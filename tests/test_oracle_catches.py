@@ -2,8 +2,8 @@
 (or of a kernel tree), fails the run with a reason that names it: the bugs
 a reviewer would expect the bench to catch (alignment 8 vs 16, the
 overflow stack's bound on 16K pages, the protected buffer's last slot; in
-a 6.1 or 6.12 tree, an on-stack check that ignores the record's size and
-a save that drops the buffer's terminator)."""
+a 6.1, 6.12 or 7.x tree, an on-stack check that ignores the record's size
+and a save that drops the buffer's terminator)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from test_kernel_src_runs import copy_tree
 from test_kernelsrc import _debian
 
 from pyharness.builder import kernelsrc
@@ -55,11 +56,7 @@ def tree_copy(tmp_path):
     def copy(generation: str) -> Path:
         source = kernelsrc.open_source(kernelsrc.debian_tarball(generation), build_base(None))
         assert source is not None
-        root = tmp_path / f"linux-{generation}"
-        for name in kernelsrc.TREE_FILES:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source.tree.root / name, root / name)
-        return root
+        return copy_tree(source, tmp_path / f"linux-{generation}")
     return copy
 
 
@@ -108,7 +105,7 @@ def test_the_vector_testing_the_wrong_bit(firmware_copy, tmp_path):
 
 # -- bugs written into a kernel tree's unwinder ---------------------------------
 
-TREES = [_debian("6.1"), _debian("6.12")]
+TREES = [_debian("6.1"), _debian("6.12"), _debian("7.x")]
 
 
 @pytest.mark.parametrize("generation", TREES)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from test_kernel_src_runs import copy_tree
 from test_kernelsrc import synthetic_files, write_tree
 
 from pyharness.builder import kernelsrc, provenance
@@ -319,10 +320,7 @@ DEBIAN_6_12 = kernelsrc.debian_tarball("6.12")
 @pytest.mark.skipif(not DEBIAN_6_12.is_file(), reason=f"{DEBIAN_6_12} is not installed")
 def test_the_matrix_records_the_commit_and_diff_that_ran(tmp_path):
     source = kernelsrc.open_source(DEBIAN_6_12, tmp_path / "build")
-    tree = tmp_path / "linux"
-    for name in kernelsrc.TREE_FILES:
-        (tree / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.tree.root / name, tree / name)
+    tree = copy_tree(source, tmp_path / "linux")
     git(tree, "init", "-q")
     git(tree, "add", "-A")
     git(tree, "commit", "-qm", "6.12")
