@@ -9,11 +9,11 @@ import argparse
 import json
 import sys
 
-from pyharness.builder.kernelsrc import KERNEL_SRC_ENV, default_kernel_src
+from pyharness.builder.kernelsrc import KERNEL_SRC_ENV, default_kernel_src, split_name
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.kernel_scenarios import SCENARIOS
 from pyharness.run.qemu_runner import QemuRequest, run_qemu
-from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES
+from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU_LABEL_PREFIX
 from pyharness.terminal import visible
 
 
@@ -23,7 +23,9 @@ def cmd_qemu(args: argparse.Namespace) -> int:
         raise HarnessError(f"pyharness qemu needs a kernel tree: --kernel-src TREE or a "
                            f"Debian /usr/src/linux-source-X.Y.tar.xz (or ${KERNEL_SRC_ENV}), "
                            "or one of Debian's own kernels: --kernel-src debian:6.1")
+    name, kernel_src = split_name(kernel_src)
     record = run_qemu(QemuRequest(config=args.config, kernel_src=kernel_src,
+                                  label=f"{QEMU_LABEL_PREFIX}{name}" if name else None,
                                   scenario=args.scenario, mode=args.mode, cpu=args.cpu,
                                   kaslr_seed=args.kaslr_seed, timeout_s=args.timeout,
                                   out_dir=args.out, differential=args.differential))

@@ -34,7 +34,7 @@ from pyharness.run import kernel_faults
 from pyharness.run.kernel_scenarios import KernelScenario, kernel_scenario, resolve
 from pyharness.run.record import RunRecord
 from pyharness.run.runner import RunRequest, run_one
-from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU, RunSpec
+from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU, QEMU_LABEL_PREFIX, RunSpec
 
 DTB_DIR = "dtb"
 OVERFLOW_STACK_SIZE = 4096
@@ -221,7 +221,7 @@ def run_qemu(request: QemuRequest) -> RunRecord:
     spec = RunSpec(config=request.config, config_name=kernel.config_name, mode=request.mode,
                    scenario=scenario.name, cpu=request.cpu, kaslr_seed=request.kaslr_seed,
                    kernel_src=kernel.given, generation=kernel.generation,
-                   unwinder=request.label or f"qemu-{kernel.label}",
+                   unwinder=request.label or default_label(kernel),
                    timeout_s=request.timeout_s, platform=QEMU,
                    differential=request.differential)
     return RunRecord(spec=spec, verdict=verdict, reasons=reasons,
@@ -233,6 +233,13 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                      build_ms=round(build_ms, 3), elf=str(kernel.vmlinux),
                      differences=[d.describe() for d in differences],
                      tree=provenance_of(kernel.given))
+
+
+def default_label(kernel: KernelImage) -> str:
+    """A real run's row when nothing names it: ``qemu-linux-6.12`` (as the
+    matrix labels a tree of that generation), ``qemu-debian-<ABI>``."""
+    tree = kernel.label if kernel.origin == "debian" else f"linux-{kernel.generation}"
+    return f"{QEMU_LABEL_PREFIX}{tree}"
 
 
 def lab_console(request: QemuRequest, kernel: KernelImage) -> list[str]:

@@ -22,6 +22,8 @@ LAB = "lab"
 # kernel under QEMU (`pyharness qemu`, docs/real-kernel.md).
 UNICORN = "unicorn"
 QEMU = "qemu"
+# A real-kernel run's row: "qemu-" and the tree's label ("qemu-linux-6.12").
+QEMU_LABEL_PREFIX = "qemu-"
 # A real kernel's wall budget unless told otherwise: a boot to a hyp panic
 # takes about half a second.
 DEFAULT_QEMU_TIMEOUT_S = 20.0
@@ -91,9 +93,12 @@ class RunSpec:
         """What ``--kernel-src`` takes to run this again under its label:
         the tree, or ``LABEL=tree`` when the label is not the generation's
         own (a named tree, or one the matrix told apart from another)."""
-        if self.kernel_src is None or self.unwinder in (LAB, f"linux-{self.generation}"):
+        label = self.unwinder.removeprefix(QEMU_LABEL_PREFIX) if self.platform == QEMU \
+            else self.unwinder
+        if self.kernel_src is None or label in (LAB, f"linux-{self.generation}") \
+                or self.kernel_src.startswith("debian:"):
             return self.kernel_src
-        return f"{self.unwinder}={self.kernel_src}"
+        return f"{label}={self.kernel_src}"
 
     def command(self) -> str:
         """The one-line command that reproduces this run exactly: every option
@@ -112,7 +117,7 @@ class RunSpec:
 
     def _qemu_command(self) -> str:
         argv = ["pyharness", "qemu", "--config", self.config,
-                "--kernel-src", self.kernel_src or "", "--scenario", self.scenario,
+                "--kernel-src", self.kernel_src_argument or "", "--scenario", self.scenario,
                 "--mode", self.mode, "--cpu", str(self.cpu),
                 "--kaslr-seed", str(self.kaslr_seed)]
         if self.timeout_s != DEFAULT_QEMU_TIMEOUT_S:
