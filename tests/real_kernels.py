@@ -19,7 +19,7 @@ from pyharness.builder.kbuild import build_kernel
 from pyharness.builder.kernel_image import KernelImage
 
 TARBALLS = {generation: f"/usr/src/linux-source-{generation}.tar.xz"
-            for generation in ("6.1", "6.12")}
+            for generation in ("6.1", "6.12", "7.2")}
 # The tree the real-kernel-only scenarios run on.
 REFERENCE = "6.12"
 
