@@ -179,3 +179,30 @@ def test_host_stage2_off_on_panic(tmp_path, generation, options, hangs):
                          dotconfig=dotconfig, version=generation, generation=generation,
                          label="x", origin="kbuild", config_name="x")
     assert host_stage2_off_on_panic(kernel) is not hangs
+
+
+# -- where a fault cannot go ---------------------------------------------------
+
+def test_a_fault_site_the_kernel_lacks_is_named(tmp_path):
+    from pyharness.run import kernel_faults
+    from pyharness.run.kernel_scenarios import kernel_scenario
+
+    path = tmp_path / "System.map"
+    path.write_text(SYSTEM_MAP)
+    smap = SystemMap(path)
+    image = bytes(0x20000)
+    with pytest.raises(kernel_faults.InjectionError) as err:
+        kernel_faults.inject(kernel_scenario("host_mem_abort"), smap, image, 0)
+    assert "__kvm_nvhe_handle_host_mem_abort" in str(err.value) and err.value.exit_code == 2
+    with pytest.raises(kernel_faults.InjectionError, match="boot CPU only"):
+        kernel_faults.inject(kernel_scenario("pkvm_init_walk"), smap, image, 1)
+
+
+def test_an_hvc_site_none_of_whose_functions_exist(tmp_path):
+    from pyharness.run.kernel_scenarios import kernel_scenario, resolve
+
+    with pytest.raises(HarnessError, match="handle___kvm_get_mdcr_el2/__kvm_get_mdcr_el2"):
+        resolve(kernel_scenario("hyp_panic"), "nvhe", lambda name: False)
+    placed = resolve(kernel_scenario("hyp_panic"), "protected", lambda name: True)
+    assert placed.site == "pkvm_cpu_set_vector"
+    assert placed.frames[1].caller == "handle___pkvm_cpu_set_vector"
