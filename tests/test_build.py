@@ -26,9 +26,9 @@ def symbols(elf: ELFFile) -> dict[str, int]:
     return {s.name: s["st_value"] for s in table.iter_symbols() if s.name}
 
 
-def hyp_object_symbols(build_dir: Path) -> set[str]:
+def hyp_object_symbols(work_dir: Path) -> set[str]:
     """Defined symbols of the hyp partial link, before the prefix."""
-    with open(build_dir / "kvm_nvhe.tmp.o", "rb") as f:
+    with open(work_dir / "kvm_nvhe.tmp.o", "rb") as f:
         table = ELFFile(f).get_section_by_name(".symtab")
         return {s.name for s in table.iter_symbols()
                 if s.name and not s.name.startswith("$")
@@ -45,7 +45,7 @@ def test_shipped_config_builds_an_aarch64_image_with_prefixed_hyp(name):
         elf = ELFFile(f)
         assert elf["e_machine"] == "EM_AARCH64"
         syms = symbols(elf)
-        hyp_names = hyp_object_symbols(result.build_dir)
+        hyp_names = hyp_object_symbols(result.work_dir)
         assert {"handle_trap", "__host_exit", "__kvm_hyp_init"} <= hyp_names
         lo, hi = syms["__hyp_text_start"], syms["__hyp_text_end"]
         for hyp_name in hyp_names:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyharness.builder import cache as builder
-from pyharness.builder.trees import (MARKER, STAMP, build_trees, lock_path,
+from pyharness.builder.trees import (MARKER, STAMP, WORK_DIR, build_trees, lock_path,
                                    older_than_newest, prune_after_build, remove_tree)
 
 
@@ -130,3 +130,26 @@ def test_a_real_build_stamps_and_is_bounded(tmp_path, monkeypatch):
     time.sleep(0.01)
     assert builder.build("tiny", out_dir=tmp_path).cached
     assert (built.build_dir / STAMP).stat().st_mtime > before  # last use, for clean
+
+
+def test_work_trees_are_bounded_and_cleaned_apart_from_the_builds(base):
+    """A configuration's work trees (one per kernel tree's place) count on
+    their own: the newest finished build and the newest work tree stay."""
+    work = base / WORK_DIR
+    for i, digest in enumerate(("1" * 64, "2" * 64)):
+        fake_tree(work, "pkvm", digest, age_s=50 * (i + 1), stamp=False)
+    proc = clean("--out", str(base))
+    assert proc.returncode == 0, proc.stderr
+    assert "removed work/pkvm-222222222222" in proc.stdout
+    assert "removed 4 build trees" in proc.stdout and "3 left" in proc.stdout
+    assert {p.name for p in work.iterdir() if not p.name.startswith(".")} == {
+        "pkvm-111111111111"}
+    assert "pkvm-aaaaaaaaaaaa" in names(base)
+
+
+def test_a_real_build_bounds_its_work_trees(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYHARNESS_KEEP_BUILDS", "1")
+    stale = fake_tree(tmp_path / WORK_DIR, "tiny", "8" * 64, age_s=1000, stamp=False)
+    built = builder.build("tiny", out_dir=tmp_path)
+    assert not stale.exists()
+    assert [t.path for t in build_trees(tmp_path / WORK_DIR)] == [built.work_dir]

@@ -91,8 +91,10 @@ def test_editing_the_tree_changes_the_build_key_and_rebuilds(debian, tmp_path, g
     # The lab's build is keyed as it always was, tree or no tree elsewhere.
     config = kconfig.resolve(kconfig.find_config("pkvm"))
     lab = builder.build("pkvm", out_dir=out)
-    assert lab.digest == builder.build_digest(config, find_toolchain())
+    assert lab.recipe == builder.recipe_key(config, find_toolchain())
     assert lab.build_dir.name == f"pkvm-{lab.digest[:12]}" and lab.unwinder == "lab"
+    assert not any(label.startswith("tree:") for label in
+                   json.loads((lab.build_dir / builder.STAMP).read_text())["inputs"])
     assert load_image(lab.elf).unwinder == "lab"
     assert load_image(lab.elf).stack_sizes.source == "the lab's Kconfig formula"
 

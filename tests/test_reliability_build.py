@@ -97,7 +97,8 @@ def test_compiler_environment_does_not_change_the_build(tmp_path, clean_build, n
     clean_elf, dirty_elf = clean_build.elf, Path(dirty.stdout.strip())
     assert clean_elf.parent.name == dirty_elf.parent.name          # same key
     assert clean_elf.read_bytes() == dirty_elf.read_bytes()         # same image
-    cache = (dirty_elf.parent / "CMakeCache.txt").read_text()
+    work = Path(json.loads((dirty_elf.parent / builder.STAMP).read_text())["work_tree"])
+    cache = (work / "CMakeCache.txt").read_text()
     assert "nonexistent" not in cache and "EVIL" not in cache
 
 

@@ -119,7 +119,7 @@ def test_the_build_key_holds_the_compiler_and_its_versions():
     assert clang.compiler == "clang" and gcc.compiler == "gcc"
     assert clang.version.startswith("clang: ") and "clang version" in clang.version
     config = kconfig.resolve(kconfig.find_config("pkvm_clang"))
-    assert builder.build_digest(config, clang) != builder.build_digest(config, gcc)
+    assert builder.recipe_key(config, clang) != builder.recipe_key(config, gcc)
 
 
 def test_missing_clang_says_how_to_install(tmp_path):

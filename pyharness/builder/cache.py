@@ -1,26 +1,46 @@
-"""Building the firmware for one configuration, cached.
+"""Building the firmware for one configuration, cached, keyed by every file
+the compile read.
 
-Each configuration builds in its own directory, named after the config and
-keyed by a hash of (.config, firmware sources, toolchain version, and with
-``kernel_src`` the kernel tree's files and place): a second build with
-nothing changed finds the finished image there and does no compiler work.
-A build with a kernel tree's unwinder is named for its generation
-(``pkvm-linux-6.12-<hash>``). Concurrent builds of the same key
-(pytest-xdist workers, a matrix) wait on a lock rather than racing. After a
-real build the configuration's older trees beyond the newest few are
-removed (:mod:`pyharness.builder.trees`; ``pyharness clean`` does the rest).
+A build has two keys (docs/kernel-src.md, "The build key"):
+
+- its *recipe*, known before compiling: the .config, the toolchain, the
+  lab's sources (every file under csrc/, the CMake files, the kallsyms
+  generator) and, with ``kernel_src``, the kernel tree's place and
+  generation;
+- its *content key*: the recipe and every file the compile read, by
+  label and sha256, from the compiler's own dependency output
+  (:mod:`pyharness.builder.depfiles`): the lab's sources, the tree's files
+  (through csrc/kcompat and its arch/arm64/include alike), the compiler's
+  own headers, and whatever a compiler probe reads.
+
+The finished image lives in ``<base>/<name>-<content key>`` (named for its
+configuration, and for a kernel tree's unwinder its generation:
+``pkvm-linux-6.12-<hash>``) and never changes once its stamp is written.
+A build is found again only while every file it read hashes as it did: the
+inputs come from the last build in the configuration's work tree (or the
+stamps of the finished builds of the same recipe), are hashed now, and
+must name a finished directory. An edit to any header the build includes
+therefore rebuilds, and a build with nothing changed does no compiler work.
+
+It compiles in a persistent work tree per (configuration, toolchain,
+checkout, tree place) (:mod:`pyharness.builder.worktree`): only the objects
+that read a changed file are compiled again. The image and what describes
+it (the compile database, the configuration files) are then copied into
+the keyed directory.
 
 The stamp (``build.json``) records the image's sha256: an image damaged
-since (truncated, patched) is built again, and the result says why. A
-finished build is found without the lock and without writing anything, so
-a shared read-only cache can be used; only a build needs write access
-(``_build_lock``). The build runs in a scrubbed environment
-(``build_environment``).
+since (truncated, patched) is built again, afresh, and the result says
+why. A finished build is found without the lock and without writing
+anything, so a shared read-only cache can be used; only a build needs
+write access (``_build_lock``: one builder per work tree and per keyed
+directory). The build runs in a scrubbed environment
+(:func:`pyharness.builder.worktree.build_environment`). After a real build
+the configuration's older keyed directories and work trees beyond the
+newest few are removed (:mod:`pyharness.builder.trees`; ``pyharness
+clean`` does the rest).
 
-Many builds of one source tree that differs a file at a time (``pyharness
-mutate``) may compile in a persistent CMake tree instead (``scratch``):
-Ninja then recompiles only what the change touched, and the image is copied
-into the keyed directory like any other.
+``scratch`` puts the work trees elsewhere (``pyharness mutate``: one
+directory per worker's copy of the sources).
 """
 
 from __future__ import annotations
@@ -31,27 +51,31 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import elftools
-
-from pyharness.kconfig import outputs as kconfig_outputs
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError
-from pyharness.builder.kernel_numbers import compiler_argv, probe as probe_kernel_numbers
+from pyharness.builder.inputs import (Roots, all_settled, content_key, current_hashes, file_hash,
+                                      source_files as lab_sources, source_paths)
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
+from pyharness.builder.worktree import (BUILD_ENV_KEPT, Compiled, build_environment, build_in,
+                                        read_record, work_tree_path)
 from pyharness.files import write_atomically
 from pyharness.paths import build_base, source_root
 from pyharness.builder.toolchain import Toolchain, find_toolchain
-from pyharness.builder.trees import STAMP, prune_after_build, write_marker
+from pyharness.builder.trees import STAMP, WORK_DIR, prune_after_build, write_marker
 
-_SOURCE_GLOBS = ("csrc/**/*", "cmake/*", "CMakeLists.txt", "pyharness/builder/kallsyms_gen.py")
+__all__ = ["BUILD_ENV_KEPT", "BuildError", "BuildResult", "STAMP", "build",
+           "build_environment", "recipe_key", "source_files"]
+
+_KEY_FORMAT = "pyharness build recipe 2"
+# What the keyed directory holds besides the stamp: the image and what describes it.
+PRODUCTS = ("vmlinux", "compile_commands.json")
+PRODUCT_DIRS = ("config",)
 
 
 @dataclass(frozen=True)
@@ -61,12 +85,17 @@ class BuildResult:
     config: kconfig.ResolvedConfig
     elf: Path
     build_dir: Path
-    digest: str
+    digest: str                  # the content key: recipe and every file read
     cached: bool
     seconds: float
     kernel: KernelSource | None = None   # None: the lab's own unwinder
     # Why a build directory that held a finished build was built again.
     rebuilt_because: str | None = None
+    recipe: str = ""             # the key known before compiling
+    work_dir: Path | None = None # the persistent tree it compiles in
+    # Objects compiled by this call (None: found cached), of how many.
+    compiled: tuple[str, ...] | None = None
+    objects: int | None = None
 
     @property
     def unwinder(self) -> str:
@@ -80,106 +109,25 @@ class BuildResult:
 
 
 def source_files() -> list[Path]:
-    root = source_root()
-    files = {p for pattern in _SOURCE_GLOBS for p in root.glob(pattern) if p.is_file()}
-    return sorted(files)
+    """The lab's sources a build's recipe holds (:func:`inputs.source_files`)."""
+    return lab_sources(source_root())
 
 
-def _sources_signature() -> tuple[tuple[str, int, int], ...]:
-    """(path, mtime_ns, size) of every source: cheap to take, and changes
-    whenever a source does."""
-    out = []
-    for path in source_files():
-        st = path.stat()
-        out.append((str(path), st.st_mtime_ns, st.st_size))
-    return tuple(out)
-
-
-_digest_cache: dict[tuple[object, ...], str] = {}
-
-
-def build_digest(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-                 tree: KernelTree | None = None) -> str:
-    """Hash of everything that decides the build: the image's bytes, and with
-    a kernel tree also where it is (the compile database names its files).
-
-    Remembered per process for an unchanged set of sources (by stat), so a
-    worker running many scenarios of one configuration hashes it once. A
-    tree's files are hashed every time: an edit must rebuild."""
-    kernel = () if tree is None else (str(tree.root), tree.digest())
-    key = (config.dotconfig, toolchain.prefix, toolchain.version, *kernel,
-           _sources_signature())
-    digest = _digest_cache.get(key)
-    if digest is None:
-        digest = _digest_cache[key] = _hash_sources(config, toolchain, kernel)
-    return digest
-
-
-def _hash_sources(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-                  kernel: tuple[str, ...]) -> str:
-    root = source_root()
+def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
+               tree: KernelTree | None = None) -> str:
+    """What decides a build before it compiles: the .config, the toolchain,
+    the lab's sources (by path in the checkout and hash) and a kernel
+    tree's place and generation (the compile database names its files).
+    The tree's files, like every other file the compile reads, join in the
+    content key."""
+    root = str(source_root())
     h = hashlib.sha256()
-    for part in (config.dotconfig, toolchain.prefix, toolchain.version, *kernel):
-        h.update(part.encode())
-        h.update(b"\0")
-    for path in source_files():
-        h.update(str(path.relative_to(root)).encode())
-        h.update(b"\0")
-        h.update(path.read_bytes())
-        h.update(b"\0")
+    kernel = () if tree is None else (str(tree.root), tree.generation)
+    for part in (_KEY_FORMAT, config.dotconfig, toolchain.prefix, toolchain.version, *kernel):
+        h.update(part.encode() + b"\0")
+    for path in source_paths(root):
+        h.update(f"{path[len(root):]}\0{file_hash(path)}\0".encode())
     return h.hexdigest()
-
-
-def _cmake() -> str:
-    cmake = shutil.which("cmake")
-    if cmake is None:
-        raise HarnessError("cmake is not on PATH; install it with `pip install cmake` "
-                           "or `apt-get install cmake`")
-    return cmake
-
-
-# The only variables of the caller's environment the build sees (README,
-# "build"). CFLAGS, CC, CPATH, GCC_EXEC_PREFIX, CMAKE_*, MAKEFLAGS and the
-# like would change the image without changing its key, and CMake would keep
-# them in CMakeCache.txt: the image is a function of (.config, sources,
-# toolchain) and nothing else.
-BUILD_ENV_KEPT = ("PATH", "TMPDIR")
-
-
-def build_environment(toolchain: Toolchain) -> dict[str, str]:
-    """The environment CMake, the compiler and the kallsyms pass run in (the
-    kallsyms pass with the harness's own pyelftools)."""
-    env = {name: os.environ[name] for name in BUILD_ENV_KEPT if name in os.environ}
-    env.update(LC_ALL="C", LANG="C",
-               PYTHONPATH=str(Path(elftools.__file__).resolve().parent.parent))
-    # GCC's prefix, or for Clang the kernel's LLVM= suffix or directory.
-    env["LLVM" if toolchain.compiler == "clang" else "CROSS_COMPILE"] = toolchain.prefix
-    return env
-
-
-def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-40:])
-        raise BuildError(f"{what} failed in {cwd} (exit {proc.returncode}):\n{tail}")
-
-
-def _compile(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-             build_dir: Path, jobs: int | None, kernel: KernelSource | None, *,
-             reconfigure: bool = True) -> None:
-    kconfig_outputs.write_outputs(config, build_dir / "config")
-    if kernel:  # a tree's numbers the platform cannot host are bad input (exit 2)
-        probe_kernel_numbers(kernel.tree, build_dir / "config", compiler_argv(toolchain))
-    env = build_environment(toolchain)
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    if reconfigure or not (build_dir / "CMakeCache.txt").is_file():
-        _run([_cmake(), "-S", str(source_root()), "-B", str(build_dir), *generator,
-              f"-DNVHE_CONFIG_DIR={build_dir / 'config'}",
-              f"-DPython_EXECUTABLE={sys.executable}",
-              *(kernel.tree.cmake_args() if kernel else [])],
-             build_dir, "cmake configure", env)
-    _run([_cmake(), "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 1)],
-         build_dir, "firmware build", env)
 
 
 # Characters a CMake/Ninja build cannot carry in a path: a list separator,
@@ -193,8 +141,8 @@ def build_dir_name(config_name: str, digest: str) -> str:
     return f"{kconfig.config_slug(config_name)}-{digest[:12]}"
 
 
-def _check_cmake_can_carry(build_dir: Path) -> None:
-    for what, path, fix in (("build directory", build_dir.parent, "give another --out DIR"),
+def _check_cmake_can_carry(work: Path) -> None:
+    for what, path, fix in (("build directory", work.parent, "give another --out DIR"),
                             ("the firmware tree", source_root(),
                              "move the checkout to a plainer path")):
         bad = _CMAKE_UNSAFE.search(str(path))
@@ -211,16 +159,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _read_stamp(build_dir: Path) -> dict | None:
+    try:
+        stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
 def _check_built(build_dir: Path, digest: str) -> tuple[bool, str | None]:
     """(finished, problem): whether the build directory holds the finished
     image of ``digest``, checked against the sha256 its stamp recorded; the
     problem says why not when a stamp is there but its image is not right.
     Reads only, takes no lock: stamps are replaced atomically."""
-    try:
-        stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False, None
-    if not isinstance(stamp, dict) or stamp.get("digest") != digest:
+    stamp = _read_stamp(build_dir)
+    if stamp is None or stamp.get("digest") != digest:
         return False, None
     recorded = stamp.get("sha256")
     if not isinstance(recorded, str):
@@ -234,14 +187,64 @@ def _check_built(build_dir: Path, digest: str) -> tuple[bool, str | None]:
     return True, None
 
 
+@dataclass(frozen=True)
+class _Found:
+    build_dir: Path | None = None
+    digest: str | None = None
+    problem: str | None = None      # a finished build of these inputs is damaged
+
+
+def _candidate_inputs(base: Path, name: str, recipe: str, work: Path) -> Iterator[list[str]]:
+    """The input lists a finished build of ``recipe`` may have: the last
+    build's in the work tree, then (only if that does not lead to one) those
+    the stamps of this configuration's keyed directories record."""
+    record = read_record(work)
+    if record is not None:
+        yield list(record.hashes)
+    slug = kconfig.config_slug(name)
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name[:-13] != slug or entry.name[-13:-12] != "-":
+            continue
+        stamp = _read_stamp(entry)
+        inputs = stamp.get("inputs") if stamp and stamp.get("recipe") == recipe else None
+        if isinstance(inputs, dict):
+            yield list(inputs)
+
+
+def _find_finished(base: Path, name: str, recipe: str, work: Path, roots: Roots) -> _Found:
+    """A finished build of ``recipe`` whose every input hashes now as it did
+    when it was compiled. Reads only."""
+    problem = None
+    tried = set()
+    for labels in _candidate_inputs(base, name, recipe, work):
+        hashes = current_hashes(labels, roots)
+        if not labels or not all_settled(hashes):
+            continue
+        digest = content_key(recipe, hashes)
+        if digest in tried:
+            continue
+        tried.add(digest)
+        build_dir = base / build_dir_name(name, digest)
+        finished, why = _check_built(build_dir, digest)
+        if finished:
+            return _Found(build_dir, digest)
+        problem = problem or why
+    return _Found(problem=problem)
+
+
 def _open_lock(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
 
 @contextmanager
 def _build_lock(config: kconfig.ResolvedConfig, build_dir: Path) -> Iterator[None]:
-    """Exclusive use of ``build_dir`` for a build: the one place a build
-    needs write access to the base directory."""
+    """Exclusive use of ``build_dir`` (a work tree, or a keyed directory
+    being filled) for a build: the one place a build needs write access to
+    the base directory."""
     base = build_dir.parent
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -257,36 +260,30 @@ def _build_lock(config: kconfig.ResolvedConfig, build_dir: Path) -> Iterator[Non
         os.close(fd)
 
 
-def _fresh_build(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Path,
-                 digest: str, jobs: int | None, kernel: KernelSource | None,
-                 scratch: Path | None = None) -> None:
-    """Build from an empty directory: nothing of an earlier, unfinished or
-    damaged build (objects, a stale CMakeCache.txt) is reused. With
-    ``scratch``, compile incrementally in its persistent tree for this
-    configuration and copy the image in."""
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True)
-    write_marker(build_dir, digest)
-    if scratch is None:
-        _compile(config, toolchain, build_dir, jobs, kernel)
-    else:
-        tree = scratch_tree(scratch, config)
-        tree.mkdir(parents=True, exist_ok=True)
-        _compile(config, toolchain, tree, jobs, kernel, reconfigure=False)
-        shutil.copyfile(tree / "vmlinux", build_dir / "vmlinux")
-    stamp = {"digest": digest, "config": str(config.source), "toolchain": toolchain.version,
-             "sha256": _sha256(build_dir / "vmlinux")}
-    if kernel:
-        stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
-                     kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
-    write_atomically(build_dir / STAMP, json.dumps(stamp, indent=1) + "\n")
-
-
-def scratch_tree(scratch: Path, config: kconfig.ResolvedConfig) -> Path:
-    """The persistent CMake tree under ``scratch`` for this configuration
-    (and this source root: one scratch directory must serve one root)."""
-    return scratch / build_dir_name(config.name, hashlib.sha256(config.dotconfig.encode()).hexdigest())
+def _publish(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Path,
+             digest: str, recipe: str, work: Path, compiled: Compiled,
+             kernel: KernelSource | None) -> None:
+    """Copy the image and what describes it from the work tree into the
+    keyed directory, the stamp last; unless another builder of the same
+    sources has just done so."""
+    with _build_lock(config, build_dir):
+        if _check_built(build_dir, digest)[0]:
+            return
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        write_marker(build_dir, digest)
+        for name in PRODUCTS:
+            shutil.copyfile(work / name, build_dir / name)
+        for name in PRODUCT_DIRS:
+            shutil.copytree(work / name, build_dir / name)
+        stamp = {"digest": digest, "recipe": recipe, "config": str(config.source),
+                 "toolchain": toolchain.version, "sha256": _sha256(build_dir / "vmlinux"),
+                 "work_tree": str(work), "inputs": compiled.hashes}
+        if kernel:
+            stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
+                         kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
+        write_atomically(build_dir / STAMP, json.dumps(stamp, indent=1) + "\n")
 
 
 def _touch(path: Path) -> None:
@@ -303,12 +300,9 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
     with the nVHE unwinder of the kernel tree or tarball ``kernel_src``
     (None or ``lab``: the lab's own).
 
-    ``scratch``: compile in a persistent CMake tree there (incremental)
-    rather than in a fresh one in the keyed directory, then copy the image
-    into the keyed directory. The caller keeps one scratch directory per
-    source root (and kernel tree), used by one process at a time, and must
-    make every source it changes newer than everything built so far (Ninja
-    goes by mtimes)."""
+    ``scratch``: keep the work trees there rather than in ``<base>/work``
+    (one directory per checkout of the sources, used by one process at a
+    time)."""
     started = time.monotonic()
     config = kconfig.resolve(kconfig.find_config(str(config_path)))
     if not config.enabled("KVM"):
@@ -320,22 +314,37 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
     toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
     base = build_base(out_dir)
     kernel = open_source(kernel_src, base)
-    digest = build_digest(config, toolchain, kernel.tree if kernel else None)
-    unwinder = f"-{kernel.unwinder}" if kernel else ""
-    build_dir = base / build_dir_name(f"{config.name}{unwinder}", digest)
-    _check_cmake_can_carry(build_dir)
-    cached, problem = _check_built(build_dir, digest)
-    rebuilt_because = None
-    if cached:
-        _touch(build_dir / STAMP)            # its last use, for `pyharness clean`
+    name = f"{config.name}-{kernel.unwinder}" if kernel else config.name
+    recipe = recipe_key(config, toolchain, kernel.tree if kernel else None)
+    work = work_tree_path(scratch or base / WORK_DIR, name, config, toolchain, kernel)
+    _check_cmake_can_carry(work)
+    roots = Roots(source_root(), kernel.tree.root if kernel else None, work)
+    found = _find_finished(base, name, recipe, work, roots)
+    compiled = None
+    if found.build_dir is not None:
+        _touch(found.build_dir / STAMP)          # its last use, for `pyharness clean`
     else:
-        with _build_lock(config, build_dir):
-            cached, again = _check_built(build_dir, digest)  # another process built it?
-            if not cached:
-                rebuilt_because = problem or again
-                _fresh_build(config, toolchain, build_dir, digest, jobs, kernel, scratch)
-        if not cached:
-            prune_after_build(base, f"{config.name}{unwinder}", build_dir)
-    return BuildResult(config=config, elf=build_dir / "vmlinux", build_dir=build_dir,
-                       digest=digest, cached=cached, seconds=time.monotonic() - started,
-                       kernel=kernel, rebuilt_because=rebuilt_because)
+        with _build_lock(config, work):
+            again = _find_finished(base, name, recipe, work, roots)  # another process built it?
+            if again.build_dir is None:
+                # A damaged image is built afresh: nothing of the tree it came from is trusted.
+                compiled = build_in(work, config, toolchain, kernel, jobs,
+                                    afresh=(found.problem or again.problem) is not None)
+                digest = content_key(recipe, compiled.hashes)
+                _publish(config, toolchain, base / build_dir_name(name, digest), digest,
+                         recipe, work, compiled, kernel)
+                found = _Found(base / build_dir_name(name, digest), digest,
+                               found.problem or again.problem)
+            else:
+                found = again
+        if compiled is not None:
+            prune_after_build(base, name, found.build_dir)
+            prune_after_build(work.parent, name, work)
+    assert found.build_dir is not None and found.digest is not None
+    return BuildResult(config=config, elf=found.build_dir / "vmlinux", build_dir=found.build_dir,
+                       digest=found.digest, cached=compiled is None,
+                       seconds=time.monotonic() - started, kernel=kernel,
+                       rebuilt_because=found.problem if compiled is not None else None,
+                       recipe=recipe, work_dir=work,
+                       compiled=compiled.compiled if compiled else None,
+                       objects=compiled.objects if compiled else None)

@@ -4,7 +4,9 @@ A build tree is a directory ``<config name>-<12 hex digits>`` that
 :mod:`pyharness.builder.cache` made: it holds the build's stamp
 (``build.json``) or, while the build runs or after it failed, the marker
 written when the tree was made, and either names the digest the
-directory's name ends in. Nothing else under the base (other files, the
+directory's name ends in. The finished builds are in the base, the
+persistent trees they compile in (:mod:`pyharness.builder.worktree`) in
+``<base>/work``, each set bounded on its own. Nothing else under the base (other files, the
 generated matrix configurations, a tree another tool made, a symlink) is
 ever a build tree, so nothing else is ever removed.
 
@@ -27,6 +29,9 @@ from pathlib import Path
 
 STAMP = "build.json"
 MARKER = ".pyharness-build-tree"
+# Where the persistent work trees are, under the base (their own namespace:
+# a work tree and a finished build of one configuration are bounded apart).
+WORK_DIR = "work"
 # The newest trees per configuration a build keeps ($PYHARNESS_KEEP_BUILDS; 0: all).
 KEEP_ENV = "PYHARNESS_KEEP_BUILDS"
 DEFAULT_KEEP = 3

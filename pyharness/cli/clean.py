@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyharness.builder.trees import (DEFAULT_KEEP, KEEP_ENV, BuildTree, build_trees,
+from pyharness.builder.trees import (DEFAULT_KEEP, KEEP_ENV, WORK_DIR, BuildTree, build_trees,
                                    older_than_newest, remove_tree)
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.paths import build_base
@@ -26,8 +26,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
         raise HarnessError(f"--keep {keep}: keep at least 1 per configuration "
                            "(--all removes every build tree)")
     base = build_base(args.out)
-    trees = build_trees(base)
-    doomed = trees if args.all else older_than_newest(trees, keep)
+    # The finished builds, and the work trees they compile in, each kept apart.
+    groups = [build_trees(base), build_trees(base / WORK_DIR)]
+    trees = [tree for group in groups for tree in group]
+    doomed = trees if args.all else [t for group in groups for t in older_than_newest(group, keep)]
     removed: list[tuple[BuildTree, int]] = []
     busy = []
     for tree in doomed:
@@ -40,9 +42,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
             busy.append(tree)
     verb = "would remove" if args.dry_run else "removed"
     for tree, size in removed:
-        print(f"{verb} {tree.path.name} ({_megabytes(size)})")
+        print(f"{verb} {tree.path.relative_to(base)} ({_megabytes(size)})")
     for tree in busy:
-        print(f"kept {tree.path.name}: a build of it is running")
+        print(f"kept {tree.path.relative_to(base)}: a build of it is running")
     total = sum(size for _, size in removed)
     print(f"{base}: {verb} {len(removed)} build tree{'s' if len(removed) != 1 else ''} "
           f"({_megabytes(total)}), {len(trees) - len(removed)} left")
@@ -53,9 +55,10 @@ def add_clean_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "clean", help="remove old build trees",
         description="Remove build trees (<config>-<hash> directories this tool made, "
-                    "recognised by their stamp) from the build base: all but the newest "
-                    "of each configuration, the newest N with --keep N, or all with "
-                    "--all. Nothing else in the directory is touched.",
+                    "recognised by their stamp: the finished builds, and under work/ the "
+                    "persistent trees they compile in) from the build base: all but the "
+                    "newest of each configuration, the newest N with --keep N, or all "
+                    "with --all. Nothing else in the directory is touched.",
         epilog=f"Every build also keeps at most the newest {DEFAULT_KEEP} trees of its "
                f"configuration (${KEEP_ENV}=N to change that, 0 to keep all).")
     p.set_defaults(handler=cmd_clean)
