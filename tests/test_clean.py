@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -153,3 +154,13 @@ def test_a_real_build_bounds_its_work_trees(tmp_path, monkeypatch):
     built = builder.build("tiny", out_dir=tmp_path)
     assert not stale.exists()
     assert [t.path for t in build_trees(tmp_path / WORK_DIR)] == [built.work_dir]
+
+
+def test_a_finished_build_is_found_without_its_work_tree(tmp_path):
+    """A work tree removed (clean, the bound) takes no finished build with it:
+    the stamps say what each build read."""
+    built = builder.build("tiny", out_dir=tmp_path)
+    shutil.rmtree(built.work_dir)
+    again = builder.build("tiny", out_dir=tmp_path)
+    assert again.cached and again.build_dir == built.build_dir
+    assert not built.work_dir.exists()

@@ -194,25 +194,42 @@ class _Found:
     problem: str | None = None      # a finished build of these inputs is damaged
 
 
-def _candidate_inputs(base: Path, name: str, recipe: str, work: Path) -> Iterator[list[str]]:
-    """The input lists a finished build of ``recipe`` may have: the last
-    build's in the work tree, then (only if that does not lead to one) those
-    the stamps of this configuration's keyed directories record."""
-    record = read_record(work)
-    if record is not None:
-        yield list(record.hashes)
-    slug = kconfig.config_slug(name)
+# Per process: the input lists the stamps of a configuration's keyed
+# directories record, by recipe, for as long as the base directory's entries
+# stay the same (a lookup with no work tree, as in a second mutation run,
+# reads the stamps once, not once per run).
+_stamped: dict[tuple[str, str], tuple[tuple[int, int], dict[str, list[list[str]]]]] = {}
+
+
+def _stamped_inputs(base: Path, slug: str) -> dict[str, list[list[str]]]:
     try:
-        entries = sorted(base.iterdir())
+        st = base.stat()
     except OSError:
-        return
-    for entry in entries:
+        return {}
+    version = (st.st_ino, st.st_mtime_ns)
+    known = _stamped.get((str(base), slug))
+    if known is not None and known[0] == version:
+        return known[1]
+    by_recipe: dict[str, list[list[str]]] = {}
+    for entry in sorted(base.iterdir()):
         if entry.name[:-13] != slug or entry.name[-13:-12] != "-":
             continue
         stamp = _read_stamp(entry)
-        inputs = stamp.get("inputs") if stamp and stamp.get("recipe") == recipe else None
-        if isinstance(inputs, dict):
-            yield list(inputs)
+        if stamp and isinstance(stamp.get("inputs"), dict) and isinstance(stamp.get("recipe"), str):
+            by_recipe.setdefault(stamp["recipe"], []).append(list(stamp["inputs"]))
+    _stamped[(str(base), slug)] = (version, by_recipe)
+    return by_recipe
+
+
+def _candidate_inputs(base: Path, name: str, recipe: str, work: Path) -> list[list[str]]:
+    """The input lists a finished build of ``recipe`` may have: the last
+    build's in the work tree or, with no work tree (removed, or a cache made
+    elsewhere), those the stamps of this configuration's keyed directories
+    record. (Each is checked against the files as they are now.)"""
+    record = read_record(work)
+    if record is not None:
+        return [list(record.hashes)]
+    return _stamped_inputs(base, kconfig.config_slug(name)).get(recipe, [])
 
 
 def _find_finished(base: Path, name: str, recipe: str, work: Path, roots: Roots) -> _Found:
