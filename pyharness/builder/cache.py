@@ -58,19 +58,15 @@ from pathlib import Path
 from typing import Iterator
 
 from pyharness.kconfig import resolve as kconfig
-from pyharness.errors import BuildError, HarnessError
+from pyharness.errors import BuildError, HarnessError  # BuildError: what a failed build raises
 from pyharness.builder.inputs import (Roots, all_settled, content_key, current_hashes, file_hash,
                                       source_files as lab_sources, source_paths)
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
-from pyharness.builder.worktree import (BUILD_ENV_KEPT, Compiled, build_environment, build_in,
-                                        read_record, work_tree_path)
+from pyharness.builder.worktree import Compiled, build_in, read_record, work_tree_path
 from pyharness.files import write_atomically
 from pyharness.paths import build_base, source_root
 from pyharness.builder.toolchain import Toolchain, find_toolchain
 from pyharness.builder.trees import STAMP, WORK_DIR, prune_after_build, write_marker
-
-__all__ = ["BUILD_ENV_KEPT", "BuildError", "BuildResult", "STAMP", "build",
-           "build_environment", "recipe_key", "source_files"]
 
 _KEY_FORMAT = "pyharness build recipe 2"
 # What the keyed directory holds besides the stamp: the image and what describes it.
@@ -91,8 +87,8 @@ class BuildResult:
     kernel: KernelSource | None = None   # None: the lab's own unwinder
     # Why a build directory that held a finished build was built again.
     rebuilt_because: str | None = None
-    recipe: str = ""             # the key known before compiling
-    work_dir: Path | None = None # the persistent tree it compiles in
+    recipe: str = ""                # the key known before compiling
+    work_dir: Path | None = None    # the persistent tree it compiles in
     # Objects compiled by this call (None: found cached), of how many.
     compiled: tuple[str, ...] | None = None
     objects: int | None = None

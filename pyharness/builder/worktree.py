@@ -39,7 +39,7 @@ from pyharness.builder.inputs import (SETTLE_NS, SOURCE_DIRS, Roots, current_has
                                       source_files)
 from pyharness.builder.kernelsrc import KernelSource
 from pyharness.builder.toolchain import Toolchain
-from pyharness.builder.trees import MARKER, WORK_DIR, write_marker
+from pyharness.builder.trees import MARKER, write_marker
 from pyharness.errors import BuildError, HarnessError
 from pyharness.files import write_atomically
 from pyharness.kconfig import outputs as kconfig_outputs
