@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -224,3 +225,18 @@ def test_two_processes_building_one_edit_agree(tree, tmp_path):
         results = pool.starmap(_build_in_child, [(str(tree), str(out))] * 2)
     assert results[0][0] == results[1][0]
     assert sorted(cached for _, cached in results) == [False, True]
+
+
+def test_the_matrix_says_what_an_edit_compiled(tree, tmp_path, capsys):
+    """The edit loop as a user runs it: one tree file edited, then the matrix."""
+    argv = ["matrix", "-j", "1", "--configs", "pkvm", "nvhe", "--scenarios", "hyp_panic",
+            "--kernel-src", str(tree), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    edit(tree / kernelsrc.HOST_STACKTRACE_C, NVHE_INCLUDE, f"{NVHE_INCLUDE} /* edited */")
+    assert main(argv) == 0
+    # (pkvm, the first, is built while the matrix is planned, to read its
+    # scenarios: the build phase then finds it cached.)
+    err = capsys.readouterr().err
+    assert re.search(r"^build linux-6\.12/nvhe: built in [\d.]+ s \(1 of \d+ objects "
+                     r"compiled\)$", err, re.M), err

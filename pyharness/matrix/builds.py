@@ -75,6 +75,10 @@ class BuildOutcome:
             return f"{self.name}: build failed: {self.error.splitlines()[0]}"
         if self.cached:
             return f"{self.name}: cached"
+        built = self.result
+        if built is not None and built.compiled is not None and built.objects is not None:
+            return (f"{self.name}: built in {self.seconds:.1f} s ({len(built.compiled)} of "
+                    f"{built.objects} objects compiled)")
         return f"{self.name}: built in {self.seconds:.1f} s"
 
 
