@@ -211,6 +211,11 @@ def build_in(work: Path, config: ResolvedConfig, toolchain: Toolchain,
     """Build the image in the work tree (the caller holds its lock): afresh
     when asked, when the tree has no record or its setup changed; else
     incrementally, after removing what the changed inputs made."""
+    # A file written from here on has a later ctime than this once the
+    # clock's tick has passed (waited out below, before the compiler
+    # starts): what the compiler reads and something changes while it runs
+    # is seen as changed during the build.
+    started = time.time_ns()
     roots = Roots(source_root(), kernel.tree.root if kernel else None, work)
     argv = _configure_argv(work, kernel)
     setup = _setup_hash(argv)
@@ -222,11 +227,7 @@ def build_in(work: Path, config: ResolvedConfig, toolchain: Toolchain,
         configure = _invalidate(work, record, roots)
     os.utime(work / MARKER)                     # its last use, for the bound on trees
     before = _object_times(work, list(record.compile) if record else [])
-    # A file written from here on has a later ctime than this once the
-    # clock's tick has passed: wait that out, so that whatever the compiler
-    # reads and changes while it runs is seen as changed during the build.
-    started = time.time_ns()
-    time.sleep(SETTLE_NS / 1e9)
+    time.sleep(max(0, started + SETTLE_NS - time.time_ns()) / 1e9)
     env = build_environment(toolchain)
     try:
         kconfig_outputs.write_outputs(config, work / "config")
