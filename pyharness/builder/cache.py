@@ -190,42 +190,46 @@ class _Found:
     problem: str | None = None      # a finished build of these inputs is damaged
 
 
-# Per process: the input lists the stamps of a configuration's keyed
-# directories record, by recipe, for as long as the base directory's entries
-# stay the same (a lookup with no work tree, as in a second mutation run,
-# reads the stamps once, not once per run).
-_stamped: dict[tuple[str, str], tuple[tuple[int, int], dict[str, list[list[str]]]]] = {}
+# Per process: what the stamp of each keyed directory records (its recipe,
+# its inputs' labels), for as long as the directory is unchanged: a lookup
+# that reads the stamps (no work tree, or sources a work tree has moved on
+# from) reads each once.
+_stamped: dict[str, tuple[int, str | None, list[str]]] = {}
 
 
-def _stamped_inputs(base: Path, slug: str) -> dict[str, list[list[str]]]:
+def _stamped_inputs(base: Path, slug: str, recipe: str) -> Iterator[list[str]]:
     try:
-        st = base.stat()
+        entries = sorted(os.scandir(base), key=lambda e: e.name)
     except OSError:
-        return {}
-    version = (st.st_ino, st.st_mtime_ns)
-    known = _stamped.get((str(base), slug))
-    if known is not None and known[0] == version:
-        return known[1]
-    by_recipe: dict[str, list[list[str]]] = {}
-    for entry in sorted(base.iterdir()):
+        return
+    for entry in entries:
         if entry.name[:-13] != slug or entry.name[-13:-12] != "-":
             continue
-        stamp = _read_stamp(entry)
-        if stamp and isinstance(stamp.get("inputs"), dict) and isinstance(stamp.get("recipe"), str):
-            by_recipe.setdefault(stamp["recipe"], []).append(list(stamp["inputs"]))
-    _stamped[(str(base), slug)] = (version, by_recipe)
-    return by_recipe
+        try:
+            version = entry.stat().st_mtime_ns
+        except OSError:
+            continue
+        known = _stamped.get(entry.path)
+        if known is None or known[0] != version:
+            stamp = _read_stamp(Path(entry.path)) or {}
+            inputs = stamp.get("inputs")
+            known = _stamped[entry.path] = (
+                version, stamp.get("recipe") if isinstance(stamp.get("recipe"), str) else None,
+                list(inputs) if isinstance(inputs, dict) else [])
+        if known[1] == recipe:
+            yield known[2]
 
 
-def _candidate_inputs(base: Path, name: str, recipe: str, work: Path) -> list[list[str]]:
+def _candidate_inputs(base: Path, name: str, recipe: str, work: Path) -> Iterator[list[str]]:
     """The input lists a finished build of ``recipe`` may have: the last
-    build's in the work tree or, with no work tree (removed, or a cache made
-    elsewhere), those the stamps of this configuration's keyed directories
-    record. (Each is checked against the files as they are now.)"""
+    build's in the work tree, then (only if that does not lead to one) those
+    the stamps of this configuration's keyed directories record: with no
+    work tree (removed, or a cache made elsewhere), or sources the work tree
+    has since moved on from. Each is checked against the files as they are."""
     record = read_record(work)
     if record is not None:
-        return [list(record.hashes)]
-    return _stamped_inputs(base, kconfig.config_slug(name)).get(recipe, [])
+        yield list(record.hashes)
+    yield from _stamped_inputs(base, kconfig.config_slug(name), recipe)
 
 
 def _find_finished(base: Path, name: str, recipe: str, work: Path, roots: Roots) -> _Found:
