@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,6 +84,23 @@ def copy_tree(dest: Path) -> Path:
     return dest
 
 
+def objects_reading(build: builder.BuildResult, path: Path) -> set[str]:
+    """The objects whose compile reads ``path``, by the compiler's own word:
+    each compile command of the database run again with -M."""
+    readers = set()
+    for entry in json.loads(build.compile_commands.read_text()):
+        argv = [arg for arg in shlex.split(entry["command"]) if arg not in ("-MD", "-MMD")]
+        output = argv[argv.index("-o") + 1]
+        del argv[argv.index("-o"):argv.index("-o") + 2]
+        proc = subprocess.run([*argv, "-M"], cwd=entry["directory"], capture_output=True,
+                              text=True, check=True)
+        prerequisites = proc.stdout.replace("\\\n", " ").split(":", 1)[1].split()
+        if any(os.path.normpath(os.path.join(entry["directory"], p)) == str(path)
+               for p in prerequisites):
+            readers.add(output)
+    return readers
+
+
 def test_cache_hit_then_rebuild_on_config_and_source_change(tmp_path, monkeypatch):
     tree = copy_tree(tmp_path / "tree")
     monkeypatch.setenv("NVHE_LAB_ROOT", str(tree))
@@ -122,3 +141,27 @@ def test_nm_sees_the_prefixed_entry_chain():
     names = {line.split()[-1] for line in nm.splitlines()}
     assert {"__kvm_nvhe___host_exit", "__kvm_nvhe_handle_trap"} <= names
     assert "handle_trap" not in names
+
+
+def test_without_ninja_make_builds_the_same_image_incrementally(tmp_path, monkeypatch):
+    """CMake's Makefile generator when Ninja is not installed: the same
+    image and key, and (its assembler sources' dependencies included) an
+    edit behind an old mtime recompiles exactly the objects that read it."""
+    lab = copy_tree(tmp_path / "lab")
+    monkeypatch.setenv("NVHE_LAB_ROOT", str(lab))
+    with_ninja = builder.build("tiny", out_dir=tmp_path / "ninja")
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if name == "ninja" else which(name, *a, **k))
+    made = builder.build("tiny", out_dir=tmp_path / "make")
+    assert (made.work_dir / "Makefile").is_file() and not (made.work_dir / "build.ninja").exists()
+    assert made.digest == with_ninja.digest and made.objects == with_ninja.objects
+    assert made.elf.read_bytes() == with_ninja.elf.read_bytes()
+    header = lab / "csrc/include/platform.h"
+    readers = objects_reading(made, header)
+    assert any(name.endswith(".S.obj") for name in readers)
+    st = header.stat()
+    header.write_text(header.read_text() + "/* edited */\n")
+    os.utime(header, ns=(st.st_atime_ns, st.st_mtime_ns))
+    edited = builder.build("tiny", out_dir=tmp_path / "make")
+    assert not edited.cached and set(edited.compiled) == readers

@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_build import copy_tree
+from test_build import copy_tree, objects_reading
 
 from pyharness.builder import cache as builder
 from pyharness.builder import kernelsrc
@@ -67,23 +67,6 @@ def include_extra_header(tree: Path, text: str) -> None:
     (tree / EXTRA_H).write_text(text)
     edit(tree / kernelsrc.HOST_STACKTRACE_C, NVHE_INCLUDE,
          f"{NVHE_INCLUDE}\n#include <asm/stacktrace/extra.h>")
-
-
-def objects_reading(build: builder.BuildResult, path: Path) -> set[str]:
-    """The objects whose compile reads ``path``, by the compiler's own word:
-    each compile command of the database run again with -M."""
-    readers = set()
-    for entry in json.loads(build.compile_commands.read_text()):
-        argv = shlex.split(entry["command"])
-        output = argv[argv.index("-o") + 1]
-        del argv[argv.index("-o"):argv.index("-o") + 2]
-        proc = subprocess.run([*argv, "-M"], cwd=entry["directory"], capture_output=True,
-                              text=True, check=True)
-        prerequisites = proc.stdout.replace("\\\n", " ").split(":", 1)[1].split()
-        if any(os.path.normpath(os.path.join(entry["directory"], p)) == str(path)
-               for p in prerequisites):
-            readers.add(output)
-    return readers
 
 
 # -- the key: every file the compile read -----------------------------------------
