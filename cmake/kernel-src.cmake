@@ -54,7 +54,8 @@ endif()
 # one) and its numbers for this configuration, evaluated by the compiler:
 # the module writes generated/kernel_numbers.h, then prints the generation
 # and every file of the tree the evaluation read, so that an edit to any of
-# them configures (and evaluates) again.
+# them configures (and evaluates) again; it writes them as a depfile too
+# (NVHE_CONFIGURE_DEPS_DIR), for the harness's build key.
 set(nvhe_knum_dir "${CMAKE_BINARY_DIR}/kernel-numbers")
 set(NVHE_KERNEL_NUMBERS_HEADER "${nvhe_knum_dir}/generated/kernel_numbers.h")
 set(nvhe_knum_gen "")
@@ -64,7 +65,8 @@ endif()
 execute_process(
   COMMAND ${NVHE_PYTHON} -m pyharness.builder.kernel_numbers --tree "${NVHE_KERNEL_SRC}"
           ${nvhe_knum_gen} --config-dir "${NVHE_CONFIG_DIR}"
-          --out "${NVHE_KERNEL_NUMBERS_HEADER}" -- ${NVHE_CC}
+          --out "${NVHE_KERNEL_NUMBERS_HEADER}"
+          --depfile "${NVHE_CONFIGURE_DEPS_DIR}/kernel_numbers.d" -- ${NVHE_CC}
   RESULT_VARIABLE nvhe_knum_rc OUTPUT_VARIABLE nvhe_knum_out ERROR_VARIABLE nvhe_knum_err
   OUTPUT_STRIP_TRAILING_WHITESPACE)
 if(NOT nvhe_knum_rc EQUAL 0)

@@ -25,7 +25,9 @@ from test_build import copy_tree, objects_reading
 from pyharness.builder import cache as builder
 from pyharness.builder import kernelsrc
 from pyharness.builder.depfiles import CONFIGURE_DEPS
+from pyharness.builder.kernelsrc import KernelSourceError
 from pyharness.cli.main import main
+from pyharness.elf.image import load_image
 from pyharness.errors import BuildError
 from pyharness.paths import source_root
 
@@ -44,9 +46,11 @@ def debian_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tree(debian_tree: Path, tmp_path: Path) -> Path:
     """A tree of one's own: the files the build reads, copied."""
-    for name in kernelsrc.TREE_FILES:
+    known = kernelsrc.inspect(debian_tree)
+    for path in (debian_tree / kernelsrc.MAKEFILE, *known.build_files):
+        name = path.relative_to(debian_tree)
         (tmp_path / "linux" / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(debian_tree / name, tmp_path / "linux" / name)
+        shutil.copyfile(path, tmp_path / "linux" / name)
     return tmp_path / "linux"
 
 
@@ -168,28 +172,49 @@ def test_a_lab_header_edit_recompiles_only_its_readers(tmp_path, monkeypatch):
 # -- a step's depfile joins the key --------------------------------------------------
 
 def test_a_configure_time_depfile_joins_the_key(tree, tmp_path):
-    """What a configure-time step (a compiler probe) read: a change to it is
-    not cached, and CMake configures again."""
+    """What any configure-time step read (a depfile under configure-deps/):
+    a change to it is not cached, and CMake configures again."""
     out = tmp_path / "out"
     first = builder.build("pkvm", out_dir=out, kernel_src=tree)
-    probe_input = tree / "arch/arm64/include/asm/memory.h"
-    probe_input.write_text("#define OVERFLOW_STACK_SIZE 4096\n")
-    (first.work_dir / CONFIGURE_DEPS).mkdir()
+    probe_input = tree / "arch/arm64/include/asm/probed.h"
+    probe_input.write_text("#define PROBED 4096\n")
+    (first.work_dir / CONFIGURE_DEPS).mkdir(exist_ok=True)
     (first.work_dir / CONFIGURE_DEPS / "probe.d").write_text(
         f"probe.h: {probe_input} \\\n  {tree / kernelsrc.NVHE_H}\n")
     include_extra_header(tree, "\n")            # a build, which records the probe's inputs
     recorded = builder.build("pkvm", out_dir=out, kernel_src=tree)
     assert not recorded.cached
-    assert "tree:arch/arm64/include/asm/memory.h" in json.loads(
+    assert "tree:arch/arm64/include/asm/probed.h" in json.loads(
         (recorded.build_dir / builder.STAMP).read_text())["inputs"]
     cache_file = recorded.work_dir / "CMakeCache.txt"
     configured = cache_file.stat().st_mtime_ns
 
-    probe_input.write_text("#define OVERFLOW_STACK_SIZE 2048\n")
+    probe_input.write_text("#define PROBED 2048\n")
     again = builder.build("pkvm", out_dir=out, kernel_src=tree)
     assert not again.cached and again.digest != recorded.digest
     assert cache_file.stat().st_mtime_ns != configured
     assert builder.build("pkvm", out_dir=out, kernel_src=tree).cached
+
+
+def test_the_trees_numbers_join_the_key_of_an_incremental_build(tree, tmp_path):
+    """The numbers' probe reads the tree's asm/memory.h, which no object
+    does (they read kcompat's): an edit to it after a build is built, with
+    the tree's new number in the image (issue 24's first case: "cached, no
+    compiler work" and the lab's number), and a number the platform cannot
+    host is still exit 2 before any compiler work."""
+    out = tmp_path / "out"
+    first = builder.build("pkvm", out_dir=out, kernel_src=tree)
+    assert load_image(first.elf).stack_sizes.overflow_stack == 4096
+    inputs = json.loads((first.build_dir / builder.STAMP).read_text())["inputs"]
+    assert f"tree:{kernelsrc.MEMORY_H}" in inputs
+    edit(tree / kernelsrc.MEMORY_H, "#define OVERFLOW_STACK_SIZE\tSZ_4K",
+         "#define OVERFLOW_STACK_SIZE\tSZ_2K", keep_mtime=True)
+    edited = builder.build("pkvm", out_dir=out, kernel_src=tree)
+    assert not edited.cached and load_image(edited.elf).stack_sizes.overflow_stack == 2048
+    edit(tree / kernelsrc.MEMORY_H, "#define OVERFLOW_STACK_SIZE\tSZ_2K",
+         "#define OVERFLOW_STACK_SIZE\t256")
+    with pytest.raises(KernelSourceError, match="OVERFLOW_STACK_SIZE is 256"):
+        builder.build("pkvm", out_dir=out, kernel_src=tree)
 
 
 # -- concurrent builders of one edit -------------------------------------------------

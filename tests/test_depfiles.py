@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from pyharness.builder.depfiles import (CONFIGURE_DEPS, parse_depfile, parse_ninja_deps,
-                                        read_build_deps)
+from pyharness.builder.depfiles import (CONFIGURE_DEPS, format_depfile, parse_depfile,
+                                        parse_ninja_deps, read_build_deps)
 from pyharness.builder.inputs import (CHANGED_DURING_BUILD, SETTLE_NS, Roots, content_key,
                                       file_hash)
 
@@ -109,3 +109,10 @@ def test_the_content_key_is_never_that_of_a_changed_file():
 @pytest.mark.parametrize("text", ["", "no rule here\n", ":\n", "a.o:\n"])
 def test_odd_depfiles_give_nothing_to_build_on(text):
     assert all(not deps for deps in parse_depfile(text).values())
+
+
+def test_a_depfile_written_for_a_step_reads_back_the_same():
+    prerequisites = ["/a b/c.h", "/d#e.h", "/f$g.h", "/tree/arch/arm64/include/asm/memory.h"]
+    text = format_depfile("/work/kernel-numbers/generated/kernel_numbers.h", prerequisites)
+    assert parse_depfile(text) == {
+        "/work/kernel-numbers/generated/kernel_numbers.h": prerequisites}

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 # Depfiles of configure-time steps, under the build tree.
 CONFIGURE_DEPS = "configure-deps"
@@ -94,6 +95,18 @@ def parse_depfile(text: str) -> dict[str, list[str]]:
         for target in _words(line[:colon]):
             rules.setdefault(target, []).extend(prerequisites)
     return rules
+
+
+def _escaped(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(" ", "\\ ").replace("#", "\\#").replace("$", "$$")
+
+
+def format_depfile(target: str, prerequisites: Iterable[str]) -> str:
+    """A Make-format depfile saying that ``target`` was made from
+    ``prerequisites`` (for a step that runs the compiler outside CMake's
+    compile rules and cannot have it write one)."""
+    words = " \\\n  ".join(_escaped(p) for p in prerequisites)
+    return f"{_escaped(target)}: {words}\n"
 
 
 def _absolute(path: str, build_dir: Path) -> str:

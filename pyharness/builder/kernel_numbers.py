@@ -15,7 +15,8 @@ A value the platform cannot host, or a tree whose numbers do not compile,
 is a :class:`~pyharness.builder.kernelsrc.KernelSourceError` (exit 2)
 naming it. ``python -m pyharness.builder.kernel_numbers`` is the same
 probe for CMake (cmake/kernel-src.cmake): it writes the header, then
-prints the generation and every file the compiler read.
+prints the generation and every file the compiler read (and writes them
+as a depfile, through which they join the build key).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Sequence
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from pyharness.builder.depfiles import format_depfile
 from pyharness.builder.kernelsrc import MEMORY_H, KernelSourceError, KernelTree, inspect
 from pyharness.builder.toolchain import Toolchain
 from pyharness.files import write_if_changed
@@ -196,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--generation", default="", help="default: the tree's, by its API")
     parser.add_argument("--config-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="the header to write")
+    parser.add_argument("--depfile", type=Path, default=None,
+                        help="also write the files read as a Make-format depfile, which "
+                             "puts them in the harness's build key (builder/depfiles.py)")
     parser.add_argument("compiler", nargs="+", help="the C compiler and its target flags")
     args = parser.parse_args(argv)
     try:
@@ -208,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_if_changed(args.out, numbers.header(tree))
+    if args.depfile is not None:
+        args.depfile.parent.mkdir(parents=True, exist_ok=True)
+        write_if_changed(args.depfile, format_depfile(str(args.out), map(str, numbers.inputs)))
     print("\n".join([tree.generation, *map(str, numbers.inputs)]))
     return 0
 

@@ -37,6 +37,7 @@ import elftools
 from pyharness.builder.depfiles import read_build_deps
 from pyharness.builder.inputs import (SETTLE_NS, SOURCE_DIRS, Roots, current_hashes, file_hash,
                                       source_files)
+from pyharness.builder.kernel_numbers import compiler_argv, probe as probe_kernel_numbers
 from pyharness.builder.kernelsrc import KernelSource
 from pyharness.builder.toolchain import Toolchain
 from pyharness.builder.trees import MARKER, write_marker
@@ -232,6 +233,8 @@ def build_in(work: Path, config: ResolvedConfig, toolchain: Toolchain,
     try:
         kconfig_outputs.write_outputs(config, work / "config")
         if configure:
+            if kernel:  # a tree's numbers the platform cannot host are bad input (exit 2)
+                probe_kernel_numbers(kernel.tree, work / "config", compiler_argv(toolchain))
             _run(argv, work, "cmake configure", env)
     except BaseException:
         (work / RECORD).unlink(missing_ok=True)     # no CMake tree to build on: afresh
