@@ -18,7 +18,7 @@ from pyharness.judge.kernel_path import KernelCode
 from pyharness.platform.qemu import BootOptions, BootResult, boot
 from pyharness.run import kernel_faults
 from pyharness.run.kernel_scenarios import kernel_scenario, resolve
-from pyharness.run.qemu_runner import expectation, kernel_files
+from pyharness.run.qemu_runner import expectation, kernel_files, with_sources
 
 
 def _boot(scenario_name: str, mode: str, tmp_path_factory):
@@ -28,7 +28,8 @@ def _boot(scenario_name: str, mode: str, tmp_path_factory):
                        lambda name: smap.hyp(name) is not None)
     injection = kernel_faults.inject(scenario, smap, image, 0)
     patched = kernel_faults.apply(image, smap, injection)
-    expect = expectation(built, scenario, mode, injection, KernelCode(smap, patched))
+    expect = with_sources(expectation(built, scenario, mode, injection,
+                                      KernelCode(smap, patched)), built)
     path = tmp_path_factory.mktemp("image") / "Image"
     path.write_bytes(patched)
     result = boot(BootOptions(image=path, mode=mode, cpus=injection.cpus))
@@ -64,6 +65,8 @@ def test_a_dropped_frame(panic):
     del console[_frame_lines(console)[1]]
     found = reasons(result, expect, console)
     assert any("frame 1: expected" in r and "handle___" in r for r in found), found
+    # The reason points at the call in the tree, from the kernel's DWARF.
+    assert any("arch/arm64/kvm/hyp/nvhe/hyp-main.c:" in r for r in found), found
 
 
 def test_a_wrong_symbol_or_offset(panic):

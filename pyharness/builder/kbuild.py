@@ -42,6 +42,8 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.paths import kernel_cache
 
 BUILDS_DIR = "builds"
+# How many builds of one configuration and tree the cache keeps.
+KEEP_BUILDS = 3
 STAMP = "pyharness-kernel.json"
 FRAGMENT = "pyharness.config"
 IMAGE = "arch/arm64/boot/Image"
@@ -231,10 +233,25 @@ def _up_to_date(plan: KernelBuildPlan, build_dir: Path, key: str) -> bool:
     return all((build_dir / name).is_file() for name in ("vmlinux", "System.map", ".config"))
 
 
-def build_dir_for(plan: KernelBuildPlan, cache: Path) -> Path:
+def _build_name(plan: KernelBuildPlan) -> str:
     compiler = "-clang" if plan.config.enabled("CC_IS_CLANG") else ""
-    name = f"{kconfig.config_slug(plan.config.name)}-{plan.tree.label}{compiler}"
-    return cache / BUILDS_DIR / f"{name}-{plan.key()[:12]}"
+    return f"{kconfig.config_slug(plan.config.name)}-{plan.tree.label}{compiler}"
+
+
+def build_dir_for(plan: KernelBuildPlan, cache: Path) -> Path:
+    return cache / BUILDS_DIR / f"{_build_name(plan)}-{plan.key()[:12]}"
+
+
+def _prune(plan: KernelBuildPlan, kept: Path) -> None:
+    """After a new build, only the newest KEEP_BUILDS of this configuration
+    and tree stay (a kernel build is half a gigabyte); each goes under its
+    own lock, so one in use is waited for."""
+    same = [d for d in kept.parent.glob(f"{_build_name(plan)}-*")
+            if d.is_dir() and d != kept and len(d.name) == len(kept.name)]
+    same.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in same[KEEP_BUILDS - 1:]:
+        with exclusive(old.parent, old.name, f"the kernel build {old}"):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _configure(plan: KernelBuildPlan, build_dir: Path, jobs: int) -> None:
@@ -274,11 +291,12 @@ def build_kernel(config_path: Path | str, kernel_src: str, out_dir: Path | str |
                 _configure(plan, build_dir, n)
                 _make(plan, build_dir, ["Image"], n, "the kernel build")
                 _write_stamp(plan, build_dir, key)
+        _prune(plan, build_dir)
     return KernelImage(
         image=build_dir / IMAGE, vmlinux=build_dir / "vmlinux",
         system_map=build_dir / "System.map", dotconfig=build_dir / ".config",
         version=plan.tree.version, generation=plan.tree.generation, label=plan.tree.label,
         origin="kbuild", config_name=plan.config.name,
         compiler="clang" if plan.config.enabled("CC_IS_CLANG") else "gcc",
-        build_dir=build_dir, given=plan.tree.given, cached=cached,
+        build_dir=build_dir, given=plan.tree.given, source_root=plan.tree.root, cached=cached,
         seconds=time.monotonic() - started)

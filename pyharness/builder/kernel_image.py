@@ -28,6 +28,7 @@ class KernelImage:
     compiler: str = "gcc"
     build_dir: Path = field(default_factory=Path)
     given: str = ""          # the tree, tarball or package as the user named it
+    source_root: Path | None = None   # the tree it was built from (kbuild)
     cached: bool = False
     seconds: float = 0.0
 

@@ -108,7 +108,7 @@ def _check_frames(expect: KernelExpectation, frames: tuple[Frame, ...], complete
         if i >= len(runs):
             if complete:
                 reasons.append(f"frame {_index(runs, i)}: missing, expected {exp.line()} "
-                               f"({exp.why})")
+                               f"({exp.reason})")
             return
         if exp.kind == "chain":
             i = _check_chain(expect, exp, runs, i, reasons)
@@ -117,13 +117,13 @@ def _check_frames(expect: KernelExpectation, frames: tuple[Frame, ...], complete
             continue
         frame, count = runs[i]
         if not _matches(exp, frame):
-            reasons.append(f"frame {_index(runs, i)}: expected {exp.line()} ({exp.why}), "
+            reasons.append(f"frame {_index(runs, i)}: expected {exp.line()} ({exp.reason}), "
                            f"got {frame.raw.strip()}")
             return
         least, most = exp.repeat
         last_printed = i == len(runs) - 1 and not complete
         if not least <= count <= most and not (last_printed and count < least):
-            reasons.append(f"frame {_index(runs, i)}: {exp.line()} ({exp.why}) printed "
+            reasons.append(f"frame {_index(runs, i)}: {exp.line()} ({exp.reason}) printed "
                            f"{count} times, expected {_range(least, most)}")
         i += 1
     for frame, count in runs[i:]:
@@ -145,7 +145,7 @@ def _check_chain(expect: KernelExpectation, exp: ExpectedFrame,
         frame, count = runs[i]
         if frame.address is None or code is None or not code.calls_into(frame.address, newer):
             reasons.append(f"frame {_index(runs, i)}: {frame.raw.strip()} is not the return of "
-                           f"a call into the newer frame's function ({exp.why})")
+                           f"a call into the newer frame's function ({exp.reason})")
             return -1
         taken += count
         i += 1
@@ -153,7 +153,7 @@ def _check_chain(expect: KernelExpectation, exp: ExpectedFrame,
             return i
         newer = frame.address - 4
     reasons.append(f"frame {_index(runs, i)}: the calls never reached {exp.function} "
-                   f"({exp.why})")
+                   f"({exp.reason})")
     return -1
 
 

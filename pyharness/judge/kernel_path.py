@@ -85,6 +85,12 @@ class ExpectedFrame:
     # "chain": frames each returning into the caller of the newer one,
     # the last of them in ``function``.
     kind: str = "exact"
+    source: str = ""              # the call's file:line, where the kernel's DWARF says
+
+    @property
+    def reason(self) -> str:
+        """Why the frame is expected, and where its call is."""
+        return f"{self.why}, {self.source}" if self.source else self.why
 
     def line(self) -> str:
         if self.kind == "chain":

@@ -22,6 +22,7 @@ from pathlib import Path
 from pyharness.builder.kernelsrc import provenance_of
 from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
+from pyharness.elf.kernel_lines import call_sites
 from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
 from pyharness.judge.kernel_checker import KVM_INIT_MARKER, KernelExpectation, judge_kernel_run
@@ -183,6 +184,31 @@ def _frame_lines(expect: KernelExpectation) -> list[FrameLine]:
     return lines
 
 
+def with_sources(expect: KernelExpectation, kernel: KernelImage) -> KernelExpectation:
+    """The expected frames with their calls' file:line, so a reason that
+    names one points into the tree."""
+    sites = _call_sites(kernel, [f.address for f in expect.frames if f.address is not None])
+    frames = tuple(replace(f, source=sites[f.address]) if f.address in sites else f
+                   for f in expect.frames)
+    return replace(expect, frames=frames)
+
+
+def _call_sites(kernel: KernelImage, addresses: list[int]) -> dict[int, str]:
+    return call_sites(kernel.vmlinux, addresses, kernel.source_root,
+                      keep_tree_path=Path(kernel.given).is_dir())
+
+
+def with_call_sites(kernel: KernelImage, *frame_lists: list[FrameLine]) \
+        -> list[list[FrameLine]]:
+    """Each frame with the file:line of its call, from the kernel's DWARF:
+    in the user's own tree as it is, else relative to the tree."""
+    addresses = {int(f.address, 16) for frames in frame_lists for f in frames if f.address}
+    sites = _call_sites(kernel, list(addresses))
+    by_text = {f"{a:016x}": site for a, site in sites.items()}
+    return [[replace(f, source=by_text[f.address]) if f.address in by_text else f
+             for f in frames] for frames in frame_lists]
+
+
 def run_qemu(request: QemuRequest) -> RunRecord:
     """Build if needed, boot the scenario's fault, judge the console."""
     started = time.monotonic()
@@ -196,7 +222,8 @@ def run_qemu(request: QemuRequest) -> RunRecord:
     injection = kernel_faults.inject(scenario, smap, image, request.cpu)
     patched = kernel_faults.apply(image, smap, injection)
     code = KernelCode(smap, patched)
-    expect = expectation(kernel, scenario, request.mode, injection, code)
+    expect = with_sources(expectation(kernel, scenario, request.mode, injection, code),
+                          kernel)
     seed = request.kaslr_seed if kernel.enabled("RANDOMIZE_BASE") else 0
     cache = kernel_cache(request.out_dir)
     with tempfile.TemporaryDirectory(prefix="pyharness-qemu-") as scratch:
@@ -216,6 +243,8 @@ def run_qemu(request: QemuRequest) -> RunRecord:
     verdict = judgement.verdict
     if verdict is Verdict.PASS and reasons:
         verdict = Verdict.FAIL
+    expected_lines, actual_lines = with_call_sites(kernel, _frame_lines(expect),
+                                                   list(judgement.actual_frames))
     offset = next((int(m.group(1), 16) for line in result.console
                    if (m := _KERNEL_OFFSET.search(line))), 0)
     spec = RunSpec(config=request.config, config_name=kernel.config_name, mode=request.mode,
@@ -228,7 +257,7 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                      console=result.console, instructions=0,
                      elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=offset,
                      run_status=result.status, exit_status=result.exit_code,
-                     expected=_frame_lines(expect), actual=list(judgement.actual_frames),
+                     expected=expected_lines, actual=actual_lines,
                      expected_panic=f"{scenario.panic} at {expect.panic_text}",
                      build_ms=round(build_ms, 3), elf=str(kernel.vmlinux),
                      differences=[d.describe() for d in differences],
