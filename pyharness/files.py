@@ -9,6 +9,7 @@ never tear each other's scratch file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -39,6 +40,15 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes, read a megabyte at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_if_changed(path: Path, text: str) -> bool:

@@ -127,11 +127,13 @@ class DefconfigFile(pytest.File):
             # a traceback: the message says what is wrong and how to fix it.
             yield BrokenConfigItem.from_parent(self, name="build", message=str(err))
             return
+        yield from self._items(specs)
+
+    def _items(self, specs: list[RunSpec]) -> Iterator[pytest.Item]:
         for spec in specs:
             item = MatrixRunItem.from_parent(self, name=spec.id, spec=spec)
             item.add_marker(MARKER)
             yield item
-
 
     def _collect_qemu(self, kernel_srcs: list[str]) -> Iterator[pytest.Item]:
         from pyharness.errors import HarnessError
@@ -143,10 +145,7 @@ class DefconfigFile(pytest.File):
         except HarnessError as err:
             yield BrokenConfigItem.from_parent(self, name="build", message=str(err))
             return
-        for spec in specs:
-            item = MatrixRunItem.from_parent(self, name=spec.id, spec=spec)
-            item.add_marker(MARKER)
-            yield item
+        yield from self._items(specs)
 
 
 class MatrixRunItem(pytest.Item):

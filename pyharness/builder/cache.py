@@ -63,7 +63,7 @@ from pyharness.builder.inputs import (Roots, all_settled, content_key, current_h
                                       source_files as lab_sources, source_paths)
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
 from pyharness.builder.worktree import Compiled, build_in, read_record, work_tree_path
-from pyharness.files import write_atomically
+from pyharness.files import sha256_of, write_atomically
 from pyharness.paths import build_base, source_root
 from pyharness.builder.toolchain import Toolchain, find_toolchain
 from pyharness.builder.trees import STAMP, WORK_DIR, prune_after_build, write_marker
@@ -147,14 +147,6 @@ def _check_cmake_can_carry(work: Path) -> None:
                                f"path holding {ascii(bad.group())}; {fix}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_stamp(build_dir: Path) -> dict | None:
     try:
         stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
@@ -175,7 +167,7 @@ def _check_built(build_dir: Path, digest: str) -> tuple[bool, str | None]:
     if not isinstance(recorded, str):
         return False, "its stamp records no sha256 of the image (an older pyharness)"
     try:
-        actual = _sha256(build_dir / "vmlinux")
+        actual = sha256_of(build_dir / "vmlinux")
     except OSError as err:
         return False, f"the cached vmlinux cannot be read ({err.strerror})"
     if actual != recorded:
@@ -295,7 +287,7 @@ def _publish(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Pa
         for name in PRODUCT_DIRS:
             shutil.copytree(work / name, build_dir / name)
         stamp = {"digest": digest, "recipe": recipe, "config": str(config.source),
-                 "toolchain": toolchain.version, "sha256": _sha256(build_dir / "vmlinux"),
+                 "toolchain": toolchain.version, "sha256": sha256_of(build_dir / "vmlinux"),
                  "work_tree": str(work), "inputs": compiled.hashes}
         if kernel:
             stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),

@@ -37,7 +37,7 @@ from pyharness.builder.kernel_tree import FullTree, open_full_tree
 from pyharness.builder.lock import exclusive
 from pyharness.builder.toolchain import Toolchain, find_toolchain
 from pyharness.errors import BuildError, HarnessError, ToolchainError
-from pyharness.files import write_atomically
+from pyharness.files import sha256_of, write_atomically
 from pyharness.kconfig import resolve as kconfig
 from pyharness.paths import kernel_cache
 
@@ -166,14 +166,6 @@ def _failure_message(plan: KernelBuildPlan, what: str, code: int, output: str) -
             + "\n".join(errors + tail))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # -- what kbuild read ----------------------------------------------------------
 
 def tree_files_read(build_dir: Path, tree_root: Path) -> list[str]:
@@ -215,7 +207,7 @@ def _write_stamp(plan: KernelBuildPlan, build_dir: Path, key: str) -> None:
             continue
     stamp = {"key": key, "tree": str(plan.tree.root), "version": plan.tree.version,
              "config": plan.config.name, "toolchain": plan.toolchain.version,
-             "image_sha256": _sha256(build_dir / IMAGE), "files": files}
+             "image_sha256": sha256_of(build_dir / IMAGE), "files": files}
     write_atomically(build_dir / STAMP, json.dumps(stamp) + "\n")
 
 
@@ -223,7 +215,7 @@ def _up_to_date(plan: KernelBuildPlan, build_dir: Path, key: str) -> bool:
     """The build holds this key's Image and no file it read has changed."""
     try:
         stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
-        if stamp.get("key") != key or _sha256(build_dir / IMAGE) != stamp.get("image_sha256"):
+        if stamp.get("key") != key or sha256_of(build_dir / IMAGE) != stamp.get("image_sha256"):
             return False
         for name, recorded in stamp["files"].items():
             if _stat_key(plan.tree.root / name) != recorded:

@@ -6,7 +6,6 @@ Exit codes: 0 all passed, 1 a check failed, 2 bad input (README).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -18,11 +17,12 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.clean import add_clean_parser
 from pyharness.cli.decode import add_decode_parser
 from pyharness.cli.report import add_report_parser
-from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, BuildError, HarnessError
+from pyharness.errors import EXIT_OK, BuildError, HarnessError
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES
 from pyharness.cli.matrix import add_matrix_parser
 from pyharness.cli.mutate import add_mutate_parser
 from pyharness.cli.qemu import add_qemu_parser
+from pyharness.cli.record_output import print_record
 from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.scenarios import list_scenarios
 from pyharness.terminal import visible
@@ -81,21 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                 max_instructions=args.max_instructions,
                                 timeout_s=args.timeout, out_dir=args.out,
                                 kernel_src=args.kernel_src or default_kernel_src()))
-    if args.json:
-        print(json.dumps(record.to_json(), indent=1))
-    else:
-        for line in record.console:
-            print(visible(line))
-        spec = record.spec
-        print(visible(f"--- {spec.row} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
-                      f"{record.verdict.upper()} ({record.instructions} instructions, "
-                      f"{record.elapsed_ms:.1f} ms)"), file=sys.stderr)
-        for reason in record.reasons:
-            print(visible(f"    {reason}"), file=sys.stderr)
-        if record.tree is not None:
-            print(visible(f"    tree {spec.kernel_src}: {record.tree.describe()}"),
-                  file=sys.stderr)
-    return EXIT_OK if record.passed else EXIT_CHECK_FAILED
+    return print_record(record, args.json,
+                        f"{record.instructions} instructions, {record.elapsed_ms:.1f} ms")
 
 
 def cmd_menuconfig(args: argparse.Namespace) -> int:

@@ -6,15 +6,13 @@ Exit 0 pass, 1 fail (or the kernel failed to build), 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from pyharness.builder.kernelsrc import KERNEL_SRC_ENV, default_kernel_src, split_name
-from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from pyharness.cli.record_output import print_record
+from pyharness.errors import HarnessError
 from pyharness.run.kernel_scenarios import SCENARIOS
 from pyharness.run.qemu_runner import QemuRequest, run_qemu
 from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU_LABEL_PREFIX
-from pyharness.terminal import visible
 
 
 def cmd_qemu(args: argparse.Namespace) -> int:
@@ -29,21 +27,9 @@ def cmd_qemu(args: argparse.Namespace) -> int:
                                   scenario=args.scenario, mode=args.mode, cpu=args.cpu,
                                   kaslr_seed=args.kaslr_seed, timeout_s=args.timeout,
                                   out_dir=args.out, differential=args.differential))
-    if args.json:
-        print(json.dumps(record.to_json(), indent=1))
-    else:
-        for line in record.console:
-            print(visible(line))
-        spec = record.spec
-        build = "" if record.build_ms < 1000 else f"; kernel built in {record.build_ms / 1000:.0f} s"
-        print(visible(f"--- {spec.row} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
-                      f"{record.verdict.upper()} (boot {record.elapsed_ms / 1000:.2f} s, "
-                      f"{record.run_status}{build})"), file=sys.stderr)
-        for reason in record.reasons:
-            print(visible(f"    {reason}"), file=sys.stderr)
-        for difference in record.differences:
-            print(visible(f"    lab vs real kernel: {difference}"), file=sys.stderr)
-    return EXIT_OK if record.passed else EXIT_CHECK_FAILED
+    build = "" if record.build_ms < 1000 else f"; kernel built in {record.build_ms / 1000:.0f} s"
+    return print_record(record, args.json,
+                        f"boot {record.elapsed_ms / 1000:.2f} s, {record.run_status}{build}")
 
 
 def add_qemu_parser(subparsers: argparse._SubParsersAction) -> None:
