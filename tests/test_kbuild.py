@@ -25,7 +25,6 @@ from pyharness.builder.kernel_tree import open_full_tree
 from pyharness.builder.kernelsrc import KernelSourceError
 from pyharness.builder.lock import exclusive
 from pyharness.cli.main import main
-from pyharness.errors import BuildError
 from pyharness.paths import kernel_cache
 
 EDITED = "arch/arm64/kvm/hyp/nvhe/stacktrace.c"
@@ -97,7 +96,7 @@ def test_edits_broken_then_fixed(tree_copy, capsys):
     assert _snapshot(tree_copy) == before_tree
     # Nothing changed since: found without make.
     again = build_kernel("pkvm", str(tree_copy))
-    assert again.cached and again.seconds < 5
+    assert again.cached
     assert EDITED in tree_files_read(built.build_dir, tree_copy)
 
 
@@ -128,7 +127,3 @@ def test_a_tree_that_is_not_one(tmp_path, capsys):
                  "--scenario", "bug"])
     err = capsys.readouterr().err
     assert code == 2 and "missing Makefile" in err
-
-
-def test_build_errors_are_exit_1():
-    assert BuildError("x").exit_code == 1

@@ -52,7 +52,7 @@ def test_real_kernel_only_scenarios(scenario, mode):
 
 def test_the_preindexed_overflow_livelocks_and_ends_once_silent():
     record = run(REFERENCE, "stack_overflow_preindexed", "nvhe")
-    assert record.run_status == "silent" and record.elapsed_ms < 10_000
+    assert record.run_status == "silent"
     assert not any("nVHE hyp panic" in line for line in record.console)
 
 
@@ -91,7 +91,8 @@ def test_cli_pass_and_json(capsys):
     (("--scenario", "bug", "--cpu", "2"), "--cpu 2 is out of range"),
     (("--scenario", "pkvm_init_walk", "--mode", "protected", "--cpu", "1"),
      "faults on the boot CPU only"),
-    (("--scenario", "bug", "--timeout", "0"), "must be a positive number")])
+    (("--scenario", "bug", "--timeout", "0"), "budget must be a number of seconds above 0"),
+    (("--scenario", "bug", "--timeout", "nan"), "budget must be a number of seconds above 0")])
 def test_cli_bad_input(capsys, argv, message):
     kernel(REFERENCE)
     code, _, err = qemu_cli(capsys, *argv)
@@ -149,7 +150,8 @@ def test_matrix_cli_reports(tmp_path, capsys):
 
 def test_kernel_build_is_found_without_make():
     built = kernel(REFERENCE)
+    linked = built.vmlinux.stat().st_mtime_ns
     again = run_qemu(QemuRequest(config="pkvm", kernel_src=tarball(REFERENCE),
                                  scenario="bug", mode="nvhe"))
-    assert again.passed and again.build_ms < 5000
-    assert os.path.samefile(again.elf, built.vmlinux)
+    assert again.passed and os.path.samefile(again.elf, built.vmlinux)
+    assert built.vmlinux.stat().st_mtime_ns == linked          # nothing was relinked

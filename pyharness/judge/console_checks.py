@@ -31,7 +31,8 @@ def printed_symbol(frame: Frame) -> str:
     return frame.raw.split()[-1]
 
 
-def _frame_line(frame: Frame) -> FrameLine:
+def frame_line(frame: Frame) -> FrameLine:
+    """A printed frame as the records keep it."""
     address = f"{frame.address:016x}" if frame.address is not None else ""
     return FrameLine(address=address, symbol=printed_symbol(frame))
 
@@ -144,7 +145,7 @@ def _frame_lines(frames: tuple[Frame, ...]) -> tuple[FrameLine, ...]:
         key = (frame.address, printed_symbol(frame))
         line = lines.get(key)
         if line is None:
-            line = lines[key] = _frame_line(frame)
+            line = lines[key] = frame_line(frame)
         out.append(line)
     return tuple(out)
 

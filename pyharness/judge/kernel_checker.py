@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 
 from pyharness.elf import a64_code as a64
+from pyharness.judge.console_checks import frame_line
 from pyharness.judge.kernel_path import ExpectedFrame, KernelCode
 from pyharness.judge.logrecords import Frame, ParsedPanic
 from pyharness.judge.tracelog import parse_log
@@ -93,11 +94,6 @@ def split_by_caller(console: list[str]) -> dict[str, list[str]]:
         caller = match["caller"] if match else caller   # a continuation stays with its line
         streams.setdefault(caller, []).append(line)
     return streams
-
-
-def _frame_line(frame: Frame) -> FrameLine:
-    address = f"{frame.address:016x}" if frame.address is not None else ""
-    return FrameLine(address=address, symbol=frame.symbolic)
 
 
 def _check_frames(expect: KernelExpectation, frames: tuple[Frame, ...], complete: bool,
@@ -276,7 +272,7 @@ def _judge_panic(expect: KernelExpectation, panic: ParsedPanic, stream: list[str
     if complete_run:
         _check_offsets(expect, panic, reasons)
     _hyp_offset_line(stream, reasons)
-    return tuple(_frame_line(f) for f in frames)
+    return tuple(frame_line(f) for f in frames)
 
 
 def _last_line(console: list[str]) -> str:

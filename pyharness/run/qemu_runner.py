@@ -31,6 +31,7 @@ from pyharness.judge.differential import Difference, compare
 from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.paths import kernel_cache
 from pyharness.platform.qemu import BootOptions, boot
+from pyharness.platform.results import check_budgets
 from pyharness.run import kernel_faults
 from pyharness.run.kernel_scenarios import KernelScenario, kernel_scenario, resolve
 from pyharness.run.record import RunRecord
@@ -68,9 +69,7 @@ class QemuRequest:
                    label=spec.unwinder, differential=spec.differential)
 
     def __post_init__(self) -> None:
-        if not (self.timeout_s > 0 and self.timeout_s < float("inf")):
-            raise HarnessError(f"--timeout {self.timeout_s}: the wall budget must be a "
-                               "positive number of seconds")
+        check_budgets(timeout_s=self.timeout_s)
 
 
 @functools.lru_cache(maxsize=8)
@@ -198,13 +197,16 @@ def _call_sites(kernel: KernelImage, addresses: list[int]) -> dict[int, str]:
                       keep_tree_path=Path(kernel.given).is_dir())
 
 
-def with_call_sites(kernel: KernelImage, *frame_lists: list[FrameLine]) \
-        -> list[list[FrameLine]]:
-    """Each frame with the file:line of its call, from the kernel's DWARF:
-    in the user's own tree as it is, else relative to the tree."""
-    addresses = {int(f.address, 16) for frames in frame_lists for f in frames if f.address}
-    sites = _call_sites(kernel, list(addresses))
-    by_text = {f"{a:016x}": site for a, site in sites.items()}
+def with_call_sites(kernel: KernelImage, expect: KernelExpectation,
+                    *frame_lists: list[FrameLine]) -> list[list[FrameLine]]:
+    """Each frame with the file:line of its call: the expected frames' are
+    known already (:func:`with_sources`); addr2line is asked only for the
+    addresses a run printed that were not expected (none, when it passes)."""
+    by_text = {f"{f.address:016x}": f.source for f in expect.frames
+               if f.address is not None and f.source}
+    unknown = {int(f.address, 16) for frames in frame_lists for f in frames
+               if f.address and f.address not in by_text}
+    by_text.update((f"{a:016x}", site) for a, site in _call_sites(kernel, list(unknown)).items())
     return [[replace(f, source=by_text[f.address]) if f.address in by_text else f
              for f in frames] for frames in frame_lists]
 
@@ -243,7 +245,7 @@ def run_qemu(request: QemuRequest) -> RunRecord:
     verdict = judgement.verdict
     if verdict is Verdict.PASS and reasons:
         verdict = Verdict.FAIL
-    expected_lines, actual_lines = with_call_sites(kernel, _frame_lines(expect),
+    expected_lines, actual_lines = with_call_sites(kernel, expect, _frame_lines(expect),
                                                    list(judgement.actual_frames))
     offset = next((int(m.group(1), 16) for line in result.console
                    if (m := _KERNEL_OFFSET.search(line))), 0)
