@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyharness.decode.mail import MBOX, MIME_MAIL
 from pyharness.decode.records import DecodedFrame, DecodedTrace
 from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic, HypTrace
 from pyharness.judge.logprefix import split_line
@@ -24,7 +25,10 @@ def format_text(traces: list[DecodedTrace], *, elf_path: str | Path | None = Non
 def _trace_text(decoded: DecodedTrace, total: int, show_stream: bool) -> str:
     trace = decoded.trace
     quoted = f", quoted (depth {trace.quote_depth})" if trace.quote_depth else ""
-    stream = f", CPU stream [{trace.stream}]" if trace.stream and show_stream else ""
+    stream = ""
+    if trace.stream and show_stream:
+        whose = trace.stream if trace.stream.startswith("kvm") else f"[{trace.stream}]"
+        stream = f", CPU stream {whose}"
     end = f"footer at line {trace.footer_line}" if trace.footer else _no_footer(trace)
     counts = f"{len(trace.frames)} frame{'s' if len(trace.frames) != 1 else ''}"
     if trace.elisions:
@@ -111,4 +115,6 @@ def _summary(traces: list[DecodedTrace], elf_path: str | Path | None) -> str:
         text += (f"; {bad} printed location{'s disagree' if bad != 1 else ' disagrees'} "
                  f"with {name}"
                  if bad else f"; every printed location agrees with {name}")
+    if any(form in (MBOX, MIME_MAIL) for t in traces for form in t.log_forms):
+        text += "; line numbers count the lines of the messages as decoded"
     return text + "."
