@@ -103,6 +103,27 @@ def test_without_caller_ids_the_kvm_pid_tells_the_cpus_apart():
     assert {"kvm [1]", "kvm [0]"} <= set(streams)
 
 
+def test_a_real_debian_console_where_one_cpu_printed_only_its_panic_line(capsys):
+    """Debian's own 6.12 (no caller ids; `pyharness qemu --config pkvm
+    --kernel-src debian:6.12@trixie --scenario two_cpus --kaslr-seed 6`):
+    kvm [1] printed its panic line, then kvm [0] its whole trace, and the
+    machine stopped. The trace is kvm [0]'s; kvm [1]'s line is reported as
+    cut short."""
+    path = DATA / "real" / "two_cpus_debian_6.12_seed6.log"
+    (decoded,) = decode_text(path.read_text())
+    assert decoded.trace.stream == "kvm [0]" and decoded.trace.footer
+    assert decoded.trace.panic.line_number == 193
+    assert [f.frame.address for f in decoded.frames[1:]] == \
+        [0xffff800080df6ae8, 0xffff800080df6b8c, 0xffff800080df50fc]
+    code, out, _ = run_decode([str(path)], capsys)
+    assert code == 0
+    assert "Panic line 192, CPU stream kvm [1], no trace after it: cut short" in out
+    assert out.rstrip().endswith("1 trace; 1 panic line without a trace.")
+    code, out, _ = run_decode(["--json", str(path)], capsys)
+    (untraced,) = json.loads(out)["untraced_panics"]
+    assert (untraced["line"], untraced["stream"]) == (192, "kvm [1]")
+
+
 def test_json_names_the_stream_and_the_forms():
     document = json.loads(format_json(decode_text(TWO_CPUS.read_text())))
     first = document["traces"][0]

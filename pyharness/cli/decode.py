@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from pyharness.decode.decoder import decode_parsed
+from pyharness.decode.decoder import decode_parsed, untraced_panics
 from pyharness.decode.jsonio import format_json
 from pyharness.decode.logbytes import SNIFF_BYTES, log_text
 from pyharness.decode.mail import MailText, mail_kind
@@ -145,9 +145,12 @@ def run_decode(args: argparse.Namespace) -> int:
             if symbolizer is not None:
                 symbolizer.close()
     if args.json:
-        sys.stdout.write(format_json(traces, source=name, elf_path=args.elf))
+        sys.stdout.write(format_json(traces, source=name, elf_path=args.elf,
+                                     untraced=untraced_panics(parsed)))
     elif traces:
-        sys.stdout.write(visible(format_text(traces, elf_path=args.elf), multiline=True))
+        sys.stdout.write(visible(format_text(traces, elf_path=args.elf,
+                                             untraced=untraced_panics(parsed)),
+                                 multiline=True))
     if not traces:
         print(visible(f"pyharness decode: {_explain_nothing_found(parsed, name)}"),
               file=sys.stderr)

@@ -29,7 +29,7 @@ from pyharness.decode.mail import mail_or_log_lines
 from pyharness.decode.records import AddressMode, DecodedFrame, DecodedTrace, ElfLocation
 from pyharness.elf.dwarf import SourceLine
 from pyharness.elf.symbolizer import ElfSymbol, ElfSymbolizer
-from pyharness.judge.logrecords import Frame, HypTrace, ParsedLog
+from pyharness.judge.logrecords import Frame, HypTrace, ParsedLog, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 
 
@@ -63,6 +63,14 @@ def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None,
         forms = log_forms + ((INTERLEAVED,) if _interleaved(trace, traces) else ())
         decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of, forms))
     return decoded
+
+
+def untraced_panics(parsed: ParsedLog) -> list[ParsedPanic]:
+    """Panic lines no trace followed (nor a ``Cannot dump`` line): a CPU
+    stopped before it printed its trace (another CPU's panic reboots the
+    machine), or a log cut short."""
+    return [p for p in parsed if p.panic is not None and p.trace is None
+            and p.cannot_dump is None]
 
 
 def _interleaved(trace: HypTrace, traces: tuple[HypTrace, ...]) -> bool:

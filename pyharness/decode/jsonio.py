@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pyharness.decode.records import DecodedFrame, DecodedTrace, ElfLocation
-from pyharness.judge.logrecords import Elision, Frame, HypPanic, HypTrace
+from pyharness.judge.logrecords import Elision, Frame, HypPanic, HypTrace, ParsedPanic
 from pyharness.judge.logprefix import split_line
 
 
 def format_json(traces: list[DecodedTrace], *, source: str | None = None,
-                elf_path: str | Path | None = None) -> str:
+                elf_path: str | Path | None = None,
+                untraced: Sequence[ParsedPanic] = ()) -> str:
+    """The traces as one JSON document; ``untraced``: panic lines no trace
+    followed (decoder.untraced_panics), under ``untraced_panics``."""
     document = {
         "source": source,
         "elf": str(elf_path) if elf_path is not None else None,
         "traces": [_trace_to_json(t) for t in traces],
+        "untraced_panics": [{"stream": p.stream, "quote_depth": p.quote_depth,
+                             **_panic_to_json(p.panic, None)} for p in untraced if p.panic],
     }
     return json.dumps(document, indent=2) + "\n"
 

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from pyharness.decode.mail import MBOX, MIME_MAIL
 from pyharness.decode.records import DecodedFrame, DecodedTrace
-from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic, HypTrace
+from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic, HypTrace, ParsedPanic
 from pyharness.judge.logprefix import split_line
 
 
 _TRACE_TITLES = {kind: header.rstrip(":") for kind, header in TRACE_HEADERS.items()}
 
 
-def format_text(traces: list[DecodedTrace], *, elf_path: str | Path | None = None) -> str:
-    """A human-readable report of decoded traces (ends with a summary line)."""
+def format_text(traces: list[DecodedTrace], *, elf_path: str | Path | None = None,
+                untraced: Sequence[ParsedPanic] = ()) -> str:
+    """A human-readable report of decoded traces (ends with a summary line);
+    ``untraced``: panic lines no trace followed (decoder.untraced_panics)."""
     # Whose printk a trace is matters when several CPUs printed traces.
     several = len({t.trace.stream for t in traces}) > 1
     blocks = [_trace_text(t, len(traces), several) for t in traces]
-    blocks.append(_summary(traces, elf_path))
+    blocks += [_untraced_text(p) for p in untraced]
+    blocks.append(_summary(traces, elf_path, len(untraced)))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -104,11 +108,25 @@ def _elision_text(elision: Elision) -> str:
     return f"       line {elision.line_number:<6} {dots}  (frames left out in the log)"
 
 
-def _summary(traces: list[DecodedTrace], elf_path: str | Path | None) -> str:
+def _untraced_text(parsed: ParsedPanic) -> str:
+    assert parsed.panic is not None
+    stream = ""
+    if parsed.stream:
+        whose = parsed.stream if parsed.stream.startswith("kvm") else f"[{parsed.stream}]"
+        stream = f", CPU stream {whose}"
+    return (f"Panic line {parsed.panic.line_number}{stream}, no trace after it: cut short "
+            "(the log ends there, or another CPU's panic stopped this one first)\n  "
+            f"{_panic_text(parsed.panic, None)}")
+
+
+def _summary(traces: list[DecodedTrace], elf_path: str | Path | None,
+             untraced: int = 0) -> str:
     copies = sum(1 for t in traces if t.duplicate_of is not None)
     text = f"{len(traces)} trace{'s' if len(traces) != 1 else ''}"
     if copies:
         text += f" ({copies} repeat{'s' if copies != 1 else ''} of an earlier one)"
+    if untraced:
+        text += f"; {untraced} panic line{'s' if untraced != 1 else ''} without a trace"
     if elf_path is not None:
         bad = sum(len(t.mismatches) for t in traces)
         name = Path(elf_path).name

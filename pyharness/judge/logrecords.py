@@ -176,6 +176,7 @@ class ParsedPanic:
     hyp_offset: int | None = None
     host: HostPanic | None = None
     quote_depth: int = 0
+    stream: str | None = None         # whose printk (pasted logs), as HypTrace.stream
 
     @property
     def first_line(self) -> int:

@@ -181,7 +181,7 @@ class _PanicBuilder:
                 kernel_offset=h.kernel_offset, end_line=h.end_line)
         return ParsedPanic(panic=self.panic, trace=trace, cannot_dump=self.cannot_dump,
                            hyp_offset=self.hyp_offset, host=host,
-                           quote_depth=self.quote_depth)
+                           quote_depth=self.quote_depth, stream=stream)
 
 
 class _LogParser:
