@@ -212,6 +212,16 @@ def test_one_eml_message(capsys):
     assert frames_of(decoded) == printed(SAMPLE)
 
 
+def test_an_html_page_is_refused_in_one_line(tmp_path, capsys):
+    page = tmp_path / "message.html"
+    body = "\n".join(SAMPLE).replace("<", "&lt;").replace(">", "&gt;")
+    page.write_text(f"<!DOCTYPE html>\n<html><body><pre>{body}</pre></body></html>\n")
+    code, out, err = run_decode([str(page)], capsys)
+    assert code == 2 and out == ""
+    assert "an HTML page" in err and "raw text or the thread's mbox" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_a_plain_paste_with_a_subject_line_is_not_read_as_mail():
     text = "Subject: Re: the trace\n\n" + "\n".join(SAMPLE)
     (decoded,) = decode_text(text)
