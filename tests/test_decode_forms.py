@@ -91,6 +91,20 @@ def test_a_trace_another_cpu_cut_short_is_a_prefix_reported_as_cut():
     assert_expected_frames(traces[1], complete=True)
 
 
+def test_a_long_trace_of_the_other_cpu_between_a_panic_line_and_its_trace():
+    """The issue's 56 + 131 frames: the other CPU's long trace runs between
+    one CPU's panic line and its header. How far apart a panic's records
+    may be counts that CPU's own lines, not the other's."""
+    lines = TWO_CPUS.read_text().split("\n")
+    panic = next(i for i, line in enumerate(lines) if "[    T1] kvm [1]: nVHE hyp panic" in line)
+    other = next(line for line in lines if "[    C1] kvm [0]:  [<" in line)
+    lines[panic + 1:panic + 1] = [other] * 131
+    traces = decode_text("\n".join(lines))
+    mine = next(t for t in traces if t.trace.stream == "T1")
+    assert mine.trace.panic is not None and mine.trace.panic.line_number == panic + 1
+    assert_expected_frames(mine, complete=True)
+
+
 def test_without_caller_ids_the_kvm_pid_tells_the_cpus_apart():
     """A distribution kernel prints no caller ids: the same console without
     them comes apart by kvm [PID], as the judge splits it."""
@@ -237,6 +251,7 @@ def test_a_wrapped_panic_line_is_kept():
     assert decoded.trace.panic.location.symbolic == "__kvm_nvhe_recursive_death+0x10/0x34"
     assert frames_of(decoded) == printed(SAMPLE)
     assert "wrapped over lines 1-2" in format_text([decoded])
+    assert "wrapped lines" in decoded.forms
     inside = panic.index("death") + 2                   # a wrap inside the symbol
     (decoded,) = decode_text("\n".join([panic[:inside], panic[inside:], *SAMPLE[1:]]))
     assert decoded.trace.panic.location.symbolic == "__kvm_nvhe_recursive_death+0x10/0x34"
@@ -266,6 +281,7 @@ def test_early_wording_bare_addresses_no_end_line():
     assert all(f.frame.symbol is None for f in decoded.frames)
     assert len(decoded.trace.elisions) == 1
     assert "early wording: bare addresses, no end line" in format_text([decoded])
+    assert "bare addresses" in decoded.forms
 
 
 def test_early_wording_with_elf_symbolizes_without_a_mismatch(fixture_elf):

@@ -35,6 +35,8 @@ from pyharness.judge.tracelog import parse_log
 
 # The form of a trace another CPU's trace ran through (two CPUs panicking at once).
 INTERLEAVED = "interleaved with another CPU's trace"
+# The series' early revisions printed each frame's address alone.
+BARE_ADDRESSES = "bare addresses"
 
 
 def decode_text(text: str, elf_path: str | Path | None = None) -> list[DecodedTrace]:
@@ -61,6 +63,8 @@ def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None,
         if duplicate_of is None:
             first_with[fingerprint] = number
         forms = log_forms + ((INTERLEAVED,) if _interleaved(trace, traces) else ())
+        if trace.frames and all(f.symbol is None for f in trace.frames):
+            forms += (BARE_ADDRESSES,)
         decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of, forms))
     return decoded
 

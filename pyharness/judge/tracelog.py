@@ -137,7 +137,7 @@ class _HostBuilder:
 @dataclass
 class _PanicBuilder:
     quote_depth: int
-    last_line: int
+    last_line: int      # the position of its last line in its printk stream
     panic: HypPanic | None = None
     trace: _TraceBuilder | None = None
     cannot_dump: CannotDump | None = None
@@ -145,11 +145,12 @@ class _PanicBuilder:
     host: _HostBuilder | None = None
     panic_forms: tuple[str, ...] = ()
 
-    def accepts(self, line: LogLine, slot: str) -> bool:
-        """Whether ``line`` can fill ``slot`` of this panic."""
+    def accepts(self, line: LogLine, slot: str, position: int) -> bool:
+        """Whether ``line`` (at ``position`` of the stream) can fill ``slot``
+        of this panic."""
         if line.quote_depth != self.quote_depth:
             return False
-        if line.number - self.last_line > MAX_RECORD_GAP or self.host is not None:
+        if position - self.last_line > MAX_RECORD_GAP or self.host is not None:
             return False
         if slot in ("trace", "cannot_dump"):
             return self.trace is None and self.cannot_dump is None
@@ -190,6 +191,7 @@ class _LogParser:
     def __init__(self, pasted: bool = False, stream: str | None = None) -> None:
         self.pasted = pasted
         self.stream = stream
+        self.position = 0
         self.done: list[_PanicBuilder] = []
         self.current: _PanicBuilder | None = None
         self.trace: _TraceBuilder | None = None
@@ -198,6 +200,7 @@ class _LogParser:
     # -- entry points
 
     def feed(self, line: LogLine) -> None:
+        self.position += 1      # records' distance counts this stream's lines only
         if self.trace is not None and self._feed_trace(line):
             return
         if self.host is not None and self._feed_host(line):
@@ -224,11 +227,11 @@ class _LogParser:
 
     def _panic_for(self, line: LogLine, slot: str) -> _PanicBuilder:
         """The open panic if ``line`` belongs to it, else a new one."""
-        if self.current is None or not self.current.accepts(line, slot):
+        if self.current is None or not self.current.accepts(line, slot, self.position):
             self._close_panic()
             self.current = _PanicBuilder(quote_depth=line.quote_depth,
-                                         last_line=line.number)
-        self.current.last_line = line.number
+                                         last_line=self.position)
+        self.current.last_line = self.position
         return self.current
 
     # -- outside any trace or host panic
@@ -280,7 +283,7 @@ class _LogParser:
             trace.keep_pending()
             trace.footer = line
             trace.take(line)
-            self.current.last_line = line.number
+            self.current.last_line = self.position
             self._close_trace()
             return True
         frame = parse_frame(line.text, line.raw, line.number, notes=self.pasted,
@@ -289,13 +292,13 @@ class _LogParser:
             trace.keep_pending()
             trace.frames.append(frame)
             trace.take(line)
-            self.current.last_line = line.number
+            self.current.last_line = self.position
             return True
         if _ELISION_RE.fullmatch(text):
             trace.keep_pending()
             trace.elisions.append(Elision(line_number=line.number, raw=line.raw,
                                           after_frames=len(trace.frames)))
-            self.current.last_line = line.number
+            self.current.last_line = self.position
             return True
         if _starts_a_record(text) or len(trace.pending_strays) >= MAX_STRAYS_IN_A_ROW:
             self._close_trace()
@@ -323,7 +326,7 @@ class _LogParser:
         if not text:
             return True
         if _END_KERNEL_PANIC_RE.fullmatch(text):
-            self.current.last_line = line.number
+            self.current.last_line = self.position
             if text.endswith("]---"):
                 host.end_line = line.number
                 self.host = None
@@ -334,7 +337,7 @@ class _LogParser:
         if _starts_a_record(text) and text != _CALL_TRACE:
             self.host = None
             return False
-        self.current.last_line = line.number
+        self.current.last_line = self.position
         if host.state == "frames":
             frame = parse_frame(line.text, line.raw, line.number, need_address=False)
             if frame is not None:
