@@ -36,9 +36,13 @@ which is then reported without a footer, as is a trace cut off by the end
 of the log.
 
 ``parse_log(text, pasted=True)`` (the decoder's) also takes what people do
-to a log they paste: lines a mail client wrapped are joined back
-(:mod:`pyharness.judge.logwrap`) and a note after a frame is kept aside
-(``Frame.note``). The checker's firmware console gets neither.
+to a log they paste: odd spaces read as spaces, lines a mail client wrapped
+joined back (:mod:`pyharness.judge.logwrap`), a note after a frame kept
+aside (``Frame.note``), a frame of an address alone (the early wording);
+and it reads each CPU's printk stream on its own
+(:class:`~pyharness.judge.logprefix.PrintkStreams`), so two CPUs'
+interleaved panics are two. The checker's firmware console gets none of
+these.
 """
 
 from __future__ import annotations
