@@ -11,6 +11,7 @@ a configuration resolved by pyharness.kconfig.resolve from FIXTURE_CONFIGS: "4k"
 from __future__ import annotations
 
 import enum
+import os
 import shutil
 import subprocess
 import sys
@@ -193,6 +194,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def fuzz_examples(request: pytest.FixtureRequest) -> int:
     return request.config.getoption("--fuzz-examples")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _decode_index_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The decoder's ELF index (elf/symbol_cache.py) of the tests' ELFs goes
+    to a directory of the session's, not into the user's cache."""
+    os.environ.setdefault("PYHARNESS_DECODE_CACHE", str(tmp_path_factory.mktemp("decode-index")))
 
 
 # The seed thread's log lines (its sample trace and the two quoted copies
