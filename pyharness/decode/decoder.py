@@ -57,12 +57,13 @@ def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None,
     decoded: list[DecodedTrace] = []
     first_with: dict[tuple[Any, ...], int] = {}    # fingerprint -> trace number
     traces = parsed.traces
+    interleaved = _interleaved(traces)
     for number, trace in enumerate(traces, start=1):
         fingerprint = _fingerprint(trace)
         duplicate_of = first_with.get(fingerprint)
         if duplicate_of is None:
             first_with[fingerprint] = number
-        forms = log_forms + ((INTERLEAVED,) if _interleaved(trace, traces) else ())
+        forms = log_forms + ((INTERLEAVED,) if number - 1 in interleaved else ())
         if trace.frames and all(f.symbol is None for f in trace.frames):
             forms += (BARE_ADDRESSES,)
         decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of, forms))
@@ -77,10 +78,18 @@ def untraced_panics(parsed: ParsedLog) -> list[ParsedPanic]:
             and p.cannot_dump is None]
 
 
-def _interleaved(trace: HypTrace, traces: tuple[HypTrace, ...]) -> bool:
-    """Whether another stream's trace has lines among ``trace``'s."""
-    return any(other.stream != trace.stream and other.line_number <= trace.last_line
-               and trace.line_number <= other.last_line for other in traces)
+def _interleaved(traces: tuple[HypTrace, ...]) -> set[int]:
+    """The indexes of the traces another stream's trace has lines among
+    (a sweep by first line: each pair that overlaps is met once)."""
+    order = sorted(range(len(traces)), key=lambda i: traces[i].line_number)
+    found: set[int] = set()
+    for k, i in enumerate(order):
+        for j in order[k + 1:]:
+            if traces[j].line_number > traces[i].last_line:
+                break
+            if traces[j].stream != traces[i].stream:
+                found.update((i, j))
+    return found
 
 
 def _fingerprint(trace: HypTrace) -> tuple[Any, ...]:

@@ -40,12 +40,19 @@ _OTHER_PREFIX_RES = (
     (LOG_LEVEL, re.compile(r"<\d>")),
 )
 _KVM_PREFIX_RE = re.compile(r"kvm \[(?P<pid>\d+)\]: ?")
-# The usual line, a printk time and perhaps "kvm [PID]: ", in one match:
-# only where nothing the general loop strips could follow the time (taken
-# whole, as the loop takes it: an atomic group does not give back its space).
-_ANY_PREFIX = "|".join([_QUOTE_RE.pattern] + [r.pattern for _, r in _OTHER_PREFIX_RES])
-_PRINTK_LINE_RE = re.compile(rf"(?>{_OTHER_PREFIX_RES[0][1].pattern})(?![ \t]*(?:{_ANY_PREFIX}))"
+# The usual line, a printk time, perhaps a caller id right after it and
+# perhaps "kvm [PID]: ", in one match: only where nothing the general loop
+# strips could follow (each taken whole, as the loop takes it: an atomic
+# group does not give back its space).
+_ANY_PREFIX = re.sub(r"\(\?P<\w+>", "(?:", "|".join([_QUOTE_RE.pattern]
+                                                       + [r.pattern for _, r in _OTHER_PREFIX_RES]))
+_PRINTK_LINE_RE = re.compile(rf"(?>{_OTHER_PREFIX_RES[0][1].pattern})"
+                             rf"(?>{_OTHER_PREFIX_RES[1][1].pattern})?"
+                             rf"(?![ \t]*(?:{_ANY_PREFIX}))"
                              rf"(?:[ \t]*{_KVM_PREFIX_RE.pattern})?")
+# The usual line's forms: (with a caller id, with kvm [PID]) -> forms.
+_USUAL_FORMS = {(c, k): (PRINTK_TIME, *((CALLER_ID,) if c else ()), *((KVM_PID,) if k else ()))
+                for c in (False, True) for k in (False, True)}
 # Spaces an HTML mail or a web page writes instead of plain ones.
 _SPACES = str.maketrans({c: " " for c in "\u00a0\u2007\u202f\u2009\u200a\u3000"})
 _ODD_SPACE_RE = re.compile("[\u00a0\u2007\u202f\u2009\u200a\u3000]")
@@ -56,10 +63,10 @@ def split_line(number: int, raw: str) -> LogLine:
     raw = raw.rstrip("\r\n")
     usual = _PRINTK_LINE_RE.match(raw)
     if usual:
-        pid = usual["pid"]
+        pid, caller = usual["pid"], usual["caller"]
+        forms = _USUAL_FORMS[caller is not None, pid is not None]
         return LogLine(number=number, raw=raw, text=raw[usual.end():], quote_depth=0,
-                       kvm_pid=int(pid) if pid else None,
-                       forms=(PRINTK_TIME, KVM_PID) if pid else (PRINTK_TIME,))
+                       caller=caller, kvm_pid=int(pid) if pid else None, forms=forms)
     return split_line_in_steps(number, raw)
 
 
@@ -78,9 +85,11 @@ def split_line_in_steps(number: int, raw: str) -> LogLine:
             continue
         indent = _INDENT_RE.match(text, pos)
         start = indent.end() if indent else pos
-        name, other = next(((n, m) for n, r in _OTHER_PREFIX_RES if (m := r.match(text, start))),
-                           ("", None))
-        if other is None:
+        for name, prefix in _OTHER_PREFIX_RES:
+            other = prefix.match(text, start)
+            if other is not None:
+                break
+        else:
             break
         if indent and not depth and not forms:
             forms.append(INDENTED)

@@ -366,8 +366,9 @@ def _whole_line(text: str) -> bool:
     joining wraps)."""
     return (parse_frame(text, "", 0, notes=True) is not None
             or text.strip() in _KIND_OF_FOOTER
-            or parse_hyp_panic(LogLine(number=0, raw=text, text=text, quote_depth=0))
-            is not None)
+            or ("nVHE hyp" in text
+                and parse_hyp_panic(LogLine(number=0, raw=text, text=text, quote_depth=0))
+                is not None))
 
 
 def parse_log(text: str | Iterable[str], *, pasted: bool = False) -> ParsedLog:
