@@ -11,6 +11,7 @@ a configuration resolved by pyharness.kconfig.resolve from FIXTURE_CONFIGS: "4k"
 from __future__ import annotations
 
 import enum
+import os
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,6 @@ from pyharness.kconfig import resolve as kconfig
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
-# The seed thread lives beside the repository, in ../shared/reference/.
-SEED = REPO.parent / "shared" / "reference" / "000_4f38e4c70bf41021.txt"
 CROSS = "aarch64-linux-gnu-"
 FIXTURE_CONFIGS = ("4k", "16k", "64k")
 
@@ -197,10 +196,19 @@ def fuzz_examples(request: pytest.FixtureRequest) -> int:
     return request.config.getoption("--fuzz-examples")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _decode_index_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The decoder's ELF index (elf/symbol_cache.py) of the tests' ELFs goes
+    to a directory of the session's, not into the user's cache."""
+    os.environ.setdefault("PYHARNESS_DECODE_CACHE", str(tmp_path_factory.mktemp("decode-index")))
+
+
+# The seed thread's log lines (its sample trace and the two quoted copies
+# of it), kept in the repository so that every test runs in any clone.
+SEED_LOG = REPO / "tests" / "data" / "seed_thread.log"
+
+
 @pytest.fixture(scope="session")
 def seed_path() -> Path:
-    """The seed's cover letter and review thread, or a skip saying where it belongs."""
-    if not SEED.is_file():
-        pytest.skip(f"the seed thread is not at {SEED} (it lives next to the repo, "
-                    "in ../shared/reference/)")
-    return SEED
+    """The seed thread's traces as the thread quotes them (tests/data)."""
+    return SEED_LOG

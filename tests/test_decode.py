@@ -67,7 +67,7 @@ def assert_one_clean_error(proc: subprocess.CompletedProcess[str], code: int, *w
 def test_seed_decodes_into_three_traces_two_of_them_quoted_copies(seed_path):
     traces = decode_text(seed_path.read_text())
     assert [t.number for t in traces] == [1, 2, 3]
-    assert [t.trace.line_number for t in traces] == [97, 258, 426]
+    assert [t.trace.line_number for t in traces] == [2, 18, 34]
     assert [t.duplicate_of for t in traces] == [None, 1, 1]
     for decoded in traces:
         assert decoded.address_mode == "as printed" and decoded.mismatches == ()
@@ -80,12 +80,12 @@ def test_seed_decodes_into_three_traces_two_of_them_quoted_copies(seed_path):
 def test_seed_text_output_names_lines_elision_and_copies(seed_path, capsys):
     code, out, err = run_decode([str(seed_path)], capsys)
     assert code == 0 and err == ""
-    assert "Trace 1 of 3, line 97: Protected nVHE HYP call trace" in out
-    assert "Trace 3 of 3, line 426, quoted (depth 2)" in out
+    assert "Trace 1 of 3, line 2: Protected nVHE HYP call trace" in out
+    assert "Trace 3 of 3, line 34, quoted (depth 2)" in out
     assert out.count("same frames as trace 1") == 2
-    assert re.search(r"line 102\s+\. \. \.\s+\(frames left out in the log\)", out)
-    assert re.search(r"#0\s+line 98\s+\[<ffff8000090a5570>\] __kvm_nvhe_hyp_panic\+0xac/0xf8", out)
-    assert re.search(r"#9\s+line 109\s+\[<ffff8000090a6864>\] __kvm_nvhe___host_exit\+0x64/0x64",
+    assert re.search(r"line 7\s+\. \. \.\s+\(frames left out in the log\)", out)
+    assert re.search(r"#0\s+line 3\s+\[<ffff8000090a5570>\] __kvm_nvhe_hyp_panic\+0xac/0xf8", out)
+    assert re.search(r"#9\s+line 14\s+\[<ffff8000090a6864>\] __kvm_nvhe___host_exit\+0x64/0x64",
                      out)
     assert out.rstrip().endswith("3 traces (2 repeats of an earlier one).")
 
@@ -151,12 +151,12 @@ def test_json_shape(seed_path, capsys):
     assert document["source"] == str(seed_path) and document["elf"] is None
     first = document["traces"][0]
     assert (first["line"], first["kind"], first["footer"], first["footer_line"]) == \
-        (97, "protected", True, 110)
+        (2, "protected", True, 15)
     frame = first["frames"][0]
     assert frame["address"] == "0xffff8000090a5570"
     assert (frame["symbol"], frame["offset"], frame["size"]) == ("__kvm_nvhe_hyp_panic", 0xac, 0xf8)
-    assert frame["printed"] == "__kvm_nvhe_hyp_panic+0xac/0xf8" and frame["line"] == 98
-    assert first["elisions"] == [{"line": 102, "raw": "   . . .", "after_frames": 4}]
+    assert frame["printed"] == "__kvm_nvhe_hyp_panic+0xac/0xf8" and frame["line"] == 3
+    assert first["elisions"] == [{"line": 7, "raw": "   . . .", "after_frames": 4}]
     assert first["panic"]["kind"] == "panic"
     assert first["panic"]["location"]["address"] == "0xffff8000090a51d0"
     assert [t["duplicate_of"] for t in document["traces"]] == [None, 1, 1]
@@ -168,7 +168,7 @@ def test_json_shape(seed_path, capsys):
 def test_stdin_dash(seed_path):
     proc = decode_process("-", stdin=seed_path.read_text())
     assert proc.returncode == 0, proc.stderr
-    assert "Trace 2 of 3, line 258" in proc.stdout
+    assert "Trace 2 of 3, line 18" in proc.stdout
 
 
 def test_missing_log_exits_2_with_one_line(tmp_path):

@@ -111,6 +111,8 @@ HOW: dict[str, tuple[str, str]] = {
     "pyharness run --config configs/pkvm_defconfig --scenario stack_overflow --mode protected":
         ("", "scratch"),
     "pyharness decode tests/data/pasted/wrapped.log": ("", "scratch"),
+    "pyharness decode tests/data/real/two_cpus_6.12_seed16.log": ("", "scratch"),
+    "pyharness decode tests/data/mail/thread.mbox": ("", "scratch"),
     "pyharness run --config pkvm --scenario bug > log.txt; pyharness decode --elf "
     "$(pyharness build --config pkvm) log.txt": ("", "scratch"),
     "pyharness menuconfig --config configs/pkvm_defconfig": ("", "scratch"),

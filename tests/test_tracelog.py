@@ -31,8 +31,8 @@ def test_seed_holds_the_original_trace_and_its_two_quoted_copies(seed_text):
     log = parse_log(seed_text)
     traces = log.traces
     assert len(log) == 3 and len(traces) == 3
-    assert [t.line_number for t in traces] == [97, 258, 426]
-    assert [t.footer_line for t in traces] == [110, 271, 439]
+    assert [t.line_number for t in traces] == [2, 18, 34]
+    assert [t.footer_line for t in traces] == [15, 31, 47]
     assert [t.quote_depth for t in traces] == [0, 1, 2]
     for trace in traces:
         assert trace.kind == "protected" and trace.footer
@@ -53,7 +53,7 @@ def test_seed_elision_is_a_marker_between_frames(seed_text):
         assert elision.after_frames == 4
         assert elision.raw.strip().endswith(". . .")
         assert trace.frames[3].line_number < elision.line_number < trace.frames[4].line_number
-    assert [t.elisions[0].line_number for t in parse_log(seed_text).traces] == [102, 263, 431]
+    assert [t.elisions[0].line_number for t in parse_log(seed_text).traces] == [7, 23, 39]
 
 
 def test_seed_panic_line_belongs_to_each_trace(seed_text):
@@ -64,7 +64,7 @@ def test_seed_panic_line_belongs_to_each_trace(seed_text):
         assert panic.panic.address == 0xffff8000090a51d0
         location = panic.panic.location
         assert location.symbolic == "__kvm_nvhe_recursive_death+0x10/0x34"
-    assert [p.panic.line_number for p in parse_log(seed_text)] == [96, 257, 425]
+    assert [p.panic.line_number for p in parse_log(seed_text)] == [1, 17, 33]
 
 
 # -- line prefixes

@@ -8,14 +8,18 @@ The work is :mod:`pyharness.decode`; this is the command line around it.
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from pyharness.decode.decoder import decode_parsed
+from pyharness.decode.decoder import decode_parsed, untraced_panics
 from pyharness.decode.jsonio import format_json
 from pyharness.decode.logbytes import SNIFF_BYTES, log_text
+from pyharness.decode.mail import MailText, mail_kind
 from pyharness.decode.text import format_text
 from pyharness.elf.symbolizer import ElfSymbolizer
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
@@ -29,16 +33,29 @@ from pyharness.terminal import visible
 MAX_LINE_BYTES = 64 * 1024
 
 
+@dataclass
+class LogSource:
+    """A log being read: its lines (as the parser asks), its name, and the
+    forms of the whole file (an mbox, quoted-printable: known once read)."""
+
+    lines: Iterator[str]
+    name: str
+    forms: list[str] = field(default_factory=list)
+
+
 @contextmanager
-def open_log(source: str | None) -> Iterator[tuple[Iterator[str], str]]:
-    """(lines, name) of the log at ``source``, read line by line as the
-    parser asks (memory does not grow with the log); ``-`` or None is stdin."""
+def open_log(source: str | None) -> Iterator[LogSource]:
+    """The log at ``source``, read line by line as the parser asks (memory
+    does not grow with the log; a mail, one message at a time); ``-`` or
+    None is stdin."""
     if source is None or source == "-":
         stdin = sys.stdin
         if stdin is None or (source is None and stdin.isatty()):
             raise HarnessError("no log to decode: give a log file, or `-` and pipe "
                                "the log into stdin")
-        yield _lines(stdin.buffer, "<stdin>"), "<stdin>"
+        log = LogSource(iter(()), "<stdin>")
+        log.lines = _lines(stdin.buffer, log)
+        yield log
         return
     path = Path(source)
     try:
@@ -52,16 +69,26 @@ def open_log(source: str | None) -> Iterator[tuple[Iterator[str], str]]:
     except OSError as err:
         raise HarnessError(f"{path}: cannot read the log ({err.strerror})") from None
     with stream:
-        yield _lines(stream, str(path)), str(path)
+        log = LogSource(iter(()), str(path))
+        log.lines = _lines(stream, log)
+        yield log
 
 
-def _lines(stream: BinaryIO, name: str) -> Iterator[str]:
+def _lines(stream: BinaryIO, log: LogSource) -> Iterator[str]:
     """Each line of ``stream`` without its line end, decoded as UTF-8 with
     replacement characters. The first 64 KiB decide whether it is text at
-    all (decode/logbytes.py); a UTF-16 log is decoded whole."""
+    all (decode/logbytes.py) and whether it is mail (decode/mail.py); a
+    UTF-16 log is decoded whole."""
+    name = log.name
     try:
         head = stream.read(SNIFF_BYTES)
         first = log_text(head, name)             # one clear message for a binary file
+        kind = mail_kind(head)
+        if kind is not None:
+            mail = MailText(kind, itertools.chain(io.BytesIO(head).readlines(), stream))
+            log.forms = mail.forms
+            yield from mail.lines()
+            return
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             text = log_text(head + stream.read(), name)
             yield from text.split("\n" if "\n" in text else "\r")
@@ -105,11 +132,12 @@ def _explain_nothing_found(parsed: ParsedLog, name: str) -> str:
 
 def run_decode(args: argparse.Namespace) -> int:
     """The ``decode`` subcommand: 0 decoded, 1 nothing found or a mismatch, 2 bad input."""
-    with open_log(args.log) as (lines, name):   # a missing log is reported first
+    with open_log(args.log) as log:   # a missing log is reported first
+        name = log.name
         symbolizer = ElfSymbolizer(args.elf) if args.elf is not None else None
         try:
-            parsed = parse_log(lines, pasted=True)
-            traces = decode_parsed(parsed, symbolizer)
+            parsed = parse_log(log.lines, pasted=True)
+            traces = decode_parsed(parsed, symbolizer, tuple(log.forms))
             if symbolizer is not None and not symbolizer.has_line_info:
                 print(visible(f"pyharness decode: {args.elf} has no DWARF line table; "
                               "file:line left out (build with -g)"), file=sys.stderr)
@@ -117,9 +145,12 @@ def run_decode(args: argparse.Namespace) -> int:
             if symbolizer is not None:
                 symbolizer.close()
     if args.json:
-        sys.stdout.write(format_json(traces, source=name, elf_path=args.elf))
+        sys.stdout.write(format_json(traces, source=name, elf_path=args.elf,
+                                     untraced=untraced_panics(parsed)))
     elif traces:
-        sys.stdout.write(visible(format_text(traces, elf_path=args.elf), multiline=True))
+        sys.stdout.write(visible(format_text(traces, elf_path=args.elf,
+                                             untraced=untraced_panics(parsed)),
+                                 multiline=True))
     if not traces:
         print(visible(f"pyharness decode: {_explain_nothing_found(parsed, name)}"),
               file=sys.stderr)

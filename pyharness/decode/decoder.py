@@ -25,58 +25,97 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pyharness.decode.mail import mail_or_log_lines
 from pyharness.decode.records import AddressMode, DecodedFrame, DecodedTrace, ElfLocation
-from pyharness.elf.symbolizer import ElfSymbolizer
-from pyharness.judge.logrecords import Frame, HypTrace, ParsedLog
+from pyharness.elf.dwarf import SourceLine
+from pyharness.elf.symbolizer import ElfSymbol, ElfSymbolizer
+from pyharness.judge.logrecords import Frame, HypTrace, ParsedLog, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 
 
+# The form of a trace another CPU's trace ran through (two CPUs panicking at once).
+INTERLEAVED = "interleaved with another CPU's trace"
+# The series' early revisions printed each frame's address alone.
+BARE_ADDRESSES = "bare addresses"
+
+
 def decode_text(text: str, elf_path: str | Path | None = None) -> list[DecodedTrace]:
-    """Every hyp call trace in ``text``; with ``elf_path``, checked against that ELF."""
-    parsed = parse_log(text, pasted=True)
+    """Every hyp call trace in ``text``; with ``elf_path``, checked against that ELF.
+    A mailbox or a MIME mail is read as :mod:`pyharness.decode.mail` reads it."""
+    lines, log_forms = mail_or_log_lines(text.encode("utf-8", "surrogateescape"))
+    parsed = parse_log(lines if lines is not None else text, pasted=True)
     if elf_path is None:
-        return decode_parsed(parsed, None)
+        return decode_parsed(parsed, None, log_forms)
     with ElfSymbolizer(Path(elf_path)) as symbolizer:
-        return decode_parsed(parsed, symbolizer)
+        return decode_parsed(parsed, symbolizer, log_forms)
 
 
-def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None) -> list[DecodedTrace]:
-    """Decode every trace of an already parsed log (``symbolizer``: optional ELF)."""
+def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None,
+                  log_forms: tuple[str, ...] = ()) -> list[DecodedTrace]:
+    """Decode every trace of an already parsed log (``symbolizer``: optional
+    ELF; ``log_forms``: how the file was read, e.g. as an mbox)."""
     decoded: list[DecodedTrace] = []
     first_with: dict[tuple[Any, ...], int] = {}    # fingerprint -> trace number
-    for number, trace in enumerate(parsed.traces, start=1):
+    traces = parsed.traces
+    interleaved = _interleaved(traces)
+    for number, trace in enumerate(traces, start=1):
         fingerprint = _fingerprint(trace)
         duplicate_of = first_with.get(fingerprint)
         if duplicate_of is None:
             first_with[fingerprint] = number
-        decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of))
+        forms = log_forms + ((INTERLEAVED,) if number - 1 in interleaved else ())
+        if trace.frames and all(f.symbol is None for f in trace.frames):
+            forms += (BARE_ADDRESSES,)
+        decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of, forms))
     return decoded
+
+
+def untraced_panics(parsed: ParsedLog) -> list[ParsedPanic]:
+    """Panic lines no trace followed (nor a ``Cannot dump`` line): a CPU
+    stopped before it printed its trace (another CPU's panic reboots the
+    machine), or a log cut short."""
+    return [p for p in parsed if p.panic is not None and p.trace is None
+            and p.cannot_dump is None]
+
+
+def _interleaved(traces: tuple[HypTrace, ...]) -> set[int]:
+    """The indexes of the traces another stream's trace has lines among
+    (a sweep by first line: each pair that overlaps is met once)."""
+    order = sorted(range(len(traces)), key=lambda i: traces[i].line_number)
+    found: set[int] = set()
+    for k, i in enumerate(order):
+        for j in order[k + 1:]:
+            if traces[j].line_number > traces[i].last_line:
+                break
+            if traces[j].stream != traces[i].stream:
+                found.update((i, j))
+    return found
 
 
 def _fingerprint(trace: HypTrace) -> tuple[Any, ...]:
     panic = trace.panic
-    return (trace.kind,
+    return (trace.kind, trace.stream,      # two CPUs' same trace is not a quoted copy
             None if panic is None else (panic.kind, panic.address, panic.file, panic.file_line),
             tuple((f.address, f.symbolic) for f in trace.frames),
             tuple(e.after_frames for e in trace.elisions))
 
 
 def _decode_trace(number: int, trace: HypTrace, symbolizer: ElfSymbolizer | None,
-                  duplicate_of: int | None) -> DecodedTrace:
+                  duplicate_of: int | None, log_forms: tuple[str, ...]) -> DecodedTrace:
     panic_frame = trace.panic.location if trace.panic else None
     if symbolizer is None:
         return DecodedTrace(
             number=number, trace=trace,
             frames=tuple(DecodedFrame(frame=f, index=i) for i, f in enumerate(trace.frames)),
             panic_location=DecodedFrame(frame=panic_frame, index=None) if panic_frame else None,
-            duplicate_of=duplicate_of)
+            duplicate_of=duplicate_of, log_forms=log_forms)
     mode, slide, note = _address_mapping(trace, symbolizer)
     frames = tuple(_decode_frame(f, i, symbolizer, slide) for i, f in enumerate(trace.frames))
     panic_location = (_decode_frame(panic_frame, None, symbolizer, slide)
                       if panic_frame and panic_frame.address is not None else None)
     return DecodedTrace(number=number, trace=trace, frames=frames,
                         panic_location=panic_location, address_mode=mode, slide=slide,
-                        duplicate_of=duplicate_of, notes=(note,))
+                        duplicate_of=duplicate_of, notes=(note,), log_forms=log_forms)
 
 
 def _address_mapping(trace: HypTrace,
@@ -123,31 +162,61 @@ def _decode_frame(frame: Frame, index: int | None, symbolizer: ElfSymbolizer,
     if frame.address is None:
         return DecodedFrame(frame=frame, index=index)
     address = frame.address - slide
-    symbol = symbolizer.symbol_containing(address - 1)
     if index is None:
-        # The panic line's address is the faulting instruction: kernels
-        # render it with %pB, this project's firmware with %pS (exact). The
-        # two differ only on a function's first instruction; accept either.
-        exact = symbolizer.symbol_containing(address)
-        if exact is not None and frame.symbol in exact.names \
-                and frame.offset == address - exact.address:
-            symbol = exact
+        return _decode_panic_location(frame, address, symbolizer)
+    # A frame's address is a return address: %pB looks at the call, addr - 1.
+    symbol = symbolizer.symbol_containing(address - 1)
     if symbol is None:
         mismatch = (None if frame.symbol is None else
                     f"printed {frame.symbolic}, but the ELF has no function at {address:#x}")
         return DecodedFrame(frame=frame, index=index, lookup_address=address, mismatch=mismatch)
-    # A frame's address is a return address (look at the call, addr - 1); the
-    # panic line's is the faulting instruction itself.
-    source = symbolizer.source_line(address - 1 if index is not None else address)
-    location = ElfLocation(function=symbol.name, symbol_address=symbol.address,
-                           offset=address - symbol.address, size=symbol.size,
-                           file=source.file if source else None,
-                           line=source.line if source else None)
-    agrees = (frame.symbol in symbol.names and frame.offset == location.offset
-              and frame.size is not None and symbol.accepts_size(frame.size))
-    mismatch = None
-    if not agrees:
-        printed = "no symbol" if frame.symbol is None else frame.symbolic
-        mismatch = f"printed {printed}, ELF has {location.printed}"
-    return DecodedFrame(frame=frame, index=index, lookup_address=address,
-                        elf=location, mismatch=mismatch)
+    location = _location(symbol, address, symbolizer.source_line(address - 1))
+    return DecodedFrame(frame=frame, index=index, lookup_address=address, elf=location,
+                        mismatch=_disagreement(frame, symbol, location))
+
+
+def _location(symbol: ElfSymbol, address: int, source: SourceLine | None) -> ElfLocation:
+    return ElfLocation(function=symbol.name, symbol_address=symbol.address,
+                       offset=address - symbol.address, size=symbol.size,
+                       file=source.file if source else None,
+                       line=source.line if source else None)
+
+
+def _disagreement(frame: Frame, symbol: ElfSymbol, location: ElfLocation) -> str | None:
+    """Why the printed symbol disagrees with the ELF's; None when it agrees,
+    or when the log printed the address alone (the early wording)."""
+    if frame.symbol is None:
+        return None
+    if (frame.symbol in symbol.names and frame.offset == location.offset
+            and frame.size is not None and symbol.accepts_size(frame.size)):
+        return None
+    return f"printed {frame.symbolic}, ELF has {location.printed}"
+
+
+def _decode_panic_location(frame: Frame, address: int,
+                           symbolizer: ElfSymbolizer) -> DecodedFrame:
+    """The panic line's address is the faulting instruction. Kernels print
+    it with %pB (the symbol of ``addr - 1``), this project's firmware with
+    %pS (exact); the two differ only at a function's first instruction,
+    where %pB names the function before with its whole size as the offset.
+    Either agrees; file:line is always the faulting pc's, and when the two
+    name different functions the note says which address gave what."""
+    exact = symbolizer.symbol_containing(address)
+    before = symbolizer.symbol_containing(address - 1)
+    source = symbolizer.source_line(address)
+    printed_as_pb = (before is not None and before is not exact
+                     and frame.symbol is not None and frame.symbol in before.names)
+    symbol = before if printed_as_pb else exact or before
+    if symbol is None:
+        mismatch = (None if frame.symbol is None else
+                    f"printed {frame.symbolic}, but the ELF has no function at {address:#x}")
+        return DecodedFrame(frame=frame, index=None, lookup_address=address, mismatch=mismatch)
+    location = _location(symbol, address, source)
+    note = None
+    if printed_as_pb and exact is not None:
+        where = f" ({source.file}:{source.line})" if source else ""
+        note = (f"the panic line names {before.name}, the symbol of {address - 1:#x} (%pB "
+                f"looks up the address - 1); the faulting pc {address:#x} is the first "
+                f"instruction of {exact.name}, and file:line{where} is the pc's")
+    return DecodedFrame(frame=frame, index=None, lookup_address=address, elf=location,
+                        mismatch=_disagreement(frame, symbol, location), lookup_note=note)

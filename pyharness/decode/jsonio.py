@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pyharness.decode.records import DecodedFrame, DecodedTrace, ElfLocation
-from pyharness.judge.logrecords import Elision, Frame, HypPanic, HypTrace
+from pyharness.judge.logrecords import Elision, Frame, HypPanic, HypTrace, ParsedPanic
 from pyharness.judge.logprefix import split_line
 
 
 def format_json(traces: list[DecodedTrace], *, source: str | None = None,
-                elf_path: str | Path | None = None) -> str:
+                elf_path: str | Path | None = None,
+                untraced: Sequence[ParsedPanic] = ()) -> str:
+    """The traces as one JSON document; ``untraced``: panic lines no trace
+    followed (decoder.untraced_panics), under ``untraced_panics``."""
     document = {
         "source": source,
         "elf": str(elf_path) if elf_path is not None else None,
         "traces": [_trace_to_json(t) for t in traces],
+        "untraced_panics": [{"stream": p.stream, "quote_depth": p.quote_depth,
+                             **_panic_to_json(p.panic, None)} for p in untraced if p.panic],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -43,6 +48,9 @@ def _trace_to_json(decoded: DecodedTrace) -> dict[str, Any]:
         "kind": trace.kind,
         "header": trace.header,
         "quote_depth": trace.quote_depth,
+        "stream": trace.stream,
+        "forms": list(decoded.forms),
+        "log_forms": list(decoded.log_forms),
         "footer": trace.footer,
         "footer_line": trace.footer_line,
         "footer_raw": trace.footer_raw,
@@ -84,6 +92,7 @@ def _decoded_frame_to_json(decoded: DecodedFrame) -> dict[str, Any]:
         "note": frame.note,
         "printed": frame.symbolic,
         "lookup_address": _hex(decoded.lookup_address),
+        "lookup_note": decoded.lookup_note,
         "elf": None if elf is None else {
             "function": elf.function, "symbol_address": _hex(elf.symbol_address),
             "offset": elf.offset, "size": elf.size, "printed": elf.printed,
@@ -103,7 +112,7 @@ def _decoded_frame_from_json(data: dict[str, Any]) -> DecodedFrame:
         line=elf_data["line"])
     return DecodedFrame(frame=frame, index=data["index"],
                         lookup_address=_unhex(data["lookup_address"]), elf=elf,
-                        mismatch=data["mismatch"])
+                        mismatch=data["mismatch"], lookup_note=data.get("lookup_note"))
 
 
 def _trace_from_json(data: dict[str, Any]) -> DecodedTrace:
@@ -126,8 +135,9 @@ def _trace_from_json(data: dict[str, Any]) -> DecodedTrace:
         footer_line=data["footer_line"], footer_raw=data["footer_raw"],
         footer_kind=data.get("footer_kind"),
         hyp_offset=_unhex(data["hyp_offset"]), panic=panic,
-        quote_depth=data["quote_depth"])
+        quote_depth=data["quote_depth"], stream=data.get("stream"),
+        forms=tuple(f for f in data.get("forms", ()) if f not in data.get("log_forms", ())))
     return DecodedTrace(number=data["number"], trace=trace, frames=frames,
                         panic_location=panic_location, address_mode=data["address_mode"],
                         slide=int(data["slide"], 16), duplicate_of=data["duplicate_of"],
-                        notes=tuple(data["notes"]))
+                        notes=tuple(data["notes"]), log_forms=tuple(data.get("log_forms", ())))

@@ -10,6 +10,8 @@ is refused with what it seems to be and what to do instead.
 
 from __future__ import annotations
 
+import re
+
 from pyharness.errors import HarnessError
 
 # Enough of the start of a file to tell text from binary.
@@ -25,6 +27,12 @@ _MAGIC = (
     (b"PK\x03\x04", "a zip archive: unpack the log from it first"),
     (b"%PDF-", "a PDF: copy the log's text out of it"),
 )
+# A web page (an archive's message page saved from a browser): its tags and
+# &lt;/&gt; hide the frames; the archive serves the message raw.
+_HTML_RE = re.compile(rb"\s*(?:<!doctype\s+html|<html[\s>]|<\?xml[^>]*>\s*<!doctype\s+html)",
+                      re.IGNORECASE)
+_HTML = ("an HTML page, not a log or a mail: its markup hides the trace; save the "
+         "message's raw text or the thread's mbox instead (an archive's raw/mbox link)")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 # Bytes no text log holds (tab, newlines, form feed, backspace and escape may).
 _CONTROL = frozenset(range(0x20)) - {0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1b}
@@ -39,6 +47,8 @@ def binary_reason(head: bytes) -> str | None:
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
+    if _HTML_RE.match(head):
+        return _HTML
     nul = head.find(b"\0")
     if nul >= 0:
         return f"binary data (a NUL byte at offset {nul})"

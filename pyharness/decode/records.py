@@ -37,6 +37,9 @@ class DecodedFrame:
     lookup_address: int | None = None   # the address looked up in the ELF
     elf: ElfLocation | None = None
     mismatch: str | None = None         # why the printed form disagrees with the ELF
+    # Which addresses were looked up and why, when it is not the plain
+    # rule (a panic line's %pB naming the function before the fault).
+    lookup_note: str | None = None
 
 
 # How a trace's printed addresses were looked up in the ELF: "as printed" (no
@@ -57,6 +60,14 @@ class DecodedTrace:
     slide: int = 0                       # printed address - ELF address
     duplicate_of: int | None = None      # number of an earlier trace with the same frames
     notes: tuple[str, ...] = ()
+    # Forms of the log around the trace: how the file was read (mbox, .eml,
+    # quoted-printable), another CPU's trace interleaved with it.
+    log_forms: tuple[str, ...] = ()
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """Every form the trace was found in: its lines' and the log's."""
+        return tuple(dict.fromkeys((*self.log_forms, *self.trace.forms)))
 
     @property
     def mismatches(self) -> tuple[DecodedFrame, ...]:

@@ -3,32 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+from pyharness.decode.mail import MBOX, MIME_MAIL
 from pyharness.decode.records import DecodedFrame, DecodedTrace
-from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic
+from pyharness.judge.logrecords import TRACE_HEADERS, Elision, HypPanic, HypTrace, ParsedPanic
 from pyharness.judge.logprefix import split_line
 
 
 _TRACE_TITLES = {kind: header.rstrip(":") for kind, header in TRACE_HEADERS.items()}
 
 
-def format_text(traces: list[DecodedTrace], *, elf_path: str | Path | None = None) -> str:
-    """A human-readable report of decoded traces (ends with a summary line)."""
-    blocks = [_trace_text(t, len(traces)) for t in traces]
-    blocks.append(_summary(traces, elf_path))
+def format_text(traces: list[DecodedTrace], *, elf_path: str | Path | None = None,
+                untraced: Sequence[ParsedPanic] = ()) -> str:
+    """A human-readable report of decoded traces (ends with a summary line);
+    ``untraced``: panic lines no trace followed (decoder.untraced_panics)."""
+    # Whose printk a trace is matters when several CPUs printed traces.
+    several = len({t.trace.stream for t in traces}) > 1
+    blocks = [_trace_text(t, len(traces), several) for t in traces]
+    blocks += [_untraced_text(p) for p in untraced]
+    blocks.append(_summary(traces, elf_path, len(untraced)))
     return "\n\n".join(blocks) + "\n"
 
 
-def _trace_text(decoded: DecodedTrace, total: int) -> str:
+def _trace_text(decoded: DecodedTrace, total: int, show_stream: bool) -> str:
     trace = decoded.trace
     quoted = f", quoted (depth {trace.quote_depth})" if trace.quote_depth else ""
-    end = (f"footer at line {trace.footer_line}" if trace.footer
-           else "no footer: cut off after line " + str(trace.last_line))
+    stream = ""
+    if trace.stream and show_stream:
+        whose = trace.stream if trace.stream.startswith("kvm") else f"[{trace.stream}]"
+        stream = f", CPU stream {whose}"
+    end = f"footer at line {trace.footer_line}" if trace.footer else _no_footer(trace)
     counts = f"{len(trace.frames)} frame{'s' if len(trace.frames) != 1 else ''}"
     if trace.elisions:
         counts += f", {len(trace.elisions)} elision{'s' if len(trace.elisions) != 1 else ''}"
-    lines = [f"Trace {decoded.number} of {total}, line {trace.line_number}{quoted}: "
+    lines = [f"Trace {decoded.number} of {total}, line {trace.line_number}{quoted}{stream}: "
              f"{_TRACE_TITLES[trace.kind]} ({counts}, {end})"]
+    if decoded.forms:
+        lines.append(f"  read as: {', '.join(decoded.forms)}")
     if decoded.duplicate_of is not None:
         lines.append(f"  same frames as trace {decoded.duplicate_of}")
     if trace.panic is not None:
@@ -44,6 +56,15 @@ def _trace_text(decoded: DecodedTrace, total: int) -> str:
     return "\n".join(lines)
 
 
+def _no_footer(trace: HypTrace) -> str:
+    """Why a trace has no footer: the early wording printed none; else the
+    log stops or turns to other lines there (another CPU's stop, a reboot,
+    a paste cut short)."""
+    if trace.kind == "rfc" and trace.frames and all(f.symbol is None for f in trace.frames):
+        return "early wording: bare addresses, no end line"
+    return f"no footer: cut off after line {trace.last_line}"
+
+
 def _panic_text(panic: HypPanic, decoded: DecodedFrame | None) -> str:
     head = f"line {panic.line_number}: "
     if panic.kind == "invalid":
@@ -54,7 +75,13 @@ def _panic_text(panic: HypPanic, decoded: DecodedFrame | None) -> str:
     location = panic.location
     assert location is not None
     text = head + f"nVHE hyp {what} at [<{location.address:016x}>] {location.symbolic}"
-    return text + (_elf_suffix(decoded) if decoded else "")
+    if "\n" in panic.raw:
+        text += f"  (wrapped over lines {panic.line_number}-"\
+                f"{panic.line_number + panic.raw.count(chr(10))})"
+    text += _elf_suffix(decoded) if decoded else ""
+    if decoded is not None and decoded.lookup_note:
+        text += f"\n    looked up: {decoded.lookup_note}"
+    return text
 
 
 def _frame_text(decoded: DecodedFrame) -> str:
@@ -81,15 +108,31 @@ def _elision_text(elision: Elision) -> str:
     return f"       line {elision.line_number:<6} {dots}  (frames left out in the log)"
 
 
-def _summary(traces: list[DecodedTrace], elf_path: str | Path | None) -> str:
+def _untraced_text(parsed: ParsedPanic) -> str:
+    assert parsed.panic is not None
+    stream = ""
+    if parsed.stream:
+        whose = parsed.stream if parsed.stream.startswith("kvm") else f"[{parsed.stream}]"
+        stream = f", CPU stream {whose}"
+    return (f"Panic line {parsed.panic.line_number}{stream}, no trace after it: cut short "
+            "(the log ends there, or another CPU's panic stopped this one first)\n  "
+            f"{_panic_text(parsed.panic, None)}")
+
+
+def _summary(traces: list[DecodedTrace], elf_path: str | Path | None,
+             untraced: int = 0) -> str:
     copies = sum(1 for t in traces if t.duplicate_of is not None)
     text = f"{len(traces)} trace{'s' if len(traces) != 1 else ''}"
     if copies:
         text += f" ({copies} repeat{'s' if copies != 1 else ''} of an earlier one)"
+    if untraced:
+        text += f"; {untraced} panic line{'s' if untraced != 1 else ''} without a trace"
     if elf_path is not None:
         bad = sum(len(t.mismatches) for t in traces)
         name = Path(elf_path).name
         text += (f"; {bad} printed location{'s disagree' if bad != 1 else ' disagrees'} "
                  f"with {name}"
                  if bad else f"; every printed location agrees with {name}")
+    if any(form in (MBOX, MIME_MAIL) for t in traces for form in t.log_forms):
+        text += "; line numbers count the lines of the messages as decoded"
     return text + "."

@@ -55,6 +55,20 @@ class LineTable:
                 return SourceLine(file=file, line=line)
         return None
 
+    def units(self) -> list[tuple[int, int, int]] | None:
+        """(start, end, compile unit offset) of each range .debug_aranges
+        gives, by address; None without .debug_aranges (``lookup`` then
+        searches every unit)."""
+        if not self._aranges:
+            return None
+        return [(e.begin_addr, e.begin_addr + e.length, e.info_offset)
+                for e in self._aranges.entries]
+
+    def unit_rows(self, cu_offset: int) -> list[tuple[int, int, str, int]]:
+        """The rows of one compile unit, by address: (start, end, file, line)."""
+        starts, ends = self._ranges_of(cu_offset)
+        return [(start, *end) for start, end in zip(starts, ends)]
+
     def rows(self) -> list[tuple[int, int, str, int]]:
         """Every row of every compile unit: (start, end, file, line)."""
         rows = []

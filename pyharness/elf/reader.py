@@ -14,6 +14,7 @@ oracle must not share its symbol choice (docs/architecture.md).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -21,7 +22,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
 from elftools.construct.core import ConstructError
@@ -31,6 +32,7 @@ from elftools.elf.sections import SymbolTableSection
 from pyharness.errors import HarnessError
 
 HYP_SYMBOL_PREFIX = "__kvm_nvhe_"
+T = TypeVar("T")
 
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
@@ -106,20 +108,7 @@ class ElfReader:
         not a regular file (``/dev/zero`` would be read until memory ran out,
         a FIFO would block), is an ElfReadError (``missing``: the message for
         a missing file, after the path)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            with open(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise ElfReadError(f"{path}: not a regular file, not an ELF file; {hint}")
-                data = f.read()
-        except FileNotFoundError:
-            raise ElfReadError(f"{path}: {missing or 'no such file; ' + hint}") from None
-        except IsADirectoryError:
-            raise ElfReadError(f"{path}: is a directory, not an ELF file; {hint}") from None
-        except OSError as exc:
-            raise ElfReadError(f"{path}: cannot read it ({exc.strerror}); check the path "
-                               "and its permissions") from None
-        return cls(path, data, hint=hint)
+        return cls(path, _read(path, hint, missing, lambda f: f.read()), hint=hint)
 
     def damaged(self, exc: BaseException) -> ElfReadError:
         """The one message for a damaged file, whatever pyelftools raised."""
@@ -203,3 +192,81 @@ class ElfReader:
     def has_debug_line(self) -> bool:
         return any(self.elf.get_section_by_name(name) is not None
                    for name in (".debug_line", ".zdebug_line"))
+
+
+def _read(path: Path, hint: str, missing: str | None, read: Callable[[BinaryIO], T]) -> T:
+    """``read`` on the open regular file at ``path``, or ElfReadError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ElfReadError(f"{path}: not a regular file, not an ELF file; {hint}")
+            return read(f)
+    except FileNotFoundError:
+        raise ElfReadError(f"{path}: {missing or 'no such file; ' + hint}") from None
+    except IsADirectoryError:
+        raise ElfReadError(f"{path}: is a directory, not an ELF file; {hint}") from None
+    except OSError as exc:
+        raise ElfReadError(f"{path}: cannot read it ({exc.strerror}); check the path "
+                           "and its permissions") from None
+
+
+_NT_GNU_BUILD_ID = 3
+_SHT_NOTE = 7
+_MAX_NOTES = 1 << 16
+
+
+def content_key(path: Path, *, hint: str, missing: str | None = None) -> str:
+    """A cheap key of an ELF file's content, without reading it whole: its
+    size and the sha256 of its GNU build-id note when it has one (a few KiB
+    of section headers and notes read), else the sha256 of the whole file.
+    The same errors as :meth:`ElfReader.open` for a file it cannot read."""
+    return _read(path, hint, missing, _key_of)
+
+
+def _key_of(f: BinaryIO) -> str:
+    size = os.fstat(f.fileno()).st_size
+    build_id = _build_id(f, size)
+    if build_id is not None:
+        return f"{size}-build-id-{hashlib.sha256(build_id).hexdigest()}"
+    f.seek(0)
+    return f"{size}-sha256-{hashlib.file_digest(f, 'sha256').hexdigest()}"
+
+
+def _build_id(f: BinaryIO, size: int) -> bytes | None:
+    """The descriptor of a 64-bit little-endian ELF's NT_GNU_BUILD_ID note
+    (in an SHT_NOTE section), or None (no note, or not such an ELF)."""
+    header = f.read(64)
+    if len(header) < 64 or header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
+        return None
+    shoff, = struct.unpack_from("<Q", header, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", header, 0x3a)
+    if shentsize < 0x40 or shoff + shnum * shentsize > size:
+        return None
+    f.seek(shoff)
+    table = f.read(shnum * shentsize)
+    for i in range(shnum):
+        sh_type, = struct.unpack_from("<I", table, i * shentsize + 4)
+        offset, length = struct.unpack_from("<QQ", table, i * shentsize + 0x18)
+        if sh_type != _SHT_NOTE or offset + length > size or length > _MAX_NOTES:
+            continue
+        f.seek(offset)
+        found = _note(f.read(length), _NT_GNU_BUILD_ID, b"GNU\0")
+        if found is not None:
+            return found
+    return None
+
+
+def _note(notes: bytes, wanted: int, owner: bytes) -> bytes | None:
+    pos = 0
+    while pos + 12 <= len(notes):
+        namesz, descsz, kind = struct.unpack_from("<III", notes, pos)
+        name_at = pos + 12
+        desc_at = name_at + (namesz + 3) // 4 * 4
+        end = desc_at + (descsz + 3) // 4 * 4
+        if desc_at + descsz > len(notes):
+            return None
+        if kind == wanted and notes[name_at:name_at + namesz] == owner:
+            return notes[desc_at:desc_at + descsz]
+        pos = end
+    return None

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pyharness.elf import a64_code as a64
 from pyharness.judge.console_checks import frame_line
 from pyharness.judge.kernel_path import ExpectedFrame, KernelCode
+from pyharness.judge.logprefix import split_by_caller
 from pyharness.judge.logrecords import Frame, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 from pyharness.judge.verdict import FrameLine, Judgement, Verdict
@@ -40,8 +41,6 @@ from pyharness.platform.qemu import BootResult
 
 HEADER = "nVHE call trace:"
 FOOTER = "---[ end nVHE call trace ]---"
-_CALLER = re.compile(r"^\[\s*\d+\.\d+\]\[\s*(?P<caller>[TC]\d+)\]")
-_KVM_PID = re.compile(r"(?P<caller>kvm \[\d+\]):")
 _MAX_REASONS = 20
 # What the kernel prints in kvm_arm_init() before the HVCs every fault rides
 # on: a boot that printed it and then nothing is hung in the hyp.
@@ -78,22 +77,6 @@ class KernelExpectation:
     @property
     def hangs(self) -> bool:
         return self.hang is not None
-
-
-def split_by_caller(console: list[str]) -> dict[str, list[str]]:
-    """The console's lines per printk caller id (``T1``, ``C1``), in order.
-    A kernel built without PRINTK_CALLER (a distribution's) is split by the
-    ``kvm [PID]`` of its KVM lines instead (two CPUs panicking in KVM's init
-    run as different tasks). A line without either stays with the line
-    before it (lines before any: under ``""``)."""
-    pattern = _CALLER if any(_CALLER.match(line) for line in console) else _KVM_PID
-    streams: dict[str, list[str]] = {}
-    caller = ""
-    for line in console:
-        match = pattern.search(line)
-        caller = match["caller"] if match else caller   # a continuation stays with its line
-        streams.setdefault(caller, []).append(line)
-    return streams
 
 
 def _check_frames(expect: KernelExpectation, frames: tuple[Frame, ...], complete: bool,

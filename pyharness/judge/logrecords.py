@@ -39,6 +39,9 @@ class LogLine:
     raw: str           # as in the log, without the line terminator
     text: str          # quoting, timestamps, caller ids, `kvm [PID]: ` removed
     quote_depth: int   # how many mail-quoting levels were removed
+    caller: str | None = None     # the printk caller id (``T1``, ``C0``), if any
+    kvm_pid: int | None = None    # the PID of a ``kvm [PID]: `` prefix, if any
+    forms: tuple[str, ...] = ()   # what was removed or mended (see logprefix.FORMS)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class HypTrace:
     hyp_offset: int | None = None     # from a `Hyp Offset: 0x...` line of the same panic
     panic: HypPanic | None = None     # the panic line before it, if any
     quote_depth: int = 0
+    stream: str | None = None         # whose printk (pasted logs): ``T1``, ``kvm [0]``
+    forms: tuple[str, ...] = ()       # how its lines were written (prefixes, mending)
 
     @property
     def footer(self) -> bool:
@@ -171,6 +176,7 @@ class ParsedPanic:
     hyp_offset: int | None = None
     host: HostPanic | None = None
     quote_depth: int = 0
+    stream: str | None = None         # whose printk (pasted logs), as HypTrace.stream
 
     @property
     def first_line(self) -> int:

@@ -25,8 +25,12 @@ from pyharness.judge.logrecords import LogLine
 _DIGITS_RE = re.compile(r"[0-9a-fA-F]+")
 
 
+WRAPPED = "wrapped lines"
+
+
 def _joined(head: LogLine, tail: LogLine, text: str) -> LogLine:
-    return replace(head, raw=f"{head.raw}\n{tail.raw}", text=text)
+    forms = tuple(dict.fromkeys((*head.forms, *tail.forms, WRAPPED)))
+    return replace(head, raw=f"{head.raw}\n{tail.raw}", text=text, forms=forms)
 
 
 def _join(head: LogLine, tail: LogLine,

@@ -36,9 +36,13 @@ which is then reported without a footer, as is a trace cut off by the end
 of the log.
 
 ``parse_log(text, pasted=True)`` (the decoder's) also takes what people do
-to a log they paste: lines a mail client wrapped are joined back
-(:mod:`pyharness.judge.logwrap`) and a note after a frame is kept aside
-(``Frame.note``). The checker's firmware console gets neither.
+to a log they paste: odd spaces read as spaces, lines a mail client wrapped
+joined back (:mod:`pyharness.judge.logwrap`), a note after a frame kept
+aside (``Frame.note``), a frame of an address alone (the early wording);
+and it reads each CPU's printk stream on its own
+(:class:`~pyharness.judge.logprefix.PrintkStreams`), so two CPUs'
+interleaved panics are two. The checker's firmware console gets none of
+these.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from pyharness.judge.frameline import HEX, parse_frame
-from pyharness.judge.logprefix import split_lines
+from pyharness.judge.frameline import HEX, INVALID_HOST_EXCEPTION as _INVALID
+from pyharness.judge.frameline import PANIC_LINE_RE as _PANIC_RE
+from pyharness.judge.frameline import parse_frame, parse_hyp_panic
+from pyharness.judge.logprefix import PrintkStreams, split_lines
 from pyharness.judge.logrecords import (OTHER_TRACE_FOOTERS, OTHER_TRACE_HEADERS,
                                         TRACE_FOOTERS, TRACE_HEADERS, CannotDump, Elision,
                                         Frame, HostPanic, HypPanic, HypTrace, LogLine,
@@ -70,10 +76,6 @@ MAX_END_MARKER_LINES = 8
 # --------------------------------------------------------------------------
 # One line -> one record piece
 
-_BARE_ADDRESS_RE = re.compile(rf"\s*(?:0x)?(?P<address>{HEX})\s*")
-_PANIC_RE = re.compile(r"nVHE hyp (?P<what>panic|BUG|CFI failure) at: (?P<where>.*)!")
-_BUG_FILE_RE = re.compile(r"(?P<file>\S+):(?P<line>\d+)")
-_INVALID = "Invalid host exception to nVHE hyp!"
 _CANNOT_DUMP_RE = re.compile(r"Cannot dump pKVM nVHE stacktrace: ?(?P<reason>.*)")
 _HYP_OFFSET_RE = re.compile(rf"Hyp Offset: 0x(?P<value>{HEX})")
 _KERNEL_PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<message>.*)")
@@ -84,37 +86,6 @@ _REGISTER_RE = re.compile(rf"(?P<name>[A-Z][A-Z0-9_]*):(?P<value>{HEX})")
 _CPU_RE = re.compile(r"CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>\S+)")
 _KERNEL_OFFSET_RE = re.compile(rf"Kernel Offset: 0x(?P<value>{HEX})")
 _ELISION_RE = re.compile(r"(?:\.\s*){2,}|\[\s*\.\.\.\s*\]|\u2026")
-
-
-def parse_hyp_panic(line: LogLine) -> HypPanic | None:
-    """The hyp panic/BUG/invalid-exception line, or None."""
-    text = line.text.strip()
-    if text == _INVALID:
-        return HypPanic(kind="invalid", raw=line.raw, line_number=line.number)
-    match = _PANIC_RE.fullmatch(text)
-    if match is None:
-        return None
-    where = match["where"]
-    location = parse_frame(where, line.raw, line.number)
-    if location is None:
-        # Older kernels: "nVHE hyp panic at: ffff800008b4d2cc!"
-        bare = _BARE_ADDRESS_RE.fullmatch(where)
-        if bare:
-            location = Frame(address=int(bare["address"], 16), symbol=None, offset=None,
-                             size=None, raw=line.raw, line_number=line.number)
-    if match["what"] != "BUG":
-        if location is None:
-            return None
-        return HypPanic(kind="cfi" if match["what"] == "CFI failure" else "panic",
-                        raw=line.raw, line_number=line.number, location=location)
-    if location is not None:
-        return HypPanic(kind="bug-addr", raw=line.raw, line_number=line.number,
-                        location=location)
-    bug_file = _BUG_FILE_RE.fullmatch(where.strip())
-    if bug_file is None:
-        return None
-    return HypPanic(kind="bug-file", raw=line.raw, line_number=line.number,
-                    file=bug_file["file"], file_line=int(bug_file["line"]))
 
 
 def _starts_a_record(text: str) -> bool:
@@ -140,6 +111,11 @@ class _TraceBuilder:
     strays: list[LogLine] = field(default_factory=list)
     pending_strays: list[LogLine] = field(default_factory=list)
     footer: LogLine | None = None
+    forms: dict[str, None] = field(default_factory=dict)   # in order, each once
+
+    def take(self, line: LogLine) -> None:
+        """``line`` is the trace's: note how it was written."""
+        self.forms.update(dict.fromkeys(line.forms))
 
     def keep_pending(self) -> None:
         self.strays += self.pending_strays
@@ -165,18 +141,20 @@ class _HostBuilder:
 @dataclass
 class _PanicBuilder:
     quote_depth: int
-    last_line: int
+    last_line: int      # the position of its last line in its printk stream
     panic: HypPanic | None = None
     trace: _TraceBuilder | None = None
     cannot_dump: CannotDump | None = None
     hyp_offset: int | None = None
     host: _HostBuilder | None = None
+    panic_forms: tuple[str, ...] = ()
 
-    def accepts(self, line: LogLine, slot: str) -> bool:
-        """Whether ``line`` can fill ``slot`` of this panic."""
+    def accepts(self, line: LogLine, slot: str, position: int) -> bool:
+        """Whether ``line`` (at ``position`` of the stream) can fill ``slot``
+        of this panic."""
         if line.quote_depth != self.quote_depth:
             return False
-        if line.number - self.last_line > MAX_RECORD_GAP or self.host is not None:
+        if position - self.last_line > MAX_RECORD_GAP or self.host is not None:
             return False
         if slot in ("trace", "cannot_dump"):
             return self.trace is None and self.cannot_dump is None
@@ -184,10 +162,11 @@ class _PanicBuilder:
             return self.hyp_offset is None
         return True   # the host panic
 
-    def freeze(self) -> ParsedPanic:
+    def freeze(self, stream: str | None = None) -> ParsedPanic:
         trace = None
         if self.trace is not None:
             t = self.trace
+            forms = tuple(dict.fromkeys((*self.panic_forms, *t.forms)))
             trace = HypTrace(
                 kind=t.kind, header=t.header.raw, line_number=t.header.number,
                 frames=tuple(t.frames), elisions=tuple(t.elisions),
@@ -196,7 +175,7 @@ class _PanicBuilder:
                 footer_raw=t.footer.raw if t.footer else None,
                 footer_kind=_KIND_OF_FOOTER[t.footer.text.strip()] if t.footer else None,
                 hyp_offset=self.hyp_offset, panic=self.panic,
-                quote_depth=self.quote_depth)
+                quote_depth=self.quote_depth, stream=stream, forms=forms)
         host = None
         if self.host is not None:
             h = self.host
@@ -207,14 +186,16 @@ class _PanicBuilder:
                 kernel_offset=h.kernel_offset, end_line=h.end_line)
         return ParsedPanic(panic=self.panic, trace=trace, cannot_dump=self.cannot_dump,
                            hyp_offset=self.hyp_offset, host=host,
-                           quote_depth=self.quote_depth)
+                           quote_depth=self.quote_depth, stream=stream)
 
 
 class _LogParser:
     """The line-by-line state machine behind ``parse_log``."""
 
-    def __init__(self, pasted: bool = False) -> None:
+    def __init__(self, pasted: bool = False, stream: str | None = None) -> None:
         self.pasted = pasted
+        self.stream = stream
+        self.position = 0
         self.done: list[_PanicBuilder] = []
         self.current: _PanicBuilder | None = None
         self.trace: _TraceBuilder | None = None
@@ -223,6 +204,7 @@ class _LogParser:
     # -- entry points
 
     def feed(self, line: LogLine) -> None:
+        self.position += 1      # records' distance counts this stream's lines only
         if self.trace is not None and self._feed_trace(line):
             return
         if self.host is not None and self._feed_host(line):
@@ -233,7 +215,7 @@ class _LogParser:
         self._close_trace()
         self.host = None
         self._close_panic()
-        return ParsedLog(tuple(p.freeze() for p in self.done))
+        return ParsedLog(tuple(p.freeze(self.stream) for p in self.done))
 
     # -- grouping
 
@@ -249,11 +231,11 @@ class _LogParser:
 
     def _panic_for(self, line: LogLine, slot: str) -> _PanicBuilder:
         """The open panic if ``line`` belongs to it, else a new one."""
-        if self.current is None or not self.current.accepts(line, slot):
+        if self.current is None or not self.current.accepts(line, slot, self.position):
             self._close_panic()
             self.current = _PanicBuilder(quote_depth=line.quote_depth,
-                                         last_line=line.number)
-        self.current.last_line = line.number
+                                         last_line=self.position)
+        self.current.last_line = self.position
         return self.current
 
     # -- outside any trace or host panic
@@ -265,11 +247,13 @@ class _LogParser:
         hyp_panic = parse_hyp_panic(line)
         if hyp_panic is not None:
             self._close_panic()
-            self._panic_for(line, "panic").panic = hyp_panic
+            panic = self._panic_for(line, "panic")
+            panic.panic, panic.panic_forms = hyp_panic, line.forms
             return
         kind = _KIND_OF_HEADER.get(text)
         if kind is not None:
             self.trace = _TraceBuilder(kind=kind, header=line)
+            self.trace.take(line)
             self._panic_for(line, "trace").trace = self.trace
             return
         match = _CANNOT_DUMP_RE.fullmatch(text)
@@ -302,20 +286,23 @@ class _LogParser:
         if text in _KIND_OF_FOOTER:
             trace.keep_pending()
             trace.footer = line
-            self.current.last_line = line.number
+            trace.take(line)
+            self.current.last_line = self.position
             self._close_trace()
             return True
-        frame = parse_frame(line.text, line.raw, line.number, notes=self.pasted)
+        frame = parse_frame(line.text, line.raw, line.number, notes=self.pasted,
+                            address_only=self.pasted)
         if frame is not None:
             trace.keep_pending()
             trace.frames.append(frame)
-            self.current.last_line = line.number
+            trace.take(line)
+            self.current.last_line = self.position
             return True
         if _ELISION_RE.fullmatch(text):
             trace.keep_pending()
             trace.elisions.append(Elision(line_number=line.number, raw=line.raw,
                                           after_frames=len(trace.frames)))
-            self.current.last_line = line.number
+            self.current.last_line = self.position
             return True
         if _starts_a_record(text) or len(trace.pending_strays) >= MAX_STRAYS_IN_A_ROW:
             self._close_trace()
@@ -343,7 +330,7 @@ class _LogParser:
         if not text:
             return True
         if _END_KERNEL_PANIC_RE.fullmatch(text):
-            self.current.last_line = line.number
+            self.current.last_line = self.position
             if text.endswith("]---"):
                 host.end_line = line.number
                 self.host = None
@@ -354,7 +341,7 @@ class _LogParser:
         if _starts_a_record(text) and text != _CALL_TRACE:
             self.host = None
             return False
-        self.current.last_line = line.number
+        self.current.last_line = self.position
         if host.state == "frames":
             frame = parse_frame(line.text, line.raw, line.number, need_address=False)
             if frame is not None:
@@ -375,16 +362,36 @@ class _LogParser:
 
 
 def _whole_line(text: str) -> bool:
-    """Whether a line's text is a complete frame or footer (for joining wraps)."""
-    return parse_frame(text, "", 0, notes=True) is not None or text.strip() in _KIND_OF_FOOTER
+    """Whether a line's text is a complete frame, footer or panic line (for
+    joining wraps)."""
+    return (parse_frame(text, "", 0, notes=True) is not None
+            or text.strip() in _KIND_OF_FOOTER
+            or ("nVHE hyp" in text
+                and parse_hyp_panic(LogLine(number=0, raw=text, text=text, quote_depth=0))
+                is not None))
 
 
 def parse_log(text: str | Iterable[str], *, pasted: bool = False) -> ParsedLog:
     """Every hyp panic (panic line, trace, hyp offset, host panic) in ``text``:
-    a string, or an iterable of its lines (read as they come); ``pasted``:
-    also join wrapped lines and allow notes after frames."""
-    parser = _LogParser(pasted)
-    lines = split_lines(text)
-    for line in unwrap(lines, _whole_line) if pasted else lines:
+    a string, or an iterable of its lines (read as they come).
+
+    ``pasted`` (the decoder's): also read odd spaces as spaces, join
+    wrapped lines, allow notes after frames and frames of an address alone,
+    and read each printk stream on its own (by caller id, else ``kvm
+    [PID]``; :func:`pyharness.judge.logprefix.split_by_caller`'s rule), so
+    two CPUs' interleaved traces come apart."""
+    if not pasted:
+        parser = _LogParser()
+        for line in split_lines(text):
+            parser.feed(line)
+        return parser.finish()
+    parsers: dict[str, _LogParser] = {}
+    whose = PrintkStreams()
+    for line in unwrap(split_lines(text, odd_spaces=True), _whole_line):
+        key = whose.of(line)
+        parser = parsers.get(key)
+        if parser is None:
+            parser = parsers[key] = _LogParser(pasted=True, stream=key or None)
         parser.feed(line)
-    return parser.finish()
+    panics = [p for parser in parsers.values() for p in parser.finish()]
+    return ParsedLog(tuple(sorted(panics, key=lambda p: p.first_line)))

@@ -50,8 +50,8 @@ class _UserFileKconfig(kconfiglib.Kconfig):
 
     def load_config(self, filename=None, replace=True, verbose=None):  # type: ignore[override]
         if filename is not None or not self.work.exists():
-            return super().load_config(filename, replace, verbose)
-        super().load_config(str(self.work), replace, verbose)
+            return super().load_config(filename, replace)
+        super().load_config(str(self.work), replace)
         return f"Loaded configuration '{self.target}'"
 
     def write_config(self, filename=None, header=None, save_old=True,  # type: ignore[override]
@@ -59,7 +59,9 @@ class _UserFileKconfig(kconfiglib.Kconfig):
         path = Path(filename) if filename is not None else self.target
         with tempfile.TemporaryDirectory() as tmp:
             full = Path(tmp) / ".config"
-            super().write_config(str(full), header="", save_old=False, verbose=False)
+            # No `verbose`: kconfiglib prints a deprecation note for any
+            # value of it, straight onto the curses screen.
+            super().write_config(str(full), header="", save_old=False)
             try:
                 save(full, path)
             except HarnessError as err:

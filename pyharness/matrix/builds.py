@@ -116,6 +116,9 @@ def _build_one(target: BuildTarget, out_dir: Path | str | None,
                             name=row_name(config_name(Path(target.config)), target.unwinder),
                             elf=None, cached=False, seconds=time.monotonic() - started,
                             error=str(err), kernel_src=target.kernel_src)
+    # Compiled earlier in this process (the plan reads its scenario table): built, not cached.
+    earlier = builder.COMPILED_THIS_PROCESS.pop(result.build_dir, None)
+    result = earlier if result.cached and earlier is not None else result
     return BuildOutcome(config=target.config, name=row_name(result.config.name, target.unwinder),
                         elf=str(result.elf), cached=result.cached, seconds=result.seconds,
                         kernel_src=target.kernel_src, result=result)

@@ -6,7 +6,10 @@ plugin, and every report names a run by :func:`run_id`."""
 from __future__ import annotations
 
 import functools
+import os
 import shlex
+import shutil
+import sys
 from dataclasses import asdict, dataclass
 
 # The runtime hypervisor modes (the kernel's kvm-arm.mode=nvhe|protected).
@@ -27,6 +30,26 @@ QEMU_LABEL_PREFIX = "qemu-"
 # A real kernel's wall budget unless told otherwise: a boot to a hyp panic
 # takes about half a second.
 DEFAULT_QEMU_TIMEOUT_S = 20.0
+
+
+@functools.lru_cache(maxsize=1)
+def program_name() -> str:
+    """How the user ran ``pyharness``, for the commands printed to paste back
+    (learnt once): ``pyharness`` when that is what the shell finds on PATH;
+    the script's path when it is not (``.venv/bin/pyharness`` relative to
+    the working directory, or absolute outside it). ``python -m pyharness``,
+    pytest and library callers get ``pyharness``."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if os.path.basename(invoked) != "pyharness":
+        return "pyharness"
+    script = os.path.abspath(invoked)
+    found = shutil.which("pyharness")
+    if found is not None and os.path.realpath(found) == os.path.realpath(script):
+        return "pyharness"
+    relative = os.path.relpath(script)
+    if relative.startswith(os.pardir + os.sep):
+        return script
+    return relative if os.sep in relative else os.path.join(os.curdir, relative)
 
 
 def row_name(config_name: str, unwinder: str = LAB) -> str:
@@ -106,7 +129,7 @@ class RunSpec:
         if self.platform == QEMU:
             return self._qemu_command()
         kernel = ["--kernel-src", self.kernel_src_argument] if self.kernel_src else []
-        argv = ["pyharness", "run", "--config", self.config, *kernel,
+        argv = [program_name(), "run", "--config", self.config, *kernel,
                 "--scenario", self.scenario, "--mode", self.mode, "--cpu", str(self.cpu),
                 "--kaslr-seed", str(self.kaslr_seed)]
         if self.max_instructions != DEFAULT_MAX_INSTRUCTIONS:
@@ -116,7 +139,7 @@ class RunSpec:
         return shlex.join(argv)
 
     def _qemu_command(self) -> str:
-        argv = ["pyharness", "qemu", "--config", self.config,
+        argv = [program_name(), "qemu", "--config", self.config,
                 "--kernel-src", self.kernel_src_argument or "", "--scenario", self.scenario,
                 "--mode", self.mode, "--cpu", str(self.cpu),
                 "--kaslr-seed", str(self.kaslr_seed)]
