@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyharness.cli.options import check_writable
 from pyharness.errors import EXIT_OK, HarnessError
-from pyharness.mutate.html import write_html
-from pyharness.mutate.report import extra_lines, mutant_lines, to_json, write_json
+from pyharness.mutate.html import MUTATE_HTML, write_html
+from pyharness.mutate.report import MUTATE_JSON, extra_lines, mutant_lines, to_json, write_json
+from pyharness.reports.output_guard import Output, check_outputs
 from pyharness.mutate.session import Options, Result, execute, prepare
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
@@ -48,9 +48,9 @@ def _notes(result: Result) -> list[str]:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
-    for path, flag in ((args.json, "--json"), (args.html, "--html")):
-        if path is not None:
-            check_writable(path, flag)
+    check_outputs([Output(flag, path, kind) for flag, path, kind in
+                   (("--json", args.json, MUTATE_JSON), ("--html", args.html, MUTATE_HTML))
+                   if path is not None])
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
     prepared = prepare(_options(args))

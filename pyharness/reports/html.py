@@ -33,6 +33,7 @@ from pyharness.reports.causes import group_failures
 from pyharness.reports.grid import Cell, Grid, make_grid
 from pyharness.reports.html_assets import CSS, SCRIPT
 from pyharness.reports.html_footprint import footprint_section
+from pyharness.reports.output_guard import MATRIX_HTML_GENERATOR
 from pyharness.reports.html_runs import SourceLink, escape, no_links, run_article, source_linker
 from pyharness.reports.runsets import describe_runs
 from pyharness.reports.summary import cell_text, compact_cell_text, verdict_counts
@@ -211,6 +212,7 @@ def html_report(records: Sequence[RunRecord], title: str = "pyharness matrix",
                      for s in grid.scenarios if grid.cell(c, s).records)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="{MATRIX_HTML_GENERATOR}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}: {escape(verdict_counts(records))}</title>
 <style>{CSS}</style></head>

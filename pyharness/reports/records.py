@@ -74,6 +74,14 @@ def write_json(records: Sequence[RunRecord], path: Path,
     write_atomically(path, json.dumps(records_document(records, plan), indent=1) + "\n")
 
 
+def with_reruns(records: Sequence[RunRecord], reruns: Sequence[RunRecord]) -> list[RunRecord]:
+    """``records`` with each run of ``reruns`` replacing the record of the same
+    id, in place; a rerun of a run not in ``records`` is added at the end."""
+    fresh = {r.id: r for r in reruns}
+    kept = [fresh.pop(r.id, r) for r in records]
+    return kept + list(fresh.values())
+
+
 def _hint() -> str:
     return "pass a file written by `pyharness matrix --json` or `pyharness run --json`"
 
