@@ -139,7 +139,7 @@ def test_load_records_accepts_a_list_or_one_run_json(records, tmp_path):
     ('"text"', "no run records in it"),
     ('{"runs": [{"verdict": "pass"}]}', "run 1: field 'config' is missing"),
     ('{"runs": [{"config": "c", "config_name": "c", "mode": "nvhe", "scenario": "s", '
-     '"cpu": "0", "kaslr_seed": 1, "verdict": "fail"}]}', "field 'cpu' is not a int"),
+     '"cpu": "0", "kaslr_seed": 1, "verdict": "fail"}]}', "field 'cpu' is not a whole number"),
 ])
 def test_load_records_rejects_bad_files_in_one_line(tmp_path, content, says):
     path = tmp_path / "bad.json"

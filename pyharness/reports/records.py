@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,20 +24,13 @@ from pyharness.errors import HarnessError
 from pyharness.files import write_atomically
 from pyharness.judge.verdict import Verdict
 from pyharness.platform.results import check_budgets
+from pyharness.reports.record_fields import field_problem
 from pyharness.run.record import RunRecord
 
 FORMAT = "pyharness-matrix/1"
 
-# Fields a record must have to be rerun, with their JSON types.
-_REQUIRED: dict[str, type] = {
-    "config": str, "config_name": str, "mode": str, "scenario": str,
-    "cpu": int, "kaslr_seed": int, "verdict": str}
-# Fields that may be missing (a file from before the unwinder axis: the lab's;
-# from before trees were recorded: no tree state), with their JSON types.
-_OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
-    "kernel_src": ((str, type(None)), "string or null"),
-    "generation": ((str, type(None)), "string or null"), "unwinder": ((str,), "string"),
-    "tree": ((dict, type(None)), "object or null")}
+# Fields a record must have to be rerun (every field's type: record_fields).
+_REQUIRED = ("config", "config_name", "mode", "scenario", "cpu", "kaslr_seed", "verdict")
 # Fields that may be missing in a hand-trimmed file, and what they default to.
 _DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
                              "elapsed_ms": 0.0}
@@ -101,18 +95,12 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: run {number} is a {type(data).__name__}, "
                            f"not a record; {_hint()}")
-    for name, kind in _REQUIRED.items():
-        value = data.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            problem = "is missing" if name not in data else f"is not a {kind.__name__}"
-            raise HarnessError(f"{path}: run {number}: field {name!r} {problem}; {_hint()}")
-    for name, (kinds, spelled) in _OPTIONAL.items():
-        if name in data and not isinstance(data[name], kinds):
-            raise HarnessError(f"{path}: run {number}: field {name!r} is not a {spelled}; "
-                               f"{_hint()}")
-    if data["verdict"] not in set(Verdict):
-        raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
-                           f"{', '.join(Verdict)}; {_hint()}")
+    for name in _REQUIRED:
+        if name not in data:
+            raise HarnessError(f"{path}: run {number}: field {name!r} is missing; {_hint()}")
+    wrong = field_problem(data)
+    if wrong is not None:
+        raise HarnessError(f"{path}: run {number}: field {wrong[0]!r} {wrong[1]}; {_hint()}")
     try:
         check_budgets(data.get("max_instructions"), data.get("timeout_s"))
     except HarnessError as err:
@@ -176,5 +164,8 @@ def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
     except RecursionError:
         raise HarnessError(f"{path}: JSON nested too deeply to be a report; "
                            f"{_hint()}") from None
+    except ValueError:               # an integer of more digits than Python converts
+        raise HarnessError(f"{path}: not a report: it holds a number of over "
+                           f"{sys.get_int_max_str_digits()} digits; {_hint()}") from None
     records = [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]
     return records, _plan_in(document, path)
