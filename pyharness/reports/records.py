@@ -98,13 +98,13 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
     for name in _REQUIRED:
         if name not in data:
             raise HarnessError(f"{path}: run {number}: field {name!r} is missing; {_hint()}")
-    wrong = field_problem(data)
-    if wrong is not None:
-        raise HarnessError(f"{path}: run {number}: field {wrong[0]!r} {wrong[1]}; {_hint()}")
     try:
         check_budgets(data.get("max_instructions"), data.get("timeout_s"))
     except HarnessError as err:
         raise HarnessError(f"{path}: run {number}: {err}; {_hint()}") from None
+    wrong = field_problem(data)
+    if wrong is not None:
+        raise HarnessError(f"{path}: run {number}: field {wrong[0]!r} {wrong[1]}; {_hint()}")
     try:
         return RunRecord.from_json({**_DEFAULTS, **data})
     except ValueError as err:        # the tree's fields (TreeProvenance.from_json)
