@@ -87,7 +87,7 @@ def test_every_field_with_every_json_type(field, kind, tmp_path, capsys):
     else:
         assert code == 2, err
         named = BUDGET_OPTIONS.get(field, repr(field))
-        assert len(err.strip().splitlines()) == 1 and named in err, err
+        assert len(err.strip().splitlines()) == 1 and (named in err or repr(field) in err), err
 
 
 @pytest.mark.parametrize("field,kind", list(itertools.product(
