@@ -20,6 +20,7 @@ from pyharness.reports.output_guard import (MATRIX_HTML, MATRIX_JSON, MATRIX_JUN
                                             check_outputs)
 from pyharness.reports.summary import verdict_counts
 from pyharness.reports.triage import terminal_report
+from pyharness.terminal import visible
 
 _SHOW_MISSING = 5
 
@@ -66,10 +67,11 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
         shown = ", ".join(merged.missing[:_SHOW_MISSING])
         more = (f" and {len(merged.missing) - _SHOW_MISSING} more"
                 if len(merged.missing) > _SHOW_MISSING else "")
-        print(f"incomplete: {len(merged.missing)} of the matrix's {len(merged.plan.ids)} "
-              f"runs are in none of the reports (a shard missing?): {shown}{more}")
+        print(visible(f"incomplete: {len(merged.missing)} of the matrix's "
+                      f"{len(merged.plan.ids)} runs are in none of the reports (a shard "
+                      f"missing?): {shown}{more}"))
     for kind, path in outputs.items():
-        print(f"{kind}: {path}")
+        print(visible(f"{kind}: {path}"))
     bad = merged.missing or any(not r.passed for r in records)
     return EXIT_CHECK_FAILED if bad else EXIT_OK
 

@@ -28,6 +28,7 @@ from pyharness.files import write_atomically
 from pyharness.mutate.equivalents import Equivalent
 from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SAME_IMAGE, SURVIVED, Outcome
 from pyharness.reports.output_guard import ReportKind
+from pyharness.terminal import visible
 
 FORMAT = "pyharness-mutate/1"
 # What `mutate --json` may replace (reports/output_guard.py): a file this
@@ -132,8 +133,8 @@ def mutant_lines(verdict: Verdict) -> list[str]:
     """How one mutant prints: location and operator, its diff, its verdict."""
     m = verdict.mutant
     minus, plus = m.diff()
-    return [f"{m.id} {m.location()} {m.operator}: {m.what}", f"    {minus}", f"    {plus}",
-            f"    {verdict.line()}"]
+    return [visible(line) for line in (f"{m.id} {m.location()} {m.operator}: {m.what}",
+                                       f"    {minus}", f"    {plus}", f"    {verdict.line()}")]
 
 
 def extra_lines(counts: Counts) -> list[str]:
