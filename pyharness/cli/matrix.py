@@ -23,13 +23,13 @@ from pyharness.platform.results import check_budgets
 from pyharness.reports import write_html, write_json, write_junit
 from pyharness.reports.output_guard import (MATRIX_HTML, MATRIX_JSON, MATRIX_JUNIT, Output,
                                             check_outputs, real_path)
-from pyharness.reports.records import MatrixPlanIds, load_report, with_reruns
+from pyharness.reports.records import MatrixPlanIds, PlannedTree, load_report, with_reruns
 from pyharness.reports.triage import terminal_report
-from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_QEMU_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from pyharness.terminal import visible
 from pyharness.run.record import RunRecord
 from pyharness.matrix.execute import KILL_GRACE_S, default_jobs, run_matrix
-from pyharness.matrix.selection import Selection, plan
+from pyharness.matrix.selection import MatrixPlan, Selection, plan
 
 _WRITERS: dict[str, Callable[[list[RunRecord], Path], None]] = {
     "junit": write_junit, "json": write_json, "html": write_html}
@@ -78,6 +78,24 @@ def _rerun_target(args: argparse.Namespace, reports: dict[str, Path]) \
     return load_report(args.only_failed)
 
 
+def _plan_ids(args: argparse.Namespace, matrix_plan: MatrixPlan) -> MatrixPlanIds:
+    """The plan a JSON report carries: what ``report merge`` needs to tell
+    this matrix's shards from another's (a rerun's seed and budgets are its
+    runs' own, unless given)."""
+    rerun = args.only_failed is not None
+    timeout = args.timeout
+    if timeout is None and not rerun:
+        timeout = DEFAULT_QEMU_TIMEOUT_S if args.qemu else DEFAULT_TIMEOUT_S
+    instructions = args.max_instructions
+    if instructions is None and not rerun:
+        instructions = DEFAULT_MAX_INSTRUCTIONS
+    trees = {s.unwinder: PlannedTree(s.unwinder, s.kernel_src, s.generation)
+             for s in matrix_plan.specs if s.kernel_src is not None}
+    return MatrixPlanIds(matrix_plan.all_ids, args.shard, seed=None if rerun else args.seed,
+                         max_instructions=instructions, timeout_s=timeout,
+                         trees=None if rerun else tuple(trees.values()))
+
+
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(configs=tuple(args.configs or ()), scenarios=tuple(args.scenarios or ()),
                      modes=tuple(args.modes or ()), all_configs=args.all,
@@ -107,7 +125,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                                                verbose=args.verbose),
                         max_failures=args.max_failures)
     writers = dict(_WRITERS, json=functools.partial(
-        write_json, plan=MatrixPlanIds(matrix_plan.all_ids, args.shard)))
+        write_json, plan=_plan_ids(args, matrix_plan)))
     if rerun_target is not None:                # the input, each rerun replacing its record
         original, original_plan = rerun_target
         writers["json"] = lambda records, path: write_json(

@@ -3,8 +3,10 @@
 The file is an object ``{"format": ..., "summary": {...}, "plan": {...},
 "runs": [...]}``. ``plan`` (written by ``pyharness matrix``) holds the id
 of every run of the whole matrix, in matrix order, and the shard this file
-is (``"1/4"``, or null): ``pyharness report merge`` puts shards back in
-that order and names the runs no shard has. :func:`load_records` reads a
+is (``"1/4"``, or null), and the matrix's ``seed``, budgets
+(``max_instructions``, ``timeout_s``) and ``trees`` (label, path,
+generation): ``pyharness report merge`` puts shards back in that order,
+names the runs no shard has, and refuses shards of two matrices. :func:`load_records` reads a
 file back for ``--only-failed``, and also accepts a bare list of records
 or a single record (the output of ``pyharness run --json``). Anything else
 is bad input with one clear message.
@@ -44,14 +46,41 @@ def summary_of(records: Sequence[RunRecord]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class PlannedTree:
+    """A kernel tree of a matrix's unwinder axis, as its plan names it."""
+
+    label: str
+    kernel_src: str
+    generation: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"label": self.label, "kernel_src": self.kernel_src,
+                "generation": self.generation}
+
+
+@dataclass(frozen=True)
 class MatrixPlanIds:
-    """Which matrix a report's runs belong to: every run's id, and the shard."""
+    """Which matrix a report's runs belong to: every run's id, the shard,
+    and what else makes two matrices of the same runs different: the seed
+    of the KASLR seeds, the budgets and the trees (None: not recorded, in
+    a report from before they were, or a rerun's, whose runs keep theirs)."""
 
     ids: tuple[str, ...]
     shard: str | None = None
+    seed: int | None = None
+    max_instructions: int | None = None
+    timeout_s: float | None = None
+    trees: tuple[PlannedTree, ...] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"runs": len(self.ids), "shard": self.shard, "ids": list(self.ids)}
+        data: dict[str, object] = {"runs": len(self.ids), "shard": self.shard}
+        for name in ("seed", "max_instructions", "timeout_s"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        if self.trees is not None:
+            data["trees"] = [t.to_json() for t in self.trees]
+        data["ids"] = list(self.ids)
+        return data
 
 
 def records_document(records: Sequence[RunRecord],
@@ -134,17 +163,48 @@ def load_records(path: Path) -> list[RunRecord]:
     return load_report(path)[0]
 
 
+_PLAN_FIELDS: dict[str, tuple[type, ...]] = {
+    "shard": (str, type(None)), "seed": (int, type(None)),
+    "max_instructions": (int, type(None)), "timeout_s": (int, float, type(None))}
+
+
+def _planned_trees(trees: object) -> tuple[PlannedTree, ...] | None:
+    if trees is None:
+        return None
+    if not isinstance(trees, list):
+        raise ValueError("trees")
+    out = []
+    for tree in trees:
+        if not isinstance(tree, dict) or not isinstance(tree.get("label"), str) \
+                or not isinstance(tree.get("kernel_src"), str) \
+                or not isinstance(tree.get("generation"), (str, type(None))):
+            raise ValueError("trees")
+        out.append(PlannedTree(tree["label"], tree["kernel_src"], tree["generation"]))
+    return tuple(out)
+
+
 def _plan_in(document: object, path: Path) -> MatrixPlanIds | None:
     plan = document.get("plan") if isinstance(document, dict) else None
     if plan is None:
         return None
-    ids = plan.get("ids") if isinstance(plan, dict) else None
-    shard = plan.get("shard") if isinstance(plan, dict) else None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) \
-            or not (shard is None or isinstance(shard, str)):
-        raise HarnessError(f"{path}: its \"plan\" is not a list of run ids and a shard; "
-                           f"{_hint()}")
-    return MatrixPlanIds(ids=tuple(ids), shard=shard)
+    problem = "is not an object" if not isinstance(plan, dict) else None
+    if problem is None:
+        ids = plan.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            problem = "has no list of run ids"
+        for name, kinds in _PLAN_FIELDS.items():
+            value = plan.get(name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                problem = problem or f"has a {name} of the wrong type"
+        try:
+            trees = _planned_trees(plan.get("trees"))
+        except ValueError:
+            problem = problem or "has trees that are not a list of label, path, generation"
+    if problem is not None:
+        raise HarnessError(f"{path}: its \"plan\" {problem}; {_hint()}")
+    return MatrixPlanIds(ids=tuple(ids), shard=plan.get("shard"), seed=plan.get("seed"),
+                         max_instructions=plan.get("max_instructions"),
+                         timeout_s=plan.get("timeout_s"), trees=trees)
 
 
 def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
