@@ -21,6 +21,7 @@ from pyharness.paths import configs_dir, kconfig_file
 from pyharness.matrix.progress import make_progress
 from pyharness.platform.results import check_budgets
 from pyharness.reports import write_html, write_json, write_junit
+from pyharness.reports.html_runs import check_source_url
 from pyharness.reports.output_guard import (MATRIX_HTML, MATRIX_JSON, MATRIX_JUNIT, Output,
                                             check_outputs, real_path)
 from pyharness.reports.records import MatrixPlanIds, PlannedTree, load_report, with_reruns
@@ -111,6 +112,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     check_budgets(args.max_instructions, args.timeout)
     if args.max_failures is not None and args.max_failures < 1:
         raise HarnessError(f"--max-failures {args.max_failures}: give at least 1")
+    check_source_url(args.source_url)
     reports = _report_paths(args)
     rerun_target = _rerun_target(args, reports)
     matrix_plan = plan(_selection(args))
@@ -125,7 +127,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                                                verbose=args.verbose),
                         max_failures=args.max_failures)
     writers = dict(_WRITERS, json=functools.partial(
-        write_json, plan=_plan_ids(args, matrix_plan)))
+        write_json, plan=_plan_ids(args, matrix_plan)),
+                   html=functools.partial(write_html, source_url=args.source_url))
     if rerun_target is not None:                # the input, each rerun replacing its record
         original, original_plan = rerun_target
         writers["json"] = lambda records, path: write_json(
@@ -215,3 +218,7 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="JSON, one record per run (as `pyharness run --json`)")
     out.add_argument("--html", type=Path, metavar="FILE",
                      help="a self-contained HTML page: grid, consoles, diffs, footprint")
+    out.add_argument("--source-url", metavar="URL",
+                     help="link each frame's file:line in the HTML to URL/FILE#LLINE "
+                          "(e.g. https://github.com/OWNER/REPO/blob/COMMIT); default: a "
+                          "link to the file in this checkout (or the kernel tree)")

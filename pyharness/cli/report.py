@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.reports import write_html, write_json, write_junit
+from pyharness.reports.html_runs import check_source_url
 from pyharness.reports.merge import MergedReport, merge_reports
 from pyharness.reports.output_guard import (MATRIX_HTML, MATRIX_JSON, MATRIX_JUNIT, Output,
                                             check_outputs)
@@ -51,6 +52,7 @@ def _write(merged: MergedReport, outputs: dict[str, Path], source_url: str | Non
 
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
+    check_source_url(args.source_url)
     outputs = _outputs(args)
     merged = merge_reports(args.reports)
     _write(merged, outputs, args.source_url)

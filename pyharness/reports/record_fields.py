@@ -17,7 +17,7 @@ import enum
 import functools
 import types
 import typing
-from typing import Any
+from typing import Any, Callable
 
 from pyharness.run.record import RunRecord
 from pyharness.run.spec import RunSpec
@@ -51,50 +51,67 @@ def _spelled(hint: Any) -> str:
             bool: "true or false"}.get(hint, "a value")
 
 
-def _problem(value: object, hint: Any) -> str | None:
-    """Why ``value`` is not of type ``hint`` (a phrase), or None."""
+Check = Callable[[object], "str | None"]
+
+
+@functools.cache
+def _checker(hint: Any) -> Check:
+    """A function saying why a value is not of type ``hint`` (a phrase), or
+    None; made once per type, so a report of thousands of runs is checked
+    at the speed of its isinstance calls."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    spelled = _spelled(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        kinds = [a for a in args if a is not type(None)]
-        problems = [_problem(value, a) for a in kinds]
-        if None in problems:
-            return None
-        inner = len(kinds) == 1 and isinstance(value, (dict, list))
-        return problems[0] if inner else f"is not {_spelled(hint)}"
+        kinds = [_checker(a) for a in args if a is not type(None)]
+        nullable = type(None) in args
+
+        def union(value: object) -> str | None:
+            if value is None and nullable:
+                return None
+            problems = [check(value) for check in kinds]
+            if None in problems:
+                return None
+            inner = len(kinds) == 1 and isinstance(value, (dict, list))
+            return problems[0] if inner else f"is not {spelled}"
+        return union
     if origin is list:
-        if not isinstance(value, list):
-            return f"is not {_spelled(hint)}"
-        for i, item in enumerate(value):
-            problem = _problem(item, args[0])
-            if problem is not None:
-                return f"item {i} {problem}"
-        return None
+        item = _checker(args[0])
+
+        def items(value: object) -> str | None:
+            if not isinstance(value, list):
+                return f"is not {spelled}"
+            for i, element in enumerate(value):
+                problem = item(element)
+                if problem is not None:
+                    return f"item {i} {problem}"
+            return None
+        return items
     if dataclasses.is_dataclass(hint):
-        return _object_problem(value, hint)
+        return functools.partial(_object_problem, fields={
+            name: _checker(h) for name, h in typing.get_type_hints(hint).items()})
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        ok = isinstance(value, str) and value in {m.value for m in hint}
-        return None if ok else f"is not {_spelled(hint)}"
-    if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint in (str, bool):
-        ok = isinstance(value, hint)
-    else:
-        ok = True                         # a type with a reader of its own
-    return None if ok else f"is not {_spelled(hint)}"
+        values = frozenset(m.value for m in hint)
+        return lambda value: (None if isinstance(value, str) and value in values
+                              else f"is not {spelled}")
+    if hint in (int, float, str, bool):
+        kinds = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}[hint]
+        exact_bool = hint is bool
+        return lambda value: (None if isinstance(value, kinds)
+                              and (exact_bool or not isinstance(value, bool))
+                              else f"is not {spelled}")
+    return lambda value: None              # a type with a reader of its own
 
 
-def _object_problem(value: object, kind: type) -> str | None:
+def _object_problem(value: object, fields: dict[str, Check]) -> str | None:
     if not isinstance(value, dict):
         return "is not an object"
-    for name, hint in typing.get_type_hints(kind).items():
+    for name, check in fields.items():
         if name in value:
-            problem = _problem(value[name], hint)
+            problem = check(value[name])
             if problem is not None:
-                return f"has {name} that {problem}"
+                shown = repr(value[name])
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                return f"has {name} {shown} that {problem}"
     return None
 
 
@@ -103,7 +120,7 @@ def field_problem(data: dict[str, object]) -> tuple[str, str] | None:
     field that is absent is the caller's business (defaults)."""
     for name, hint in record_fields().items():
         if name in data:
-            problem = _problem(data[name], hint)
+            problem = _checker(hint)(data[name])
             if problem is not None:
                 return name, problem
     return None
