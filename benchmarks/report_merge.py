@@ -6,13 +6,15 @@ the page it writes.
 
 The records are real ones (nvhe and pkvm_16k x every scenario, run once
 here) copied under --all's long configuration names until there are N
-runs; a quarter fail, spread over CAUSES causes (distinct symbols in their
+runs; half fail, spread over CAUSES causes (distinct symbols in their
 reasons, so each is a cause of its own), the rest pass. Each size is
 written as one JSON report and merged by the command line as a user runs
 it (`pyharness report merge R.json --json --junit --html`); printed: the
 wall time, the HTML page's size, and whether the merge took more than
 its linear share of the largest size (the quadratic behaviour of issue 26
-item 14: 5k runs 8.7 s, 10k 38.6 s, 20k with 5000 causes 5 min).
+item 14: 5k runs 8.7 s, 10k 38.6 s, 20k with 5000 causes 5 min), and the
+wall time headless Chromium takes to load the page and to load it with a
+grid cell opened (its runs' details decompressed and rendered).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,8 +55,8 @@ def synthetic(base: list[RunRecord], runs: int, causes: int) -> list[RunRecord]:
             config_name = f"{name}-{record.spec.config_name}"
             run.spec = dataclasses.replace(record.spec, config_name=config_name,
                                            config=f"build/configs/all/{config_name}_defconfig")
-            if len(out) % 4 == 1:
-                cause = (len(out) // 4) % causes
+            if len(out) % 2 == 1:
+                cause = (len(out) // 2) % causes
                 run.verdict = Verdict.FAIL
                 run.reasons = [f"frame 2: expected __kvm_nvhe_f{cause}+0x10/0x20 at "
                                f"ffff8000080{len(out):05x}, got __kvm_nvhe_b+0x8/0x20",
@@ -75,6 +78,23 @@ def merge_once(path: Path, out: Path) -> float:
     return seconds
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_seconds(page: Path, fragment: str = "") -> float | None:
+    """Wall time of headless Chromium loading the page (and opening
+    ``fragment``: a grid cell) until its script is done, or None without it."""
+    if not CHROMIUM.exists():
+        return None
+    with tempfile.TemporaryDirectory() as profile:
+        start = time.perf_counter()
+        subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                        "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                        "--dump-dom", page.as_uri() + fragment],
+                       capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000])
@@ -82,7 +102,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the reports in this directory")
     args = parser.parse_args()
     base = base_records()
-    print(f"base: {len(base)} real runs; a quarter of each size fails, over at most "
+    print(f"base: {len(base)} real runs; half of each size fails, over at most "
           f"{args.causes} causes")
     figures = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -96,8 +116,13 @@ def main() -> int:
             causes = len({json.dumps(r.reasons[:1]) for r in records if not r.passed})
             html_mb = (where / "m.html").stat().st_size / 1e6
             figures.append((size, seconds))
+            page = where / "m.html"
+            cell = re.search(r'data-cell="([^"]+)"', page.read_text()).group(1)
+            opened, with_cell = browser_seconds(page), browser_seconds(page, "#" + cell)
+            browser = ("" if opened is None else
+                       f"; Chromium opens it in {opened:.1f} s, with a cell {with_cell:.1f} s")
             print(f"{size:>6} runs, {causes:>5} causes: report merge --json --junit --html "
-                  f"{seconds:6.1f} s, page {html_mb:6.1f} MB", flush=True)
+                  f"{seconds:6.1f} s, page {html_mb:6.1f} MB{browser}", flush=True)
     (small, t_small), (large, t_large) = figures[0], figures[-1]
     ratio = (t_large / t_small) / (large / small)
     print(f"time per run at {large} over time per run at {small}: {ratio:.2f} "

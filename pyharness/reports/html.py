@@ -43,7 +43,7 @@ from pyharness.reports.html_footprint import footprint_section
 from pyharness.reports.output_guard import MATRIX_HTML_GENERATOR
 from pyharness.reports.html_data import CHUNK, run_details, run_index
 from pyharness.reports.html_runs import SourceLink, escape, no_links, source_linker
-from pyharness.reports.runsets import describe_runs
+from pyharness.reports.runsets import RunNamer
 from pyharness.reports.summary import cell_text, compact_cell_text, verdict_counts
 from pyharness.reports.trees import tested_trees
 from pyharness.run.record import RunRecord
@@ -61,15 +61,16 @@ def _anchor(cell: Cell) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", cell.anchor)
 
 
-def axes(records: Sequence[RunRecord]) -> dict[str, list[str]]:
+def axes(records: Sequence[RunRecord],
+         documents: Sequence[dict[str, object]] | None = None) -> dict[str, list[str]]:
     """Each axis the records carry (the verdict first) -> its values in run order.
 
     An axis is a record field holding a string, number or flag that is not
     an outcome detail (``NOT_AXES``); one with a single value everywhere is
     left out, except the verdict."""
     values: dict[str, dict[str, None]] = {"verdict": {}}
-    for record in records:
-        for name, value in record.to_json().items():
+    for document in documents if documents is not None else (r.to_json() for r in records):
+        for name, value in document.items():
             if name in NOT_AXES or not isinstance(value, (str, int, bool)):
                 continue
             values.setdefault(name, {})[str(value)] = None
@@ -124,12 +125,12 @@ def _failures(records: Sequence[RunRecord], index: dict[str, int]) -> str:
     groups = group_failures(records)
     if not groups:
         return '<section id="failures"><h2>Failures</h2><p>None: every run passed.</p></section>'
-    universe = [r.spec for r in records]
+    namer = RunNamer([r.spec for r in records])
     blocks = []
     for group in groups:
         runs = " ".join(str(index[r.id]) for r in group.records)
         globs = (group.first.id if len(group.records) == 1 else
-                 ", ".join(describe_runs([r.spec for r in group.records], universe)))
+                 ", ".join(namer.describe([r.spec for r in group.records])))
         reasons = "".join(f"<li>{escape(r)}</li>" for r in group.reasons())
         blocks.append(
             f'<section class="cause {escape(group.verdict)}" data-runs="{runs}">'
@@ -200,7 +201,8 @@ def html_report(records: Sequence[RunRecord], title: str = "pyharness matrix",
     relative source links still lead to the files when it is moved."""
     grid = make_grid(records)
     index = {r.id: i for i, r in enumerate(records)}
-    axis_values = axes(records)
+    documents = [r.to_json() for r in records]
+    axis_values = axes(records, documents)
     extra = [name for name in axis_values if name not in IN_THE_ID and name != "verdict"]
     bad = any(not r.passed for r in records)
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -230,7 +232,7 @@ its reasons, the command that reproduces it, expected and actual frames and the 
 {_runs_table(extra)}
 {footprint_section(records)}
 {_PANEL}
-{run_index(records, {name: _attribute(name)[5:] for name in axis_values}, extra)}
+{run_index(records, documents, {n: _attribute(n)[5:] for n in axis_values}, extra)}
 {run_details(records, link)}
 <script>{SCRIPT}</script>
 </body></html>

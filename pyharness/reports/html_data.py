@@ -39,13 +39,13 @@ def script_json(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def run_index(records: Sequence[RunRecord], axes: dict[str, str], extra: list[str]) -> str:
-    """The index: ``axes`` are the filters' fields (the verdict first), each
-    with the name its filter has in the page; ``extra`` those of them the
-    runs table shows as columns."""
+def run_index(records: Sequence[RunRecord], documents: Sequence[dict[str, object]],
+              axes: dict[str, str], extra: list[str]) -> str:
+    """The index: ``documents`` are the records' JSON, ``axes`` the filters'
+    fields (the verdict first), each with the name its filter has in the
+    page; ``extra`` those of them the runs table shows as columns."""
     rows = []
-    for record in records:
-        data = record.to_json()
+    for record, data in zip(records, documents):
         rows.append([printable(record.id), [printable(str(data.get(a, ""))) for a in axes],
                      printable(record.spec.config), [printable(r) for r in record.reasons]])
     order = sorted(range(len(records)), key=lambda i: (_ORDER.get(records[i].verdict, 1), i))

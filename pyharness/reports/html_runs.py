@@ -124,9 +124,16 @@ FrameCell = list
 def _frame_cell(frame: FrameLine | None, link: SourceLink) -> FrameCell | None:
     if frame is None:
         return None
-    text = printable(f"{frame.address} {frame.symbol}".strip())
-    href = link(frame.source) if frame.source else None
-    return [text, printable(frame.source), href]
+    return _cell(frame.address, frame.symbol, frame.source, link)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cell(address: str, symbol: str, source: str, link: SourceLink) -> FrameCell:
+    """One frame's cell (the same frame recurs across a matrix's runs).
+    The cell is shared: the caller must not change it."""
+    text = printable(f"{address} {symbol}".strip())
+    href = link(source) if source else None
+    return [text, printable(source), href]
 
 
 def diff_rows(record: RunRecord, link: SourceLink) -> list[list[object]]:

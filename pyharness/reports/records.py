@@ -92,9 +92,20 @@ def records_document(records: Sequence[RunRecord],
     return document
 
 
+def json_text(records: Sequence[RunRecord], plan: MatrixPlanIds | None = None) -> str:
+    """The report's text: the head indented, then one run per line (which
+    json writes at C speed, and a diff of two reports shows run by run)."""
+    document = records_document(records, plan)
+    runs = document.pop("runs")
+    head = json.dumps(document, indent=1)
+    lines = ",\n".join(json.dumps(run) for run in runs)   # type: ignore[attr-defined]
+    body = f"[\n{lines}\n ]" if lines else "[]"
+    return f'{head[:-2]},\n "runs": {body}\n}}\n'
+
+
 def write_json(records: Sequence[RunRecord], path: Path,
                plan: MatrixPlanIds | None = None) -> None:
-    write_atomically(path, json.dumps(records_document(records, plan), indent=1) + "\n")
+    write_atomically(path, json_text(records, plan))
 
 
 def with_reruns(records: Sequence[RunRecord], reruns: Sequence[RunRecord]) -> list[RunRecord]:
