@@ -13,8 +13,9 @@ it (`pyharness report merge R.json --json --junit --html`); printed: the
 wall time, the HTML page's size, and whether the merge took more than
 its linear share of the largest size (the quadratic behaviour of issue 26
 item 14: 5k runs 8.7 s, 10k 38.6 s, 20k with 5000 causes 5 min), and the
-wall time headless Chromium takes to load the page and to load it with a
-grid cell opened (its runs' details decompressed and rendered).
+wall time headless Chromium takes to draw the page and to draw it with a
+grid cell opened (its runs' details decompressed and rendered), beside
+its time for an empty page (starting the browser).
 """
 
 from __future__ import annotations
@@ -81,16 +82,18 @@ def merge_once(path: Path, out: Path) -> float:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def browser_seconds(page: Path, fragment: str = "") -> float | None:
-    """Wall time of headless Chromium loading the page (and opening
-    ``fragment``: a grid cell) until its script is done, or None without it."""
+def browser_seconds(url: str) -> float | None:
+    """Wall time of headless Chromium loading ``url`` (a grid cell's fragment
+    opens the cell: its runs' details decompressed and rendered) until it
+    has drawn it, or None without Chromium."""
     if not CHROMIUM.exists():
         return None
     with tempfile.TemporaryDirectory() as profile:
         start = time.perf_counter()
         subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
                         "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                        "--dump-dom", page.as_uri() + fragment],
+                        "--window-size=1280,900", "--virtual-time-budget=10000",
+                        f"--screenshot={Path(profile) / 'shot.png'}", url],
                        capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
         return time.perf_counter() - start
 
@@ -118,9 +121,12 @@ def main() -> int:
             figures.append((size, seconds))
             page = where / "m.html"
             cell = re.search(r'data-cell="([^"]+)"', page.read_text()).group(1)
-            opened, with_cell = browser_seconds(page), browser_seconds(page, "#" + cell)
-            browser = ("" if opened is None else
-                       f"; Chromium opens it in {opened:.1f} s, with a cell {with_cell:.1f} s")
+            blank = browser_seconds("about:blank")
+            opened = browser_seconds(page.as_uri())
+            with_cell = browser_seconds(page.as_uri() + "#" + cell)
+            browser = ("" if blank is None else
+                       f"; Chromium draws it in {opened:.1f} s, with a cell open "
+                       f"{with_cell:.1f} s (an empty page {blank:.1f} s)")
             print(f"{size:>6} runs, {causes:>5} causes: report merge --json --junit --html "
                   f"{seconds:6.1f} s, page {html_mb:6.1f} MB{browser}", flush=True)
     (small, t_small), (large, t_large) = figures[0], figures[-1]

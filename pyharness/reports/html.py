@@ -55,6 +55,9 @@ NOT_AXES = frozenset({"config", "kaslr_seed", "reasons", "console", "instruction
 # Axes the run id already spells (the runs table shows the others as columns).
 IN_THE_ID = ("config_name", "mode", "scenario", "cpu")
 _LABELS = {"config_name": "configuration", "cpu": "CPU"}
+# Causes shown open; the rest (smaller: causes come largest first) are folded,
+# which a browser does not lay out until they are unfolded.
+SHOWN_CAUSES = 50
 
 
 def _anchor(cell: Cell) -> str:
@@ -141,10 +144,13 @@ def _failures(records: Sequence[RunRecord], index: dict[str, int]) -> str:
             f'<details class="ids"><summary>its {len(group.records)} runs</summary>'
             '<ul class="ids"></ul></details></section>')
     failed = sum(len(g.records) for g in groups)
+    rest = blocks[SHOWN_CAUSES:]
+    folded = (f'<details class="more-causes"><summary>{len(rest)} more causes (fewer runs '
+              f'each)</summary>{"".join(rest)}</details>' if rest else "")
     return (f'<section id="failures"><h2>Failures: {failed} runs, {len(groups)} '
             f'cause{"s" if len(groups) != 1 else ""}</h2><p>Runs whose reasons match '
             'once addresses, offsets and counts are set aside share a cause.</p>'
-            f'{"".join(blocks)}</section>')
+            f'{"".join(blocks[:SHOWN_CAUSES])}{folded}</section>')
 
 
 # Every run
