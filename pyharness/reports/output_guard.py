@@ -72,8 +72,8 @@ def real_path(path: Path, flag: str) -> Path:
     except (OSError, RuntimeError) as err:
         if getattr(err, "errno", errno.ELOOP) != errno.ELOOP:
             return Path(os.path.realpath(path))
-    raise HarnessError(f"{flag} {path}: a symlink loop; give a file name that leads "
-                       "to a file")
+    where = f"{flag} {path}" if flag else str(path)
+    raise HarnessError(f"{where}: a symlink loop; give a file name that leads to a file")
 
 
 def _head(path: Path, flag: str) -> str:
@@ -120,12 +120,12 @@ def _check_one(output: Output) -> None:
         raise HarnessError(f"{flag} {path}: not writable")
 
 
-def check_outputs(outputs: Iterable[Output], inputs: Mapping[Path, str] = {}) -> None:
+def check_outputs(outputs: Iterable[Output], inputs: Mapping[Path, str] | None = None) -> None:
     """Refuse, before any work, every report that would replace what it may
     not: ``inputs`` maps the command's input files to what to say of a
     report that would replace one ("is one of the reports being merged")."""
     owners: dict[Path, str] = {}
-    real_inputs = {real_path(p, what): what for p, what in inputs.items()}
+    real_inputs = {real_path(p, ""): what for p, what in (inputs or {}).items()}
     for output in outputs:
         real = real_path(output.path, output.flag)
         if real in owners:
