@@ -129,3 +129,48 @@ def test_ci_merges_the_shards_and_publishes_one_report():
             and "--junit reports/matrix.xml --html reports/matrix.html" in job)
     assert "--json reports/matrix-${{ matrix.shard }}.json" in workflow   # what it merges
     assert "name: matrix-report" in job
+
+
+# Issue 26, item 10: shards of different matrices of the same runs
+
+@pytest.fixture(scope="module")
+def other_matrices(tmp_path_factory) -> dict[str, Path]:
+    """Shard 2/2 of the same runs with another seed, and with another budget."""
+    out = tmp_path_factory.mktemp("others")
+    paths = {"seed": out / "seed.json", "budget": out / "budget.json"}
+    for key, extra in (("seed", ("--seed", "5")), ("budget", ("--max-instructions", "30000000"))):
+        proc = pyharness("matrix", *MATRIX, "--shard", "2/2", *extra, "--json", str(paths[key]))
+        assert proc.returncode == 0, proc.stderr
+    return paths
+
+
+@pytest.mark.parametrize("which,says", [("seed", "--seed 0 and --seed 5"),
+                                        ("budget", "--max-instructions 20000000 and "
+                                                   "--max-instructions 30000000")])
+def test_shards_of_matrices_with_other_seeds_or_budgets_exit_2(reports, other_matrices,
+                                                               which, says):
+    proc = pyharness("report", "merge", str(reports["1"]), str(other_matrices[which]))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert says in proc.stderr and "different matrices" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_shards_whose_label_names_two_trees_exit_2(reports, tmp_path):
+    """Two trees of one generation under one label never share a row, even
+    when no run of one tree is in the other's shard."""
+    paths = []
+    for key, tree in (("1", "/src/a/linux"), ("2", "/src/b/linux")):
+        document = json.loads(reports[key].read_text())
+        document["plan"]["trees"] = [{"label": "linux-6.12", "kernel_src": tree,
+                                      "generation": "6.12"}]
+        paths.append(tmp_path / f"{key}.json")
+        paths[-1].write_text(json.dumps(document))
+    proc = pyharness("report", "merge", *map(str, paths))
+    assert proc.returncode == 2 and "/src/a/linux" in proc.stderr \
+        and "/src/b/linux" in proc.stderr, proc.stderr
+
+
+def test_the_plan_records_seed_budgets_and_trees(reports):
+    plan = json.loads(reports["1"].read_text())["plan"]
+    assert plan["seed"] == 0 and plan["max_instructions"] == 20_000_000
+    assert plan["timeout_s"] == 30.0 and plan["trees"] == []

@@ -7,8 +7,10 @@ are made by editing copies of those records, never by mocking a run.
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import gzip
 import html
 import re
 import json
@@ -139,7 +141,7 @@ def test_load_records_accepts_a_list_or_one_run_json(records, tmp_path):
     ('"text"', "no run records in it"),
     ('{"runs": [{"verdict": "pass"}]}', "run 1: field 'config' is missing"),
     ('{"runs": [{"config": "c", "config_name": "c", "mode": "nvhe", "scenario": "s", '
-     '"cpu": "0", "kaslr_seed": 1, "verdict": "fail"}]}', "field 'cpu' is not a int"),
+     '"cpu": "0", "kaslr_seed": 1, "verdict": "fail"}]}', "field 'cpu' is not a whole number"),
 ])
 def test_load_records_rejects_bad_files_in_one_line(tmp_path, content, says):
     path = tmp_path / "bad.json"
@@ -179,6 +181,7 @@ class _Page(HTMLParser):
         super().__init__()
         self.cells: list[tuple[str, str]] = []   # (class, href)
         self.ids: set[str] = set()
+        self.cell_ids: set[str] = set()
         self.footprint_rows: list[list[str]] = []
         self.script_sources: list[str] = []
         self.external: list[str] = []
@@ -198,6 +201,8 @@ class _Page(HTMLParser):
                 self.external.append(value)
         if tag == "td":
             self._td_class = a.get("class")
+            if a.get("data-cell"):
+                self.cell_ids.add(a["data-cell"] or "")
         if tag == "a" and self._td_class and "href" in a:
             self.cells.append((self._td_class, a["href"] or ""))
         if tag == "table" and a.get("id") == "footprint-table":
@@ -219,25 +224,46 @@ class _Page(HTMLParser):
             self._row.append(data.strip())
 
 
+def page_index(text: str) -> dict:
+    """The page's run index (reports/html_data.py)."""
+    found = re.search(r'<script type="application/json" id="run-index">(.*?)</script>', text,
+                      re.S)
+    assert found is not None
+    return json.loads(found.group(1))
+
+
+def page_details(text: str) -> list[dict]:
+    """Every run's details, decompressed from the page's chunks, in run order."""
+    details = []
+    for first, blob in re.findall(r'<script type="application/x-pyharness-details" '
+                                  r'data-first="(\d+)">([^<]*)</script>', text):
+        assert int(first) == len(details)
+        details += json.loads(gzip.decompress(base64.b64decode(blob)))
+    return details
+
+
 def test_html_grid_links_each_cell_to_its_runs(with_failures):
+    text = html_report(with_failures)
     page = _Page()
-    page.feed(html_report(with_failures))
+    page.feed(text)
     classes = sorted(c for c, _ in page.cells)
     assert classes == ["error", "fail", "pass", "pass"]
-    for _, href in page.cells:
-        assert href.startswith("#") and href[1:] in page.ids
-    assert all(f"run-{r.id}" in page.ids for r in with_failures)
+    for _, href in page.cells:                      # the script opens #CELL's panel
+        assert href.startswith("#") and href[1:] in page.cell_ids
+    assert [run[0] for run in page_index(text)["runs"]] == [r.id for r in with_failures]
+    assert [d["id"] for d in page_details(text)] == [r.id for r in with_failures]
     assert page.script_sources == [] and page.external == []  # self-contained
 
 
 def test_html_shows_console_diff_and_repro(with_failures):
-    text = html_report(with_failures)
+    details = page_details(html_report(with_failures))
     failed = with_failures[2]
-    assert "expected (oracle)" in text and 'class="differ"' in text
-    assert "__kvm_nvhe_b+0x8/0x20" in text
-    assert failed.command.replace("'", "&#x27;") in text
-    assert html.escape(failed.console[0]) in text
-    assert "a \u2400 NUL and an \u241b[31m escape" in text  # control pictures
+    detail = details[2]
+    assert "differ" in [row[0] for row in detail["frames"]]
+    assert "__kvm_nvhe_b+0x8/0x20" in json.dumps(detail["frames"])
+    assert detail["command"] == failed.command
+    assert failed.console[0] in detail["console"]
+    assert "a \u2400 NUL and an \u241b[31m escape" in detail["console"]  # control pictures
 
 
 def test_html_footprint_table_reads_the_elves(records):
@@ -275,6 +301,7 @@ def test_html_in_headless_chromium_shows_the_grid(with_failures, tmp_path):
     assert {"grid-table", "footprint-chart", "footprint-table", "counts"} <= page.ids
     assert "16 runs: 14 passed, 1 failed, 1 errors" in proc.stdout
     assert '<span id="shown">16 of 16 runs</span>' in proc.stdout    # the script ran
+    assert proc.stdout.count('<tr class="run"') == 16
     screenshot = tmp_path / "grid.png"
     chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,900", path.as_uri())
     assert screenshot.stat().st_size > 10_000
@@ -290,8 +317,8 @@ def test_html_failures_come_first_grouped_by_cause(with_failures):
     assert f'<span class="globs">{failed.id}</span>' in text
     assert html.escape(failed.reasons[0], quote=True).replace("&#x27;", "'") in text \
         or failed.reasons[0] in text
-    runs = text[text.index('id="runs"'):]
-    assert runs.index(failed.id) < runs.index(with_failures[0].id)     # failures first
+    order = page_index(text)["order"]
+    assert order.index(2) < order.index(0)                            # failures first
 
 
 def test_html_filters_come_from_the_records_fields(records, monkeypatch):
@@ -310,8 +337,11 @@ def test_html_filters_come_from_the_records_fields(records, monkeypatch):
     assert axes(records)["toolchain"] == ["gcc-12", "clang-18"]
     assert "kernel_generation" not in axes(records)              # one value: nothing to filter
     text = html_report(records)
-    assert '<select data-axis="toolchain">' in text and 'data-toolchain="clang-18"' in text
-    assert "<th>toolchain</th>" in text                          # a column of the runs table
+    assert '<select data-axis="toolchain">' in text
+    index = page_index(text)
+    column = index["axes"].index("toolchain")
+    assert {run[1][column] for run in index["runs"]} == {"gcc-12", "clang-18"}
+    assert "<th>toolchain</th>" in text and column in index["extra"]  # a column of the table
 
 
 def test_alignment_makes_one_dropped_frame_one_gap():
@@ -333,9 +363,9 @@ def test_html_shows_a_dropped_frame_as_one_gap(records):
     assert len(record.expected) > 3
     record.actual = record.expected[:1] + record.expected[2:]
     record.verdict, record.reasons = Verdict.FAIL, ["frame 1: made up"]
-    text = html_report([record])
-    assert text.count('<tr class="missing">') == 1
-    assert '<tr class="differ">' not in text and '<tr class="extra">' not in text
+    kinds = [row[0] for row in page_details(html_report([record]))[0]["frames"]]
+    assert kinds.count("missing") == 1
+    assert "differ" not in kinds and "extra" not in kinds
 
 
 def test_frames_show_file_line_linked_to_the_source(records, tmp_path):
@@ -345,13 +375,14 @@ def test_frames_show_file_line_linked_to_the_source(records, tmp_path):
     out = tmp_path / "pages"
     out.mkdir()
     write_html([record], out / "local.html")
-    local = (out / "local.html").read_text()
-    href = re.search(r'<a class="src" href="([^"]+)">' + re.escape(record.expected[0].source),
-                     local)
-    assert href and (out / href.group(1)).resolve() == (REPO / file).resolve()
+    (frame,) = [row[2] for row in page_details((out / "local.html").read_text())[0]["frames"]
+                if row[0] != "repeat" and row[1] == 0]
+    assert frame[1] == record.expected[0].source
+    assert (out / frame[2]).resolve() == (REPO / file).resolve()
     write_html([record], out / "ci.html", source_url="https://example.org/lab/blob/abc123/")
-    assert (f'href="https://example.org/lab/blob/abc123/{file}#L{line}"'
-            in (out / "ci.html").read_text())
+    (frame,) = [row[2] for row in page_details((out / "ci.html").read_text())[0]["frames"]
+                if row[0] != "repeat" and row[1] == 0]
+    assert frame[2] == f"https://example.org/lab/blob/abc123/{file}#L{line}"
 
 
 def _many_configurations(records: list[RunRecord], count: int) -> list[RunRecord]:
@@ -400,7 +431,7 @@ def test_html_filters_from_the_query_hide_the_other_runs(with_failures, tmp_path
     dom = chromium(tmp_path, "--dump-dom", path.as_uri() + "?verdict=fail").stdout
     assert '<span id="shown">1 of 16 runs</span>' in dom
     rows = re.findall(r'<tr class="run"[^>]*>', dom)
-    assert len(rows) == 16 and sum("hidden" in row for row in rows) == 15
+    assert len(rows) == 1 and 'data-index="2"' in rows[0]
     searched = chromium(tmp_path, "--dump-dom", path.as_uri() + "?q=worker+process").stdout
     assert '<span id="shown">1 of 16 runs</span>' in searched
 
@@ -410,7 +441,9 @@ def test_html_shows_a_long_repeat_once_with_its_count():
 
     record = run_one(RunRequest(config="pkvm", scenario="stack_overflow", mode="protected"))
     assert record.passed and len(record.expected) > 100
-    text = html_report([record])
-    assert text.count("__kvm_nvhe_recursive_death+") < 10
-    assert "more times" in text and "the same line" in text
-    assert html.escape(record.console[-1]) in text  # the console's end is still there
+    (detail,) = page_details(html_report([record]))
+    frames = json.dumps(detail["frames"])
+    assert frames.count("__kvm_nvhe_recursive_death+") < 10
+    assert "repeat" in [row[0] for row in detail["frames"]]
+    assert "the same line" in detail["console"]
+    assert record.console[-1] in detail["console"]  # the console's end is still there

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from pyharness.builder import cache as builder
 from pyharness.builder.kernelsrc import default_kernel_src
@@ -17,7 +17,7 @@ from pyharness.kconfig import resolve as kconfig
 from pyharness.cli.clean import add_clean_parser
 from pyharness.cli.decode import add_decode_parser
 from pyharness.cli.report import add_report_parser
-from pyharness.errors import EXIT_OK, BuildError, HarnessError
+from pyharness.errors import EXIT_BAD_INPUT, EXIT_OK, BuildError, HarnessError
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, MODES
 from pyharness.cli.matrix import add_matrix_parser
 from pyharness.cli.mutate import add_mutate_parser
@@ -104,8 +104,17 @@ def _add(sub: argparse._SubParsersAction, name: str, handler: Handler,
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error line (which quotes what it did not
+    understand) goes through terminal.visible like every other."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, visible(f"{self.prog}: error: {message}") + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pyharness",
         description="Build the nVHE stack-unwinder lab firmware per Kconfig "
                     "configuration and test it on an emulated arm64 platform.",

@@ -15,42 +15,48 @@ from typing import Callable, Iterable
 
 from pyharness.builder.cache import source_files
 from pyharness.builder.kernelsrc import default_kernel_src
-from pyharness.cli.options import add_kernel_src_option, check_writable
+from pyharness.cli.options import add_kernel_src_option
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.paths import configs_dir, kconfig_file
 from pyharness.matrix.progress import make_progress
 from pyharness.platform.results import check_budgets
 from pyharness.reports import write_html, write_json, write_junit
-from pyharness.reports.records import MatrixPlanIds
+from pyharness.reports.html_runs import check_source_url
+from pyharness.reports.output_guard import (MATRIX_HTML, MATRIX_JSON, MATRIX_JUNIT, Output,
+                                            check_outputs, real_path)
+from pyharness.reports.records import MatrixPlanIds, PlannedTree, load_report, with_reruns
 from pyharness.reports.triage import terminal_report
-from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_QEMU_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from pyharness.terminal import visible
 from pyharness.run.record import RunRecord
 from pyharness.matrix.execute import KILL_GRACE_S, default_jobs, run_matrix
-from pyharness.matrix.selection import Selection, plan
+from pyharness.matrix.selection import MatrixPlan, Selection, plan
 
 _WRITERS: dict[str, Callable[[list[RunRecord], Path], None]] = {
     "junit": write_junit, "json": write_json, "html": write_html}
 
 
-def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """The requested report files, checked writable and harmless before any
-    work starts: no report may replace an input or another report."""
+_KINDS = {"junit": MATRIX_JUNIT, "json": MATRIX_JSON, "html": MATRIX_HTML}
+
+
+def _check_reports(args: argparse.Namespace, inputs: Iterable[str]) -> dict[str, Path]:
+    """The requested report files, checked harmless before any work starts:
+    each absent or a report of its kind pyharness wrote, none an input or
+    another report, none in the configurations directory."""
     paths = {kind: getattr(args, kind) for kind in _WRITERS if getattr(args, kind)}
-    owners: dict[Path, str] = {}
     for kind, path in paths.items():
-        check_writable(path, f"--{kind}")
-        real = _real(path)
-        if real in owners:
-            raise HarnessError(f"--{kind} {path}: the same file as --{owners[real]}; "
-                               "give each report a file of its own")
-        owners[real] = kind
-        if _real(configs_dir()) in real.parents:
+        if real_path(configs_dir(), "configs") in real_path(path, f"--{kind}").parents:
             raise HarnessError(f"--{kind} {path}: inside the configurations directory "
                                f"{configs_dir()}; write reports elsewhere")
-    _refuse_inputs(paths, [c for c in args.configs or () if Path(c).is_file()]
-                   + [str(p) for p in source_files()] + [str(kconfig_file())])
+    check_outputs([Output(f"--{kind}", path, _KINDS[kind]) for kind, path in paths.items()],
+                  {Path(p): f"that is {p}, an input of this matrix, which the report "
+                            "would replace" for p in inputs})
     return paths
+
+
+def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
+    return _check_reports(args, [c for c in args.configs or () if Path(c).is_file()]
+                          + [str(p) for p in source_files()] + [str(kconfig_file())])
 
 
 def _kernel_srcs(args: argparse.Namespace) -> tuple[str, ...]:
@@ -60,21 +66,35 @@ def _kernel_srcs(args: argparse.Namespace) -> tuple[str, ...]:
         return tuple(args.kernel_src)
     default = default_kernel_src()
     return (default,) if default and args.only_failed is None else ()
-def _real(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
 
 
-def _refuse_inputs(reports: dict[str, Path], inputs: Iterable[str]) -> None:
-    """A report that would replace one of the matrix's input files is bad input."""
-    real_inputs = {_real(Path(p)): p for p in inputs}
-    for kind, path in reports.items():
-        if _real(path) in real_inputs:
-            raise HarnessError(f"--{kind} {path}: that is {real_inputs[_real(path)]}, an input "
-                               "of this matrix, which the report would replace; give "
-                               "another file")
+def _rerun_target(args: argparse.Namespace, reports: dict[str, Path]) \
+        -> tuple[list[RunRecord], MatrixPlanIds | None] | None:
+    """The report ``--only-failed`` reads when ``--json`` writes it again
+    (its records and plan, to keep), else None."""
+    json_path = reports.get("json")
+    if args.only_failed is None or json_path is None or \
+            real_path(json_path, "--json") != real_path(args.only_failed, "--only-failed"):
+        return None
+    return load_report(args.only_failed)
+
+
+def _plan_ids(args: argparse.Namespace, matrix_plan: MatrixPlan) -> MatrixPlanIds:
+    """The plan a JSON report carries: what ``report merge`` needs to tell
+    this matrix's shards from another's (a rerun's seed and budgets are its
+    runs' own, unless given)."""
+    rerun = args.only_failed is not None
+    timeout = args.timeout
+    if timeout is None and not rerun:
+        timeout = DEFAULT_QEMU_TIMEOUT_S if args.qemu else DEFAULT_TIMEOUT_S
+    instructions = args.max_instructions
+    if instructions is None and not rerun:
+        instructions = DEFAULT_MAX_INSTRUCTIONS
+    trees = {s.unwinder: PlannedTree(s.unwinder, s.kernel_src, s.generation)
+             for s in matrix_plan.specs if s.kernel_src is not None}
+    return MatrixPlanIds(matrix_plan.all_ids, args.shard, seed=None if rerun else args.seed,
+                         max_instructions=instructions, timeout_s=timeout,
+                         trees=None if rerun else tuple(trees.values()))
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -92,9 +112,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     check_budgets(args.max_instructions, args.timeout)
     if args.max_failures is not None and args.max_failures < 1:
         raise HarnessError(f"--max-failures {args.max_failures}: give at least 1")
+    check_source_url(args.source_url)
     reports = _report_paths(args)
+    rerun_target = _rerun_target(args, reports)
     matrix_plan = plan(_selection(args))
-    _refuse_inputs(reports, [spec.config for spec in matrix_plan.specs])
+    _check_reports(args, {spec.config for spec in matrix_plan.specs})
     jobs = args.jobs or default_jobs()
     print(visible(f"{matrix_plan.describe()}; {jobs} worker{'s' if jobs > 1 else ''}"),
           flush=True)
@@ -105,7 +127,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                                                verbose=args.verbose),
                         max_failures=args.max_failures)
     writers = dict(_WRITERS, json=functools.partial(
-        write_json, plan=MatrixPlanIds(matrix_plan.all_ids, args.shard)))
+        write_json, plan=_plan_ids(args, matrix_plan)),
+                   html=functools.partial(write_html, source_url=args.source_url))
+    if rerun_target is not None:                # the input, each rerun replacing its record
+        original, original_plan = rerun_target
+        writers["json"] = lambda records, path: write_json(
+            with_reruns(original, records), path, original_plan)
     for kind, path in reports.items():
         try:
             writers[kind](result.records, path)
@@ -191,3 +218,7 @@ def add_matrix_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="JSON, one record per run (as `pyharness run --json`)")
     out.add_argument("--html", type=Path, metavar="FILE",
                      help="a self-contained HTML page: grid, consoles, diffs, footprint")
+    out.add_argument("--source-url", metavar="URL",
+                     help="link each frame's file:line in the HTML to URL/FILE#LLINE "
+                          "(e.g. https://github.com/OWNER/REPO/blob/COMMIT); default: a "
+                          "link to the file in this checkout (or the kernel tree)")

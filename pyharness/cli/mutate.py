@@ -9,12 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyharness.cli.options import check_writable
 from pyharness.errors import EXIT_OK, HarnessError
-from pyharness.mutate.html import write_html
-from pyharness.mutate.report import extra_lines, mutant_lines, to_json, write_json
+from pyharness.mutate.html import MUTATE_HTML, write_html
+from pyharness.mutate.report import MUTATE_JSON, extra_lines, mutant_lines, to_json, write_json
+from pyharness.reports.output_guard import Output, check_outputs
 from pyharness.mutate.session import Options, Result, execute, prepare
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from pyharness.terminal import visible
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -31,9 +32,10 @@ def _print_list(prepared) -> int:  # type: ignore[no-untyped-def]
     for mutant in prepared.mutants:
         minus, plus = mutant.diff()
         entry = prepared.listed.get(mutant.key)
-        print(f"{mutant.id} {mutant.location()} {mutant.operator}: {mutant.what}")
-        print(f"    {minus}\n    {plus}\n    key {mutant.key}"
-              + (f"  (listed equivalent: {entry.argument})" if entry else ""))
+        print(visible(f"{mutant.id} {mutant.location()} {mutant.operator}: {mutant.what}"))
+        print(visible(f"    {minus}\n    {plus}\n    key {mutant.key}"
+                      + (f"  (listed equivalent: {entry.argument})" if entry else ""),
+                      multiline=True))
     print(f"{len(prepared.mutants)} of {prepared.generated} mutants")
     return EXIT_OK
 
@@ -48,28 +50,28 @@ def _notes(result: Result) -> list[str]:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
-    for path, flag in ((args.json, "--json"), (args.html, "--html")):
-        if path is not None:
-            check_writable(path, flag)
+    check_outputs([Output(flag, path, kind) for flag, path, kind in
+                   (("--json", args.json, MUTATE_JSON), ("--html", args.html, MUTATE_HTML))
+                   if path is not None])
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
     prepared = prepare(_options(args))
     for entry in prepared.stale:
-        print(f"warning: {prepared.equivalents_path}:{entry.line}: {entry.key} matches no "
-              "mutant (the code changed?): check the entry", file=sys.stderr)
+        print(visible(f"warning: {prepared.equivalents_path}:{entry.line}: {entry.key} matches "
+                      "no mutant (the code changed?): check the entry"), file=sys.stderr)
     if args.list:
         return _print_list(prepared)
     if not prepared.mutants:
         raise HarnessError("no mutant selected (--files/--only match none)")
     count = len(prepared.mutants)
-    print(f"mutate: {count} mutant{'s' if count != 1 else ''} of {prepared.tree} "
-          f"({', '.join(sorted({m.file for m in prepared.mutants}))})", flush=True)
+    print(visible(f"mutate: {count} mutant{'s' if count != 1 else ''} of {prepared.tree} "
+                  f"({', '.join(sorted({m.file for m in prepared.mutants}))})"), flush=True)
 
     def show(verdict) -> None:  # type: ignore[no-untyped-def]
         print("\n".join(mutant_lines(verdict)), flush=True)
 
     result = execute(prepared, on_verdict=show,
-                     on_note=lambda text: print(text, file=sys.stderr, flush=True))
+                     on_note=lambda text: print(visible(text), file=sys.stderr, flush=True))
     notes = _notes(result)
     info = {"tree": prepared.tree, "configurations": result.configs,
             "wall_seconds": round(result.wall_seconds, 1),
@@ -91,9 +93,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         print(f"survivors ({len(survivors)}):")
         for verdict in survivors:
             m = verdict.mutant
-            print(f"  {m.id} {m.location()} {m.operator}: {m.before}  ->  {m.after}")
+            print(visible(f"  {m.id} {m.location()} {m.operator}: {m.before}  ->  {m.after}"))
     for line in notes + extra_lines(result.counts):
-        print(line)
+        print(visible(line))
     print(result.counts.summary_line())
     return result.counts.exit_code
 

@@ -15,24 +15,26 @@ from pathlib import Path
 
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.reports import write_html, write_json, write_junit
+from pyharness.reports.html_runs import check_source_url
 from pyharness.reports.merge import MergedReport, merge_reports
+from pyharness.reports.output_guard import (MATRIX_HTML, MATRIX_JSON, MATRIX_JUNIT, Output,
+                                            check_outputs)
 from pyharness.reports.summary import verdict_counts
 from pyharness.reports.triage import terminal_report
+from pyharness.terminal import visible
 
 _SHOW_MISSING = 5
 
 
+_KINDS = {"json": MATRIX_JSON, "junit": MATRIX_JUNIT, "html": MATRIX_HTML}
+
+
 def _outputs(args: argparse.Namespace) -> dict[str, Path]:
-    outputs = {kind: getattr(args, kind) for kind in ("json", "junit", "html")
-               if getattr(args, kind) is not None}
-    inputs = {p.resolve() for p in args.reports}
-    for kind, path in outputs.items():
-        if path.resolve() in inputs:
-            raise HarnessError(f"--{kind} {path}: is one of the reports being merged; "
-                               "write the merged report to another file")
-    if len({p.resolve() for p in outputs.values()}) < len(outputs):
-        raise HarnessError("--json, --junit and --html name the same file; give each "
-                           "its own")
+    """The reports to write, each checked before the merge: none may replace
+    a shard being merged or a file that is not a report of its kind."""
+    outputs = {kind: getattr(args, kind) for kind in _KINDS if getattr(args, kind) is not None}
+    check_outputs([Output(f"--{kind}", path, _KINDS[kind]) for kind, path in outputs.items()],
+                  {path: "is one of the reports being merged" for path in args.reports})
     return outputs
 
 
@@ -50,6 +52,7 @@ def _write(merged: MergedReport, outputs: dict[str, Path], source_url: str | Non
 
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
+    check_source_url(args.source_url)
     outputs = _outputs(args)
     merged = merge_reports(args.reports)
     _write(merged, outputs, args.source_url)
@@ -66,10 +69,11 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
         shown = ", ".join(merged.missing[:_SHOW_MISSING])
         more = (f" and {len(merged.missing) - _SHOW_MISSING} more"
                 if len(merged.missing) > _SHOW_MISSING else "")
-        print(f"incomplete: {len(merged.missing)} of the matrix's {len(merged.plan.ids)} "
-              f"runs are in none of the reports (a shard missing?): {shown}{more}")
+        print(visible(f"incomplete: {len(merged.missing)} of the matrix's "
+                      f"{len(merged.plan.ids)} runs are in none of the reports (a shard "
+                      f"missing?): {shown}{more}"))
     for kind, path in outputs.items():
-        print(f"{kind}: {path}")
+        print(visible(f"{kind}: {path}"))
     bad = merged.missing or any(not r.passed for r in records)
     return EXIT_CHECK_FAILED if bad else EXIT_OK
 

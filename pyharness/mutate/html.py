@@ -13,8 +13,17 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
+from pyharness.files import write_atomically
 from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SURVIVED
 from pyharness.mutate.report import EQUIVALENT, NOT_BUILT, VERDICT_ORDER, Counts, Verdict
+from pyharness.reports.output_guard import ReportKind
+
+_GENERATOR = "pyharness mutation report"
+# What `mutate --html` may replace (reports/output_guard.py).
+MUTATE_HTML = ReportKind("HTML mutation report", (
+    rf'\A<!DOCTYPE html>\s*<html[^>]*><head><meta charset="utf-8">'
+    rf'<meta name="generator" content="{_GENERATOR}">',
+    r'\A<!DOCTYPE html>\s*<html[^>]*><head><meta charset="utf-8"><title>pyharness mutate'))
 
 _TITLES = {SURVIVED: "Survived", KILLED: "Killed", EQUIVALENT: "Equivalent",
            COMPILE_ERROR: "Compile errors", NOT_BUILT: "Not built"}
@@ -79,10 +88,11 @@ def render(verdicts: Sequence[Verdict], counts: Counts, title: str,
             body.append(f"<h2>{escape(_TITLES[verdict])} ({len(chosen)})</h2>")
             body.extend(_article(v) for v in chosen)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta name="generator" content="{_GENERATOR}">'
             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 
 def write_html(path: Path, verdicts: Sequence[Verdict], counts: Counts, title: str,
                notes: Sequence[str] = ()) -> None:
-    path.write_text(render(verdicts, counts, title, notes), encoding="utf-8")
+    write_atomically(path, render(verdicts, counts, title, notes))

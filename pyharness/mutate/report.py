@@ -24,9 +24,18 @@ from pathlib import Path
 from typing import Sequence
 
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK
+from pyharness.files import write_atomically
 from pyharness.mutate.equivalents import Equivalent
 from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SAME_IMAGE, SURVIVED, Outcome
+from pyharness.reports.output_guard import ReportKind
+from pyharness.terminal import visible
 
+FORMAT = "pyharness-mutate/1"
+# What `mutate --json` may replace (reports/output_guard.py): a file this
+# wrote, or one from before the format line, which started with its summary.
+MUTATE_JSON = ReportKind("JSON mutation report", (
+    r'\A\s*\{\s*"format"\s*:\s*"pyharness-mutate/\d+"',
+    r'\A\s*\{\s*"summary"\s*:\s*\{\s*"generated"\s*:'))
 NOT_BUILT = "not-built"
 EQUIVALENT = "equivalent"
 # The order the HTML report and the survivors' list use.
@@ -124,8 +133,8 @@ def mutant_lines(verdict: Verdict) -> list[str]:
     """How one mutant prints: location and operator, its diff, its verdict."""
     m = verdict.mutant
     minus, plus = m.diff()
-    return [f"{m.id} {m.location()} {m.operator}: {m.what}", f"    {minus}", f"    {plus}",
-            f"    {verdict.line()}"]
+    return [visible(line) for line in (f"{m.id} {m.location()} {m.operator}: {m.what}",
+                                       f"    {minus}", f"    {plus}", f"    {verdict.line()}")]
 
 
 def extra_lines(counts: Counts) -> list[str]:
@@ -157,13 +166,14 @@ def to_json(verdicts: Sequence[Verdict], counts: Counts, info: dict[str, object]
             "same_image_in": o.same_image,
             "seconds": round(o.seconds, 3), "build_seconds": round(o.build_seconds, 3),
         })
-    return {"summary": {"generated": counts.generated, "killed": counts.killed,
-                        "equivalent": counts.equivalent, "survived": counts.survived,
-                        "compile_errors": counts.compile_errors,
-                        "not_built": counts.not_built, "score": round(counts.score, 2),
-                        "line": counts.summary_line()},
+    summary = {"generated": counts.generated, "killed": counts.killed,
+               "equivalent": counts.equivalent, "survived": counts.survived,
+               "compile_errors": counts.compile_errors, "not_built": counts.not_built,
+               "score": round(counts.score, 2), "line": counts.summary_line()}
+    return {"format": FORMAT, "summary": summary,
             **info, "mutants": mutants}
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    """The report, replacing ``path`` in one step: a full disk leaves the old one."""
+    write_atomically(path, json.dumps(data, indent=1) + "\n")

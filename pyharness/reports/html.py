@@ -1,5 +1,5 @@
 """The HTML report: one self-contained page (inline CSS and one inline
-filtering script; it fetches nothing).
+script; it fetches nothing) that opens in seconds however many runs.
 
 In order:
 
@@ -13,11 +13,18 @@ In order:
   with its runs as globs, its reasons, a reproduce command and every run;
 - the configurations x scenarios grid (it fits a 1280-pixel window however
   many configurations: fixed columns, compact cells); each cell opens a
-  panel (CSS ``:target``) with its runs: reasons, reproduce command,
-  expected and actual frames aligned with their ``file:line`` (linked to
-  the source), the console;
-- every run in a table, those that did not pass first;
+  panel with its runs: reasons, reproduce command, expected and actual
+  frames aligned with their ``file:line`` (linked to the source), the
+  console;
+- every run in a table, those that did not pass first, a page at a time;
 - the stacktrace memory footprint per configuration.
+
+What is the same for every size (trees, failures, grid, footprint) is
+markup, each value escaped. What grows with the runs is data
+(:mod:`pyharness.reports.html_data`): the runs table's rows as JSON, and
+each run's details as gzip-compressed JSON in chunks, decompressed and
+rendered by the page's script only when a run or a cell is opened, with
+``textContent``: text from a record never becomes markup.
 """
 
 from __future__ import annotations
@@ -28,13 +35,15 @@ from pathlib import Path
 from typing import Sequence
 
 from pyharness.files import write_atomically
-from pyharness.judge.verdict import Verdict
 from pyharness.reports.causes import group_failures
 from pyharness.reports.grid import Cell, Grid, make_grid
-from pyharness.reports.html_assets import CSS, SCRIPT
+from pyharness.reports.html_assets import CSS
+from pyharness.reports.html_script import SCRIPT
 from pyharness.reports.html_footprint import footprint_section
-from pyharness.reports.html_runs import SourceLink, escape, no_links, run_article, source_linker
-from pyharness.reports.runsets import describe_runs
+from pyharness.reports.output_guard import MATRIX_HTML_GENERATOR
+from pyharness.reports.html_data import CHUNK, run_details, run_index
+from pyharness.reports.html_runs import SourceLink, escape, no_links, source_linker
+from pyharness.reports.runsets import RunNamer
 from pyharness.reports.summary import cell_text, compact_cell_text, verdict_counts
 from pyharness.reports.trees import tested_trees
 from pyharness.run.record import RunRecord
@@ -46,22 +55,25 @@ NOT_AXES = frozenset({"config", "kaslr_seed", "reasons", "console", "instruction
 # Axes the run id already spells (the runs table shows the others as columns).
 IN_THE_ID = ("config_name", "mode", "scenario", "cpu")
 _LABELS = {"config_name": "configuration", "cpu": "CPU"}
-_ORDER = {Verdict.FAIL: 0, Verdict.ERROR: 1, Verdict.PASS: 2}
+# Causes shown open; the rest (smaller: causes come largest first) are folded,
+# which a browser does not lay out until they are unfolded.
+SHOWN_CAUSES = 50
 
 
 def _anchor(cell: Cell) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", cell.anchor)
 
 
-def axes(records: Sequence[RunRecord]) -> dict[str, list[str]]:
+def axes(records: Sequence[RunRecord],
+         documents: Sequence[dict[str, object]] | None = None) -> dict[str, list[str]]:
     """Each axis the records carry (the verdict first) -> its values in run order.
 
     An axis is a record field holding a string, number or flag that is not
     an outcome detail (``NOT_AXES``); one with a single value everywhere is
     left out, except the verdict."""
     values: dict[str, dict[str, None]] = {"verdict": {}}
-    for record in records:
-        for name, value in record.to_json().items():
+    for document in documents if documents is not None else (r.to_json() for r in records):
+        for name, value in document.items():
             if name in NOT_AXES or not isinstance(value, (str, int, bool)):
                 continue
             values.setdefault(name, {})[str(value)] = None
@@ -116,53 +128,42 @@ def _failures(records: Sequence[RunRecord], index: dict[str, int]) -> str:
     groups = group_failures(records)
     if not groups:
         return '<section id="failures"><h2>Failures</h2><p>None: every run passed.</p></section>'
-    universe = [r.spec for r in records]
+    namer = RunNamer([r.spec for r in records])
     blocks = []
     for group in groups:
         runs = " ".join(str(index[r.id]) for r in group.records)
         globs = (group.first.id if len(group.records) == 1 else
-                 ", ".join(describe_runs([r.spec for r in group.records], universe)))
+                 ", ".join(namer.describe([r.spec for r in group.records])))
         reasons = "".join(f"<li>{escape(r)}</li>" for r in group.reasons())
-        ids = "".join(f'<li><a href="#run-{escape(r.id)}">{escape(r.id)}</a></li>'
-                      for r in group.records)
         blocks.append(
             f'<section class="cause {escape(group.verdict)}" data-runs="{runs}">'
             f'<h3>{escape(group.verdict.upper())} &times;{len(group.records)}: '
             f'<span class="globs">{escape(globs)}</span></h3>'
             f'<ul class="reasons">{reasons}</ul>'
             f'<p>reproduce: <code>{escape(group.first.command)}</code></p>'
-            f'<details><summary>its {len(group.records)} runs</summary><ul class="ids">{ids}'
-            '</ul></details></section>')
+            f'<details class="ids"><summary>its {len(group.records)} runs</summary>'
+            '<ul class="ids"></ul></details></section>')
     failed = sum(len(g.records) for g in groups)
+    rest = blocks[SHOWN_CAUSES:]
+    folded = (f'<details class="more-causes"><summary>{len(rest)} more causes (fewer runs '
+              f'each)</summary>{"".join(rest)}</details>' if rest else "")
     return (f'<section id="failures"><h2>Failures: {failed} runs, {len(groups)} '
             f'cause{"s" if len(groups) != 1 else ""}</h2><p>Runs whose reasons match '
             'once addresses, offsets and counts are set aside share a cause.</p>'
-            f'{"".join(blocks)}</section>')
+            f'{"".join(blocks[:SHOWN_CAUSES])}{folded}</section>')
 
 
 # Every run
 
-def _runs_table(records: Sequence[RunRecord], index: dict[str, int],
-                extra: list[str]) -> str:
-    rows = []
-    for record in sorted(records, key=lambda r: (_ORDER.get(r.verdict, 1), index[r.id])):
-        data = record.to_json()
-        attributes = " ".join(f'{_attribute(name)}="{escape(str(data[name]))}"'
-                              for name in data if name not in NOT_AXES
-                              and isinstance(data[name], (str, int, bool)))
-        text = " ".join([record.id, record.spec.config, *record.reasons]).lower()
-        reason = record.reasons[0] if record.reasons else ""
-        cells = "".join(f"<td>{escape(str(data.get(name, '')))}</td>" for name in extra)
-        rows.append(f'<tr class="run" data-index="{index[record.id]}" {attributes} '
-                    f'data-text="{escape(text)}"><td><span class="badge '
-                    f'{escape(record.verdict)}">{escape(record.verdict.upper())}</span></td>'
-                    f'<td><a href="#run-{escape(record.id)}">{escape(record.id)}</a></td>'
-                    f'{cells}<td>{escape(reason)}</td></tr>')
+def _runs_table(extra: list[str]) -> str:
+    """The table's head; its rows come from the page's data, a page at a time."""
     heads = "".join(f"<th>{escape(_LABELS.get(n, n.replace('_', ' ')))}</th>" for n in extra)
     return ('<section id="runs"><h2>Runs</h2><table class="runs"><colgroup>'
             '<col class="verdict"><col class="id"></colgroup><thead><tr><th>verdict</th>'
-            f'<th>run</th>{heads}<th>first reason</th></tr></thead><tbody>{"".join(rows)}'
-            '</tbody></table></section>')
+            f'<th>run</th>{heads}<th>first reason</th></tr></thead><tbody id="runs-body">'
+            '</tbody></table><button type="button" id="more" hidden>more</button>'
+            '<noscript><p>The runs and their details are shown by the page\'s script: '
+            'allow scripts for this file, or read the JSON report.</p></noscript></section>')
 
 
 # The grid
@@ -180,8 +181,9 @@ def _grid_table(grid: Grid, index: dict[str, int]) -> str:
                 continue
             runs = " ".join(str(index[r.id]) for r in cell.records)
             title = f"{config} x {scenario}: {cell_text(cell)} ({cell.passed} passed)"
-            cells.append(f'<td class="{cell.status}" data-runs="{runs}"><a href="#'
-                         f'{_anchor(cell)}" title="{escape(title)}">'
+            cells.append(f'<td class="{cell.status}" data-runs="{runs}" data-cell='
+                         f'"{_anchor(cell)}" data-title="{escape(_cell_title(cell))}"><a '
+                         f'href="#{_anchor(cell)}" title="{escape(title)}">'
                          f'{escape(compact_cell_text(cell))}</a></td>')
         rows.append(f'<tr><th scope="row" title="{escape(config)}">{escape(config)}</th>'
                     f'{"".join(cells)}</tr>')
@@ -190,31 +192,34 @@ def _grid_table(grid: Grid, index: dict[str, int]) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-def _cell_panel(cell: Cell, link: SourceLink) -> str:
-    """The cell's runs, those that did not pass first and open."""
-    ordered = sorted(cell.records, key=lambda r: r.passed)
-    runs = "".join(run_article(r, not r.passed or i == 0, link) for i, r in enumerate(ordered))
-    return (f'<section class="detail" id="{_anchor(cell)}"><a class="close" href="#grid" '
-            f'title="close">&#x2715;</a><h3>{escape(cell.row)} &times; '
-            f'{escape(cell.scenario)}: {escape(cell_text(cell))}</h3>{runs}</section>')
+def _cell_title(cell: Cell) -> str:
+    return f"{cell.row} \u00d7 {cell.scenario}: {cell_text(cell)}"
+
+
+_PANEL = ('<section class="detail" id="detail" hidden><a class="close" href="#grid" '
+          'title="close">&#x2715;</a><h3 id="detail-title"></h3><div id="detail-runs">'
+          '</div></section>')
 
 
 def html_report(records: Sequence[RunRecord], title: str = "pyharness matrix",
-                link: SourceLink = no_links) -> str:
+                link: SourceLink = no_links, written_in: Path | None = None) -> str:
+    """The page; ``written_in``: the directory it is written to, so that its
+    relative source links still lead to the files when it is moved."""
     grid = make_grid(records)
     index = {r.id: i for i, r in enumerate(records)}
-    axis_values = axes(records)
+    documents = [r.to_json() for r in records]
+    axis_values = axes(records, documents)
     extra = [name for name in axis_values if name not in IN_THE_ID and name != "verdict"]
     bad = any(not r.passed for r in records)
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    panels = "".join(_cell_panel(grid.cell(c, s), link) for c in grid.rows
-                     for s in grid.scenarios if grid.cell(c, s).records)
+    written = written_in.resolve().as_uri() + "/" if written_in is not None else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="{MATRIX_HTML_GENERATOR}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}: {escape(verdict_counts(records))}</title>
 <style>{CSS}</style></head>
-<body>
+<body data-chunk="{CHUNK}" data-written-in="{escape(written)}">
 <header><h1>{escape(title)}</h1>
 <p class="counts {'bad' if bad else 'good'}" id="counts">{escape(verdict_counts(records))}</p>
 <p>Generated {escape(stamp)}. Failures first, grouped by cause; then the
@@ -230,9 +235,11 @@ its reasons, the command that reproduces it, expected and actual frames and the 
 <span style="background:#f38b8b">F: failed/runs (a check failed)</span>
 <span style="background:#f9d27a">E: errors/runs (could not be judged)</span>
 <span style="background:#eee">- not run</span></p></section>
-{_runs_table(records, index, extra)}
+{_runs_table(extra)}
 {footprint_section(records)}
-{panels}
+{_PANEL}
+{run_index(records, documents, {n: _attribute(n)[5:] for n in axis_values}, extra)}
+{run_details(records, link)}
 <script>{SCRIPT}</script>
 </body></html>
 """
@@ -241,5 +248,6 @@ its reasons, the command that reproduces it, expected and actual frames and the 
 def write_html(records: Sequence[RunRecord], path: Path, source_url: str | None = None) -> None:
     """The page at ``path``; frames link to ``source_url`` (``URL/FILE#LLINE``)
     or to this checkout's files, relative to ``path``."""
-    link = source_linker(path.parent, source_url)
-    write_atomically(path, html_report(records, link=link))
+    trees = sorted({r.spec.kernel_src for r in records if r.spec.kernel_src})
+    link = source_linker(path.parent, source_url, trees)
+    write_atomically(path, html_report(records, link=link, written_in=path.parent))

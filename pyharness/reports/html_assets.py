@@ -1,13 +1,4 @@
-"""The HTML page's style and its one inline script (the page fetches nothing).
-
-The script only filters: each run row carries its axes as ``data-*``
-attributes and its id and reasons as ``data-text``; every element with
-``data-runs`` (a cause, a grid cell) dims or hides when none of its runs
-passes the filters, and grid rows and columns with nothing left hide. The
-filters are kept in the page's query (``?verdict=fail&mode=protected&q=footer``),
-so a filtered view can be linked to. Without scripts the page shows
-everything.
-"""
+"""The HTML page's style (its script: :mod:`pyharness.reports.html_script`)."""
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1f24;background:#fafafa}
@@ -43,8 +34,8 @@ td.pass{background:#a6e3a1}td.fail{background:#f38b8b}td.error{background:#f9d27
 td.none{background:#eee;color:#888;text-align:center}table.grid td a:hover{outline:2px solid #1b1f24}
 table.grid td.dim{opacity:.25}
 .legend span{display:inline-block;padding:1px 8px;margin-right:6px;border:1px solid #d0d7de}
-.detail{display:none}
-.detail:target,.detail:has(:target){display:block;position:fixed;inset:3vh 3vw;overflow:auto;
+.detail[hidden]{display:none}
+.detail{display:block;position:fixed;inset:3vh 3vw;overflow:auto;
  background:#fff;border:1px solid #8c959f;box-shadow:0 8px 40px rgba(0,0,0,.35);
  padding:1em 1.5em;z-index:10}
 .close{float:right;font-size:1.2em;text-decoration:none}
@@ -67,64 +58,4 @@ ul.reasons{margin:.3em 0;color:#b42318}
 table.numbers td,table.numbers th{border:1px solid #d0d7de}
 .ok{color:#116329}.bad{color:#b42318}tspan.ok{fill:#116329}tspan.bad{fill:#b42318}
 svg{max-width:100%;height:auto}
-"""
-
-SCRIPT = """
-(function () {
-  var runs = Array.prototype.slice.call(document.querySelectorAll('tr.run'));
-  var selects = Array.prototype.slice.call(document.querySelectorAll('select[data-axis]'));
-  var search = document.getElementById('search');
-  var shown = document.getElementById('shown');
-  var grid = document.getElementById('grid-table');
-  function apply() {
-    var want = selects.filter(function (s) { return s.value !== ''; });
-    var text = search.value.trim().toLowerCase();
-    var visible = {}, count = 0;
-    runs.forEach(function (row) {
-      var ok = want.every(function (s) { return row.getAttribute('data-' + s.dataset.axis) === s.value; })
-        && (!text || row.dataset.text.indexOf(text) >= 0);
-      row.hidden = !ok;
-      if (ok) { visible[row.dataset.index] = true; count++; }
-    });
-    shown.textContent = count + ' of ' + runs.length + ' runs';
-    document.querySelectorAll('[data-runs]').forEach(function (el) {
-      var n = el.dataset.runs.split(' ').filter(function (i) { return visible[i]; }).length;
-      el.classList.toggle('dim', n === 0);
-      if (el.classList.contains('cause')) { el.hidden = n === 0; }
-    });
-    if (!grid) { return; }
-    var rows = Array.prototype.slice.call(grid.tBodies[0].rows);
-    rows.forEach(function (row) {
-      row.hidden = !row.querySelector('td[data-runs]:not(.dim)');
-    });
-    var heads = grid.tHead.rows[0].cells;
-    for (var c = 1; c < heads.length; c++) {
-      var used = rows.some(function (row) {
-        var cell = row.cells[c];
-        return !row.hidden && cell && cell.dataset.runs !== undefined && !cell.classList.contains('dim');
-      });
-      heads[c].hidden = !used;
-      rows.forEach(function (row) { if (row.cells[c]) { row.cells[c].hidden = !used; } });
-    }
-  }
-  function remember() {
-    var query = selects.filter(function (s) { return s.value !== ''; }).map(function (s) {
-      return encodeURIComponent(s.dataset.axis) + '=' + encodeURIComponent(s.value);
-    });
-    if (search.value) { query.push('q=' + encodeURIComponent(search.value)); }
-    try { history.replaceState(null, '', '?' + query.join('&') + location.hash); } catch (e) {}
-  }
-  new URLSearchParams(location.search).forEach(function (value, key) {
-    if (key === 'q') { search.value = value; }
-    selects.forEach(function (s) { if (s.dataset.axis === key) { s.value = value; } });
-  });
-  selects.forEach(function (s) { s.addEventListener('change', function () { apply(); remember(); }); });
-  search.addEventListener('input', function () { apply(); remember(); });
-  document.getElementById('reset').addEventListener('click', function () {
-    selects.forEach(function (s) { s.value = ''; });
-    search.value = '';
-    apply();
-  });
-  apply();
-})();
 """

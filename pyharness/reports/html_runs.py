@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import posixpath
 import re
 from html import escape as _escape
 from pathlib import Path
@@ -38,23 +39,55 @@ def no_links(_source: str) -> None:
     return None
 
 
-def source_linker(html_dir: Path | None, source_url: str | None = None) -> SourceLink:
-    """Links for ``file:line``: under ``source_url`` (``URL/FILE#LLINE``), else
-    to the file in this checkout, relative to the page's directory, when it
-    is there."""
+_WEB_ADDRESS = re.compile(r"(?:https?|file)://[^\s\x00-\x1f\x7f]+")
+
+
+def check_source_url(url: str | None) -> None:
+    """``--source-url``: an http(s) (or file) address, or bad input; the page
+    puts it in links, so nothing else (``javascript:``) gets there."""
+    if url is not None and not _WEB_ADDRESS.fullmatch(url):
+        raise HarnessError(f"--source-url {url}: not an https://, http:// or file:// "
+                           "address; give where the sources are on the web, e.g. "
+                           "https://github.com/OWNER/REPO/blob/COMMIT")
+
+
+def _within(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):        # missing, a symlink loop, unreadable
+        return None
+
+
+def source_linker(html_dir: Path | None, source_url: str | None = None,
+                  trees: Sequence[str] = ()) -> SourceLink:
+    """Links for ``file:line``: under ``source_url`` (``URL/FILE#LLINE``) for a
+    path inside the project (relative, no ``..``), else to the file itself,
+    relative to the page's directory, when it is a file of this checkout or
+    of one of the kernel ``trees`` (directories) the runs used. Anything
+    else (``/etc/shadow:1``, ``../../x:1``, a symlink out of the tree or a
+    loop) gets no link."""
     if source_url:
+        check_source_url(source_url)
         base = source_url.rstrip("/")
 
         def remote(source: str) -> str | None:
             match = _SOURCE_RE.fullmatch(source)
-            if match is None or os.path.isabs(match["file"]):
+            if match is None:
                 return None
-            return f"{base}/{quote(match['file'])}#L{match['line']}"
+            file = posixpath.normpath(match["file"])
+            if posixpath.isabs(file) or file == ".." or file.startswith("../"):
+                return None
+            return f"{base}/{quote(file)}#L{match['line']}"
         return remote
     try:
-        root = source_root()
+        roots = [source_root().resolve()]
     except HarnessError:
         return no_links
+    roots += [p for p in (_resolved(Path(t)) for t in trees) if p is not None and p.is_dir()]
     start = (html_dir or Path.cwd()).resolve()
 
     @functools.lru_cache(maxsize=None)
@@ -62,10 +95,13 @@ def source_linker(html_dir: Path | None, source_url: str | None = None) -> Sourc
         match = _SOURCE_RE.fullmatch(source)
         if match is None:
             return None
-        path = (root / match["file"]).resolve()
-        if not path.is_file():
-            return None
-        return quote(os.path.relpath(path, start).replace(os.sep, "/"))
+        file = Path(match["file"])
+        candidates = [file] if file.is_absolute() else [root / file for root in roots]
+        for candidate in candidates:
+            path = _resolved(candidate)
+            if path is not None and path.is_file() and _within(path, roots):
+                return quote(os.path.relpath(path, start).replace(os.sep, "/"))
+        return None
     return local
 
 
@@ -80,50 +116,46 @@ def runs_of(items: Sequence[str]) -> list[tuple[int, int]]:
     return runs
 
 
-def _frame_cell(frame: FrameLine | None, link: SourceLink) -> str:
+# A frame as the page's data holds it: its text, its file:line and the
+# link of that (None: not a file of the project or the tree).
+FrameCell = list
+
+
+def _frame_cell(frame: FrameLine | None, link: SourceLink) -> FrameCell | None:
     if frame is None:
-        return ""
-    text = escape(f"{frame.address} {frame.symbol}".strip())
-    if not frame.source:
-        return text
-    href = link(frame.source)
-    where = escape(frame.source)
-    if href is None:
-        return f'{text} <span class="src">{where}</span>'
-    return f'{text} <a class="src" href="{escape(href)}">{where}</a>'
+        return None
+    return _cell(frame.address, frame.symbol, frame.source, link)
 
 
-def diff_table(record: RunRecord, link: SourceLink) -> str:
-    """Expected and actual frames, aligned, repeats shown once with a count."""
+@functools.lru_cache(maxsize=1 << 16)
+def _cell(address: str, symbol: str, source: str, link: SourceLink) -> FrameCell:
+    """One frame's cell (the same frame recurs across a matrix's runs).
+    The cell is shared: the caller must not change it."""
+    text = printable(f"{address} {symbol}".strip())
+    href = link(source) if source else None
+    return [text, printable(source), href]
+
+
+def diff_rows(record: RunRecord, link: SourceLink) -> list[list[object]]:
+    """Expected and actual frames aligned, as rows of the page's data:
+    ``[kind, i, expected cell, j, actual cell]``, a repeat of three or more
+    equal rows once and then ``["repeat", kind, count]``."""
     expected, actual = record.expected, record.actual
-    if not expected and not actual:
-        return "<p>No frames expected or printed.</p>"
     key = [(f.address, f.symbol) for f in expected], [(f.address, f.symbol) for f in actual]
     rows = []
     for row in align(*key):
         want = expected[row.expected] if row.expected is not None else None
         got = actual[row.actual] if row.actual is not None else None
-        rows.append((row.kind, row.expected, row.actual, _frame_cell(want, link),
-                     _frame_cell(got, link)))
-
-    def number(index: int | None) -> str:
-        return "" if index is None else str(index)
-
-    def tr(kind: str, i: int | None, j: int | None, want: str, got: str) -> str:
-        return (f'<tr class="{kind}"><td>{number(i)}</td><td>{want}</td>'
-                f'<td>{number(j)}</td><td>{got}</td></tr>')
-
-    html_rows = []
-    for start, length in runs_of([f"{r[0]}\0{r[3]}\0{r[4]}" for r in rows]):
-        html_rows.append(tr(*rows[start]))
+        rows.append([row.kind, row.expected, _frame_cell(want, link), row.actual,
+                     _frame_cell(got, link)])
+    out: list[list[object]] = []
+    for start, length in runs_of([repr((r[0], r[2], r[4])) for r in rows]):
+        out.append(rows[start])
         if length >= MIN_REPEAT:
-            html_rows.append(f'<tr class="{rows[start][0]} repeat"><td colspan="4">the same, '
-                             f'{length - 1} more times</td></tr>')
+            out.append(["repeat", rows[start][0], length - 1])
         else:
-            html_rows += [tr(*rows[start + k]) for k in range(1, length)]
-    return ('<table class="diff"><thead><tr><th>#</th><th>expected (oracle)</th><th>#</th>'
-            f'<th>actual (console)</th></tr></thead><tbody>{"".join(html_rows)}'
-            '</tbody></table>')
+            out += rows[start + 1:start + length]
+    return out
 
 
 def console_text(lines: Sequence[str]) -> str:
@@ -140,21 +172,19 @@ def console_text(lines: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def run_article(record: RunRecord, open_: bool, link: SourceLink) -> str:
-    reasons = "".join(f"<li>{escape(r)}</li>" for r in record.reasons)
-    panic = (f"<p>expected panic line: <code>{escape(record.expected_panic)}</code></p>"
-             if record.expected_panic else "")
-    verdict = escape(record.verdict)
-    tree = (f"<p>tree <code>{escape(record.spec.kernel_src)}</code>: "
-            f"{escape(record.tree.describe(short=False))}</p>"
-            if record.spec.kernel_src and record.tree else "")
-    return (f'<article class="run {verdict}" id="run-{escape(record.id)}">'
-            f'<details{" open" if open_ else ""}><summary><b>{escape(record.id)}</b>'
-            f'<span class="badge {verdict}">{verdict.upper()}</span></summary>'
-            f'<p>{record.instructions} instructions, {record.elapsed_ms:.1f} ms, '
-            f'KASLR seed {record.spec.kaslr_seed} (offset {record.kaslr_offset:#x})</p>{tree}'
-            f'{f"<ul class=reasons>{reasons}</ul>" if reasons else ""}'
-            f'<p>reproduce: <code>{escape(record.command)}</code></p>{panic}'
-            f'<div class="frames">{diff_table(record, link)}</div>'
-            f'<pre class="console">{escape(console_text(record.console))}</pre>'
-            '</details></article>')
+def run_detail(record: RunRecord, link: SourceLink) -> dict[str, object]:
+    """What the page shows of one run when it is opened, as data: every
+    string is text (the page's script puts it in the page with
+    ``textContent``, never as markup). ``notes`` are paragraphs of text
+    other reports may add (a diagnosis)."""
+    tree = (f"tree {record.spec.kernel_src}: {record.tree.describe(short=False)}"
+            if record.spec.kernel_src and record.tree else None)
+    facts = (f"{record.instructions} instructions, {record.elapsed_ms:.1f} ms, KASLR seed "
+             f"{record.spec.kaslr_seed} (offset {record.kaslr_offset:#x})")
+    return {"id": printable(record.id), "verdict": str(record.verdict),
+            "facts": printable(facts), "tree": printable(tree) if tree else None,
+            "reasons": [printable(r) for r in record.reasons],
+            "command": printable(record.command),
+            "panic": printable(record.expected_panic) if record.expected_panic else None,
+            "frames": diff_rows(record, link), "notes": [],
+            "console": printable(console_text(record.console))}

@@ -53,18 +53,55 @@ def _first_difference(a: dict[str, object], b: dict[str, object]) -> str:
     return "their fields differ"
 
 
+def _plan_difference(a: MatrixPlanIds, b: MatrixPlanIds) -> str | None:
+    """What makes two plans of the same runs two matrices: the seed, a
+    budget, or a tree label on another tree (a value one of them did not
+    record is not a difference)."""
+    for name, what in (("seed", "--seed"), ("max_instructions", "--max-instructions"),
+                       ("timeout_s", "--timeout")):
+        left, right = getattr(a, name), getattr(b, name)
+        if left is not None and right is not None and left != right:
+            return f"{what} {left} and {what} {right}"
+    theirs = {t.label: t for t in b.trees or ()}
+    for tree in a.trees or ():
+        other = theirs.get(tree.label)
+        if other is not None and other != tree:
+            return (f"{tree.label} is {tree.kernel_src} ({tree.generation}) in one and "
+                    f"{other.kernel_src} ({other.generation}) in the other")
+    return None
+
+
+def _union(a: MatrixPlanIds, b: MatrixPlanIds) -> MatrixPlanIds:
+    trees = None
+    if a.trees is not None or b.trees is not None:
+        labels = {t.label: t for t in (*(a.trees or ()), *(b.trees or ()))}
+        trees = tuple(labels.values())
+    return MatrixPlanIds(
+        ids=a.ids, shard=None, seed=a.seed if a.seed is not None else b.seed,
+        max_instructions=a.max_instructions if a.max_instructions is not None
+        else b.max_instructions,
+        timeout_s=a.timeout_s if a.timeout_s is not None else b.timeout_s, trees=trees)
+
+
 def _common_plan(plans: list[tuple[Path, MatrixPlanIds]]) -> MatrixPlanIds | None:
     if not plans:
         return None
     first_path, first = plans[0]
-    for path, plan in plans[1:]:
+    merged = MatrixPlanIds(ids=first.ids)
+    for path, plan in plans:
         if plan.ids != first.ids:
             raise HarnessError(
                 f"{first_path} and {path} come from different matrices (their plans have "
                 f"{len(first.ids)} and {len(plan.ids)} runs"
                 f"{'' if set(plan.ids) != set(first.ids) else ' in another order'}); "
                 "merge the shards of one `pyharness matrix` command")
-    return MatrixPlanIds(ids=first.ids, shard=None)
+        difference = _plan_difference(merged, plan)
+        if difference is not None:
+            raise HarnessError(
+                f"{first_path} and {path} come from different matrices of the same runs "
+                f"({difference}); merge the shards of one `pyharness matrix` command")
+        merged = _union(merged, plan)
+    return merged
 
 
 def _matrix_order(records: Sequence[RunRecord]) -> list[RunRecord]:

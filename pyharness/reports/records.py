@@ -3,8 +3,10 @@
 The file is an object ``{"format": ..., "summary": {...}, "plan": {...},
 "runs": [...]}``. ``plan`` (written by ``pyharness matrix``) holds the id
 of every run of the whole matrix, in matrix order, and the shard this file
-is (``"1/4"``, or null): ``pyharness report merge`` puts shards back in
-that order and names the runs no shard has. :func:`load_records` reads a
+is (``"1/4"``, or null), and the matrix's ``seed``, budgets
+(``max_instructions``, ``timeout_s``) and ``trees`` (label, path,
+generation): ``pyharness report merge`` puts shards back in that order,
+names the runs no shard has, and refuses shards of two matrices. :func:`load_records` reads a
 file back for ``--only-failed``, and also accepts a bare list of records
 or a single record (the output of ``pyharness run --json``). Anything else
 is bad input with one clear message.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,20 +26,13 @@ from pyharness.errors import HarnessError
 from pyharness.files import write_atomically
 from pyharness.judge.verdict import Verdict
 from pyharness.platform.results import check_budgets
+from pyharness.reports.record_fields import field_problem
 from pyharness.run.record import RunRecord
 
 FORMAT = "pyharness-matrix/1"
 
-# Fields a record must have to be rerun, with their JSON types.
-_REQUIRED: dict[str, type] = {
-    "config": str, "config_name": str, "mode": str, "scenario": str,
-    "cpu": int, "kaslr_seed": int, "verdict": str}
-# Fields that may be missing (a file from before the unwinder axis: the lab's;
-# from before trees were recorded: no tree state), with their JSON types.
-_OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
-    "kernel_src": ((str, type(None)), "string or null"),
-    "generation": ((str, type(None)), "string or null"), "unwinder": ((str,), "string"),
-    "tree": ((dict, type(None)), "object or null")}
+# Fields a record must have to be rerun (every field's type: record_fields).
+_REQUIRED = ("config", "config_name", "mode", "scenario", "cpu", "kaslr_seed", "verdict")
 # Fields that may be missing in a hand-trimmed file, and what they default to.
 _DEFAULTS: dict[str, Any] = {"reasons": [], "console": [], "instructions": 0,
                              "elapsed_ms": 0.0}
@@ -50,14 +46,41 @@ def summary_of(records: Sequence[RunRecord]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class PlannedTree:
+    """A kernel tree of a matrix's unwinder axis, as its plan names it."""
+
+    label: str
+    kernel_src: str
+    generation: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"label": self.label, "kernel_src": self.kernel_src,
+                "generation": self.generation}
+
+
+@dataclass(frozen=True)
 class MatrixPlanIds:
-    """Which matrix a report's runs belong to: every run's id, and the shard."""
+    """Which matrix a report's runs belong to: every run's id, the shard,
+    and what else makes two matrices of the same runs different: the seed
+    of the KASLR seeds, the budgets and the trees (None: not recorded, in
+    a report from before they were, or a rerun's, whose runs keep theirs)."""
 
     ids: tuple[str, ...]
     shard: str | None = None
+    seed: int | None = None
+    max_instructions: int | None = None
+    timeout_s: float | None = None
+    trees: tuple[PlannedTree, ...] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"runs": len(self.ids), "shard": self.shard, "ids": list(self.ids)}
+        data: dict[str, object] = {"runs": len(self.ids), "shard": self.shard}
+        for name in ("seed", "max_instructions", "timeout_s"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        if self.trees is not None:
+            data["trees"] = [t.to_json() for t in self.trees]
+        data["ids"] = list(self.ids)
+        return data
 
 
 def records_document(records: Sequence[RunRecord],
@@ -69,9 +92,28 @@ def records_document(records: Sequence[RunRecord],
     return document
 
 
+def json_text(records: Sequence[RunRecord], plan: MatrixPlanIds | None = None) -> str:
+    """The report's text: the head indented, then one run per line (which
+    json writes at C speed, and a diff of two reports shows run by run)."""
+    document = records_document(records, plan)
+    runs = document.pop("runs")
+    head = json.dumps(document, indent=1)
+    lines = ",\n".join(json.dumps(run) for run in runs)   # type: ignore[attr-defined]
+    body = f"[\n{lines}\n ]" if lines else "[]"
+    return f'{head[:-2]},\n "runs": {body}\n}}\n'
+
+
 def write_json(records: Sequence[RunRecord], path: Path,
                plan: MatrixPlanIds | None = None) -> None:
-    write_atomically(path, json.dumps(records_document(records, plan), indent=1) + "\n")
+    write_atomically(path, json_text(records, plan))
+
+
+def with_reruns(records: Sequence[RunRecord], reruns: Sequence[RunRecord]) -> list[RunRecord]:
+    """``records`` with each run of ``reruns`` replacing the record of the same
+    id, in place; a rerun of a run not in ``records`` is added at the end."""
+    fresh = {r.id: r for r in reruns}
+    kept = [fresh.pop(r.id, r) for r in records]
+    return kept + list(fresh.values())
 
 
 def _hint() -> str:
@@ -93,22 +135,16 @@ def _record(data: object, number: int, path: Path) -> RunRecord:
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: run {number} is a {type(data).__name__}, "
                            f"not a record; {_hint()}")
-    for name, kind in _REQUIRED.items():
-        value = data.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            problem = "is missing" if name not in data else f"is not a {kind.__name__}"
-            raise HarnessError(f"{path}: run {number}: field {name!r} {problem}; {_hint()}")
-    for name, (kinds, spelled) in _OPTIONAL.items():
-        if name in data and not isinstance(data[name], kinds):
-            raise HarnessError(f"{path}: run {number}: field {name!r} is not a {spelled}; "
-                               f"{_hint()}")
-    if data["verdict"] not in set(Verdict):
-        raise HarnessError(f"{path}: run {number}: verdict {data['verdict']!r} is none of "
-                           f"{', '.join(Verdict)}; {_hint()}")
+    for name in _REQUIRED:
+        if name not in data:
+            raise HarnessError(f"{path}: run {number}: field {name!r} is missing; {_hint()}")
     try:
         check_budgets(data.get("max_instructions"), data.get("timeout_s"))
     except HarnessError as err:
         raise HarnessError(f"{path}: run {number}: {err}; {_hint()}") from None
+    wrong = field_problem(data)
+    if wrong is not None:
+        raise HarnessError(f"{path}: run {number}: field {wrong[0]!r} {wrong[1]}; {_hint()}")
     try:
         return RunRecord.from_json({**_DEFAULTS, **data})
     except ValueError as err:        # the tree's fields (TreeProvenance.from_json)
@@ -138,17 +174,48 @@ def load_records(path: Path) -> list[RunRecord]:
     return load_report(path)[0]
 
 
+_PLAN_FIELDS: dict[str, tuple[type, ...]] = {
+    "shard": (str, type(None)), "seed": (int, type(None)),
+    "max_instructions": (int, type(None)), "timeout_s": (int, float, type(None))}
+
+
+def _planned_trees(trees: object) -> tuple[PlannedTree, ...] | None:
+    if trees is None:
+        return None
+    if not isinstance(trees, list):
+        raise ValueError("trees")
+    out = []
+    for tree in trees:
+        if not isinstance(tree, dict) or not isinstance(tree.get("label"), str) \
+                or not isinstance(tree.get("kernel_src"), str) \
+                or not isinstance(tree.get("generation"), (str, type(None))):
+            raise ValueError("trees")
+        out.append(PlannedTree(tree["label"], tree["kernel_src"], tree["generation"]))
+    return tuple(out)
+
+
 def _plan_in(document: object, path: Path) -> MatrixPlanIds | None:
     plan = document.get("plan") if isinstance(document, dict) else None
     if plan is None:
         return None
-    ids = plan.get("ids") if isinstance(plan, dict) else None
-    shard = plan.get("shard") if isinstance(plan, dict) else None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) \
-            or not (shard is None or isinstance(shard, str)):
-        raise HarnessError(f"{path}: its \"plan\" is not a list of run ids and a shard; "
-                           f"{_hint()}")
-    return MatrixPlanIds(ids=tuple(ids), shard=shard)
+    problem = "is not an object" if not isinstance(plan, dict) else None
+    if problem is None:
+        ids = plan.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            problem = "has no list of run ids"
+        for name, kinds in _PLAN_FIELDS.items():
+            value = plan.get(name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                problem = problem or f"has a {name} of the wrong type"
+        try:
+            trees = _planned_trees(plan.get("trees"))
+        except ValueError:
+            problem = problem or "has trees that are not a list of label, path, generation"
+    if problem is not None:
+        raise HarnessError(f"{path}: its \"plan\" {problem}; {_hint()}")
+    return MatrixPlanIds(ids=tuple(ids), shard=plan.get("shard"), seed=plan.get("seed"),
+                         max_instructions=plan.get("max_instructions"),
+                         timeout_s=plan.get("timeout_s"), trees=trees)
 
 
 def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
@@ -168,5 +235,8 @@ def load_report(path: Path) -> tuple[list[RunRecord], MatrixPlanIds | None]:
     except RecursionError:
         raise HarnessError(f"{path}: JSON nested too deeply to be a report; "
                            f"{_hint()}") from None
+    except ValueError:               # an integer of more digits than Python converts
+        raise HarnessError(f"{path}: not a report: it holds a number of over "
+                           f"{sys.get_int_max_str_digits()} digits; {_hint()}") from None
     records = [_record(data, i, path) for i, data in enumerate(_runs_in(document, path), 1)]
     return records, _plan_in(document, path)

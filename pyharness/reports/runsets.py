@@ -184,8 +184,19 @@ def render_box(box: _Box, universe: Sequence[_Point], index: _Index | None = Non
     return "/".join(parts)
 
 
+class RunNamer:
+    """:func:`describe_runs` for many sets of runs of one universe (the HTML
+    report names every cause's runs): the universe's index is built once."""
+
+    def __init__(self, universe: Sequence[RunSpec]) -> None:
+        self._points = [point(s) for s in universe]
+        self._index = _Index(self._points)
+
+    def describe(self, chosen: Sequence[RunSpec]) -> list[str]:
+        return [render_box(b, self._points, self._index)
+                for b in cover([point(s) for s in chosen], self._index)]
+
+
 def describe_runs(chosen: Sequence[RunSpec], universe: Sequence[RunSpec]) -> list[str]:
     """The globs that name exactly ``chosen`` among ``universe``, widest first."""
-    points = [point(s) for s in universe]
-    index = _Index(points)
-    return [render_box(b, points, index) for b in cover([point(s) for s in chosen], index)]
+    return RunNamer(universe).describe(chosen)

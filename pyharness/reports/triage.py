@@ -98,7 +98,7 @@ def grouped_failures(records: Sequence[RunRecord], *, max_lines: int = MAX_LINES
         lines.append(f"... and {_plural(len(rest), 'more cause')} "
                      f"({_plural(sum(len(g.records) for g in rest), 'run')}): "
                      "see the --json/--junit/--html reports, or -v")
-    return "\n".join(lines)
+    return visible("\n".join(lines), multiline=True)
 
 
 def terminal_report(records: Sequence[RunRecord], *, verbose: bool = False,
