@@ -72,6 +72,8 @@ _KEY_FORMAT = "pyharness build recipe 2"
 # What the keyed directory holds besides the stamp: the image and what describes it.
 PRODUCTS = ("vmlinux", "compile_commands.json")
 PRODUCT_DIRS = ("config",)
+# Builds made before giving up when the sources keep changing while they run.
+_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -109,21 +111,42 @@ def source_files() -> list[Path]:
     return lab_sources(source_root())
 
 
-def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-               tree: KernelTree | None = None) -> str:
-    """What decides a build before it compiles: the .config, the toolchain,
-    the lab's sources (by path in the checkout and hash) and a kernel
-    tree's place and generation (the compile database names its files).
-    The tree's files, like every other file the compile reads, join in the
-    content key."""
+def lab_source_hashes(*, unchanged_since_ns: int | None = None) -> dict[str, str | None]:
+    """The lab's sources a recipe holds, by path relative to the checkout,
+    and their sha256 (None: unreadable, or changed since ``unchanged_since_ns``)."""
     root = str(source_root())
+    return {path[len(root):]: file_hash(path, unchanged_since_ns=unchanged_since_ns)
+            for path in source_paths(root)}
+
+
+def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
+               tree: KernelTree | None = None,
+               sources: dict[str, str | None] | None = None) -> str:
+    """What decides a build before it compiles: the .config, the toolchain,
+    the lab's sources (by path in the checkout and hash: ``sources``, or
+    hashed now) and a kernel tree's place and generation (the compile
+    database names its files). The tree's files, like every other file the
+    compile reads, join in the content key."""
     h = hashlib.sha256()
     kernel = () if tree is None else (str(tree.root), tree.generation)
     for part in (_KEY_FORMAT, config.dotconfig, toolchain.prefix, toolchain.version, *kernel):
         h.update(part.encode() + b"\0")
-    for path in source_paths(root):
-        h.update(f"{path[len(root):]}\0{file_hash(path)}\0".encode())
+    for name, digest in (lab_source_hashes() if sources is None else sources).items():
+        h.update(f"{name}\0{digest}\0".encode())
     return h.hexdigest()
+
+
+def _moved_during_build(sources: dict[str, str | None], since_ns: int,
+                        compiled: Compiled) -> list[str]:
+    """What changed while a build ran: a lab source of its recipe that
+    hashes otherwise now or whose ctime moved since its recipe was hashed
+    (the CMake files and the kallsyms generator are read by no compiler, so
+    no depfile follows them), and a file the compile read that changed
+    while it ran. A build that read any of them is not what its key says."""
+    now = lab_source_hashes(unchanged_since_ns=since_ns)
+    moved = [f"lab:{name.lstrip(os.sep)}" for name in sorted(sources.keys() | now.keys())
+             if now.get(name) != sources.get(name)]
+    return moved + [label for label, digest in compiled.hashes.items() if digest is None]
 
 
 # Characters a CMake/Ninja build cannot carry in a path: a list separator,
@@ -324,31 +347,43 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
     base = build_base(out_dir)
     kernel = open_source(kernel_src, base)
     name = f"{config.name}-{kernel.unwinder}" if kernel else config.name
-    recipe = recipe_key(config, toolchain, kernel.tree if kernel else None)
     work = work_tree_path(scratch or base / WORK_DIR, name, config, toolchain, kernel)
     _check_cmake_can_carry(work)
     roots = Roots(source_root(), kernel.tree.root if kernel else None, work)
-    found = _find_finished(base, name, recipe, work, roots)
-    compiled = None
-    if found.build_dir is not None:
-        _touch(found.build_dir / STAMP)          # its last use, for `pyharness clean`
-    else:
+    moved: list[str] = []
+    for _ in range(_ATTEMPTS):
+        hashed_at = time.time_ns()          # before the recipe's sources are hashed
+        sources = lab_source_hashes()
+        recipe = recipe_key(config, toolchain, kernel.tree if kernel else None, sources)
+        found = _find_finished(base, name, recipe, work, roots)
+        if found.build_dir is not None:
+            _touch(found.build_dir / STAMP)          # its last use, for `pyharness clean`
+            return _result(config, found, kernel, recipe, work, started, None)
         with _build_lock(config, work):
             again = _find_finished(base, name, recipe, work, roots)  # another process built it?
-            if again.build_dir is None:
-                # A damaged image is built afresh: nothing of the tree it came from is trusted.
-                compiled = build_in(work, config, toolchain, kernel, jobs,
-                                    afresh=(found.problem or again.problem) is not None)
-                digest = content_key(recipe, compiled.hashes)
-                _publish(config, toolchain, base / build_dir_name(name, digest), digest,
-                         recipe, work, compiled, kernel)
-                found = _Found(base / build_dir_name(name, digest), digest,
-                               found.problem or again.problem)
-            else:
-                found = again
-        if compiled is not None:
-            prune_after_build(base, name, found.build_dir)
-            prune_after_build(work.parent, name, work)
+            if again.build_dir is not None:
+                return _result(config, again, kernel, recipe, work, started, None)
+            # A damaged image is built afresh: nothing of the tree it came from is
+            # trusted; so is one whose CMake files or generator moved last time.
+            problem = found.problem or again.problem
+            compiled = build_in(work, config, toolchain, kernel, jobs,
+                                afresh=problem is not None or bool(moved))
+            moved = _moved_during_build(sources, hashed_at, compiled)
+            if moved:       # what it read is not what its key says: not kept, built again
+                continue
+            digest = content_key(recipe, compiled.hashes)
+            found = _Found(base / build_dir_name(name, digest), digest, problem)
+            _publish(config, toolchain, found.build_dir, digest, recipe, work, compiled, kernel)
+        prune_after_build(base, name, found.build_dir)
+        prune_after_build(work.parent, name, work)
+        return _result(config, found, kernel, recipe, work, started, compiled)
+    raise HarnessError(f"{', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''}: changed "
+                       f"while {name} was built, {_ATTEMPTS} times; nothing was cached; "
+                       "build again once the sources are saved")
+
+
+def _result(config: kconfig.ResolvedConfig, found: _Found, kernel: KernelSource | None,
+            recipe: str, work: Path, started: float, compiled: Compiled | None) -> BuildResult:
     assert found.build_dir is not None and found.digest is not None
     return BuildResult(config=config, elf=found.build_dir / "vmlinux", build_dir=found.build_dir,
                        digest=found.digest, cached=compiled is None,
