@@ -3,13 +3,17 @@ from a crash (docs/kernel-src.md, docs/mutation.md, README "clean")."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from test_build import copy_tree
 
 from pyharness.builder import cache as builder
-from pyharness.builder import worktree
+from pyharness.builder import kernelsrc, worktree
+from pyharness.paths import build_base
 
 # In the recipe, read by no compiler (the kallsyms generator is too, but a
 # test's copy of the checkout runs the installed one).
@@ -78,3 +82,68 @@ def test_an_edit_undone_during_the_build_is_not_cached(lab_copy, tmp_path, monke
     again = builder.build("tiny", out_dir=tmp_path / "out")
     assert again.elf.read_bytes() == reference
     assert during.elf.read_bytes() == reference
+
+
+# -- a kernel tree's copy (item 4) -----------------------------------------------
+
+TARBALL = kernelsrc.debian_tarball("6.12")
+needs_tree = pytest.mark.skipif(not TARBALL.is_file(), reason=f"{TARBALL} is not installed")
+EXTRA_H = "arch/arm64/include/asm/stacktrace/extra.h"
+NVHE_INCLUDE = "#include <asm/stacktrace/nvhe.h>"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """The files the build reads of Debian's 6.12 tree (extracted once into
+    the checkout's build directory), copied; its EL1 stacktrace.c includes
+    one more header of the tree's, which no list of known files names."""
+    source = kernelsrc.open_source(str(TARBALL), build_base(None))
+    assert source is not None
+    root, dest = source.tree.root, tmp_path / "linux"
+    for path in (root / kernelsrc.MAKEFILE, *source.tree.build_files):
+        (dest / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest / path.relative_to(root))
+    (dest / EXTRA_H).write_text("#define EXTRA_DEPTH 1\n")
+    host = dest / kernelsrc.HOST_STACKTRACE_C
+    host.write_text(host.read_text().replace(
+        NVHE_INCLUDE, f"{NVHE_INCLUDE}\n#include <asm/stacktrace/extra.h>", 1))
+    return dest
+
+
+@needs_tree
+@pytest.mark.parametrize("header", [EXTRA_H, kernelsrc.COMMON_H])
+def test_a_header_the_trees_stacktrace_c_includes_is_never_cached_stale(tree, tmp_path,
+                                                                        header):
+    """Item 4 holds: the key is every file the compile read."""
+    out = tmp_path / "out"
+    first = builder.build("tiny", out_dir=out, kernel_src=tree)
+    (tree / header).write_text((tree / header).read_text() + "\n#define EDITED 1\n")
+    edited = builder.build("tiny", out_dir=out, kernel_src=tree)
+    assert not edited.cached and edited.digest != first.digest
+    assert edited.compiled
+
+
+@needs_tree
+def test_mutate_copies_every_header_the_tree_may_include(tree, tmp_path):
+    """Item 4: mutate --kernel-src copied four files (and the generation's):
+    a tree whose stacktrace.c includes any other header failed with
+    CMake's dump, exit 1."""
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--kernel-src",
+                           str(tree), "--config", "tiny", "--only", "k001", "--scenarios",
+                           "hyp_panic", "--out", str(tmp_path / "out"), "-j", "1"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mutants: 1 generated" in proc.stdout
+
+
+@needs_tree
+def test_mutate_on_a_tree_that_does_not_build_is_one_line(tree, tmp_path):
+    host = tree / kernelsrc.HOST_STACKTRACE_C
+    host.write_text(host.read_text().replace("extra.h>", "missing.h>"))
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--kernel-src",
+                           str(tree), "--config", "tiny", "--only", "k001", "--out",
+                           str(tmp_path / "out"), "-j", "1"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing.h: No such file" in lines[0], proc.stderr

@@ -12,8 +12,9 @@ from typing import Callable, Sequence
 
 from pyharness.builder import cache as builder
 from pyharness.builder import kernelsrc
-from pyharness.errors import HarnessError
+from pyharness.errors import BuildError, HarnessError
 from pyharness.kconfig import resolve as kconfig
+from pyharness.kconfig.resolve import config_name
 from pyharness.matrix.execute import default_jobs
 from pyharness.matrix.expand import expand
 from pyharness.mutate import equivalents
@@ -22,7 +23,7 @@ from pyharness.mutate.execute import Outcome, run_mutants
 from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
 from pyharness.mutate.plan import plan_mutant
 from pyharness.mutate.report import Counts, Verdict, classify, count
-from pyharness.mutate.worker import snapshot_kernel, snapshot_tree
+from pyharness.mutate.worker import compiler_error, snapshot_kernel, snapshot_tree
 from pyharness.paths import build_base, source_root
 from pyharness.platform.results import check_budgets
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
@@ -140,8 +141,7 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
             kernel = snapshot_kernel(prepared.kernel, Path(tmp) / "kernel")
             unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
         with lab_root(snapshot):
-            scenarios = [s.name for s in list_scenarios(builder.build(
-                paths[0], out_dir=base, kernel_src=kernel).elf)]
+            scenarios = [s.name for s in list_scenarios(_unmutated_build(paths[0], base, kernel))]
             specs = [replace(s, max_instructions=options.max_instructions,
                              timeout_s=options.timeout_s)
                      for s in expand(paths, scenarios,
@@ -170,6 +170,19 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
                   runs_per_mutant=sum(len(v) for v in baseline.passing.values()),
                   wall_seconds=time.monotonic() - started, mutant_seconds=mutant_seconds,
                   jobs=jobs)
+
+
+def _unmutated_build(config: Path, base: Path, kernel: Path | None) -> Path:
+    """The first configuration's unmutated image (its scenarios are listed
+    from it); a tree that does not build is one line, not the compiler's dump."""
+    try:
+        return builder.build(config, out_dir=base, kernel_src=kernel).elf
+    except BuildError as err:
+        where = kernel if kernel is not None else source_root()
+        raise HarnessError(f"the unmutated {'tree' if kernel else 'firmware'} does not build "
+                           f"for {config_name(config)}: {compiler_error(str(err), where)}; "
+                           "fix that before measuring mutants (`pyharness build` shows the "
+                           "compiler's output)") from None
 
 
 class _InOrder:

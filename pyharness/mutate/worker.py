@@ -76,12 +76,28 @@ def snapshot_tree(root: Path, dest: Path) -> Path:
     return dest
 
 
+# What the compiler may read of a tree besides its build files: its
+# arch/arm64/include (the one -I into the tree: any header there can be
+# included), and the headers beside the two compiled files (a quoted
+# #include searches there first).
+TREE_INCLUDE = "arch/arm64/include"
+
+
 def snapshot_kernel(tree: KernelTree, dest: Path) -> Path:
-    """Copy the files the build reads from a kernel tree (and its Makefile)."""
-    for path in (tree.root / MAKEFILE, *tree.build_files):
-        name = path.relative_to(tree.root)
+    """Copy what the build may read of a kernel tree: its Makefile, its
+    build files, its ``arch/arm64/include`` and the headers beside the
+    compiled files (the build key follows every file the compile read, so
+    a copy of only the known files failed on any other header)."""
+    names = {MAKEFILE, *(str(p.relative_to(tree.root)) for p in tree.build_files)}
+    for directory, _, files in os.walk(tree.root / TREE_INCLUDE):
+        names.update(os.path.relpath(os.path.join(directory, f), tree.root) for f in files)
+    for source in tree.compiled_files:
+        names.update(str(p.relative_to(tree.root)) for p in source.parent.glob("*.h"))
+    for name in sorted(names):
+        if not (tree.root / name).is_file():        # a dangling link, a socket...
+            continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest / name)
+        shutil.copy2(tree.root / name, dest / name)
     return dest
 
 
