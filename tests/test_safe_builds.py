@@ -3,6 +3,7 @@ from a crash (docs/kernel-src.md, docs/mutation.md, README "clean")."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,28 @@ def test_mutate_on_a_tree_that_does_not_build_is_one_line(tree, tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing.h: No such file" in lines[0], proc.stderr
+
+
+# -- mutate: a harness error is no kill (item 5) -----------------------------------
+
+def _mutate(out: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--config", "tiny",
+                           "--only", "m001", "m002", "--scenarios", "hyp_panic", "--out",
+                           str(out), "-j", "1", *more], capture_output=True, text=True,
+                          cwd=out.parent)
+
+
+def test_mutants_a_harness_error_stopped_are_errors_not_kills(tmp_path):
+    """Item 5: the mutants' images cannot be written (build/mutate is a
+    file, as a read-only or full directory refuses them): the worker died
+    on the error and each mutant counted as killed, score 100%, exit 0."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mutate").write_text("")
+    proc = _mutate(out, "--json", str(tmp_path / "m.json"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "killed by" not in proc.stdout
+    assert proc.stdout.count("ERROR (no verdict: the harness failed)") == 2
+    summary = json.loads((tmp_path / "m.json").read_text())["summary"]
+    assert summary["errors"] == 2 and summary["killed"] == 0
+    assert "2 without a verdict (harness errors)" in proc.stdout.strip().splitlines()[-1]

@@ -31,6 +31,9 @@ from pyharness.mutate.worker import Step, StepResult, lost_step, run_step
 from pyharness.run.record import RunRecord
 
 KILLED, SURVIVED, COMPILE_ERROR, SAME_IMAGE = "killed", "survived", "compile-error", "same-image"
+# The harness could not build or run one of its steps (a full or read-only
+# build directory, a worker that died): no verdict on the mutant.
+ERROR = "error"
 
 
 @dataclass
@@ -109,9 +112,9 @@ class MutationRun:
         outcome = state.outcome
         outcome.build_seconds += result.build_s
         plan = state.plans[state.config]
-        if result.kind == "compile-error":
-            outcome.status, outcome.message, outcome.detail = \
-                COMPILE_ERROR, result.message, result.detail
+        if result.kind in ("compile-error", ERROR):
+            outcome.status = COMPILE_ERROR if result.kind == "compile-error" else ERROR
+            outcome.message, outcome.detail = result.message, result.detail
             outcome.tried.append(plan.name)
             self._finish(state)
             return
@@ -123,7 +126,7 @@ class MutationRun:
         outcome.runs += 1
         if state.run == 0:
             outcome.tried.append(plan.name)
-        if not result.record.passed:
+        if not result.record.passed:       # a run that failed: the only kill
             outcome.status, outcome.killer = KILLED, result.record
             self._finish(state)
             return

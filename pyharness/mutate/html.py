@@ -13,11 +13,12 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
-from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SURVIVED
+from pyharness.mutate.execute import COMPILE_ERROR, ERROR, KILLED, SURVIVED
 from pyharness.mutate.report import EQUIVALENT, NOT_BUILT, VERDICT_ORDER, Counts, Verdict
 
 _TITLES = {SURVIVED: "Survived", KILLED: "Killed", EQUIVALENT: "Equivalent",
-           COMPILE_ERROR: "Compile errors", NOT_BUILT: "Not built"}
+           COMPILE_ERROR: "Compile errors", NOT_BUILT: "Not built",
+           ERROR: "Errors (no verdict)"}
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1f24;background:#fafafa}

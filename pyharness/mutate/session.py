@@ -23,7 +23,8 @@ from pyharness.mutate.execute import Outcome, run_mutants
 from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
 from pyharness.mutate.plan import plan_mutant
 from pyharness.mutate.report import Counts, Verdict, classify, count
-from pyharness.mutate.worker import compiler_error, snapshot_kernel, snapshot_tree
+from pyharness.mutate.worker import (compiler_error, is_harness_error, snapshot_kernel,
+                                     snapshot_tree)
 from pyharness.paths import build_base, source_root
 from pyharness.platform.results import check_budgets
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
@@ -151,6 +152,11 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         note(f"baseline: {len(specs)} runs of the unmutated tree in {len(configs)} "
              f"configuration{'s' if len(configs) != 1 else ''}")
         baseline = run_baseline(specs, snapshot, jobs, base)
+        unmade = [r for r in baseline.failing if is_harness_error(r)]
+        if unmade:          # not the tree's failures: no plan can be made without them
+            raise HarnessError(f"baseline: {len(unmade)} run{'s' if len(unmade) != 1 else ''} "
+                               f"could not be made ({unmade[0].id}: {unmade[0].reasons[0]}); "
+                               "no mutant was measured")
         for record in baseline.failing:
             note(f"baseline: {record.id} fails without any mutant ({record.reasons[:1]}): "
                  "left out of every plan")

@@ -24,11 +24,12 @@ from pyharness.builder import cache as builder
 from pyharness.builder.kernelsrc import MAKEFILE, KernelTree
 from pyharness.builder.trees import KEEP_ENV
 from pyharness.elf.reader import ElfReader
-from pyharness.errors import BuildError
+from pyharness.errors import BuildError, HarnessError
+from pyharness.judge.verdict import Verdict
 from pyharness.matrix.execute import build_failure_reason
 from pyharness.matrix.worker import WorkerSettings, execute_spec
 from pyharness.mutate.generate import Mutant
-from pyharness.run.record import RunRecord, error_record
+from pyharness.run.record import RunRecord
 from pyharness.run.spec import RunSpec
 
 ROOT_ENV = "NVHE_LAB_ROOT"
@@ -56,9 +57,9 @@ class Step:
 
 @dataclass(frozen=True)
 class StepResult:
-    kind: str                # "run", "compile-error", "same-image"
+    kind: str                # "run", "compile-error", "same-image", "error"
     record: RunRecord | None = None
-    message: str = ""        # compile error: what failed, its first error line
+    message: str = ""        # compile error: its first error line; error: what failed
     detail: str = ""         # compile error: the compiler's output (tail)
     build_s: float = 0.0
 
@@ -214,14 +215,31 @@ def run_step(step: Step, settings: WorkerSettings) -> StepResult:
             else slot.tree
         return StepResult("compile-error", message=compiler_error(str(err), where),
                           detail=str(err), build_s=time.monotonic() - started)
+    except HarnessError as err:     # the build directory, not the mutant: no verdict
+        return StepResult("error", message=f"{spec.config_name}: {err}",
+                          build_s=time.monotonic() - started)
+    except OSError as err:
+        return StepResult("error", message=f"{spec.config_name}: cannot build: {err}",
+                          build_s=time.monotonic() - started)
     build_s = time.monotonic() - started
     if step.same_as is not None and image_fingerprint(built.elf) == step.same_as:
         return StepResult("same-image", build_s=build_s)
     record = execute_spec(spec, settings)
     record.spec = step.spec       # named as planned (the kernel tree it was given)
+    if is_harness_error(record):
+        return StepResult("error", message=f"{record.id}: {record.reasons[0]}",
+                          build_s=build_s)
     return StepResult("run", record=record, build_s=build_s)
 
 
+def is_harness_error(record: RunRecord) -> bool:
+    """A run that never ran: the harness could not start it (a missing
+    image, an internal error). A run that ran and ended in an error (the
+    emulator stopped on an exception the mutant caused) is judged."""
+    return record.verdict == Verdict.ERROR and record.instructions == 0
+
+
 def lost_step(step: Step, reason: str) -> StepResult:
-    """The result of a step whose worker died or hung."""
-    return StepResult("run", record=error_record(step.spec, reason))
+    """The result of a step whose worker died or hung: the harness's
+    failure, not a verdict on the mutant."""
+    return StepResult("error", message=f"{step.spec.id}: {reason}")
