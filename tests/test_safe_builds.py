@@ -3,17 +3,22 @@ from a crash (docs/kernel-src.md, docs/mutation.md, README "clean")."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import lzma
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 from test_build import copy_tree
 
 from pyharness.builder import cache as builder
-from pyharness.builder import kernelsrc, worktree
+from pyharness.builder import kernel_tree, kernelsrc, worktree
 from pyharness.paths import build_base
 
 # In the recipe, read by no compiler (the kallsyms generator is too, but a
@@ -173,3 +178,133 @@ def test_mutants_a_harness_error_stopped_are_errors_not_kills(tmp_path):
     summary = json.loads((tmp_path / "m.json").read_text())["summary"]
     assert summary["errors"] == 2 and summary["killed"] == 0
     assert "2 without a verdict (harness errors)" in proc.stdout.strip().splitlines()[-1]
+
+
+# -- tarballs: bounded, keyed by content, one line when broken (items 8, 9, 12, 16) ---
+
+def _sparse_tarball(directory: Path, size: str) -> Path:
+    """A .tar.xz of a few hundred bytes whose linux/Makefile is a hole of ``size``."""
+    (directory / "linux").mkdir(parents=True)
+    subprocess.run(["truncate", "-s", size, str(directory / "linux/Makefile")], check=True)
+    tarball = directory / "bomb.tar.xz"
+    subprocess.run(["tar", "-cJSf", str(tarball), "-C", str(directory), "linux"], check=True)
+    (directory / "linux/Makefile").unlink()
+    return tarball
+
+
+def _peak_kb(code: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    proc = subprocess.run([sys.executable, "-c", code + "\nimport resource\nprint('peak', "
+                           "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                          capture_output=True, text=True, timeout=60)
+    return proc, int(proc.stdout.split("peak ")[-1])
+
+
+@pytest.mark.parametrize("size", ["2G", "20G"])
+def test_a_tarball_bomb_is_refused_in_bounded_memory(tmp_path, size):
+    """Item 8: a sparse 2 GiB member cost 2.1 GB of memory (20 GiB: a
+    traceback), on the fast path and unpacking a whole tree alike."""
+    tarball = _sparse_tarball(tmp_path, size)
+    assert tarball.stat().st_size < 1000
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "build", "--config", "tiny",
+                           "--kernel-src", str(tarball), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "linux/Makefile is" in proc.stderr and "not a kernel source tarball" in proc.stderr
+    proc, peak = _peak_kb(
+        "from pathlib import Path\nfrom pyharness.builder import kernel_tree\n"
+        "from pyharness.errors import HarnessError\ntry:\n"
+        f"    kernel_tree.open_full_tree({str(tarball)!r}, Path({str(tmp_path / 'kc')!r}))\n"
+        "except HarnessError as err:\n    print(err)\n")
+    assert "a member is larger than any kernel source file" in proc.stdout, proc.stderr
+    assert peak < 200_000
+    assert not [p for p in (tmp_path / "kc/trees").iterdir() if p.is_dir()]
+
+
+def _cut_xz() -> bytes:
+    """A .tar.xz cut short, and one with its data damaged."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as archive:
+        for name in ("linux/a.c", "linux/Makefile"):
+            member = tarfile.TarInfo(name)
+            member.size = 1 << 18
+            archive.addfile(member, io.BytesIO(os.urandom(1 << 18)))
+    return data.getvalue()[:300_000]
+
+
+def _damaged_xz() -> bytes:
+    whole = bytearray(lzma.compress(b"linux/Makefile".ljust(512, b"\0") * 64))
+    whole[60:80] = bytes(20)
+    return bytes(whole)
+
+
+@pytest.mark.parametrize("content,says", [
+    (_cut_xz(), "damaged or cut short"),
+    (_damaged_xz(), "damaged or cut short"),
+    (b"hello, not a tarball\n", "not a tar archive, plain or compressed"),
+])
+def test_an_unreadable_tarball_is_one_line(tmp_path, content, says):
+    """Items 12 and 16: a corrupt .tar.xz was an LZMAError traceback; a file
+    that is no tar at all printed tarfile's five lines as a literal \\n-."""
+    tarball = tmp_path / "linux-source-6.12.tar.xz"
+    tarball.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "build", "--config", "tiny",
+                           "--kernel-src", str(tarball), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "\\n" not in proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _twin_tarballs(tmp_path: Path) -> tuple[Path, Path]:
+    """Two tarballs of one name, size and mtime whose stacktrace.c differ
+    in one byte."""
+    source = kernelsrc.open_source(str(TARBALL), build_base(None))
+    assert source is not None
+    made = []
+    for twin, letter in (("a", b"x"), ("b", b"y")):
+        top = tmp_path / f"src-{twin}" / "linux"
+        root = source.tree.root
+        for path in (root / kernelsrc.MAKEFILE, *source.tree.build_files):
+            (top / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, top / path.relative_to(root))
+        host = top / kernelsrc.HOST_STACKTRACE_C
+        host.write_bytes(host.read_bytes() + b"/* " + letter + b" */\n")
+        (tmp_path / twin).mkdir()
+        tarball = tmp_path / twin / "linux-source-6.12.tar"
+        subprocess.run(["tar", "-cf", str(tarball), "--mtime=2026-01-01", "--owner=0",
+                        "--group=0", "--sort=name", "-C", str(top.parent), "linux"], check=True)
+        os.utime(tarball, ns=(0, 1_000_000_000))
+        made.append(tarball)
+    assert made[0].stat().st_size == made[1].stat().st_size
+    return made[0], made[1]
+
+
+@needs_tree
+def test_two_tarballs_agreeing_on_name_size_and_mtime_are_two_trees(tmp_path):
+    """Item 9: the extraction was keyed by name, size and mtime: the second
+    tarball used the first one's files."""
+    a, b = _twin_tarballs(tmp_path)
+    base = tmp_path / "out"
+    for tarball, letter in ((a, b"x"), (b, b"y")):
+        source = kernelsrc.open_source(str(tarball), base)
+        assert source is not None
+        host = source.tree.root / kernelsrc.HOST_STACKTRACE_C
+        assert host.read_bytes().endswith(b"/* " + letter + b" */\n")
+    for tarball, letter in ((a, b"x"), (b, b"y")):
+        tree = kernel_tree.open_full_tree(str(tarball), tmp_path / "kc")
+        assert (tree.root / kernelsrc.HOST_STACKTRACE_C).read_bytes().endswith(
+            b"/* " + letter + b" */\n")
+
+
+@needs_tree
+def test_a_tree_unpacked_before_content_keys_is_kept_only_if_its_files_match(tmp_path):
+    """The kernel cache's trees unpacked under the old key (the real kernels
+    built from them are keyed by their place) are checked once, then kept."""
+    a, b = _twin_tarballs(tmp_path)
+    first = kernel_tree.open_full_tree(str(a), tmp_path / "kc").root
+    st = a.stat()
+    old = hashlib.sha256(f"{a.name}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+    earlier = tmp_path / "kc2/trees" / f"linux-source-6.12-{old[:12]}"
+    shutil.copytree(first, earlier)
+    assert kernel_tree.open_full_tree(str(a), tmp_path / "kc2").root == earlier
+    assert kernel_tree.open_full_tree(str(b), tmp_path / "kc2").root != earlier
