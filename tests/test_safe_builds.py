@@ -19,6 +19,7 @@ from test_build import copy_tree
 
 from pyharness.builder import cache as builder
 from pyharness.builder import kernel_tree, kernelsrc, worktree
+from pyharness.errors import HarnessError
 from pyharness.paths import build_base
 
 # In the recipe, read by no compiler (the kallsyms generator is too, but a
@@ -308,3 +309,117 @@ def test_a_tree_unpacked_before_content_keys_is_kept_only_if_its_files_match(tmp
     shutil.copytree(first, earlier)
     assert kernel_tree.open_full_tree(str(a), tmp_path / "kc2").root == earlier
     assert kernel_tree.open_full_tree(str(b), tmp_path / "kc2").root != earlier
+
+
+# -- clean: a build in use stays; clean says what it could not do (items 11, 15, 16) ---
+
+def _clean(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pyharness", "clean", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+_USER = """
+import sys
+from pyharness.builder import cache
+built = cache.build("tiny", out_dir=sys.argv[1])
+print(built.build_dir, flush=True)
+sys.stdin.read()                       # uses the image until told to stop
+print(len(built.elf.read_bytes()))
+"""
+
+
+def test_a_build_in_use_is_not_removed_by_clean_or_pruning(lab_copy, tmp_path, monkeypatch):
+    """Item 11: `clean`, or the pruning after another build, removed the
+    build a running matrix was about to use ("cannot read the image")."""
+    lab, _ = lab_copy
+    monkeypatch.setenv("NVHE_LAB_ROOT", str(lab))
+    out = tmp_path / "out"
+    user = subprocess.Popen([sys.executable, "-c", _USER, str(out)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        in_use = Path(user.stdout.readline().strip())
+        proc = _clean("--out", str(out), "--all")
+        assert proc.returncode == 0, proc.stderr
+        assert f"kept {in_use.name}: in use" in proc.stdout
+        # another build of the configuration, keeping one: the pruning skips it
+        header = lab / "csrc/include/percpu.h"
+        text = header.read_text()
+        header.write_text(text + "/* another build */\n")
+        try:
+            monkeypatch.setenv("PYHARNESS_KEEP_BUILDS", "1")
+            other = builder.build("tiny", out_dir=out)
+        finally:
+            header.write_text(text)
+        assert other.build_dir != in_use and in_use.is_dir()
+        user.stdin.close()
+        assert int(user.stdout.readline()) > 0 and user.wait(timeout=30) == 0
+    finally:
+        user.kill()
+    assert _clean("--out", str(out), "--all").returncode == 0 and not in_use.exists()
+
+
+def test_clean_on_a_read_only_directory_says_it_could_not(tmp_path):
+    """Item 16: it said "a build of it is running" and exited 0."""
+    base = tmp_path / "ro"
+    tree = base / f"tiny-{'a' * 12}"
+    tree.mkdir(parents=True)
+    (tree / "build.json").write_text(json.dumps({"digest": "a" * 64}))
+    mount = subprocess.run(["mount", "--bind", "-o", "ro", str(base), str(base)],
+                           capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip("no read-only bind mount here (needs root)")
+    try:
+        proc = _clean("--out", str(base), "--all")
+    finally:
+        subprocess.run(["umount", str(base)], check=True)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "kept tiny-aaaaaaaaaaaa: cannot be removed: Read-only file system" in proc.stdout
+    assert len(proc.stderr.splitlines()) == 1 and "could not be removed" in proc.stderr
+    assert "running" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", [("clean", "--all"), ("mutate", "--list")])
+def test_an_empty_out_is_refused(tmp_path, command):
+    """Item 15: `clean --all --out ''` removed the build trees of the
+    current directory."""
+    tree = tmp_path / f"tiny-{'a' * 12}"
+    tree.mkdir()
+    (tree / "build.json").write_text(json.dumps({"digest": "a" * 64}))
+    proc = subprocess.run([sys.executable, "-m", "pyharness", *command, "--out", ""],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "--out \"\"" in proc.stderr, proc.stderr
+    assert tree.is_dir()
+
+
+def test_clean_all_takes_the_mutants_and_the_generated_configurations(tmp_path):
+    """Item 16: `clean --all` never removed build/mutate or matrix-configs."""
+    base = tmp_path / "build"
+    for where in ("", "mutate/"):
+        tree = base / f"{where}tiny-{'b' * 12}"
+        tree.mkdir(parents=True)
+        (tree / "build.json").write_text(json.dumps({"digest": "b" * 64}))
+    (base / "matrix-configs/all").mkdir(parents=True)
+    proc = _clean("--out", str(base), "--all")
+    assert proc.returncode == 0, proc.stderr
+    assert "removed mutate/tiny-bbbbbbbbbbbb" in proc.stdout
+    assert sorted(p.name for p in base.rglob("*") if not p.name.endswith(".lock")) == ["mutate"]
+
+
+@pytest.mark.parametrize("out", ["/etc/passwd"])
+def test_clean_out_a_file_is_one_line(out):
+    """Item 12: a traceback."""
+    proc = _clean("--out", out, "--all")
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+@needs_tree
+def test_a_link_to_a_tree_is_the_same_tree(tree, tmp_path):
+    """Item 16: a symlink to a tree counted as a second tree."""
+    from pyharness.matrix.expand import unwinder_axis
+    link = tmp_path / "link"
+    link.symlink_to(tree)
+    assert [u.label for u in unwinder_axis([str(tree), str(link)], tmp_path / "out")] == [
+        "linux-6.12"]
+    with pytest.raises(HarnessError, match="given twice"):
+        unwinder_axis([f"a={tree}", f"b={link}"], tmp_path / "out")

@@ -59,14 +59,16 @@ from typing import Iterator
 
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError  # BuildError: what a failed build raises
-from pyharness.builder.inputs import (Roots, all_settled, content_key, current_hashes, file_hash,
-                                      source_files as lab_sources, source_paths)
+from pyharness.builder.inputs import (Roots, all_settled, content_key, current_hashes,
+                                      moved_during_build, source_files as lab_sources,
+                                      source_hashes)
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
 from pyharness.builder.worktree import Compiled, build_in, read_record, work_tree_path
 from pyharness.files import sha256_of, write_atomically
 from pyharness.paths import build_base, source_root
 from pyharness.builder.toolchain import Toolchain, find_toolchain
-from pyharness.builder.trees import STAMP, WORK_DIR, prune_after_build, write_marker
+from pyharness.builder.lock import hold_shared, release
+from pyharness.builder.trees import STAMP, WORK_DIR, lock_path, prune_after_build, write_marker
 
 _KEY_FORMAT = "pyharness build recipe 2"
 # What the keyed directory holds besides the stamp: the image and what describes it.
@@ -111,14 +113,6 @@ def source_files() -> list[Path]:
     return lab_sources(source_root())
 
 
-def lab_source_hashes(*, unchanged_since_ns: int | None = None) -> dict[str, str | None]:
-    """The lab's sources a recipe holds, by path relative to the checkout,
-    and their sha256 (None: unreadable, or changed since ``unchanged_since_ns``)."""
-    root = str(source_root())
-    return {path[len(root):]: file_hash(path, unchanged_since_ns=unchanged_since_ns)
-            for path in source_paths(root)}
-
-
 def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
                tree: KernelTree | None = None,
                sources: dict[str, str | None] | None = None) -> str:
@@ -131,22 +125,11 @@ def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
     kernel = () if tree is None else (str(tree.root), tree.generation)
     for part in (_KEY_FORMAT, config.dotconfig, toolchain.prefix, toolchain.version, *kernel):
         h.update(part.encode() + b"\0")
-    for name, digest in (lab_source_hashes() if sources is None else sources).items():
+    if sources is None:
+        sources = source_hashes(source_root())
+    for name, digest in sources.items():
         h.update(f"{name}\0{digest}\0".encode())
     return h.hexdigest()
-
-
-def _moved_during_build(sources: dict[str, str | None], since_ns: int,
-                        compiled: Compiled) -> list[str]:
-    """What changed while a build ran: a lab source of its recipe that
-    hashes otherwise now or whose ctime moved since its recipe was hashed
-    (the CMake files and the kallsyms generator are read by no compiler, so
-    no depfile follows them), and a file the compile read that changed
-    while it ran. A build that read any of them is not what its key says."""
-    now = lab_source_hashes(unchanged_since_ns=since_ns)
-    moved = [f"lab:{name.lstrip(os.sep)}" for name in sorted(sources.keys() | now.keys())
-             if now.get(name) != sources.get(name)]
-    return moved + [label for label, digest in compiled.hashes.items() if digest is None]
 
 
 # Characters a CMake/Ninja build cannot carry in a path: a list separator,
@@ -280,7 +263,7 @@ def _build_lock(config: kconfig.ResolvedConfig, build_dir: Path) -> Iterator[Non
     base = build_dir.parent
     try:
         base.mkdir(parents=True, exist_ok=True)
-        fd = _open_lock(base / f".{build_dir.name}.lock")
+        fd = _open_lock(lock_path(build_dir))
     except OSError as err:
         raise HarnessError(f"cannot build {config.name} in {base}: the directory is not "
                            f"writable ({err.strerror}) and holds no finished build of it; "
@@ -298,6 +281,7 @@ def _publish(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Pa
     """Copy the image and what describes it from the work tree into the
     keyed directory, the stamp last; unless another builder of the same
     sources has just done so."""
+    release(lock_path(build_dir))       # this process's own hold would block it
     with _build_lock(config, build_dir):
         if _check_built(build_dir, digest)[0]:
             return
@@ -316,6 +300,19 @@ def _publish(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Pa
             stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
                          kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
         write_atomically(build_dir / STAMP, json.dumps(stamp, indent=1) + "\n")
+
+
+def _held(found: _Found) -> bool:
+    """Hold the finished build against removal while this process may use
+    it (:func:`pyharness.builder.lock.hold_shared`: ``pyharness clean`` and
+    the pruning after another build skip it); False when it was removed or
+    replaced before the hold was taken."""
+    assert found.build_dir is not None and found.digest is not None
+    hold_shared(lock_path(found.build_dir))
+    if _check_built(found.build_dir, found.digest)[0]:
+        return True
+    release(lock_path(found.build_dir))
+    return False
 
 
 def _touch(path: Path) -> None:
@@ -351,29 +348,34 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
     _check_cmake_can_carry(work)
     roots = Roots(source_root(), kernel.tree.root if kernel else None, work)
     moved: list[str] = []
-    for _ in range(_ATTEMPTS):
+    attempts = 0
+    while attempts < _ATTEMPTS:
         hashed_at = time.time_ns()          # before the recipe's sources are hashed
-        sources = lab_source_hashes()
+        sources = source_hashes(source_root())
         recipe = recipe_key(config, toolchain, kernel.tree if kernel else None, sources)
         found = _find_finished(base, name, recipe, work, roots)
         if found.build_dir is not None:
+            if not _held(found):
+                continue                    # removed as it was found: look again
             _touch(found.build_dir / STAMP)          # its last use, for `pyharness clean`
             return _result(config, found, kernel, recipe, work, started, None)
         with _build_lock(config, work):
             again = _find_finished(base, name, recipe, work, roots)  # another process built it?
-            if again.build_dir is not None:
+            if again.build_dir is not None and _held(again):
                 return _result(config, again, kernel, recipe, work, started, None)
             # A damaged image is built afresh: nothing of the tree it came from is
             # trusted; so is one whose CMake files or generator moved last time.
             problem = found.problem or again.problem
             compiled = build_in(work, config, toolchain, kernel, jobs,
                                 afresh=problem is not None or bool(moved))
-            moved = _moved_during_build(sources, hashed_at, compiled)
+            moved = moved_during_build(source_root(), sources, hashed_at, compiled.hashes)
             if moved:       # what it read is not what its key says: not kept, built again
+                attempts += 1
                 continue
             digest = content_key(recipe, compiled.hashes)
             found = _Found(base / build_dir_name(name, digest), digest, problem)
             _publish(config, toolchain, found.build_dir, digest, recipe, work, compiled, kernel)
+            _held(found)
         prune_after_build(base, name, found.build_dir)
         prune_after_build(work.parent, name, work)
         return _result(config, found, kernel, recipe, work, started, compiled)

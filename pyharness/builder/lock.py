@@ -4,6 +4,7 @@ processes (pytest-xdist workers, a matrix) wait for one maker instead of racing.
 from __future__ import annotations
 
 import fcntl
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -25,3 +26,44 @@ def exclusive(directory: Path, name: str, what: str,
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+# -- a build in use: a shared lock on its lock file ---------------------------------
+
+# The shared locks this process holds, oldest first (path -> descriptor).
+_held: dict[str, int] = {}
+# At most this many at once: a mutation worker uses hundreds of images one
+# after the other, each only while its step runs.
+MAX_HELD = 64
+
+
+def hold_shared(lock_file: Path) -> None:
+    """Hold a shared lock on ``lock_file`` while this process lives (or
+    until :func:`release`): a remover, who needs it exclusively, skips what
+    it protects. Blocks while a maker holds it. A lock file that cannot be
+    opened (a read-only cache nobody can remove from) is not held."""
+    key = str(lock_file)
+    if key in _held:
+        _held[key] = _held.pop(key)         # most recently used last
+        return
+    try:
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return
+    except OSError:
+        return
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _held[key] = fd
+    while len(_held) > MAX_HELD:
+        release(Path(next(iter(_held))))
+
+
+def release(lock_file: Path) -> None:
+    """Let go of a shared lock :func:`hold_shared` took (before this process
+    takes the same lock exclusively: flock would wait for itself)."""
+    fd = _held.pop(str(lock_file), None)
+    if fd is not None:
+        os.close(fd)

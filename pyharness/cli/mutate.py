@@ -143,7 +143,7 @@ def add_mutate_parser(subparsers: argparse._SubParsersAction) -> None:
                      help=f"wall-clock budget per run (default {DEFAULT_TIMEOUT_S:g})")
     run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
                      metavar="N", help="instruction budget per run")
-    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+    run.add_argument("--out", type=str, default=None, metavar="DIR",
                      help="base directory for build trees (default: build/); mutant "
                           "images go to DIR/mutate")
     out = p.add_argument_group("reports")

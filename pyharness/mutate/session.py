@@ -51,7 +51,7 @@ class Options:
     all_runs: bool = False               # no narrowing by the code a run executes
     equivalents: Path | None = None
     jobs: int | None = None
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None
     seed: int = 0
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
