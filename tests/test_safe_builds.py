@@ -3,6 +3,7 @@ from a crash (docs/kernel-src.md, docs/mutation.md, README "clean")."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -423,3 +424,66 @@ def test_a_link_to_a_tree_is_the_same_tree(tree, tmp_path):
         "linux-6.12"]
     with pytest.raises(HarnessError, match="given twice"):
         unwinder_axis([f"a={tree}", f"b={link}"], tmp_path / "out")
+
+
+# -- paths CMake cannot carry, a full disk (items 12, 13) -------------------------
+
+@pytest.mark.parametrize("bad", ["a$(id)b", "a'b", "a`b", "a&b", "a*b", "a^b", "a;b",
+                                 "a\nb"])
+def test_an_out_or_tree_path_cmake_cannot_carry_is_one_line(tmp_path, bad):
+    """Item 13: `$(...)` (and the shell's own characters) in --out reached
+    CMake: exit 1 and a 20-line dump (or a build never cached)."""
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "build", "--config", "tiny",
+                           "--out", str(tmp_path / bad)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "CMake cannot build in a path holding" in proc.stderr
+    assert not (tmp_path / bad).exists()
+
+
+@needs_tree
+def test_a_kernel_tree_path_cmake_cannot_carry_is_one_line(tree, tmp_path):
+    moved = tmp_path / "k$(x)" / "linux"
+    moved.parent.mkdir()
+    tree.rename(moved)
+    with pytest.raises(HarnessError, match=r"--kernel-src tree .*holding '\$'"):
+        builder.build("tiny", out_dir=tmp_path / "out", kernel_src=moved)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 512 KB file system (a tiny build's work tree takes about 1 MB)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_disk_that_fills_during_the_build_is_one_line(small_disk):
+    """Item 13: "firmware build failed", exit 1, the compiler's dump."""
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "build", "--config", "tiny",
+                           "--out", str(small_disk / "build")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "is full" in proc.stderr, proc.stderr
+    assert "--out DIR on another disk" in proc.stderr
+
+
+def test_a_disk_that_fills_as_the_stamp_is_written_is_one_line(lab_copy, tmp_path,
+                                                               monkeypatch):
+    """Item 12: a traceback; and no half-made build is left to be found."""
+    lab, _ = lab_copy
+    monkeypatch.setenv("NVHE_LAB_ROOT", str(lab))
+
+    def full(path, text):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    monkeypatch.setattr(builder, "write_atomically", full)
+    with pytest.raises(HarnessError, match="is full") as caught:
+        builder.build("tiny", out_dir=tmp_path / "out")
+    assert "\n" not in str(caught.value)
+    assert not list((tmp_path / "out").glob("tiny-*"))

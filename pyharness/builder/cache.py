@@ -49,7 +49,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -63,7 +62,8 @@ from pyharness.builder.inputs import (Roots, all_settled, content_key, current_h
                                       moved_during_build, source_files as lab_sources,
                                       source_hashes)
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
-from pyharness.builder.worktree import Compiled, build_in, read_record, work_tree_path
+from pyharness.builder.worktree import (Compiled, build_in, cannot_write, check_cmake_can_carry,
+                                        read_record, work_tree_path)
 from pyharness.files import sha256_of, write_atomically
 from pyharness.paths import build_base, source_root
 from pyharness.builder.toolchain import Toolchain, find_toolchain
@@ -132,25 +132,10 @@ def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
     return h.hexdigest()
 
 
-# Characters a CMake/Ninja build cannot carry in a path: a list separator,
-# quotes and escapes, comment and shell characters Ninja's generator rejects.
-_CMAKE_UNSAFE = re.compile(r'[;"#\\<>|?\x00-\x1f\x7f-\x9f\ud800-\udfff]')
-
-
 def build_dir_name(config_name: str, digest: str) -> str:
     """``<slug>-<digest[:12]>``: no config name can reach outside the base
     directory or break the CMake files that carry it."""
     return f"{kconfig.config_slug(config_name)}-{digest[:12]}"
-
-
-def _check_cmake_can_carry(work: Path) -> None:
-    for what, path, fix in (("build directory", work.parent, "give another --out DIR"),
-                            ("the firmware tree", source_root(),
-                             "move the checkout to a plainer path")):
-        bad = _CMAKE_UNSAFE.search(str(path))
-        if bad:
-            raise HarnessError(f"{what} {ascii(str(path))[1:-1]}: CMake cannot build in a "
-                               f"path holding {ascii(bad.group())}; {fix}")
 
 
 def _read_stamp(build_dir: Path) -> dict | None:
@@ -342,10 +327,11 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         raise HarnessError(f"-j {jobs}: the number of compile jobs must be at least 1")
     toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
     base = build_base(out_dir)
+    check_cmake_can_carry(base)
     kernel = open_source(kernel_src, base)
     name = f"{config.name}-{kernel.unwinder}" if kernel else config.name
     work = work_tree_path(scratch or base / WORK_DIR, name, config, toolchain, kernel)
-    _check_cmake_can_carry(work)
+    check_cmake_can_carry(work.parent, kernel.tree.root if kernel else None)
     roots = Roots(source_root(), kernel.tree.root if kernel else None, work)
     moved: list[str] = []
     attempts = 0
@@ -366,21 +352,29 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
             # A damaged image is built afresh: nothing of the tree it came from is
             # trusted; so is one whose CMake files or generator moved last time.
             problem = found.problem or again.problem
-            compiled = build_in(work, config, toolchain, kernel, jobs,
-                                afresh=problem is not None or bool(moved))
+            try:
+                compiled = build_in(work, config, toolchain, kernel, jobs,
+                                    afresh=problem is not None or bool(moved))
+            except OSError as err:
+                raise cannot_write(name, err) from None
             moved = moved_during_build(source_root(), sources, hashed_at, compiled.hashes)
             if moved:       # what it read is not what its key says: not kept, built again
                 attempts += 1
                 continue
             digest = content_key(recipe, compiled.hashes)
             found = _Found(base / build_dir_name(name, digest), digest, problem)
-            _publish(config, toolchain, found.build_dir, digest, recipe, work, compiled, kernel)
+            try:
+                _publish(config, toolchain, found.build_dir, digest, recipe, work, compiled,
+                         kernel)
+            except OSError as err:          # a full disk while build.json is written...
+                shutil.rmtree(found.build_dir, ignore_errors=True)
+                raise cannot_write(name, err) from None
             _held(found)
         prune_after_build(base, name, found.build_dir)
         prune_after_build(work.parent, name, work)
         return _result(config, found, kernel, recipe, work, started, compiled)
     raise HarnessError(f"{', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''}: changed "
-                       f"while {name} was built, {_ATTEMPTS} times; nothing was cached; "
+                       f"(or could not be read) while {name} was built, {_ATTEMPTS} times; nothing was cached; "
                        "build again once the sources are saved")
 
 
