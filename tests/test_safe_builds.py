@@ -487,3 +487,20 @@ def test_a_disk_that_fills_as_the_stamp_is_written_is_one_line(lab_copy, tmp_pat
         builder.build("tiny", out_dir=tmp_path / "out")
     assert "\n" not in str(caught.value)
     assert not list((tmp_path / "out").glob("tiny-*"))
+
+
+@pytest.mark.parametrize("make,says", [
+    (lambda p: p.write_bytes(b"# caf\xe9\n"), ":1: not UTF-8 text"),
+    (lambda p: os.mkfifo(p), "not a regular file"),
+    (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
+    (lambda p: p.write_bytes(b"#" * (2 << 20)), "not an equivalents list"),
+])
+def test_an_equivalents_file_that_is_not_text_is_one_line(tmp_path, make, says):
+    """Item 12: a non-UTF-8 file was a traceback; /dev/zero or a FIFO never ended."""
+    path = tmp_path / "equivalent.txt"
+    make(path)
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--list",
+                           "--equivalents", str(path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert says in proc.stderr
