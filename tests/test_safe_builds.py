@@ -21,6 +21,7 @@ from test_build import copy_tree
 from pyharness.builder import cache as builder
 from pyharness.builder import kernel_tree, kernelsrc, worktree
 from pyharness.errors import HarnessError
+from pyharness.mutate.scratch import scratch_dir
 from pyharness.paths import build_base
 
 # In the recipe, read by no compiler (the kallsyms generator is too, but a
@@ -504,3 +505,73 @@ def test_an_equivalents_file_that_is_not_text_is_one_line(tmp_path, make, says):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert says in proc.stderr
+
+
+# -- mutate's scratch copies; bounds on -j, --randconfig, --shard (item 16) ----------
+
+_SCRATCH_USER = """
+import sys, time
+from pathlib import Path
+from pyharness.mutate.scratch import scratch_dir
+with scratch_dir(Path(sys.argv[1])) as path:
+    (path / "tree").mkdir()
+    print(path, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_mutation_runs_copies_are_removed_at_the_next_start(tmp_path):
+    """Item 16: kill -9 of mutate left its copies in /tmp for good."""
+    mutate_dir = tmp_path / "build/mutate"
+    users = [subprocess.Popen([sys.executable, "-c", _SCRATCH_USER, str(mutate_dir)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    killed, alive = (Path(u.stdout.readline().strip()) for u in users)
+    users[0].kill()
+    users[0].wait()
+    try:
+        assert killed.is_dir()
+        with scratch_dir(mutate_dir) as mine:
+            assert not killed.exists() and alive.is_dir() and mine.is_dir()
+        assert not mine.exists() and alive.is_dir()
+    finally:
+        users[1].kill()
+        users[1].wait()
+
+
+def test_a_mutation_run_keeps_nothing_in_tmp(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--config", "tiny",
+                           "--only", "m001", "--scenarios", "hyp_panic", "--out", str(out),
+                           "-j", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmp)})
+    assert proc.returncode in (0, 1), proc.stderr
+    assert not [p for p in tmp.iterdir() if p.name.startswith("pyharness-mutate")]
+    assert (out / "mutate/scratch").is_dir()
+    assert not [p for p in (out / "mutate/scratch").iterdir()]
+
+
+@pytest.mark.parametrize("args,says", [
+    (("--randconfig", "1000000"), "there are only 480 combinations"),
+    (("--shard", "1/\u0662"), "ASCII digits"),
+    (("--shard", "\uff11/2"), "ASCII digits"),
+])
+def test_matrix_bounds_are_checked_at_once(tmp_path, args, says):
+    """Item 16: --randconfig 1000000 enumerated for minutes; --shard 1/٢ was
+    taken as 1/2."""
+    proc = subprocess.run([sys.executable, "-m", "pyharness", "matrix", *args, "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_workers_beyond_what_helps_are_capped_and_said():
+    """Item 16: -j 48 started 48 workers (2.5 GB) on two CPUs."""
+    proc = subprocess.run([sys.executable, "-c",
+                           "from pyharness.cli.options import capped_jobs\n"
+                           "print(capped_jobs(100000), capped_jobs(1), capped_jobs(None))"],
+                          capture_output=True, text=True, timeout=30)
+    capped, one, none = proc.stdout.split()
+    assert 1 <= int(capped) <= 4 * (os.cpu_count() or 1) and (one, none) == ("1", "None")
+    assert proc.stderr.startswith(f"-j 100000: using {capped} workers (")

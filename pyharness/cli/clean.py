@@ -14,11 +14,11 @@ from pathlib import Path
 from pyharness.builder.trees import (DEFAULT_KEEP, IN_USE, KEEP_ENV, WORK_DIR, BuildTree,
                                      build_trees, older_than_newest, try_remove)
 from pyharness.errors import EXIT_OK, HarnessError
+from pyharness.mutate.session import MUTATE_DIR
 from pyharness.paths import build_base
 
 # Under the base besides its own trees: the mutants' images (with their
 # own work trees), and the fragments --all/--randconfig generate (--all only).
-MUTATE_DIR = "mutate"
 GENERATED_DIR = "matrix-configs"
 
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyharness.cli.options import check_writable
+from pyharness.cli.options import capped_jobs, check_writable
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.mutate.html import write_html
 from pyharness.mutate.report import extra_lines, mutant_lines, to_json, write_json
@@ -53,6 +53,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
             check_writable(path, flag)
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
+    args.jobs = capped_jobs(args.jobs)
     prepared = prepare(_options(args))
     for entry in prepared.stale:
         print(f"warning: {prepared.equivalents_path}:{entry.line}: {entry.key} matches no "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from pyharness.builder.kernelsrc import KERNEL_SRC_ENV, LAB
@@ -35,3 +36,40 @@ def check_writable(path: Path, flag: str) -> None:
         raise HarnessError(f"{flag} {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise HarnessError(f"{flag} {path}: not writable")
+
+
+# What one worker process costs (a matrix or mutation worker with its
+# Unicorn instance: 48 of them took 2.5 GB), and how many per CPU still
+# help (the runs are CPU-bound: more only wait and take memory).
+WORKER_BYTES = 64 * 1024 * 1024
+WORKERS_PER_CPU = 4
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def capped_jobs(jobs: int | None) -> int | None:
+    """``-j N`` as many workers as help and as half the available memory
+    holds; a cap is said on stderr. None (the default) stays None."""
+    if jobs is None:
+        return None
+    cpus = os.cpu_count() or 1
+    limits = [(cpus * WORKERS_PER_CPU, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs")]
+    memory = _available_memory()
+    if memory is not None:
+        fits = max(1, memory // 2 // WORKER_BYTES)
+        limits.append((fits, f"half of the {memory / 1e9:.1f} GB available holds {fits} "
+                             f"at {WORKER_BYTES // (1024 * 1024)} MB each"))
+    cap, why = min(limits)
+    if jobs <= cap:
+        return jobs
+    print(f"-j {jobs}: using {cap} workers ({why})", file=sys.stderr)
+    return cap

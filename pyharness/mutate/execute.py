@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +151,16 @@ class MutationRun:
 def run_mutants(plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                 snapshot: Path, out_dir: Path, jobs: int,
                 on_done: Callable[[Outcome], None], *,
-                kernel: Path | None = None) -> list[Outcome]:
-    """Every mutant's outcome, in the order of ``plans``."""
-    with tempfile.TemporaryDirectory(prefix="pyharness-mutate-slots-") as slots:
-        run = MutationRun(plans, baseline, snapshot, Path(slots), out_dir, on_done, kernel)
-        settings = WorkerSettings(out_dir=out_dir, faults={})
-        timeout_s = max((c.specs[0].timeout_s for _, p in plans for c in p.configs),
-                        default=0.0)
-        if any(not s.done for s in run.states):
-            # A step builds before it runs: give it the build's time too.
-            pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,
-                              work=run_step, lost=lost_step)
-            pool.run_from(lambda _slot: run.next_step(), run.on_result)
+                kernel: Path | None = None, slots: Path) -> list[Outcome]:
+    """Every mutant's outcome, in the order of ``plans``; the workers make
+    their copies of the trees under ``slots``."""
+    slots.mkdir(parents=True, exist_ok=True)
+    run = MutationRun(plans, baseline, snapshot, slots, out_dir, on_done, kernel)
+    settings = WorkerSettings(out_dir=out_dir, faults={})
+    timeout_s = max((c.specs[0].timeout_s for _, p in plans for c in p.configs), default=0.0)
+    if any(not s.done for s in run.states):
+        # A step builds before it runs: give it the build's time too.
+        pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,
+                          work=run_step, lost=lost_step)
+        pool.run_from(lambda _slot: run.next_step(), run.on_result)
     return [state.outcome for state in run.states]

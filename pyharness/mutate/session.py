@@ -4,7 +4,6 @@ benchmark and the tests call :func:`prepare` then :func:`execute`)."""
 from __future__ import annotations
 
 import fnmatch
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from pyharness.mutate.baseline import Baseline, lab_root, run_baseline
 from pyharness.mutate.execute import Outcome, run_mutants
 from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
 from pyharness.mutate.plan import plan_mutant
+from pyharness.mutate.scratch import scratch_dir
 from pyharness.mutate.report import Counts, Verdict, classify, count
 from pyharness.mutate.worker import (compiler_error, is_harness_error, snapshot_kernel,
                                      snapshot_tree)
@@ -30,6 +30,9 @@ from pyharness.platform.results import check_budgets
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.scenarios import list_scenarios
 from pyharness.run.spec import LAB_UNWINDER, Unwinder
+
+# The mutants' images and the run's scratch copies, under the build directory.
+MUTATE_DIR = "mutate"
 
 KERNEL_TARGETS = (
     Target(kernelsrc.COMMON_H, focus=LAB_TARGETS[0].focus),
@@ -133,7 +136,7 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
     started = time.monotonic()
     base = build_base(options.out_dir)
-    with tempfile.TemporaryDirectory(prefix="pyharness-mutate-") as tmp:
+    with scratch_dir(base / MUTATE_DIR) as tmp:     # not /tmp: a killed run's is removed
         paths = [kconfig.find_config(c) for c in options.configs] or kconfig.named_configs()
         configs = [kconfig.resolve(p) for p in paths]
         snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
@@ -167,8 +170,8 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
                  for m in prepared.mutants]
         printer = _InOrder([m.id for m in prepared.mutants], prepared.listed, on_verdict)
         mutants_started = time.monotonic()
-        outcomes = run_mutants(plans, baseline, snapshot, base / "mutate", jobs,
-                               printer.done, kernel=kernel)
+        outcomes = run_mutants(plans, baseline, snapshot, base / MUTATE_DIR, jobs,
+                               printer.done, kernel=kernel, slots=Path(tmp) / "slots")
         mutant_seconds = time.monotonic() - mutants_started
     verdicts = classify(outcomes, prepared.listed)
     return Result(verdicts=verdicts, counts=count(verdicts), baseline=baseline,
