@@ -575,3 +575,18 @@ def test_workers_beyond_what_helps_are_capped_and_said():
     capped, one, none = proc.stdout.split()
     assert 1 <= int(capped) <= 4 * (os.cpu_count() or 1) and (one, none) == ("1", "None")
     assert proc.stderr.startswith(f"-j 100000: using {capped} workers (")
+
+
+@needs_tree
+def test_a_tree_file_edited_during_the_build_is_not_cached(tree, tmp_path, monkeypatch):
+    """Item 3 for a tree's files: stacktrace.c edited as the compile starts
+    and put back before the build is recorded; the image handed over, and
+    the one found after, are the unedited tree's."""
+    reference = builder.build("tiny", out_dir=tmp_path / "reference", kernel_src=tree)
+    reference_bytes = reference.elf.read_bytes()
+    host = tree / kernelsrc.HOST_STACKTRACE_C
+    _edit_during_build(monkeypatch, host, "nVHE call trace", "nVHE call trace!", undo=True)
+    during = builder.build("tiny", out_dir=tmp_path / "out", kernel_src=tree)
+    assert during.elf.read_bytes() == reference_bytes
+    again = builder.build("tiny", out_dir=tmp_path / "out", kernel_src=tree)
+    assert again.cached and again.elf.read_bytes() == reference_bytes

@@ -67,3 +67,18 @@ def release(lock_file: Path) -> None:
     fd = _held.pop(str(lock_file), None)
     if fd is not None:
         os.close(fd)
+
+
+def _forget_in_child() -> None:
+    """A forked child (a matrix worker) holds nothing of its own: its
+    parent's holds stay the parent's (closing the child's copies of the
+    descriptors keeps them, the lock belongs to the open file)."""
+    for fd in _held.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
