@@ -161,26 +161,46 @@ def test_mutate_on_a_tree_that_does_not_build_is_one_line(tree, tmp_path):
 # -- mutate: a harness error is no kill (item 5) -----------------------------------
 
 def _mutate(out: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    only = () if "--only" in more else ("--only", "m001", "m002")
     return subprocess.run([sys.executable, "-m", "pyharness", "mutate", "--config", "tiny",
-                           "--only", "m001", "m002", "--scenarios", "hyp_panic", "--out",
-                           str(out), "-j", "1", *more], capture_output=True, text=True,
-                          cwd=out.parent)
+                           *only, "--scenarios", "hyp_panic", "--out", str(out), "-j", "1",
+                           *more], capture_output=True, text=True, cwd=out.parent)
 
 
-def test_mutants_a_harness_error_stopped_are_errors_not_kills(tmp_path):
-    """Item 5: the mutants' images cannot be written (build/mutate is a
-    file, as a read-only or full directory refuses them): the worker died
-    on the error and each mutant counted as killed, score 100%, exit 0."""
+def test_mutate_with_an_unwritable_mutate_directory_is_no_kill(tmp_path):
+    """Item 5: build/mutate cannot be written (a file here, as a read-only
+    or full directory refuses it): the worker died on the error and each
+    mutant counted as killed, score 100%, exit 0. Now one line, exit 2."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "mutate").write_text("")
-    proc = _mutate(out, "--json", str(tmp_path / "m.json"))
+    proc = _mutate(out)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "killed by" not in proc.stdout
+    assert "killed by" not in proc.stdout and len(proc.stderr.splitlines()) == 1
+
+
+def test_mutants_a_harness_error_stopped_are_errors_not_kills(tmp_path):
+    """Item 5: the mutants' builds cannot write their files (a file-size
+    limit: the linker's output is refused) while the unmutated build is
+    cached: each mutant is an error with what failed, not killed, not a
+    compile error; exit 2 and the summary says how many."""
+    out = tmp_path / "out"
+    out.mkdir()
+    assert _mutate(out, "--only", "m001").returncode in (0, 1)     # the baseline, cached
+    proc = subprocess.run(["prlimit", "--fsize=100000", sys.executable, "-m", "pyharness",
+                           "mutate", "--config", "tiny", "--only", "m004", "m005",
+                           "--scenarios", "hyp_panic", "--out", str(out), "-j", "1",
+                           "--json", str(tmp_path / "m.json")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "killed by" not in proc.stdout and "COMPILE ERROR" not in proc.stdout
     assert proc.stdout.count("ERROR (no verdict: the harness failed)") == 2
+    assert "File size limit exceeded" in proc.stdout
     summary = json.loads((tmp_path / "m.json").read_text())["summary"]
     assert summary["errors"] == 2 and summary["killed"] == 0
-    assert "2 without a verdict (harness errors)" in proc.stdout.strip().splitlines()[-1]
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "mutants: 0 generated, 0 killed, 0 equivalent, 0 survived, 2 without a verdict "
+        "(harness errors) (no score)")
 
 
 # -- tarballs: bounded, keyed by content, one line when broken (items 8, 9, 12, 16) ---
@@ -196,9 +216,11 @@ def _sparse_tarball(directory: Path, size: str) -> Path:
 
 
 def _peak_kb(code: str) -> tuple[subprocess.CompletedProcess[str], int]:
-    proc = subprocess.run([sys.executable, "-c", code + "\nimport resource\nprint('peak', "
-                           "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-                          capture_output=True, text=True, timeout=60)
+    """Run ``code``; its peak memory from its own VmHWM (ru_maxrss would
+    count the forking pytest worker's pages)."""
+    proc = subprocess.run([sys.executable, "-c", code + "\nfor line in open('/proc/self/status'):"
+                           "\n    if line.startswith('VmHWM:'):\n        print('peak', "
+                           "line.split()[1])"], capture_output=True, text=True, timeout=60)
     return proc, int(proc.stdout.split("peak ")[-1])
 
 

@@ -193,8 +193,16 @@ def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
         output = proc.stdout + proc.stderr
         if os.strerror(errno.ENOSPC) in output or os.strerror(errno.EDQUOT) in output:
             raise disk_full(cwd, what)
+        refused = next((why for why in _CANNOT_WRITE if why in output), None)
+        if refused is not None:     # the environment's refusal, not the code's failure
+            raise HarnessError(f"{what} in {cwd}: a file could not be written ({refused}); "
+                               "pass a writable --out DIR with room, or raise the limit")
         tail = "\n".join(output.strip().splitlines()[-40:])
         raise BuildError(f"{what} failed in {cwd} (exit {proc.returncode}):\n{tail}")
+
+
+# What a tool prints when the system refuses a write (other than a full disk).
+_CANNOT_WRITE = (os.strerror(errno.EROFS), os.strerror(errno.EFBIG), "File size limit exceeded")
 
 
 def disk_full(where: Path, what: str) -> HarnessError:

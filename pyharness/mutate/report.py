@@ -112,9 +112,10 @@ class Counts:
 
     def summary_line(self) -> str:
         errors = f", {self.errors} without a verdict (harness errors)" if self.errors else ""
+        judged = self.generated - self.equivalent
+        score = f"score {self.score:.1f}%" if judged or not self.errors else "no score"
         return (f"mutants: {self.generated} generated, {self.killed} killed, "
-                f"{self.equivalent} equivalent, {self.survived} survived{errors} "
-                f"(score {self.score:.1f}%)")
+                f"{self.equivalent} equivalent, {self.survived} survived{errors} ({score})")
 
     @property
     def exit_code(self) -> int:

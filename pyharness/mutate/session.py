@@ -139,11 +139,16 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
     with scratch_dir(base / MUTATE_DIR) as tmp:     # not /tmp: a killed run's is removed
         paths = [kconfig.find_config(c) for c in options.configs] or kconfig.named_configs()
         configs = [kconfig.resolve(p) for p in paths]
-        snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
-        kernel = unwinder = None
-        if prepared.kernel is not None:
-            kernel = snapshot_kernel(prepared.kernel, Path(tmp) / "kernel")
-            unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
+        try:
+            snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
+            kernel = unwinder = None
+            if prepared.kernel is not None:
+                kernel = snapshot_kernel(prepared.kernel, Path(tmp) / "kernel")
+                unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
+        except OSError as err:      # shutil.Error too: a full or read-only disk
+            raise HarnessError(f"cannot copy the trees to mutate into {tmp}: "
+                               f"{str(err)[:200]}; pass --out DIR on a writable disk with "
+                               "room") from None
         with lab_root(snapshot):
             scenarios = [s.name for s in list_scenarios(_unmutated_build(paths[0], base, kernel))]
             specs = [replace(s, max_instructions=options.max_instructions,
