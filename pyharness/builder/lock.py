@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -32,6 +33,7 @@ def exclusive(directory: Path, name: str, what: str,
 
 # The shared locks this process holds, oldest first (path -> descriptor).
 _held: dict[str, int] = {}
+_held_lock = threading.Lock()        # the matrix builds in threads
 # At most this many at once: a mutation worker uses hundreds of images one
 # after the other, each only while its step runs.
 MAX_HELD = 64
@@ -43,9 +45,10 @@ def hold_shared(lock_file: Path) -> None:
     it protects. Blocks while a maker holds it. A lock file that cannot be
     opened (a read-only cache nobody can remove from) is not held."""
     key = str(lock_file)
-    if key in _held:
-        _held[key] = _held.pop(key)         # most recently used last
-        return
+    with _held_lock:
+        if key in _held:
+            _held[key] = _held.pop(key)     # most recently used last
+            return
     try:
         fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -56,15 +59,21 @@ def hold_shared(lock_file: Path) -> None:
     except OSError:
         return
     fcntl.flock(fd, fcntl.LOCK_SH)
-    _held[key] = fd
-    while len(_held) > MAX_HELD:
-        release(Path(next(iter(_held))))
+    with _held_lock:
+        if key in _held:                    # another thread took it meanwhile
+            os.close(fd)
+            return
+        _held[key] = fd
+        oldest = list(_held)[:max(0, len(_held) - MAX_HELD)]
+    for name in oldest:
+        release(Path(name))
 
 
 def release(lock_file: Path) -> None:
     """Let go of a shared lock :func:`hold_shared` took (before this process
     takes the same lock exclusively: flock would wait for itself)."""
-    fd = _held.pop(str(lock_file), None)
+    with _held_lock:
+        fd = _held.pop(str(lock_file), None)
     if fd is not None:
         os.close(fd)
 
