@@ -34,9 +34,10 @@ def exclusive(directory: Path, name: str, what: str,
 # The shared locks this process holds, oldest first (path -> descriptor).
 _held: dict[str, int] = {}
 _held_lock = threading.Lock()        # the matrix builds in threads
-# At most this many at once: a mutation worker uses hundreds of images one
-# after the other, each only while its step runs.
-MAX_HELD = 64
+# At most this many at once, the oldest let go first: matrix --all with two
+# trees uses 336 builds; a mutation worker uses hundreds of images one after
+# the other, each only while its step runs (a descriptor each).
+MAX_HELD = 512
 
 
 def hold_shared(lock_file: Path) -> None:
