@@ -64,7 +64,14 @@ def test_a_tarball_is_extracted_once_into_the_build_directory(tmp_path, monkeypa
     root = first.tree.root
     assert again.tree.root == root and root.parent == (tmp_path / "build/kernel-src").resolve()
     assert root.name.startswith("linux-source-6.1-") and first.generation == "6.1"
-    # A new version of the tarball (its size or mtime) is extracted again, beside.
+    # The extraction is keyed by the tarball's content (issue 26 item 9): a
+    # touched tarball is the same one; a new version, even of the same
+    # name, size and mtime, is extracted again, beside.
+    os.utime(tarball, ns=(1, 1))
+    assert kernelsrc.open_source(str(tarball), tmp_path / "build").tree.root == root
+    assert len(calls) == 1
+    write_tarball(tarball, synthetic_files("6.1", common_h=synthetic_files("6.1")[
+        kernelsrc.COMMON_H].replace("synthetic", "Synthetic")))
     os.utime(tarball, ns=(1, 1))
     newer = kernelsrc.open_source(str(tarball), tmp_path / "build")
     assert len(calls) == 2 and newer.tree.root != root

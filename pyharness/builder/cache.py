@@ -49,7 +49,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -59,14 +58,17 @@ from typing import Iterator
 
 from pyharness.kconfig import resolve as kconfig
 from pyharness.errors import BuildError, HarnessError  # BuildError: what a failed build raises
-from pyharness.builder.inputs import (Roots, all_settled, content_key, current_hashes, file_hash,
-                                      source_files as lab_sources, source_paths)
+from pyharness.builder.inputs import (Roots, all_settled, content_key, current_hashes,
+                                      moved_during_build, source_files as lab_sources,
+                                      source_hashes)
 from pyharness.builder.kernelsrc import KernelSource, KernelTree, open_source
-from pyharness.builder.worktree import Compiled, build_in, read_record, work_tree_path
+from pyharness.builder.worktree import (Compiled, build_in, cannot_write, check_cmake_can_carry,
+                                        read_record, work_tree_path)
 from pyharness.files import sha256_of, write_atomically
 from pyharness.paths import build_base, source_root
 from pyharness.builder.toolchain import Toolchain, find_toolchain
-from pyharness.builder.trees import STAMP, WORK_DIR, prune_after_build, write_marker
+from pyharness.builder.lock import hold_shared, release
+from pyharness.builder.trees import STAMP, WORK_DIR, lock_path, prune_after_build, write_marker
 
 _KEY_FORMAT = "pyharness build recipe 2"
 # What the keyed directory holds besides the stamp: the image and what describes it.
@@ -77,6 +79,8 @@ PRODUCT_DIRS = ("config",)
 # it cached, but whoever reports the build (the matrix) may not have seen
 # the first (the matrix's planning reads the scenario table first).
 COMPILED_THIS_PROCESS: dict[Path, "BuildResult"] = {}
+# Builds made before giving up when the sources keep changing while they run.
+_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -115,41 +119,28 @@ def source_files() -> list[Path]:
 
 
 def recipe_key(config: kconfig.ResolvedConfig, toolchain: Toolchain,
-               tree: KernelTree | None = None) -> str:
+               tree: KernelTree | None = None,
+               sources: dict[str, str | None] | None = None) -> str:
     """What decides a build before it compiles: the .config, the toolchain,
-    the lab's sources (by path in the checkout and hash) and a kernel
-    tree's place and generation (the compile database names its files).
-    The tree's files, like every other file the compile reads, join in the
-    content key."""
-    root = str(source_root())
+    the lab's sources (by path in the checkout and hash: ``sources``, or
+    hashed now) and a kernel tree's place and generation (the compile
+    database names its files). The tree's files, like every other file the
+    compile reads, join in the content key."""
     h = hashlib.sha256()
     kernel = () if tree is None else (str(tree.root), tree.generation)
     for part in (_KEY_FORMAT, config.dotconfig, toolchain.prefix, toolchain.version, *kernel):
         h.update(part.encode() + b"\0")
-    for path in source_paths(root):
-        h.update(f"{path[len(root):]}\0{file_hash(path)}\0".encode())
+    if sources is None:
+        sources = source_hashes(source_root())
+    for name, digest in sources.items():
+        h.update(f"{name}\0{digest}\0".encode())
     return h.hexdigest()
-
-
-# Characters a CMake/Ninja build cannot carry in a path: a list separator,
-# quotes and escapes, comment and shell characters Ninja's generator rejects.
-_CMAKE_UNSAFE = re.compile(r'[;"#\\<>|?\x00-\x1f\x7f-\x9f\ud800-\udfff]')
 
 
 def build_dir_name(config_name: str, digest: str) -> str:
     """``<slug>-<digest[:12]>``: no config name can reach outside the base
     directory or break the CMake files that carry it."""
     return f"{kconfig.config_slug(config_name)}-{digest[:12]}"
-
-
-def _check_cmake_can_carry(work: Path) -> None:
-    for what, path, fix in (("build directory", work.parent, "give another --out DIR"),
-                            ("the firmware tree", source_root(),
-                             "move the checkout to a plainer path")):
-        bad = _CMAKE_UNSAFE.search(str(path))
-        if bad:
-            raise HarnessError(f"{what} {ascii(str(path))[1:-1]}: CMake cannot build in a "
-                               f"path holding {ascii(bad.group())}; {fix}")
 
 
 def _read_stamp(build_dir: Path) -> dict | None:
@@ -262,7 +253,7 @@ def _build_lock(config: kconfig.ResolvedConfig, build_dir: Path) -> Iterator[Non
     base = build_dir.parent
     try:
         base.mkdir(parents=True, exist_ok=True)
-        fd = _open_lock(base / f".{build_dir.name}.lock")
+        fd = _open_lock(lock_path(build_dir))
     except OSError as err:
         raise HarnessError(f"cannot build {config.name} in {base}: the directory is not "
                            f"writable ({err.strerror}) and holds no finished build of it; "
@@ -280,6 +271,7 @@ def _publish(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Pa
     """Copy the image and what describes it from the work tree into the
     keyed directory, the stamp last; unless another builder of the same
     sources has just done so."""
+    release(lock_path(build_dir))       # this process's own hold would block it
     with _build_lock(config, build_dir):
         if _check_built(build_dir, digest)[0]:
             return
@@ -298,6 +290,19 @@ def _publish(config: kconfig.ResolvedConfig, toolchain: Toolchain, build_dir: Pa
             stamp.update(kernel_src=kernel.given, kernel_tree=str(kernel.tree.root),
                          kernel_version=kernel.tree.version, unwinder=kernel.unwinder)
         write_atomically(build_dir / STAMP, json.dumps(stamp, indent=1) + "\n")
+
+
+def _held(found: _Found) -> bool:
+    """Hold the finished build against removal while this process may use
+    it (:func:`pyharness.builder.lock.hold_shared`: ``pyharness clean`` and
+    the pruning after another build skip it); False when it was removed or
+    replaced before the hold was taken."""
+    assert found.build_dir is not None and found.digest is not None
+    hold_shared(lock_path(found.build_dir))
+    if _check_built(found.build_dir, found.digest)[0]:
+        return True
+    release(lock_path(found.build_dir))
+    return False
 
 
 def _touch(path: Path) -> None:
@@ -327,33 +332,59 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
         raise HarnessError(f"-j {jobs}: the number of compile jobs must be at least 1")
     toolchain = find_toolchain(clang=config.enabled("CC_IS_CLANG"))
     base = build_base(out_dir)
+    check_cmake_can_carry(base)
     kernel = open_source(kernel_src, base)
     name = f"{config.name}-{kernel.unwinder}" if kernel else config.name
-    recipe = recipe_key(config, toolchain, kernel.tree if kernel else None)
     work = work_tree_path(scratch or base / WORK_DIR, name, config, toolchain, kernel)
-    _check_cmake_can_carry(work)
+    check_cmake_can_carry(work.parent, kernel.tree.root if kernel else None)
     roots = Roots(source_root(), kernel.tree.root if kernel else None, work)
-    found = _find_finished(base, name, recipe, work, roots)
-    compiled = None
-    if found.build_dir is not None:
-        _touch(found.build_dir / STAMP)          # its last use, for `pyharness clean`
-    else:
+    moved: list[str] = []
+    attempts = 0
+    while attempts < _ATTEMPTS:
+        hashed_at = time.time_ns()          # before the recipe's sources are hashed
+        sources = source_hashes(source_root())
+        recipe = recipe_key(config, toolchain, kernel.tree if kernel else None, sources)
+        found = _find_finished(base, name, recipe, work, roots)
+        if found.build_dir is not None:
+            if not _held(found):
+                continue                    # removed as it was found: look again
+            _touch(found.build_dir / STAMP)          # its last use, for `pyharness clean`
+            return _result(config, found, kernel, recipe, work, started, None)
         with _build_lock(config, work):
             again = _find_finished(base, name, recipe, work, roots)  # another process built it?
-            if again.build_dir is None:
-                # A damaged image is built afresh: nothing of the tree it came from is trusted.
+            if again.build_dir is not None and _held(again):
+                return _result(config, again, kernel, recipe, work, started, None)
+            # A damaged image is built afresh: nothing of the tree it came from is
+            # trusted; so is one whose CMake files or generator moved last time.
+            problem = found.problem or again.problem
+            try:
                 compiled = build_in(work, config, toolchain, kernel, jobs,
-                                    afresh=(found.problem or again.problem) is not None)
-                digest = content_key(recipe, compiled.hashes)
-                _publish(config, toolchain, base / build_dir_name(name, digest), digest,
-                         recipe, work, compiled, kernel)
-                found = _Found(base / build_dir_name(name, digest), digest,
-                               found.problem or again.problem)
-            else:
-                found = again
-        if compiled is not None:
-            prune_after_build(base, name, found.build_dir)
-            prune_after_build(work.parent, name, work)
+                                    afresh=problem is not None or bool(moved))
+            except OSError as err:
+                raise cannot_write(name, err) from None
+            moved = moved_during_build(source_root(), sources, hashed_at, compiled.hashes)
+            if moved:       # what it read is not what its key says: not kept, built again
+                attempts += 1
+                continue
+            digest = content_key(recipe, compiled.hashes)
+            found = _Found(base / build_dir_name(name, digest), digest, problem)
+            try:
+                _publish(config, toolchain, found.build_dir, digest, recipe, work, compiled,
+                         kernel)
+            except OSError as err:          # a full disk while build.json is written...
+                shutil.rmtree(found.build_dir, ignore_errors=True)
+                raise cannot_write(name, err) from None
+            _held(found)
+        prune_after_build(base, name, found.build_dir)
+        prune_after_build(work.parent, name, work)
+        return _result(config, found, kernel, recipe, work, started, compiled)
+    raise HarnessError(f"{', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''}: changed "
+                       f"(or could not be read) while {name} was built, {_ATTEMPTS} times; nothing was cached; "
+                       "build again once the sources are saved")
+
+
+def _result(config: kconfig.ResolvedConfig, found: _Found, kernel: KernelSource | None,
+            recipe: str, work: Path, started: float, compiled: Compiled | None) -> BuildResult:
     assert found.build_dir is not None and found.digest is not None
     result = BuildResult(config=config, elf=found.build_dir / "vmlinux", build_dir=found.build_dir,
                        digest=found.digest, cached=compiled is None,

@@ -133,6 +133,29 @@ def source_files(root: Path) -> list[Path]:
     return [Path(p) for p in source_paths(str(root)) if os.path.isfile(p)]
 
 
+def source_hashes(root: Path, *,
+                  unchanged_since_ns: int | None = None) -> dict[str, str | None]:
+    """The lab's sources under ``root`` by path relative to it, and their
+    sha256 (None: unreadable, or changed since ``unchanged_since_ns``)."""
+    prefix = len(str(root))
+    return {path[prefix:]: file_hash(path, unchanged_since_ns=unchanged_since_ns)
+            for path in source_paths(str(root))}
+
+
+def moved_during_build(root: Path, sources: Mapping[str, str | None], since_ns: int,
+                       compiled: Mapping[str, str | None]) -> list[str]:
+    """What changed while a build ran: a lab source of its recipe
+    (``sources``, hashed at ``since_ns``) that hashes otherwise now or whose
+    ctime moved since (the CMake files and the kallsyms generator are read
+    by no compiler, so no depfile follows them), and a file the compile
+    read (``compiled``) that changed while it ran. A build that read any of
+    them is not what its key says."""
+    now = source_hashes(root, unchanged_since_ns=since_ns)
+    moved = [_LAB + name.lstrip(os.sep) for name in sorted(sources.keys() | now.keys())
+             if now.get(name) != sources.get(name)]
+    return moved + [label for label, digest in compiled.items() if digest is None]
+
+
 def current_hashes(labels: Iterable[str], roots: Roots) -> dict[str, str | None]:
     """Each label's file hashed as it is now (None: missing or unreadable)."""
     return {label: file_hash(roots.path(label)) for label in labels}

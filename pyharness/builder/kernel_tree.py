@@ -5,8 +5,9 @@ of it (:mod:`pyharness.builder.kernelsrc`); a real kernel needs all of it.
 A directory is used where it is and never written: kbuild builds with
 ``O=DIR`` elsewhere. A tarball (Debian's ``/usr/src/linux-source-X.Y.tar.xz``)
 is unpacked once, whole, under the kernel cache
-(``<cache>/trees/<name>-<key>``, key: the tarball's name, size and mtime),
-by ``tar`` into a scratch directory renamed into place under a lock.
+(``<cache>/trees/<name>-<key>``, key: the sha256 of the tarball's bytes,
+recorded beside the tree), by ``tar`` into a scratch directory renamed
+into place under a lock, no file larger than 256 MB.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from pyharness.builder import kernelsrc
 from pyharness.builder.kernelsrc import KernelSourceError
+from pyharness.builder import tarballs
 from pyharness.builder.lock import exclusive
+from pyharness.errors import HarnessError
 
 TREES_DIR = "trees"
 # What an in-tree build leaves that makes kbuild refuse O=DIR.
@@ -72,32 +75,65 @@ def _check_clean(root: Path) -> None:
 
 
 def _unpacked(tarball: Path, trees_dir: Path) -> Path:
+    """The tarball's tree, unpacked once per content (its bytes' sha256,
+    recorded beside the tree). A tree unpacked before trees were recorded
+    (named for the tarball's name, size and mtime: the kernels built from
+    it are keyed by its place) is kept when its files are the tarball's,
+    checked once."""
+    try:
+        digest = tarballs.content_digest(tarball)
+    except HarnessError as err:
+        raise KernelSourceError(str(err)) from None
+    name = kernelsrc.source_name(tarball)
     st = tarball.stat()
-    key = hashlib.sha256(f"{tarball.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    dest = trees_dir / f"{kernelsrc.source_name(tarball)}-{key.hexdigest()[:12]}"
-    if dest.is_dir():
-        return dest
+    old_key = hashlib.sha256(f"{tarball.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    earlier = trees_dir / f"{name}-{old_key.hexdigest()[:12]}"
+    dest = trees_dir / f"{name}-{digest[:12]}"
+    found = _recorded(digest, earlier, dest)
+    if found is not None:
+        return found
     with exclusive(trees_dir, dest.name, f"{dest} for the tree of {tarball}",
                    KernelSourceError):
-        if not dest.is_dir():
-            scratch = Path(tempfile.mkdtemp(dir=trees_dir, prefix=f".{dest.name}."))
-            try:
-                _untar(tarball, scratch)
-                os.rename(scratch, dest)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+        found = _recorded(digest, earlier, dest)
+        if found is not None:
+            return found
+        for tree in (earlier, dest):
+            if tree.is_dir() and tarballs.recorded_digest(tree) is None \
+                    and tarballs.same_files(tarball, tree):
+                tarballs.record_digest(tree, tarball, digest)
+                return tree
+        scratch = Path(tempfile.mkdtemp(dir=trees_dir, prefix=f".{dest.name}."))
+        try:
+            _untar(tarball, scratch)
+            if dest.is_dir():             # another tarball's files, or half of them
+                shutil.rmtree(dest)
+            os.rename(scratch, dest)
+            tarballs.record_digest(dest, tarball, digest)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return dest
 
 
+def _recorded(digest: str, *trees: Path) -> Path | None:
+    return next((tree for tree in trees
+                 if tree.is_dir() and tarballs.recorded_digest(tree) == digest), None)
+
+
 def _untar(tarball: Path, dest: Path) -> None:
-    """The tarball's one top directory's contents into ``dest``."""
+    """The tarball's one top directory's contents into ``dest``, no file
+    larger than :data:`pyharness.builder.tarballs.MAX_TREE_FILE`."""
     tar = shutil.which("tar")
     if tar is None:
         raise KernelSourceError("`tar` is not on PATH; install it with `apt-get install tar`")
     proc = subprocess.run([tar, "-xf", str(tarball), "-C", str(dest),
                            "--strip-components=1", "--no-same-owner"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, errors="replace",
+                          preexec_fn=tarballs.limit_file_size)
+    if "File too large" in proc.stderr:     # GNU tar only warns when it cannot truncate
+        raise KernelSourceError(
+            f"{tarball}: a member is larger than any kernel source file "
+            f"({tarballs.MAX_TREE_FILE // (1024 * 1024)} MB): not a kernel source tarball")
     if proc.returncode != 0:
-        tail = " ".join(proc.stderr.strip().splitlines()[-3:])
+        tail = " ".join(" ".join(proc.stderr.strip().splitlines()[-3:]).split())
         raise KernelSourceError(f"{tarball}: cannot unpack it (tar exit {proc.returncode}: "
                                 f"{tail})")

@@ -29,7 +29,6 @@ import hashlib
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from pyharness.builder.kernel_api import (COMMON_H, DEBIAN_PACKAGES, FRAME_H, GE
                                           HOST_STACKTRACE_C, HYP_STACKTRACE_C, NVHE_H,
                                           UnknownApi, detect_generation)
 from pyharness.builder.lock import exclusive
+from pyharness.builder.tarballs import content_digest, read_members
 from pyharness.builder.provenance import (A_TARBALL, NOT_A_WORK_TREE, TreeProvenance,
                                           not_git, tree_provenance_once)
 from pyharness.errors import HarnessError
@@ -180,7 +180,9 @@ def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
 
     Only those files are written, each through a temporary file and a
     rename, so a concurrent reader never sees half a file. Reading stops
-    as soon as all are found (3 to 15 s for a Debian tarball)."""
+    as soon as all are found (3 to 15 s for a Debian tarball). Each file
+    is at most :data:`pyharness.builder.tarballs.MAX_SOURCE_FILE` and
+    read in bounded chunks: a tarball's word about a member is not trusted."""
     tarball, dest = Path(tarball), Path(dest)
     if not tarball.is_file():
         hint = ""
@@ -189,22 +191,10 @@ def extract(tarball: Path | str, dest: Path | str) -> KernelTree:
             hint = f" (apt-get install linux-source-{match.group(1)})"
         raise KernelSourceError(f"{tarball}: no such tarball{hint}; {_supported()}")
     wanted = {*TREE_FILES, *(name for names in GENERATION_FILES.values() for name in names)}
-    found: dict[str, bytes] = {}
     try:
-        with tarfile.open(tarball, "r:*") as archive:
-            for member in archive:
-                _, _, name = member.name.partition("/")
-                if name not in wanted or not member.isfile() or name in found:
-                    continue
-                data = archive.extractfile(member)
-                if data is None:
-                    continue
-                found[name] = data.read()
-                wanted = _still_wanted(found, wanted)
-                if wanted <= found.keys():
-                    break
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise KernelSourceError(f"{tarball}: cannot read the tarball: {err}") from None
+        found = read_members(tarball, wanted, still_wanted=_still_wanted)
+    except HarnessError as err:     # corrupt, not a tarball, a member too large
+        raise KernelSourceError(str(err)) from None
     missing = [name for name in TREE_FILES if name not in found]
     if missing:
         raise KernelSourceError(f"{tarball} has no {', '.join(missing)}: not a kernel "
@@ -344,14 +334,17 @@ def provenance_of(given: Path | str) -> TreeProvenance:
 
 
 def extract_cached(tarball: Path, cache_dir: Path) -> KernelTree:
-    """:func:`extract`, once per tarball version (name, size, mtime) and set
-    of files extracted: the files go to a fresh directory that is renamed
+    """:func:`extract`, once per tarball content (the sha256 of its bytes:
+    two tarballs of one name, size and mtime are still two) and set of
+    files extracted: the files go to a fresh directory that is renamed
     into place when complete, under a lock, so concurrent workers wait for
     one extraction and never see half of one."""
-    st = tarball.stat()
+    try:
+        digest = content_digest(tarball)
+    except HarnessError as err:
+        raise KernelSourceError(str(err)) from None
     files = sorted({*TREE_FILES, *(n for names in GENERATION_FILES.values() for n in names)})
-    key = hashlib.sha256("\0".join([tarball.name, str(st.st_size), str(st.st_mtime_ns),
-                                    *files]).encode())
+    key = hashlib.sha256("\0".join(["content", digest, *files]).encode())
     dest = cache_dir / f"{source_name(tarball)}-{key.hexdigest()[:12]}"
     if dest.is_dir():
         return inspect(dest)

@@ -12,9 +12,11 @@ ever a build tree, so nothing else is ever removed.
 
 Each tree's last use is the time of its stamp (a cached build touches it)
 or marker. A tree is removed only while this process holds its build lock,
-so a build of it in progress is never pulled away; its zero-byte lock file
-stays, because removing it could let two builders of that tree miss each
-other.
+so a build of it in progress is never pulled away, and never while a
+process uses it (it holds the same lock shared, from the moment
+:func:`pyharness.builder.cache.build` hands the build over: a running
+matrix's images stay); its zero-byte lock file stays, because removing it
+could let two builders of that tree miss each other.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def build_trees(base: Path) -> list[BuildTree]:
     """Our build trees under ``base``, newest first."""
     try:
         entries = list(base.iterdir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     trees = [t for t in map(as_build_tree, entries) if t is not None]
     return sorted(trees, key=lambda t: (-t.last_used, t.path.name))
@@ -114,21 +116,35 @@ def older_than_newest(trees: list[BuildTree], keep: int) -> list[BuildTree]:
     return old
 
 
-def remove_tree(tree: BuildTree) -> bool:
-    """Remove ``tree`` unless a build holds its lock; True if it was removed."""
-    if as_build_tree(tree.path) is None:    # changed since it was listed
-        return False
+# Why a tree was not removed: a build makes it, or a process uses it.
+IN_USE = "in use (a build or a run holds it)"
+
+
+def try_remove(tree: BuildTree) -> str | None:
+    """Remove ``tree`` unless a build or a user holds its lock (a user holds
+    it shared: :func:`pyharness.builder.lock.hold_shared`); None when it
+    was removed, else why not (:data:`IN_USE`, or what the file system said)."""
+    if as_build_tree(tree.path) is None:
+        return "changed since it was listed"
     try:
         lock = open(lock_path(tree.path), "a")
-    except OSError:
-        return False
+    except OSError as err:
+        return f"cannot be removed: {err.strerror}"
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False                    # a build of it is running
-        shutil.rmtree(tree.path)
-    return True
+        except BlockingIOError:
+            return IN_USE
+        try:
+            shutil.rmtree(tree.path)
+        except OSError as err:
+            return f"cannot be removed: {err.strerror}"
+    return None
+
+
+def remove_tree(tree: BuildTree) -> bool:
+    """Remove ``tree`` unless it is in use; True if it was removed."""
+    return try_remove(tree) is None
 
 
 def keep_from_environment() -> int:

@@ -22,8 +22,10 @@ The build sees only a scrubbed environment (:data:`BUILD_ENV_KEPT`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -117,6 +119,36 @@ def work_tree_path(work_base: Path, name: str, config: ResolvedConfig, toolchain
     return work_base / f"{config_slug(name)}-{h.hexdigest()[:12]}"
 
 
+# Characters a CMake/Ninja build cannot carry in a path: a list separator,
+# quotes and escapes, comment and shell characters Ninja's generator
+# rejects, `$` (a variable, or `$(...)` a command, to make and Ninja), and
+# what the shell running the link steps would take as its own.
+_CMAKE_UNSAFE = re.compile(r'[;"\'`#$&*^\\<>|?\x00-\x1f\x7f-\x9f\ud800-\udfff]')
+
+
+def check_cmake_can_carry(build: Path, tree: Path | None = None) -> None:
+    """Paths CMake is given: the build directory, the checkout, a kernel
+    tree; one it cannot carry is exit 2 before anything is written."""
+    for what, path, fix in (("build directory", build, "give another --out DIR"),
+                            ("the firmware tree", source_root(),
+                             "move the checkout to a plainer path"),
+                            ("--kernel-src tree", tree, "copy the tree to a plainer path")):
+        if path is None:
+            continue
+        bad = _CMAKE_UNSAFE.search(str(path))
+        if bad:
+            raise HarnessError(f"{what} {ascii(str(path))[1:-1]}: CMake cannot build in a "
+                               f"path holding {ascii(bad.group())}; {fix}")
+
+
+def cannot_write(name: str, err: OSError) -> HarnessError:
+    """A build that could not write its files, as one line."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full(Path(err.filename or "."), f"the build of {name}")
+    return HarnessError(f"cannot write the build of {name}: {err.filename}: {err.strerror}; "
+                        "pass a writable --out DIR")
+
+
 def _configure_argv(work: Path, kernel: KernelSource | None) -> list[str]:
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     return [_cmake(), "-S", str(source_root()), "-B", str(work), *generator,
@@ -155,10 +187,33 @@ def _build_argv(work: Path, jobs: int | None) -> list[str]:
 
 
 def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str]) -> None:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env,
+                          errors="replace")
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-40:])
+        output = proc.stdout + proc.stderr
+        if os.strerror(errno.ENOSPC) in output or os.strerror(errno.EDQUOT) in output:
+            raise disk_full(cwd, what)
+        refused = next((why for why in _CANNOT_WRITE if why in output), None)
+        if refused is not None:     # the environment's refusal, not the code's failure
+            raise HarnessError(f"{what} in {cwd}: a file could not be written ({refused}); "
+                               "pass a writable --out DIR with room, or raise the limit")
+        tail = "\n".join(output.strip().splitlines()[-40:])
         raise BuildError(f"{what} failed in {cwd} (exit {proc.returncode}):\n{tail}")
+
+
+# What a tool prints when the system refuses a write (other than a full disk).
+_CANNOT_WRITE = (os.strerror(errno.EROFS), os.strerror(errno.EFBIG), "File size limit exceeded")
+
+
+def disk_full(where: Path, what: str) -> HarnessError:
+    """A build that ran out of disk: the harness's environment, not the code
+    under test (which a BuildError, exit 1, would blame)."""
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "no space left"
+    return HarnessError(f"{what}: the disk holding {where} is full ({free}); free some "
+                        "space, or pass --out DIR on another disk")
 
 
 def _start_afresh(work: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from pyharness.builder.cache import source_files
 from pyharness.builder.kernelsrc import default_kernel_src
-from pyharness.cli.options import add_kernel_src_option
+from pyharness.cli.options import add_kernel_src_option, capped_jobs
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.paths import configs_dir, kconfig_file
 from pyharness.matrix.progress import make_progress
@@ -117,7 +117,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     rerun_target = _rerun_target(args, reports)
     matrix_plan = plan(_selection(args))
     _check_reports(args, {spec.config for spec in matrix_plan.specs})
-    jobs = args.jobs or default_jobs()
+    jobs = capped_jobs(args.jobs) or default_jobs()
     print(visible(f"{matrix_plan.describe()}; {jobs} worker{'s' if jobs > 1 else ''}"),
           flush=True)
 

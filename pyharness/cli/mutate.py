@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pyharness.cli.options import capped_jobs
 from pyharness.errors import EXIT_OK, HarnessError
 from pyharness.mutate.html import MUTATE_HTML, write_html
 from pyharness.mutate.report import MUTATE_JSON, extra_lines, mutant_lines, to_json, write_json
@@ -55,6 +56,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
                    if path is not None])
     if args.jobs is not None and args.jobs < 1:
         raise HarnessError(f"-j {args.jobs}: the number of workers must be at least 1")
+    args.jobs = capped_jobs(args.jobs)
     prepared = prepare(_options(args))
     for entry in prepared.stale:
         print(visible(f"warning: {prepared.equivalents_path}:{entry.line}: {entry.key} matches "
@@ -145,7 +147,7 @@ def add_mutate_parser(subparsers: argparse._SubParsersAction) -> None:
                      help=f"wall-clock budget per run (default {DEFAULT_TIMEOUT_S:g})")
     run.add_argument("--max-instructions", type=int, default=DEFAULT_MAX_INSTRUCTIONS,
                      metavar="N", help="instruction budget per run")
-    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+    run.add_argument("--out", type=str, default=None, metavar="DIR",
                      help="base directory for build trees (default: build/); mutant "
                           "images go to DIR/mutate")
     out = p.add_argument_group("reports")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
+import sys
 
 from pyharness.builder.kernelsrc import KERNEL_SRC_ENV, LAB
-from pyharness.errors import HarnessError
 
 
 def add_kernel_src_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *,
@@ -25,13 +24,38 @@ def add_kernel_src_option(parser: argparse.ArgumentParser | argparse._ArgumentGr
              f"go into every report. Default: ${KERNEL_SRC_ENV}, else `{LAB}`." + more)
 
 
-def check_writable(path: Path, flag: str) -> None:
-    """A report file named on the command line (``--json FILE``...), checked
-    writable before any work starts."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise HarnessError(f"{flag} {path}: is a directory; give a file name")
-    if not parent.is_dir():
-        raise HarnessError(f"{flag} {path}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise HarnessError(f"{flag} {path}: not writable")
+# What one worker process costs (a matrix or mutation worker with its
+# Unicorn instance: 48 of them took 2.5 GB), and how many per CPU still
+# help (the runs are CPU-bound: more only wait and take memory).
+WORKER_BYTES = 64 * 1024 * 1024
+WORKERS_PER_CPU = 4
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def capped_jobs(jobs: int | None) -> int | None:
+    """``-j N`` as many workers as help and as half the available memory
+    holds; a cap is said on stderr. None (the default) stays None."""
+    if jobs is None:
+        return None
+    cpus = os.cpu_count() or 1
+    limits = [(cpus * WORKERS_PER_CPU, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs")]
+    memory = _available_memory()
+    if memory is not None:
+        fits = max(1, memory // 2 // WORKER_BYTES)
+        limits.append((fits, f"half of the {memory / 1e9:.1f} GB available holds {fits} "
+                             f"at {WORKER_BYTES // (1024 * 1024)} MB each"))
+    cap, why = min(limits)
+    if jobs <= cap:
+        return jobs
+    print(f"-j {jobs}: using {cap} workers ({why})", file=sys.stderr)
+    return cap

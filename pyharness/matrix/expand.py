@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import os
 import random
 import tempfile
 from collections import Counter
@@ -238,7 +239,7 @@ def unwinder_axis(kernel_srcs: Sequence[str], out_dir: Path | None = None) -> li
     sources: dict[str, KernelSource | None] = {}
     for value in kernel_srcs:
         source = open_source(value, base)
-        key = source.given if source else LAB
+        key = os.path.realpath(source.given) if source else LAB    # a link is the same tree
         earlier = sources.setdefault(key, source)
         if source and earlier and earlier.name != source.name:
             raise HarnessError(f"--kernel-src {value}: {source.given} is given twice, "

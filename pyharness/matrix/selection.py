@@ -10,6 +10,7 @@ scenarios and CPUs, then the shard.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from pyharness.builder import cache as builder
 from pyharness.kconfig.resolve import config_name
 from pyharness.errors import BuildError, HarnessError
 from pyharness.run.spec import RunSpec, Unwinder
-from pyharness.matrix.expand import (enumerate_all, expand, parse_shard, random_configs,
-                                     select_configs, shard, unwinder_axis)
+from pyharness.matrix.expand import (all_combinations, enumerate_all, expand, parse_shard,
+                                     random_configs, select_configs, shard, unwinder_axis)
 from pyharness.matrix.qemu_axis import (DEFAULT_CONFIGS, expand_qemu, qemu_axis,
                                         shard_by_kernel)
 from pyharness.paths import build_base
@@ -106,6 +107,10 @@ def _scenario_names(configs: list[Path], out_dir: Path | str | None,
     raise first_error
 
 
+# K/N of --shard: ASCII digits only (int() would take '٢' as 2).
+_SHARD = re.compile(r"[0-9]+/[0-9]+")
+
+
 def _check_exclusive(selection: Selection) -> None:
     chosen = [name for name, on in (("--all", selection.all_configs),
                                     ("--randconfig", selection.randconfig is not None),
@@ -120,6 +125,14 @@ def _check_exclusive(selection: Selection) -> None:
                            "--kernel-src")
     if selection.randconfig is not None and selection.randconfig < 1:
         raise HarnessError(f"--randconfig {selection.randconfig}: ask for at least one")
+    combinations = len(all_combinations())
+    if selection.randconfig is not None and selection.randconfig > combinations:
+        raise HarnessError(f"--randconfig {selection.randconfig}: there are only "
+                           f"{combinations} combinations of the matrix symbols, fewer of "
+                           "them valid; ask for fewer, or run them all with --all")
+    if selection.shard is not None and not _SHARD.fullmatch(selection.shard):
+        raise HarnessError(f"--shard {selection.shard!r}: expected K/N in ASCII digits, "
+                           "for example 1/4")
 
 
 def _rerun_specs(path: Path) -> list[RunSpec]:

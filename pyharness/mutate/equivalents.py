@@ -15,7 +15,9 @@ report says the entry is wrong.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,14 +59,34 @@ def parse(text: str, source: str) -> dict[str, Equivalent]:
     return entries
 
 
+# An equivalents list is a few hundred lines; a bigger file is not one.
+MAX_BYTES = 1 << 20
+
+
 def load(path: Path, required: bool = False) -> dict[str, Equivalent]:
-    """The entries of ``path``; a missing file is an empty list unless required."""
+    """The entries of ``path``; a missing file is an empty list unless
+    required. Only a regular file of UTF-8 text, at most :data:`MAX_BYTES`,
+    is read (``/dev/zero`` or a FIFO would never end)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO waits for a writer otherwise.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise HarnessError(f"--equivalents {path}: not a regular file; give the "
+                                   "equivalents list (mutants/equivalent.txt)")
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         if required:
             raise HarnessError(f"--equivalents {path}: no such file") from None
         return {}
     except OSError as err:
         raise HarnessError(f"{path}: cannot read it ({err.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise HarnessError(f"{path}: larger than {MAX_BYTES // 1024} KB: not an equivalents "
+                           "list (one `FILE:OPERATOR:HASH  argument` a line)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise HarnessError(f"{path}:{line}: not UTF-8 text (byte {err.start}); the "
+                           "equivalents list is UTF-8") from None
     return parse(text, str(path))

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,9 @@ from pyharness.mutate.worker import Step, StepResult, lost_step, run_step
 from pyharness.run.record import RunRecord
 
 KILLED, SURVIVED, COMPILE_ERROR, SAME_IMAGE = "killed", "survived", "compile-error", "same-image"
+# The harness could not build or run one of its steps (a full or read-only
+# build directory, a worker that died): no verdict on the mutant.
+ERROR = "error"
 
 
 @dataclass
@@ -109,9 +111,9 @@ class MutationRun:
         outcome = state.outcome
         outcome.build_seconds += result.build_s
         plan = state.plans[state.config]
-        if result.kind == "compile-error":
-            outcome.status, outcome.message, outcome.detail = \
-                COMPILE_ERROR, result.message, result.detail
+        if result.kind in ("compile-error", ERROR):
+            outcome.status = COMPILE_ERROR if result.kind == "compile-error" else ERROR
+            outcome.message, outcome.detail = result.message, result.detail
             outcome.tried.append(plan.name)
             self._finish(state)
             return
@@ -123,7 +125,7 @@ class MutationRun:
         outcome.runs += 1
         if state.run == 0:
             outcome.tried.append(plan.name)
-        if not result.record.passed:
+        if not result.record.passed:       # a run that failed: the only kill
             outcome.status, outcome.killer = KILLED, result.record
             self._finish(state)
             return
@@ -149,16 +151,16 @@ class MutationRun:
 def run_mutants(plans: Sequence[tuple[Mutant, MutantPlan]], baseline: Baseline,
                 snapshot: Path, out_dir: Path, jobs: int,
                 on_done: Callable[[Outcome], None], *,
-                kernel: Path | None = None) -> list[Outcome]:
-    """Every mutant's outcome, in the order of ``plans``."""
-    with tempfile.TemporaryDirectory(prefix="pyharness-mutate-slots-") as slots:
-        run = MutationRun(plans, baseline, snapshot, Path(slots), out_dir, on_done, kernel)
-        settings = WorkerSettings(out_dir=out_dir, faults={})
-        timeout_s = max((c.specs[0].timeout_s for _, p in plans for c in p.configs),
-                        default=0.0)
-        if any(not s.done for s in run.states):
-            # A step builds before it runs: give it the build's time too.
-            pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,
-                              work=run_step, lost=lost_step)
-            pool.run_from(lambda _slot: run.next_step(), run.on_result)
+                kernel: Path | None = None, slots: Path) -> list[Outcome]:
+    """Every mutant's outcome, in the order of ``plans``; the workers make
+    their copies of the trees under ``slots``."""
+    slots.mkdir(parents=True, exist_ok=True)
+    run = MutationRun(plans, baseline, snapshot, slots, out_dir, on_done, kernel)
+    settings = WorkerSettings(out_dir=out_dir, faults={})
+    timeout_s = max((c.specs[0].timeout_s for _, p in plans for c in p.configs), default=0.0)
+    if any(not s.done for s in run.states):
+        # A step builds before it runs: give it the build's time too.
+        pool = WorkerPool(jobs, settings, timeout_s + KILL_GRACE_S + 60.0,
+                          work=run_step, lost=lost_step)
+        pool.run_from(lambda _slot: run.next_step(), run.on_result)
     return [state.outcome for state in run.states]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pyharness.files import write_atomically
-from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SURVIVED
+from pyharness.mutate.execute import COMPILE_ERROR, ERROR, KILLED, SURVIVED
 from pyharness.mutate.report import EQUIVALENT, NOT_BUILT, VERDICT_ORDER, Counts, Verdict
 from pyharness.reports.output_guard import ReportKind
 
@@ -26,7 +26,8 @@ MUTATE_HTML = ReportKind("HTML mutation report", (
     r'\A<!DOCTYPE html>\s*<html[^>]*><head><meta charset="utf-8"><title>pyharness mutate'))
 
 _TITLES = {SURVIVED: "Survived", KILLED: "Killed", EQUIVALENT: "Equivalent",
-           COMPILE_ERROR: "Compile errors", NOT_BUILT: "Not built"}
+           COMPILE_ERROR: "Compile errors", NOT_BUILT: "Not built",
+           ERROR: "Errors (no verdict)"}
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1f24;background:#fafafa}

@@ -7,10 +7,13 @@ How mutants are counted (docs/mutation.md):
   listed on its own line;
 - **not built**: the mutated code is not compiled in any selected
   configuration (e.g. ``#else`` of an option they all set). Not in N;
+- **error**: the harness could not build or run one of its steps (a full
+  or read-only build directory, a worker that died). No verdict: not in
+  N, counted on its own, and the command exits 2;
 - **equivalent**: the mutant's image is the unmutated image in every
   selected configuration that compiles it (the compiler proved it), or its
   key is in the equivalents list with an argument and no run killed it;
-- **killed**: a run failed (a failed check, an error, a hang);
+- **killed**: a run failed (a failed check, an emulation error, a hang);
 - **survived**: every run that could see it passed.
 
 N = killed + equivalent + survived; score = killed / (N - equivalent).
@@ -23,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK
+from pyharness.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
 from pyharness.files import write_atomically
 from pyharness.mutate.equivalents import Equivalent
-from pyharness.mutate.execute import COMPILE_ERROR, KILLED, SAME_IMAGE, SURVIVED, Outcome
+from pyharness.mutate.execute import (COMPILE_ERROR, ERROR, KILLED, SAME_IMAGE, SURVIVED,
+                                      Outcome)
 from pyharness.reports.output_guard import ReportKind
 from pyharness.terminal import visible
 
@@ -39,7 +43,7 @@ MUTATE_JSON = ReportKind("JSON mutation report", (
 NOT_BUILT = "not-built"
 EQUIVALENT = "equivalent"
 # The order the HTML report and the survivors' list use.
-VERDICT_ORDER = (SURVIVED, KILLED, EQUIVALENT, COMPILE_ERROR, NOT_BUILT)
+VERDICT_ORDER = (ERROR, SURVIVED, KILLED, EQUIVALENT, COMPILE_ERROR, NOT_BUILT)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Verdict:
             return text
         if self.verdict == COMPILE_ERROR:
             return f"COMPILE ERROR ({', '.join(o.tried)}): {o.message}"
+        if self.verdict == ERROR:
+            return f"ERROR (no verdict: the harness failed): {o.message}"
         if self.verdict == NOT_BUILT:
             return "NOT BUILT: no selected configuration compiles this code"
         if self.verdict == EQUIVALENT:
@@ -85,8 +91,8 @@ def classify(outcomes: Sequence[Outcome], listed: dict[str, Equivalent]) -> list
         entry = listed.get(outcome.mutant.key)
         if outcome.status == KILLED:
             out.append(Verdict(outcome, KILLED, entry))
-        elif outcome.status == COMPILE_ERROR:
-            out.append(Verdict(outcome, COMPILE_ERROR, entry))
+        elif outcome.status in (COMPILE_ERROR, ERROR):
+            out.append(Verdict(outcome, outcome.status, entry))
         elif outcome.status == SAME_IMAGE:
             out.append(Verdict(outcome, EQUIVALENT, entry))
         elif outcome.compiled == 0:
@@ -106,6 +112,7 @@ class Counts:
     survived: int
     compile_errors: int
     not_built: int
+    errors: int = 0     # no verdict: the harness failed (not in N)
 
     @property
     def score(self) -> float:
@@ -113,12 +120,16 @@ class Counts:
         return 100.0 * self.killed / judged if judged else 100.0
 
     def summary_line(self) -> str:
+        errors = f", {self.errors} without a verdict (harness errors)" if self.errors else ""
+        judged = self.generated - self.equivalent
+        score = f"score {self.score:.1f}%" if judged or not self.errors else "no score"
         return (f"mutants: {self.generated} generated, {self.killed} killed, "
-                f"{self.equivalent} equivalent, {self.survived} survived "
-                f"(score {self.score:.1f}%)")
+                f"{self.equivalent} equivalent, {self.survived} survived{errors} ({score})")
 
     @property
     def exit_code(self) -> int:
+        if self.errors:
+            return EXIT_BAD_INPUT
         return EXIT_OK if self.survived == 0 else EXIT_CHECK_FAILED
 
 
@@ -126,7 +137,7 @@ def count(verdicts: Sequence[Verdict]) -> Counts:
     by = {v: sum(1 for x in verdicts if x.verdict == v) for v in VERDICT_ORDER}
     return Counts(generated=by[KILLED] + by[EQUIVALENT] + by[SURVIVED], killed=by[KILLED],
                   equivalent=by[EQUIVALENT], survived=by[SURVIVED],
-                  compile_errors=by[COMPILE_ERROR], not_built=by[NOT_BUILT])
+                  compile_errors=by[COMPILE_ERROR], not_built=by[NOT_BUILT], errors=by[ERROR])
 
 
 def mutant_lines(verdict: Verdict) -> list[str]:
@@ -139,6 +150,9 @@ def mutant_lines(verdict: Verdict) -> list[str]:
 
 def extra_lines(counts: Counts) -> list[str]:
     lines = []
+    if counts.errors:
+        lines.append(f"errors: {counts.errors} (the harness could not build or run them: "
+                     "no verdict, not in N; see each one's ERROR line)")
     if counts.compile_errors:
         lines.append(f"compile errors: {counts.compile_errors} (rejected by the compiler, not "
                      "by the matrix: not in N)")
@@ -169,7 +183,8 @@ def to_json(verdicts: Sequence[Verdict], counts: Counts, info: dict[str, object]
     summary = {"generated": counts.generated, "killed": counts.killed,
                "equivalent": counts.equivalent, "survived": counts.survived,
                "compile_errors": counts.compile_errors, "not_built": counts.not_built,
-               "score": round(counts.score, 2), "line": counts.summary_line()}
+               "errors": counts.errors, "score": round(counts.score, 2),
+               "line": counts.summary_line()}
     return {"format": FORMAT, "summary": summary,
             **info, "mutants": mutants}
 

@@ -4,7 +4,6 @@ benchmark and the tests call :func:`prepare` then :func:`execute`)."""
 from __future__ import annotations
 
 import fnmatch
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,8 +11,9 @@ from typing import Callable, Sequence
 
 from pyharness.builder import cache as builder
 from pyharness.builder import kernelsrc
-from pyharness.errors import HarnessError
+from pyharness.errors import BuildError, HarnessError
 from pyharness.kconfig import resolve as kconfig
+from pyharness.kconfig.resolve import config_name
 from pyharness.matrix.execute import default_jobs
 from pyharness.matrix.expand import expand
 from pyharness.mutate import equivalents
@@ -21,13 +21,18 @@ from pyharness.mutate.baseline import Baseline, lab_root, run_baseline
 from pyharness.mutate.execute import Outcome, run_mutants
 from pyharness.mutate.generate import LAB_TARGETS, Mutant, Target, mutants_of, select_files
 from pyharness.mutate.plan import plan_mutant
+from pyharness.mutate.scratch import scratch_dir
 from pyharness.mutate.report import Counts, Verdict, classify, count
-from pyharness.mutate.worker import snapshot_kernel, snapshot_tree
+from pyharness.mutate.worker import (compiler_error, is_harness_error, snapshot_kernel,
+                                     snapshot_tree)
 from pyharness.paths import build_base, source_root
 from pyharness.platform.results import check_budgets
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from pyharness.run.scenarios import list_scenarios
 from pyharness.run.spec import LAB_UNWINDER, Unwinder
+
+# The mutants' images and the run's scratch copies, under the build directory.
+MUTATE_DIR = "mutate"
 
 KERNEL_TARGETS = (
     Target(kernelsrc.COMMON_H, focus=LAB_TARGETS[0].focus),
@@ -49,7 +54,7 @@ class Options:
     all_runs: bool = False               # no narrowing by the code a run executes
     equivalents: Path | None = None
     jobs: int | None = None
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None
     seed: int = 0
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
@@ -131,17 +136,21 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         raise HarnessError(f"-j {jobs}: the number of workers must be at least 1")
     started = time.monotonic()
     base = build_base(options.out_dir)
-    with tempfile.TemporaryDirectory(prefix="pyharness-mutate-") as tmp:
+    with scratch_dir(base / MUTATE_DIR) as tmp:     # not /tmp: a killed run's is removed
         paths = [kconfig.find_config(c) for c in options.configs] or kconfig.named_configs()
         configs = [kconfig.resolve(p) for p in paths]
-        snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
-        kernel = unwinder = None
-        if prepared.kernel is not None:
-            kernel = snapshot_kernel(prepared.kernel, Path(tmp) / "kernel")
-            unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
+        try:
+            snapshot = snapshot_tree(source_root(), Path(tmp) / "tree")
+            kernel = unwinder = None
+            if prepared.kernel is not None:
+                kernel = snapshot_kernel(prepared.kernel, Path(tmp) / "kernel")
+                unwinder = Unwinder(prepared.tree, str(kernel), prepared.kernel.generation)
+        except OSError as err:      # shutil.Error too: a full or read-only disk
+            raise HarnessError(f"cannot copy the trees to mutate into {tmp}: "
+                               f"{str(err)[:200]}; pass --out DIR on a writable disk with "
+                               "room") from None
         with lab_root(snapshot):
-            scenarios = [s.name for s in list_scenarios(builder.build(
-                paths[0], out_dir=base, kernel_src=kernel).elf)]
+            scenarios = [s.name for s in list_scenarios(_unmutated_build(paths[0], base, kernel))]
             specs = [replace(s, max_instructions=options.max_instructions,
                              timeout_s=options.timeout_s)
                      for s in expand(paths, scenarios,
@@ -151,6 +160,11 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
         note(f"baseline: {len(specs)} runs of the unmutated tree in {len(configs)} "
              f"configuration{'s' if len(configs) != 1 else ''}")
         baseline = run_baseline(specs, snapshot, jobs, base)
+        unmade = [r for r in baseline.failing if is_harness_error(r)]
+        if unmade:          # not the tree's failures: no plan can be made without them
+            raise HarnessError(f"baseline: {len(unmade)} run{'s' if len(unmade) != 1 else ''} "
+                               f"could not be made ({unmade[0].id}: {unmade[0].reasons[0]}); "
+                               "no mutant was measured")
         for record in baseline.failing:
             note(f"baseline: {record.id} fails without any mutant ({record.reasons[:1]}): "
                  "left out of every plan")
@@ -161,8 +175,8 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
                  for m in prepared.mutants]
         printer = _InOrder([m.id for m in prepared.mutants], prepared.listed, on_verdict)
         mutants_started = time.monotonic()
-        outcomes = run_mutants(plans, baseline, snapshot, base / "mutate", jobs,
-                               printer.done, kernel=kernel)
+        outcomes = run_mutants(plans, baseline, snapshot, base / MUTATE_DIR, jobs,
+                               printer.done, kernel=kernel, slots=Path(tmp) / "slots")
         mutant_seconds = time.monotonic() - mutants_started
     verdicts = classify(outcomes, prepared.listed)
     return Result(verdicts=verdicts, counts=count(verdicts), baseline=baseline,
@@ -170,6 +184,19 @@ def execute(prepared: Prepared, on_verdict: Callable[[Verdict], None] | None = N
                   runs_per_mutant=sum(len(v) for v in baseline.passing.values()),
                   wall_seconds=time.monotonic() - started, mutant_seconds=mutant_seconds,
                   jobs=jobs)
+
+
+def _unmutated_build(config: Path, base: Path, kernel: Path | None) -> Path:
+    """The first configuration's unmutated image (its scenarios are listed
+    from it); a tree that does not build is one line, not the compiler's dump."""
+    try:
+        return builder.build(config, out_dir=base, kernel_src=kernel).elf
+    except BuildError as err:
+        where = kernel if kernel is not None else source_root()
+        raise HarnessError(f"the unmutated {'tree' if kernel else 'firmware'} does not build "
+                           f"for {config_name(config)}: {compiler_error(str(err), where)}; "
+                           "fix that before measuring mutants (`pyharness build` shows the "
+                           "compiler's output)") from None
 
 
 class _InOrder:

@@ -24,11 +24,12 @@ from pyharness.builder import cache as builder
 from pyharness.builder.kernelsrc import MAKEFILE, KernelTree
 from pyharness.builder.trees import KEEP_ENV
 from pyharness.elf.reader import ElfReader
-from pyharness.errors import BuildError
+from pyharness.errors import BuildError, HarnessError
+from pyharness.judge.verdict import Verdict
 from pyharness.matrix.execute import build_failure_reason
 from pyharness.matrix.worker import WorkerSettings, execute_spec
 from pyharness.mutate.generate import Mutant
-from pyharness.run.record import RunRecord, error_record
+from pyharness.run.record import RunRecord
 from pyharness.run.spec import RunSpec
 
 ROOT_ENV = "NVHE_LAB_ROOT"
@@ -56,9 +57,9 @@ class Step:
 
 @dataclass(frozen=True)
 class StepResult:
-    kind: str                # "run", "compile-error", "same-image"
+    kind: str                # "run", "compile-error", "same-image", "error"
     record: RunRecord | None = None
-    message: str = ""        # compile error: what failed, its first error line
+    message: str = ""        # compile error: its first error line; error: what failed
     detail: str = ""         # compile error: the compiler's output (tail)
     build_s: float = 0.0
 
@@ -76,12 +77,28 @@ def snapshot_tree(root: Path, dest: Path) -> Path:
     return dest
 
 
+# What the compiler may read of a tree besides its build files: its
+# arch/arm64/include (the one -I into the tree: any header there can be
+# included), and the headers beside the two compiled files (a quoted
+# #include searches there first).
+TREE_INCLUDE = "arch/arm64/include"
+
+
 def snapshot_kernel(tree: KernelTree, dest: Path) -> Path:
-    """Copy the files the build reads from a kernel tree (and its Makefile)."""
-    for path in (tree.root / MAKEFILE, *tree.build_files):
-        name = path.relative_to(tree.root)
+    """Copy what the build may read of a kernel tree: its Makefile, its
+    build files, its ``arch/arm64/include`` and the headers beside the
+    compiled files (the build key follows every file the compile read, so
+    a copy of only the known files failed on any other header)."""
+    names = {MAKEFILE, *(str(p.relative_to(tree.root)) for p in tree.build_files)}
+    for directory, _, files in os.walk(tree.root / TREE_INCLUDE):
+        names.update(os.path.relpath(os.path.join(directory, f), tree.root) for f in files)
+    for source in tree.compiled_files:
+        names.update(str(p.relative_to(tree.root)) for p in source.parent.glob("*.h"))
+    for name in sorted(names):
+        if not (tree.root / name).is_file():        # a dangling link, a socket...
+            continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest / name)
+        shutil.copy2(tree.root / name, dest / name)
     return dest
 
 
@@ -198,14 +215,31 @@ def run_step(step: Step, settings: WorkerSettings) -> StepResult:
             else slot.tree
         return StepResult("compile-error", message=compiler_error(str(err), where),
                           detail=str(err), build_s=time.monotonic() - started)
+    except HarnessError as err:     # the build directory, not the mutant: no verdict
+        return StepResult("error", message=f"{spec.config_name}: {err}",
+                          build_s=time.monotonic() - started)
+    except OSError as err:
+        return StepResult("error", message=f"{spec.config_name}: cannot build: {err}",
+                          build_s=time.monotonic() - started)
     build_s = time.monotonic() - started
     if step.same_as is not None and image_fingerprint(built.elf) == step.same_as:
         return StepResult("same-image", build_s=build_s)
     record = execute_spec(spec, settings)
     record.spec = step.spec       # named as planned (the kernel tree it was given)
+    if is_harness_error(record):
+        return StepResult("error", message=f"{record.id}: {record.reasons[0]}",
+                          build_s=build_s)
     return StepResult("run", record=record, build_s=build_s)
 
 
+def is_harness_error(record: RunRecord) -> bool:
+    """A run that never ran: the harness could not start it (a missing
+    image, an internal error). A run that ran and ended in an error (the
+    emulator stopped on an exception the mutant caused) is judged."""
+    return record.verdict == Verdict.ERROR and record.instructions == 0
+
+
 def lost_step(step: Step, reason: str) -> StepResult:
-    """The result of a step whose worker died or hung."""
-    return StepResult("run", record=error_record(step.spec, reason))
+    """The result of a step whose worker died or hung: the harness's
+    failure, not a verdict on the mutant."""
+    return StepResult("error", message=f"{step.spec.id}: {reason}")
