@@ -14,6 +14,7 @@ import re
 from typing import Sequence
 
 from pyharness.judge.console_checks import check_hyp_panic
+from pyharness.judge.diagnosis import diagnose
 from pyharness.judge.expectation import Expectation
 from pyharness.judge.verdict import Judgement, Verdict
 from pyharness.platform.results import PerCpuChange, RunResult, RunStatus
@@ -72,7 +73,8 @@ def judge_run(result: RunResult, expect: Expectation, violations: Sequence[str] 
     if not changes:
         return judgement
     verdict = FAIL if judgement.passed else judgement.verdict
-    return Judgement(verdict, (*judgement.reasons, *changes), judgement.actual_frames)
+    return Judgement(verdict, (*judgement.reasons, *changes), judgement.actual_frames,
+                     judgement.diagnosis)
 
 
 def check(result: RunResult, expect: Expectation,
@@ -101,4 +103,5 @@ def check(result: RunResult, expect: Expectation,
         reasons += more
     reasons += violations
     verdict = forced or (FAIL if reasons else PASS)
-    return Judgement(verdict, tuple(reasons), actual)
+    diagnosis = diagnose(expect, actual) if verdict is not PASS else None
+    return Judgement(verdict, tuple(reasons), actual, diagnosis)
