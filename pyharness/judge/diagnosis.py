@@ -20,13 +20,20 @@ first difference says which rule the unwinder under test applied wrongly:
   stack: **bounds**; back on a stack left: **stack transition**), or the
   trace buffer's size in protected mode (**bounds**).
 
+With the rule comes the code that holds it: the function (``unwind()``,
+``kvm_nvhe_dump_backtrace_entry()``, ...) and its ``file:line`` from the
+image's DWARF, in the kernel tree when the unwinder came from one.
+
 These are the likeliest readings, not proofs; the records are shown so a
 reader can check.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
+
+from pyharness.elf.dwarf_functions import function_definitions
 
 from pyharness.judge.code_lines import where
 from pyharness.judge.expectation import ExpectedFrame, Expectation, WalkRecord
@@ -34,6 +41,31 @@ from pyharness.judge.frame_patterns import HIGH_BITS_FROM, MASK64
 from pyharness.judge.verdict import ChainEntry, Diagnosis, FrameLine
 
 EDGE_BYTES = 16      # a record this close to its stack's top or bottom tests "bounds"
+
+# The functions that hold each rule, the kernel's names (6.x) first, then
+# the lab's; the first the image's DWARF defines is named.
+RULE_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "translation": ("kvm_nvhe_dump_backtrace_entry",),
+    "termination": ("unwind", "unwind_common"),
+    "alignment": ("unwind_next_frame_record", "unwind_next_common"),
+    "bounds": ("unwind_find_next_stack", "stackinfo_on_stack", "on_stack"),
+    "stack transition": ("unwind_consume_stack", "unwind_next_common"),
+    "trace buffer": ("pkvm_save_backtrace_entry",),
+}
+
+
+def rule_site(elf: str, rule: str, protected: bool) -> str:
+    """``name() at file:line`` of the code holding ``rule`` in ``elf`` (the
+    hyp's copy when the walk ran at EL2, the host's otherwise), or ''."""
+    if not elf:
+        return ""
+    for name in RULE_FUNCTIONS.get(rule, ()):
+        places = function_definitions(Path(elf), name)
+        if not places:
+            continue
+        side = [p for p in places if ("/hyp/" in p.file) == protected] or list(places)
+        return f"{name}() at {side[0].file}:{side[0].line}"
+    return ""
 
 
 def _address(line: FrameLine) -> int | None:
@@ -152,6 +184,9 @@ def diagnose(expect: Expectation, printed: Sequence[FrameLine]) -> Diagnosis | N
     want = expect.frames[k].line() if k < len(expect.frames) else None
     got = printed[k] if k < len(printed) else None
     end = expect.walk_end
+    walk_side = expect.protected and rule != "translation"
+    site = "trace buffer" if why.startswith("the trace buffer") else rule
     return Diagnosis(frame=k, rule=rule, why=why, expected=_line(want, expect.elf),
                      printed=_line(got, expect.elf), records=_records_near(expect, k),
-                     walk_end=f"{end.why} [{end.rule}]" if end else "")
+                     walk_end=f"{end.why} [{end.rule}]" if end else "",
+                     site=rule_site(expect.elf, site, walk_side))

@@ -157,6 +157,7 @@ class Expectation:
     footprint: tuple[str, ...] = ()             # how the image differs from the claim
     findings: tuple[str, ...] = ()              # what the firmware already did wrong
     elf: str = ""                               # the image, for file:line in reasons
+    protected: bool = False                     # the walk runs at EL2 (protected mode)
     walk: tuple[WalkRecord, ...] = ()           # the records frames 1.. came from
     walk_end: WalkEnd | None = None
 

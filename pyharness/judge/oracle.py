@@ -233,7 +233,7 @@ class HypOracle:
             walked = {"walk": self._walk_records(self.capture.chain),
                       "walk_end": self.capture.end}
         return dataclasses.replace(self._expectation(scenario, elf), footprint=footprint,
-                                   elf=str(elf), **walked)
+                                   elf=str(elf), protected=self.protected, **walked)
 
     def _expectation(self, scenario: str, elf: Path) -> Expectation:
         if scenario == "smoke":

@@ -105,6 +105,7 @@ class Diagnosis:
     printed: FrameLine | None        # None: the printed trace had ended
     records: tuple[ChainEntry, ...] = ()
     walk_end: str = ""               # why the oracle's walk stopped
+    site: str = ""                   # the code that holds the rule: "f() at file:line"
 
     def lines(self) -> list[str]:
         """The diagnosis as text, one line each."""
@@ -120,6 +121,8 @@ class Diagnosis:
         out += [f"  oracle's {entry.describe()}" for entry in self.records]
         if self.walk_end:
             out.append(f"  oracle's walk stopped: {self.walk_end}")
+        if self.site:
+            out.append(f"  the rule's code: {self.site}")
         return out
 
     def to_json(self) -> dict[str, object]:
@@ -127,7 +130,7 @@ class Diagnosis:
                 "expected": self.expected.to_json() if self.expected else None,
                 "printed": self.printed.to_json() if self.printed else None,
                 "records": [entry.to_json() for entry in self.records],
-                "walk_end": self.walk_end}
+                "walk_end": self.walk_end, "site": self.site}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Diagnosis:
@@ -140,4 +143,4 @@ class Diagnosis:
                    printed=line(data.get("printed")),
                    records=tuple(ChainEntry.from_json(r) for r in records or ()
                                  if isinstance(r, dict)) if isinstance(records, list) else (),
-                   walk_end=str(data.get("walk_end", "")))
+                   walk_end=str(data.get("walk_end", "")), site=str(data.get("site", "")))

@@ -32,6 +32,7 @@ _RULES = (
     (re.compile(r"\S*/[^/\s]+-[0-9a-f]{12}\b"), "BUILD_DIR"),   # build/<config>-<hash>
     (re.compile(r"\s\([\w.+/-]+\.[chsS]:\d+\)"), " (FILE:LINE)"),  # after a pc
     (re.compile(r"[\w.$]+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), "SYM"),
+    (re.compile(r"\b[A-Za-z_][\w.$]*\+0x[0-9a-fA-F]+\b"), "SYM"),        # sym+off, no size
     (re.compile(r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), "+OFF/SIZE"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0xN"),
     (re.compile(r"\b(?:[0-9a-fA-F]{16}|(?=\d*[a-fA-F])[0-9a-fA-F]{8,15})\b"), "ADDR"),

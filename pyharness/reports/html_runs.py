@@ -16,6 +16,7 @@ from pyharness.errors import HarnessError
 from pyharness.judge.verdict import FrameLine
 from pyharness.paths import source_root
 from pyharness.judge.align import align
+from pyharness.reports.html_diagnosis import diagnosis_html
 from pyharness.reports.text import printable
 from pyharness.run.record import RunRecord
 
@@ -155,6 +156,7 @@ def run_article(record: RunRecord, open_: bool, link: SourceLink) -> str:
             f'KASLR seed {record.spec.kaslr_seed} (offset {record.kaslr_offset:#x})</p>{tree}'
             f'{f"<ul class=reasons>{reasons}</ul>" if reasons else ""}'
             f'<p>reproduce: <code>{escape(record.command)}</code></p>{panic}'
+            f'{diagnosis_html(record.diagnosis, link)}'
             f'<div class="frames">{diff_table(record, link)}</div>'
             f'<pre class="console">{escape(console_text(record.console))}</pre>'
             '</details></article>')
