@@ -51,9 +51,11 @@ def _describe_actual(frame: Frame, elf: str = "") -> str:
     return f"{printed_symbol(frame)} at {frame.address:016x}{code_line(elf, frame.address)}"
 
 
-def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[str]:
+def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None,
+                      elf: str = "") -> list[str]:
+    where = code_line(elf, expected.address or 0, return_address=False)
     if actual is None:
-        return [f"panic line missing: expected '{expected.describe()}'"]
+        return [f"panic line missing: expected '{expected.describe()}'{where}"]
     wrong = actual.kind != expected.kind
     if not wrong and expected.kind in ("panic", "bug-addr"):
         wrong = (actual.address != expected.address or actual.location is None
@@ -61,7 +63,8 @@ def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[
     if not wrong and expected.kind == "bug-file":
         wrong = (actual.file, actual.file_line) != (expected.file, expected.line)
     if wrong:
-        return [f"panic line: expected '{expected.describe()}', got '{actual.raw.strip()}'"]
+        return [f"panic line: expected '{expected.describe()}'{where}, "
+                f"got '{actual.raw.strip()}'"]
     return []
 
 
@@ -153,7 +156,7 @@ def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str],
     if len(parsed) > 1:
         return [f"{len(parsed)} hyp panics in the console, expected one"], ()
     panic = parsed[0]
-    reasons = _check_panic_line(expect.panic, panic.panic) if expect.panic else []
+    reasons = _check_panic_line(expect.panic, panic.panic, expect.elf) if expect.panic else []
     reasons += _check_dump(expect, panic, console)
     reasons += _check_hyp_offset(expect, panic.hyp_offset)
     if panic.host is None:

@@ -27,7 +27,7 @@ from pyharness.run.spec import RunSpec
 
 REASON_LINES = 3          # reasons shown per cause
 WRAPPED_LINES = 3         # lines one reason may take before it is clipped
-DIAGNOSIS_LINES = 6       # lines of the first run's diagnosis per cause
+DIAGNOSIS_LINES = 9       # lines of the first run's diagnosis per cause
 PATTERN_LINES = 3         # run globs shown per cause
 MAX_LINES = 80            # the whole failure report, about a screen and a half
 
@@ -40,13 +40,14 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _wrapped(reason: str, width: int) -> list[str]:
-    """A reason over at most WRAPPED_LINES lines, indented, the last clipped."""
-    lines = textwrap.wrap(reason, width=max(width - 6, 20), initial_indent="    ",
-                          subsequent_indent="      ", break_on_hyphens=False) or ["    "]
-    if len(lines) > WRAPPED_LINES:
-        lines = lines[:WRAPPED_LINES - 1] + [_clip(" ".join(lines[WRAPPED_LINES - 1:]), width)]
-    return lines
+def _wrapped(text: str, width: int, indent: str = "    ",
+             lines: int = WRAPPED_LINES) -> list[str]:
+    """``text`` over at most ``lines`` lines, indented, the last clipped."""
+    out = textwrap.wrap(text, width=max(width, 20), initial_indent=indent,
+                        subsequent_indent=indent + "  ", break_on_hyphens=False) or [indent]
+    if len(out) > lines:
+        out = out[:lines - 1] + [_clip(" ".join(out[lines - 1:]), width)]
+    return out
 
 
 def _runs(group: FailureGroup, universe: Sequence[RunSpec]) -> list[str]:
@@ -70,8 +71,11 @@ def _block(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> list
     if len(reasons) > REASON_LINES:
         lines.append(f"    (+{_plural(len(reasons) - REASON_LINES, 'more reason')})")
     if group.first.diagnosis is not None:
-        lines += [_clip(f"    {printable(line)}", width)
-                  for line in group.first.diagnosis.lines()[:DIAGNOSIS_LINES]]
+        shown: list[str] = []
+        for line in group.first.diagnosis.lines():
+            indent = "    " + line[:len(line) - len(line.lstrip())]
+            shown += _wrapped(printable(line.lstrip()), width, indent, lines=2)
+        lines += shown[:DIAGNOSIS_LINES]
     lines.append(visible(f"    reproduce: {group.first.command}"))
     return lines
 
