@@ -134,6 +134,20 @@ def test_a_header_without_its_colon_is_said_as_such_on_short_and_long_traces(fra
     assert not any("Hyp Offset" in r or "host panic" in r for r in reasons), reasons
 
 
+def test_a_console_the_harness_stopped_lacks_its_end_as_not_reached():
+    expect = Expectation(kind="hyp-panic", exit_status=1, dump="mainline",
+                         hyp_offset=0xFFFF7FF7C7E00000)
+    cut = _panic_console("nVHE call trace:", 5)[:-4]       # stopped inside the trace
+    reasons, frames = check_hyp_panic(expect, cut, stopped=True)
+    assert reasons[-1] == ("not reached before the run was stopped: the trace's footer, "
+                           "the Hyp Offset line, the host panic")
+    assert not any(r == "footer missing" or r.endswith(" missing") for r in reasons), reasons
+    assert len(frames) == 5
+    # a firmware that exits without them left them out: each is its own reason
+    reasons, _ = check_hyp_panic(expect, cut)
+    assert "footer missing" in reasons and not any("not reached" in r for r in reasons)
+
+
 def test_two_real_panics_are_still_two():
     expect = Expectation(kind="hyp-panic", exit_status=1, dump="mainline")
     console = _panic_console("nVHE call trace:", 2) * 2
@@ -293,6 +307,9 @@ def test_a_dump_loop_that_never_ends_is_diagnosed_in_the_tree(debian, tmp_path):
     assert record.verdict == "fail"
     [runaway] = [r for r in record.reasons if re.match(r"frame \d+: unexpected ", r)]
     assert "frames past the expected end, all the same frame" in runaway
+    assert "not reached before the run was stopped: the trace's footer, the Hyp Offset line, " \
+        "the host panic" in record.reasons
+    assert "footer missing" not in record.reasons
     diagnosis = record.diagnosis
     assert diagnosis.rule == "termination" and diagnosis.expected is None
     unwind = _line_of(tree / HOST_C, "static void unwind(struct unwind_state *state,")
@@ -326,3 +343,5 @@ def test_a_header_that_lost_its_colon_is_said_so_on_a_long_trace(debian, tmp_pat
     assert re.fullmatch(r"mainline trace header missing: expected 'nVHE call trace:' after "
                         r"the panic line, console line \d+ is '\[ *[\d.]+\] kvm \[1\]: "
                         r"nVHE call trace'", reason), reason
+    # no trace was found, so nothing is set beside the oracle's frames
+    assert record.diagnosis is None and record.actual == []

@@ -147,14 +147,18 @@ def _check_dump(expect: Expectation, panic: ParsedPanic, console: Sequence[str])
     return reasons
 
 
-def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str], tuple]:
+def check_hyp_panic(expect: Expectation, console: list[str], *, stopped: bool = False
+                    ) -> tuple[list[str], tuple[FrameLine, ...] | None]:
     """Every line of one hyp panic against the expectation: panic line, dump,
-    Hyp Offset, the host's panic registers and its own call trace."""
+    Hyp Offset, the host's panic registers and its own call trace; and the
+    frames printed (None when no trace was found, () for one without frames).
+    ``stopped``: the harness stopped the run (a budget), so the parts after
+    where its console ends were not reached, not left out."""
     parsed = _rejoined(tuple(parse_log("\n".join(console))))
     if len(parsed) == 0:
-        return ["no hyp panic in the console"], ()
+        return ["no hyp panic in the console"], None
     if len(parsed) > 1:
-        return [f"{len(parsed)} hyp panics in the console, expected one"], ()
+        return [f"{len(parsed)} hyp panics in the console, expected one"], None
     panic = parsed[0]
     reasons = _check_panic_line(expect.panic, panic.panic, expect.elf) if expect.panic else []
     reasons += _check_dump(expect, panic, console)
@@ -166,9 +170,29 @@ def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str],
         reasons += _check_registers(expect.registers, panic.host)
         reasons += _check_host_frames(expect.host_frames, panic.host.frames)
         if not panic.host.footer:
-            reasons.append("host panic end marker missing")
+            reasons.append(HOST_END_MISSING)
+    if stopped:
+        reasons = _not_reached(reasons)
     reasons += format_problems(console)
-    return reasons, _frame_lines(panic.trace.frames) if panic.trace else ()
+    return reasons, _frame_lines(panic.trace.frames) if panic.trace else None
+
+
+HOST_END_MISSING = "host panic end marker missing"
+# What a console stopped early lacks at its end: reason -> the part named.
+_TAIL_PARTS = (("footer missing", "the trace's footer"), ("'Hyp Offset: ", "the Hyp Offset line"),
+               ("host panic ('Kernel panic", "the host panic"),
+               (HOST_END_MISSING, "the host panic's end marker"))
+
+
+def _not_reached(reasons: list[str]) -> list[str]:
+    """The parts missing at the end of a console the harness stopped, as
+    one reason: they were never reached, which is not the same failure as
+    a firmware that left them out."""
+    tail = [part for prefix, part in _TAIL_PARTS if any(r.startswith(prefix) for r in reasons)]
+    if not tail:
+        return reasons
+    kept = [r for r in reasons if not any(r.startswith(prefix) for prefix, _ in _TAIL_PARTS)]
+    return kept + [f"not reached before the run was stopped: {', '.join(tail)}"]
 
 
 def _rejoined(parsed: tuple[ParsedPanic, ...]) -> tuple[ParsedPanic, ...]:

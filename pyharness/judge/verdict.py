@@ -115,14 +115,14 @@ class Diagnosis:
             where = f" ({line.source})" if line.source else ""
             return f"{line.symbol} at {line.address or '?'}{where}"
 
-        out = [f"diagnosis: rule '{self.rule}' looks broken at frame {self.frame}: {self.why}",
-               f"  expected {frame(self.expected, '(the trace had ended)')}",
-               f"  printed  {frame(self.printed, '(nothing: the printed trace had ended)')}"]
+        out = [f"diagnosis: rule '{self.rule}' looks broken at frame {self.frame}: {self.why}"]
+        if self.site:
+            out.append(f"  the rule's code: {self.site}")
+        out += [f"  expected {frame(self.expected, '(the trace had ended)')}",
+                f"  printed  {frame(self.printed, '(nothing: the printed trace had ended)')}"]
         out += [f"  oracle's {entry.describe()}" for entry in self.records]
         if self.walk_end:
             out.append(f"  oracle's walk stopped: {self.walk_end}")
-        if self.site:
-            out.append(f"  the rule's code: {self.site}")
         return out
 
     def to_json(self) -> dict[str, object]:
