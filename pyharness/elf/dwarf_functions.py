@@ -47,7 +47,7 @@ def _definitions(elf: str, _mtime_ns: int, _size: int) -> dict[str, tuple[Source
         program = dwarf.line_program_for_CU(cu)
         if program is None:
             continue
-        for die in cu.iter_DIEs():
+        for die in cu.get_top_DIE().iter_children():   # functions are the CU's children
             if die.tag != "DW_TAG_subprogram":
                 continue
             attrs = die.attributes

@@ -48,7 +48,7 @@ RULE_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "translation": ("kvm_nvhe_dump_backtrace_entry",),
     "termination": ("unwind", "unwind_common"),
     "alignment": ("unwind_next_frame_record", "unwind_next_common"),
-    "bounds": ("unwind_find_next_stack", "stackinfo_on_stack", "on_stack"),
+    "bounds": ("unwind_find_next_stack", "unwind_find_stack", "stackinfo_on_stack", "on_stack"),
     "stack transition": ("unwind_consume_stack", "unwind_next_common"),
     "trace buffer": ("pkvm_save_backtrace_entry",),
 }
@@ -56,16 +56,20 @@ RULE_FUNCTIONS: dict[str, tuple[str, ...]] = {
 
 def rule_site(elf: str, rule: str, protected: bool) -> str:
     """``name() at file:line`` of the code holding ``rule`` in ``elf`` (the
-    hyp's copy when the walk ran at EL2, the host's otherwise), or ''."""
+    hyp's copy when the walk ran at EL2, the host's otherwise), or ''. A
+    kernel tree's function comes before the lab's (a tree build still
+    carries the lab's self-test helpers)."""
     if not elf:
         return ""
-    for name in RULE_FUNCTIONS.get(rule, ()):
-        places = function_definitions(Path(elf), name)
-        if not places:
-            continue
-        side = [p for p in places if ("/hyp/" in p.file) == protected] or list(places)
-        return f"{name}() at {side[0].file}:{side[0].line}"
-    return ""
+    found = [(name, place) for name in RULE_FUNCTIONS.get(rule, ())
+             for place in function_definitions(Path(elf), name)]
+    if not found:
+        return ""
+    from_tree = [item for item in found if not item[1].file.startswith("csrc/")]
+    found = from_tree or found
+    side = [item for item in found if ("/hyp/" in item[1].file) == protected] or found
+    name, place = side[0]
+    return f"{name}() at {place.file}:{place.line}"
 
 
 def _address(line: FrameLine) -> int | None:
