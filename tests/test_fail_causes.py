@@ -246,7 +246,8 @@ def shifted_firmware(tmp_path_factory) -> Path:
 
 def test_a_firmware_printing_every_pc_4_bytes_off_is_one_diagnosed_cause(shifted_firmware,
                                                                         tmp_path):
-    env = {**os.environ, "NVHE_LAB_ROOT": str(shifted_firmware)}
+    # COLUMNS: the report's width, whatever terminal (or none) pytest has
+    env = {**os.environ, "NVHE_LAB_ROOT": str(shifted_firmware), "COLUMNS": "120"}
     env.pop("PYHARNESS_BUILD_DIR", None)
     report, page = tmp_path / "m.json", tmp_path / "m.html"
     proc = subprocess.run(
