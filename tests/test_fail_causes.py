@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from test_kernel_src_runs import copy_tree, debian, edit  # noqa: F401 (a fixture)
+from test_oracle_catches import firmware_copy, run  # noqa: F401 (a fixture)
 from test_triage import _copy_tree
 
 from pyharness.judge.console_checks import check_hyp_panic
@@ -288,6 +289,20 @@ def test_a_write_past_the_trace_buffer_names_its_file_line(tmp_path):
     lines = source.read_text().splitlines()
     probe = _line_of(source, "unsigned long trace_buffer_overrun_probe(void)")
     assert probe < int(match[1]) < probe + 12, lines[int(match[1]) - 1]
+
+
+def test_a_trace_buffer_one_slot_short_breaks_the_bounds_rule(firmware_copy,  # noqa: F811
+                                                              tmp_path):
+    source = firmware_copy / "csrc" / "hyp" / "stacktrace.c"
+    edit(source, "buf->used >= NVHE_STACKTRACE_ENTRIES - 1",
+         "buf->used >= NVHE_STACKTRACE_ENTRIES - 2")
+    record = run(tmp_path, "pkvm", "fault_packed_stacks", "protected")
+    assert record.verdict == "fail"
+    diagnosis = record.diagnosis
+    assert diagnosis.rule == "bounds" and diagnosis.why.startswith("the trace buffer holds")
+    assert diagnosis.printed is None and diagnosis.frame == len(record.expected) - 1
+    save = _line_of(source, "static bool pkvm_save_backtrace_entry")
+    assert diagnosis.site == f"pkvm_save_backtrace_entry() at csrc/hyp/stacktrace.c:{save}"
 
 
 # -- end to end: a copy of Debian's 6.12 tree -----------------------------------

@@ -11,7 +11,8 @@ first difference says which rule the unwinder under test applied wrongly:
 - a printed pc that is the expected one moved (by one delta for every
   frame, or in its tag bits only) or that no record holds: **translation**
   (hyp VA -> kernel address, or the tag mask);
-- the printed trace stops early, at a record the rules accept: the rule
+- the printed trace stops early (a full trace buffer aside: **bounds**),
+  at a record the rules accept: the rule
   that record tests (**stack transition** if it lies on another stack than
   the one before, **bounds** if it is at its stack's edge, **alignment**
   if it is 8- but not 16-byte aligned), else **termination**;
@@ -178,7 +179,10 @@ def diagnose(expect: Expectation, printed: Sequence[FrameLine]) -> Diagnosis | N
     if k < len(expect.frames) and k < len(printed):
         rule, why = _differ_rule(expect, printed, k)
     elif k >= len(printed):
-        if k == 0 or k - 1 >= len(expect.walk):
+        if expect.truncated and k > 0:
+            rule, why = ("bounds", f"the trace buffer holds {len(expect.frames)} entries "
+                         f"here; the save stopped after {k}")
+        elif k == 0 or k - 1 >= len(expect.walk):
             rule, why = ("termination", "no frame was printed" if k == 0 else
                          "the printed trace stops early")
         else:
@@ -190,6 +194,7 @@ def diagnose(expect: Expectation, printed: Sequence[FrameLine]) -> Diagnosis | N
     end = expect.walk_end
     walk_side = expect.protected and rule != "translation"
     site = "trace buffer" if why.startswith("the trace buffer") else rule
+    walk_side = walk_side or site == "trace buffer"
     return Diagnosis(frame=k, rule=rule, why=why, expected=_line(want, expect.elf),
                      printed=_line(got, expect.elf), records=_records_near(expect, k),
                      walk_end=f"{end.why} [{end.rule}]" if end else "",
