@@ -24,6 +24,7 @@ from test_kernel_src_runs import copy_tree, debian, edit  # noqa: F401 (a fixtur
 from test_oracle_catches import firmware_copy, run  # noqa: F401 (a fixture)
 from test_triage import _copy_tree
 
+from pyharness.cli.record_output import print_record
 from pyharness.judge.console_checks import check_hyp_panic
 from pyharness.judge.diagnosis import diagnose
 from pyharness.judge.expectation import ExpectedFrame, Expectation, WalkEnd, WalkRecord
@@ -334,7 +335,7 @@ def test_a_dump_loop_that_never_ends_is_diagnosed_in_the_tree(debian, tmp_path):
 
 
 def test_a_va_mask_that_keeps_pac_bits_is_one_reason_naming_translation(debian,  # noqa: F811
-                                                                       tmp_path):
+                                                                       tmp_path, capsys):
     tree = copy_tree(debian("6.12"), tmp_path / "linux")
     edit(tree / HOST_C, "GENMASK_ULL(vabits_actual - 1, 0)", "GENMASK_ULL(vabits_actual + 7, 0)")
     out = tmp_path / "out"
@@ -342,11 +343,24 @@ def test_a_va_mask_that_keeps_pac_bits_is_one_reason_naming_translation(debian, 
     for record in records:
         assert record.verdict == "fail"
         [reason] = record.reasons
-        assert "frames printed with bits from bit 39 up that their expected pcs lack" in reason
+        # pkvm_pac: VA_BITS 39, so no bit below 39 may differ
+        bit = re.search(r"frames printed with bits from bit (\d+) up that their expected pcs "
+                        r"lack \(pointer-authentication or tag bits left in", reason)
+        assert bit and int(bit[1]) >= 39, reason
         assert record.diagnosis.rule == "translation"
         entry = _line_of(tree / HOST_C, "static bool kvm_nvhe_dump_backtrace_entry")
         assert record.diagnosis.site == f"kvm_nvhe_dump_backtrace_entry() at {HOST_C}:{entry}"
     assert normalise(records[0].reasons[0]) == normalise(records[1].reasons[0])
+    # `pyharness run` prints the diagnosis after the reasons
+    print_record(records[0], False, "cost")
+    err = capsys.readouterr().err.splitlines()
+    assert f"      the rule's code: {records[0].diagnosis.site}" in err, err
+    [diagnosis] = [i for i, line in enumerate(err) if line.startswith("    diagnosis: ")]
+    assert re.fullmatch(r"    diagnosis: rule 'translation' looks broken at frame \d+: the "
+                        r"printed pc differs from the recorded one only in bits (\d+) and up: "
+                        r"tag or pointer-authentication bits were not masked before "
+                        r"translating", err[diagnosis]), err
+    assert err.index(f"    {records[0].reasons[0]}") < diagnosis
 
 
 def test_a_header_that_lost_its_colon_is_said_so_on_a_long_trace(debian, tmp_path):  # noqa: F811
