@@ -11,6 +11,7 @@ file:line of the code that holds it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from test_oracle_catches import firmware_copy, run  # noqa: F401 (a fixture)
 from test_triage import _copy_tree
 
 from pyharness.cli.record_output import print_record
+from pyharness.judge.checker import check
 from pyharness.judge.console_checks import check_hyp_panic
 from pyharness.judge.diagnosis import diagnose
 from pyharness.judge.expectation import ExpectedFrame, Expectation, WalkEnd, WalkRecord
@@ -268,7 +270,12 @@ def test_a_firmware_printing_every_pc_4_bytes_off_is_one_diagnosed_cause(shifted
     site = (f"kvm_nvhe_dump_backtrace_entry() at csrc/host/handle_exit.c:"
             f"{_line_of(source, 'static bool kvm_nvhe_dump_backtrace_entry')}")
     assert f"      the rule's code: {site}" in out, proc.stdout
-    assert any("every frame printed 0x4 past its expected pc" in line for line in out)
+    failed_reasons = {r for run in json.loads(report.read_text())["runs"]
+                      for r in run["reasons"]}
+    for reason in failed_reasons:       # both pcs with the file:line of their code
+        assert re.fullmatch(r"every frame printed 0x4 past its expected pc \(\d+ frames; "
+                            r"frame 0: expected \S+ at [0-9a-f]{16} \(csrc/\S+:\d+\), got \S+ "
+                            r"at [0-9a-f]{16} \(csrc/\S+:\d+\)\)", reason), reason
     failed = [r for r in json.loads(report.read_text())["runs"] if r["verdict"] != "pass"]
     assert failed
     for run in failed:
@@ -277,6 +284,21 @@ def test_a_firmware_printing_every_pc_4_bytes_off_is_one_diagnosed_cause(shifted
             (0, "translation", site), run["id"] if "id" in run else run
         assert re.fullmatch(r"csrc/\S+:\d+", diagnosis["expected"]["source"])
     assert "rule <b>translation</b> looks broken" in page.read_text()
+
+
+def test_a_wrong_panic_pc_names_the_file_line_of_the_hypervisors(tmp_path):
+    obs = observe(RunRequest(config="pkvm", scenario="hyp_panic", mode="nvhe",
+                             out_dir=tmp_path))
+    [line] = [n for n, text in enumerate(obs.result.console) if " PC:" in text]
+    value = int(re.search(r"PC:([0-9a-f]+)", obs.result.console[line])[1], 16)
+    console = list(obs.result.console)
+    console[line] = console[line].replace(f"PC:{value:016x}", f"PC:{value ^ 0x10:016x}")
+    [reason] = check(dataclasses.replace(obs.result, console=console), obs.expect).reasons
+    # hyp_panic faults on the load in nested_panic_c()
+    source = Path(__file__).resolve().parents[1] / "csrc" / "hyp" / "scenarios.c"
+    load = _line_of(source, "return READ_ONCE(*(unsigned long *)HYP_UNMAPPED_VA);")
+    assert reason == (f"panic registers: PC is {value ^ 0x10:#x}, the hypervisor's was "
+                      f"{value:#x} (csrc/hyp/scenarios.c:{load})")
 
 
 def test_a_write_past_the_trace_buffer_names_its_file_line(tmp_path):

@@ -167,7 +167,9 @@ def check_hyp_panic(expect: Expectation, console: list[str], *, stopped: bool = 
         reasons.append(f"host panic ('Kernel panic - not syncing: {HOST_PANIC_MESSAGE}') missing")
     else:
         reasons += _check_host_identity(expect, panic.host)
-        reasons += _check_registers(expect.registers, panic.host)
+        panic_pc = expect.panic.address if expect.panic else None
+        reasons += _check_registers(expect.registers, panic.host,
+                                    code_line(expect.elf, panic_pc or 0, return_address=False))
         reasons += _check_host_frames(expect.host_frames, panic.host.frames)
         if not panic.host.footer:
             reasons.append(HOST_END_MISSING)
@@ -253,16 +255,19 @@ def _check_hyp_offset(expect: Expectation, printed: int | None) -> list[str]:
     return []
 
 
-def _check_registers(expected: dict[str, int], host: HostPanic) -> list[str]:
-    """The host's panic message against the registers the emulator held."""
+def _check_registers(expected: dict[str, int], host: HostPanic,
+                     pc_source: str = "") -> list[str]:
+    """The host's panic message against the registers the emulator held
+    (``pc_source``: `` (file:line)`` of the PC the hypervisor held)."""
     reasons = []
     for name, value in expected.items():
         printed = host.register(name)
         if printed is None:
             reasons.append(f"panic registers: {name} missing (expected {value:#x})")
         elif printed != value:
+            where = pc_source if name == "PC" else ""
             reasons.append(f"panic registers: {name} is {printed:#x}, the hypervisor's was "
-                           f"{value:#x}")
+                           f"{value:#x}{where}")
     return reasons
 
 
