@@ -1,7 +1,7 @@
 """How one run's record reaches the terminal (``pyharness run`` and
 ``pyharness qemu``): the JSON record, or the console, then on stderr a
 verdict line with the run's cost, each reason, and what else the record
-says (the tree tested, the differences from the lab)."""
+says (the tree tested, the differences from the lab, the diagnosis)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def print_record(record: RunRecord, as_json: bool, cost: str) -> int:
     if record.tree is not None:
         notes.append(f"    tree {spec.kernel_src}: {record.tree.describe()}")
     notes += [f"    lab vs real kernel: {d}" for d in record.differences]
+    if record.diagnosis is not None:
+        notes += [f"    {line}" for line in record.diagnosis.lines()]
     print(visible(f"--- {spec.row} {spec.mode} {spec.scenario} cpu{spec.cpu}: "
                   f"{record.verdict.upper()} ({cost})"), file=sys.stderr)
     for note in notes:

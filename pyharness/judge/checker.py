@@ -14,8 +14,9 @@ import re
 from typing import Sequence
 
 from pyharness.judge.console_checks import check_hyp_panic
+from pyharness.judge.diagnosis import diagnose
 from pyharness.judge.expectation import Expectation
-from pyharness.judge.verdict import Judgement, Verdict
+from pyharness.judge.verdict import FrameLine, Judgement, Verdict
 from pyharness.platform.results import PerCpuChange, RunResult, RunStatus
 
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
@@ -72,7 +73,8 @@ def judge_run(result: RunResult, expect: Expectation, violations: Sequence[str] 
     if not changes:
         return judgement
     verdict = FAIL if judgement.passed else judgement.verdict
-    return Judgement(verdict, (*judgement.reasons, *changes), judgement.actual_frames)
+    return Judgement(verdict, (*judgement.reasons, *changes), judgement.actual_frames,
+                     judgement.diagnosis)
 
 
 def check(result: RunResult, expect: Expectation,
@@ -90,15 +92,19 @@ def check(result: RunResult, expect: Expectation,
     if expect.notes:
         forced = forced or ERROR
         reasons += list(expect.notes)
-    actual: tuple = ()
+    actual: tuple[FrameLine, ...] | None = None      # None: no trace found
     if result.status is RunStatus.EXITED and result.exit_code != expect.exit_status:
         reasons.append(f"firmware exited with status {result.exit_code}, "
                        f"expected {expect.exit_status}")
     if expect.kind == "lines":
         reasons += _check_lines(expect.lines, result.console)
     else:
-        more, actual = check_hyp_panic(expect, result.console)
+        more, actual = check_hyp_panic(expect, result.console,
+                                       stopped=result.status is not RunStatus.EXITED)
         reasons += more
     reasons += violations
     verdict = forced or (FAIL if reasons else PASS)
-    return Judgement(verdict, tuple(reasons), actual)
+    # Without a trace (its header unrecognised, no panic) there is nothing
+    # to set beside the oracle's frames: the reasons say what is missing.
+    diagnosis = diagnose(expect, actual) if verdict is not PASS and actual is not None else None
+    return Judgement(verdict, tuple(reasons), actual or (), diagnosis)

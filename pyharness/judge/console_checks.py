@@ -8,13 +8,17 @@ is one reason; :mod:`pyharness.judge.checker` turns them into a verdict.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Hashable, Sequence
 
 from pyharness.judge.align import align
+from pyharness.judge.code_lines import code_line
 from pyharness.judge.expectation import (ExpectedFrame, ExpectedHostFrame, ExpectedPanic,
                                          Expectation)
+from pyharness.judge.frame_patterns import PrintedPc, trace_pattern
 from pyharness.judge.kernel_format import format_problems
-from pyharness.judge.logrecords import TRACE_FOOTERS, Frame, HostPanic, HypPanic, ParsedPanic
+from pyharness.judge.logrecords import (TRACE_FOOTERS, TRACE_HEADERS, Frame, HostPanic, HypPanic,
+                                        ParsedPanic)
 from pyharness.judge.tracelog import parse_log
 from pyharness.judge.verdict import FrameLine
 
@@ -37,18 +41,21 @@ def frame_line(frame: Frame) -> FrameLine:
     return FrameLine(address=address, symbol=printed_symbol(frame))
 
 
-def _describe(frame: ExpectedFrame) -> str:
-    return f"{frame.symbol} at {frame.address:016x}"
+def _describe(frame: ExpectedFrame, elf: str = "") -> str:
+    return f"{frame.symbol} at {frame.address:016x}{code_line(elf, frame.address)}"
 
 
-def _describe_actual(frame: Frame) -> str:
-    address = f"{frame.address:016x}" if frame.address is not None else "?"
-    return f"{printed_symbol(frame)} at {address}"
+def _describe_actual(frame: Frame, elf: str = "") -> str:
+    if frame.address is None:
+        return f"{printed_symbol(frame)} at ?"
+    return f"{printed_symbol(frame)} at {frame.address:016x}{code_line(elf, frame.address)}"
 
 
-def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[str]:
+def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None,
+                      elf: str = "") -> list[str]:
+    where = code_line(elf, expected.address or 0, return_address=False)
     if actual is None:
-        return [f"panic line missing: expected '{expected.describe()}'"]
+        return [f"panic line missing: expected '{expected.describe()}'{where}"]
     wrong = actual.kind != expected.kind
     if not wrong and expected.kind in ("panic", "bug-addr"):
         wrong = (actual.address != expected.address or actual.location is None
@@ -56,7 +63,8 @@ def _check_panic_line(expected: ExpectedPanic, actual: HypPanic | None) -> list[
     if not wrong and expected.kind == "bug-file":
         wrong = (actual.file, actual.file_line) != (expected.file, expected.line)
     if wrong:
-        return [f"panic line: expected '{expected.describe()}', got '{actual.raw.strip()}'"]
+        return [f"panic line: expected '{expected.describe()}'{where}, "
+                f"got '{actual.raw.strip()}'"]
     return []
 
 
@@ -77,14 +85,40 @@ def _aligned_reasons(what: str, want: Callable[[int], str], got: Callable[[int],
     return reasons
 
 
-def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...]) -> list[str]:
-    return _aligned_reasons("frame", lambda i: _describe(expected[i]),
-                            lambda j: _describe_actual(actual[j]),
-                            [(f.address, f.symbol) for f in expected],
-                            [(f.address, printed_symbol(f)) for f in actual])
+def _check_frames(expected: tuple[ExpectedFrame, ...], actual: tuple[Frame, ...],
+                  elf: str = "") -> list[str]:
+    """One reason naming the pattern when the whole trace is wrong in one
+    way (:mod:`pyharness.judge.frame_patterns`), else one per difference."""
+    def want(i: int) -> str:
+        return _describe(expected[i], elf)
+
+    def got(j: int) -> str:
+        return _describe_actual(actual[j], elf)
+
+    want_keys = [PrintedPc(f.address, f.symbol) for f in expected]
+    got_keys = [PrintedPc(f.address, printed_symbol(f)) for f in actual]
+    pattern = trace_pattern(want_keys, got_keys, want, got)
+    if pattern is not None:
+        return [pattern]
+    return _aligned_reasons("frame", want, got, want_keys, got_keys)
 
 
-def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
+def _header_missing(expect: Expectation, panic: ParsedPanic, console: Sequence[str]) -> str:
+    """Which header was expected, and the line that stood where it belongs
+    (the first after the panic line)."""
+    header = TRACE_HEADERS.get(expect.dump or "", expect.dump or "")
+    where = panic.panic.line_number if panic.panic is not None else None
+    if where is not None:
+        following = [(n, line.strip()) for n, line in enumerate(console[where:], where + 1)
+                     if line.strip()]
+        if following:
+            number, text = following[0]
+            return (f"{expect.dump} trace header missing: expected '{header}' after the "
+                    f"panic line, console line {number} is '{text}'")
+    return f"{expect.dump} trace header missing: expected '{header}', no line after the panic line"
+
+
+def _check_dump(expect: Expectation, panic: ParsedPanic, console: Sequence[str]) -> list[str]:
     if expect.dump == "cannot-dump":
         reasons = []
         want = expect.cannot_dump_reason
@@ -99,11 +133,11 @@ def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
         return reasons
     trace = panic.trace
     if trace is None:
-        return [f"{expect.dump} trace header missing"]
+        return [_header_missing(expect, panic, console)]
     reasons = []
     if trace.kind != expect.dump:
         reasons.append(f"header: expected the {expect.dump} header, got '{trace.header.strip()}'")
-    reasons += _check_frames(expect.frames, trace.frames)
+    reasons += _check_frames(expect.frames, trace.frames, expect.elf)
     reasons += [f"unexpected line inside the trace: '{s.raw.strip()}'" for s in trace.strays]
     if not trace.footer:
         reasons.append("footer missing")
@@ -113,28 +147,72 @@ def _check_dump(expect: Expectation, panic: ParsedPanic) -> list[str]:
     return reasons
 
 
-def check_hyp_panic(expect: Expectation, console: list[str]) -> tuple[list[str], tuple]:
+def check_hyp_panic(expect: Expectation, console: list[str], *, stopped: bool = False
+                    ) -> tuple[list[str], tuple[FrameLine, ...] | None]:
     """Every line of one hyp panic against the expectation: panic line, dump,
-    Hyp Offset, the host's panic registers and its own call trace."""
-    parsed = parse_log("\n".join(console))
+    Hyp Offset, the host's panic registers and its own call trace; and the
+    frames printed (None when no trace was found, () for one without frames).
+    ``stopped``: the harness stopped the run (a budget), so the parts after
+    where its console ends were not reached, not left out."""
+    parsed = _rejoined(tuple(parse_log("\n".join(console))))
     if len(parsed) == 0:
-        return ["no hyp panic in the console"], ()
+        return ["no hyp panic in the console"], None
     if len(parsed) > 1:
-        return [f"{len(parsed)} hyp panics in the console, expected one"], ()
+        return [f"{len(parsed)} hyp panics in the console, expected one"], None
     panic = parsed[0]
-    reasons = _check_panic_line(expect.panic, panic.panic) if expect.panic else []
-    reasons += _check_dump(expect, panic)
+    reasons = _check_panic_line(expect.panic, panic.panic, expect.elf) if expect.panic else []
+    reasons += _check_dump(expect, panic, console)
     reasons += _check_hyp_offset(expect, panic.hyp_offset)
     if panic.host is None:
         reasons.append(f"host panic ('Kernel panic - not syncing: {HOST_PANIC_MESSAGE}') missing")
     else:
         reasons += _check_host_identity(expect, panic.host)
-        reasons += _check_registers(expect.registers, panic.host)
+        panic_pc = expect.panic.address if expect.panic else None
+        reasons += _check_registers(expect.registers, panic.host,
+                                    code_line(expect.elf, panic_pc or 0, return_address=False))
         reasons += _check_host_frames(expect.host_frames, panic.host.frames)
         if not panic.host.footer:
-            reasons.append("host panic end marker missing")
+            reasons.append(HOST_END_MISSING)
+    if stopped:
+        reasons = _not_reached(reasons)
     reasons += format_problems(console)
-    return reasons, _frame_lines(panic.trace.frames) if panic.trace else ()
+    return reasons, _frame_lines(panic.trace.frames) if panic.trace else None
+
+
+HOST_END_MISSING = "host panic end marker missing"
+# What a console stopped early lacks at its end: reason -> the part named.
+_TAIL_PARTS = (("footer missing", "the trace's footer"), ("'Hyp Offset: ", "the Hyp Offset line"),
+               ("host panic ('Kernel panic", "the host panic"),
+               (HOST_END_MISSING, "the host panic's end marker"))
+
+
+def _not_reached(reasons: list[str]) -> list[str]:
+    """The parts missing at the end of a console the harness stopped, as
+    one reason: they were never reached, which is not the same failure as
+    a firmware that left them out."""
+    tail = [part for prefix, part in _TAIL_PARTS if any(r.startswith(prefix) for r in reasons)]
+    if not tail:
+        return reasons
+    kept = [r for r in reasons if not any(r.startswith(prefix) for prefix, _ in _TAIL_PARTS)]
+    return kept + [f"not reached before the run was stopped: {', '.join(tail)}"]
+
+
+def _rejoined(parsed: tuple[ParsedPanic, ...]) -> tuple[ParsedPanic, ...]:
+    """One panic whose parts the parser kept apart: a trace it did not
+    recognise (a misspelt header) leaves its frames as unknown lines, and
+    a ``Hyp Offset`` or host panic too far below the panic line starts a
+    record of its own. Parts with no panic line of their own after one
+    panic line are that panic's."""
+    if len(parsed) < 2 or parsed[0].panic is None or parsed[0].trace is not None \
+            or any(p.panic is not None or p.trace is not None for p in parsed[1:]):
+        return parsed
+    first = parsed[0]
+    offset = next((p.hyp_offset for p in parsed if p.hyp_offset is not None), None)
+    host = next((p.host for p in parsed if p.host is not None), None)
+    if sum(p.hyp_offset is not None for p in parsed) > 1 or sum(p.host is not None
+                                                                for p in parsed) > 1:
+        return parsed
+    return (replace(first, hyp_offset=offset, host=host),)
 
 
 def _frame_lines(frames: tuple[Frame, ...]) -> tuple[FrameLine, ...]:
@@ -177,16 +255,19 @@ def _check_hyp_offset(expect: Expectation, printed: int | None) -> list[str]:
     return []
 
 
-def _check_registers(expected: dict[str, int], host: HostPanic) -> list[str]:
-    """The host's panic message against the registers the emulator held."""
+def _check_registers(expected: dict[str, int], host: HostPanic,
+                     pc_source: str = "") -> list[str]:
+    """The host's panic message against the registers the emulator held
+    (``pc_source``: `` (file:line)`` of the PC the hypervisor held)."""
     reasons = []
     for name, value in expected.items():
         printed = host.register(name)
         if printed is None:
             reasons.append(f"panic registers: {name} missing (expected {value:#x})")
         elif printed != value:
+            where = pc_source if name == "PC" else ""
             reasons.append(f"panic registers: {name} is {printed:#x}, the hypervisor's was "
-                           f"{value:#x}")
+                           f"{value:#x}{where}")
     return reasons
 
 

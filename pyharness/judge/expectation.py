@@ -61,6 +61,31 @@ class ExpectedFrame:
 
 
 @dataclass(frozen=True)
+class WalkRecord:
+    """A frame record the oracle's walk read (hyp VAs): where it is, the
+    return address it holds, and the stack it lies on with that stack's
+    bounds ``[lo, hi)``."""
+
+    fp: int
+    lr: int
+    stack: str
+    lo: int
+    hi: int
+    link: int = 0     # the lr's link-time address (what the frame prints)
+
+
+@dataclass(frozen=True)
+class WalkEnd:
+    """Where and why the oracle's walk stopped: the fp it would have read
+    next and the rule that ends the walk there (``termination``: fp 0;
+    ``alignment``, ``bounds``, ``stack transition``: the record breaks it)."""
+
+    fp: int
+    rule: str
+    why: str
+
+
+@dataclass(frozen=True)
 class ExpectedPanic:
     """The line naming why the hypervisor panicked (tracelog's kinds)."""
 
@@ -131,6 +156,10 @@ class Expectation:
     cpu: int | None = None                      # the CPU the host's panic names
     footprint: tuple[str, ...] = ()             # how the image differs from the claim
     findings: tuple[str, ...] = ()              # what the firmware already did wrong
+    elf: str = ""                               # the image, for file:line in reasons
+    protected: bool = False                     # the walk runs at EL2 (protected mode)
+    walk: tuple[WalkRecord, ...] = ()           # the records frames 1.. came from
+    walk_end: WalkEnd | None = None
 
     def frame_lines(self) -> tuple[FrameLine, ...]:
         """Each frame as a line; a frame repeated (a long trace repeats a

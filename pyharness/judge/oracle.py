@@ -35,10 +35,10 @@ from pyharness.judge.codepoints import PREPARE_BACKTRACE, hyp_code_points
 from pyharness.judge.corruption import Fault
 from pyharness.judge.expectation import (BUFFER_OVERRUN_LINES, ExpectedFrame, ExpectedPanic,
                                          Expectation, ISOLATION_PROBE_LINES, SMOKE_LINES,
-                                         UNWIND_SELFTEST_LINES)
+                                         UNWIND_SELFTEST_LINES, WalkEnd, WalkRecord)
 from pyharness.judge.footprint_check import footprint_problems
 from pyharness.judge.host_trace import HostTraceOracle
-from pyharness.judge.unwind_model import Stack, follow, rules_for
+from pyharness.judge.unwind_model import Stack, Walk, rules_for, walk
 from pyharness.judge.vector_model import VectorModel
 from pyharness.platform.geometry import stack_geometry
 from pyharness.platform.machine import Machine
@@ -56,6 +56,7 @@ class _PanicCapture:
     start_fp: int
     registers: dict[str, int]       # the hyp's view when the unwind starts
     chain: list[tuple[int, int]] = field(default_factory=list)  # (record fp, lr)
+    end: WalkEnd | None = None      # where and why the walk stopped
 
     @property
     def elr(self) -> int:
@@ -89,6 +90,7 @@ class HypOracle:
         self._setup_imm: dict[int, int] = {}     # runtime VA of a frame setup -> imm
         self._frames_read = 0
         self._unlinked_noted = False
+        self._last_end: WalkEnd | None = None
         self.capture: _PanicCapture | None = None
         self.problems: list[str] = []
         rules = rules_for(image.unwinder)
@@ -153,6 +155,7 @@ class HypOracle:
             editor.flush()
             capture.start_fp = editor.start_fp
             capture.chain = self._follow(capture.start_fp)
+        capture.end = self._last_end
         self.capture = capture
 
     def _check_start(self, capture: _PanicCapture, regs: dict[str, int]) -> None:
@@ -183,10 +186,21 @@ class HypOracle:
 
     def _follow(self, fp: int) -> list[tuple[int, int]]:
         """(fp, lr) of every record the unwinder may read, in order."""
-        chain, problem = follow(self._records, fp, self.stacks(), self.rules)
-        if problem:
-            self.problems.append(problem)
-        return chain
+        found: Walk = walk(self._records, fp, self.stacks(), self.rules)
+        if found.problem:
+            self.problems.append(found.problem)
+        self._last_end = WalkEnd(found.end_fp, found.end_rule, found.end_why)
+        return found.chain
+
+    def _walk_records(self, chain: list[tuple[int, int]]) -> tuple[WalkRecord, ...]:
+        """The records of ``chain`` with the stack each lies on."""
+        stacks = self.stacks()
+        out = []
+        for fp, lr in chain:
+            stack = next((s for s in stacks if s.holds_record(fp)), Stack("?", 0, 0))
+            out.append(WalkRecord(fp, lr, stack.name, stack.lo, stack.hi,
+                                  self.link_of_hyp_va(lr)))
+        return tuple(out)
 
     # -- address arithmetic ---------------------------------------------------
 
@@ -214,7 +228,12 @@ class HypOracle:
         """What the run's console must show, with every way the image's
         footprint differs from the series' claim."""
         footprint = tuple(footprint_problems(self.image, self.geometry))
-        return dataclasses.replace(self._expectation(scenario, elf), footprint=footprint)
+        walked = {}
+        if self.capture is not None:
+            walked = {"walk": self._walk_records(self.capture.chain),
+                      "walk_end": self.capture.end}
+        return dataclasses.replace(self._expectation(scenario, elf), footprint=footprint,
+                                   elf=str(elf), protected=self.protected, **walked)
 
     def _expectation(self, scenario: str, elf: Path) -> Expectation:
         if scenario == "smoke":

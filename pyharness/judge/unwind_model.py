@@ -76,29 +76,57 @@ class RecordSource(Protocol):
     def get(self, fp: int) -> tuple[int, int] | None: ...
 
 
-def follow(records: RecordSource, fp: int, stacks: list[Stack],
-           rules: UnwinderRules) -> tuple[list[tuple[int, int]], str | None]:
-    """(record fp, lr) of every record a correct unwinder reads from ``fp``,
-    in order, and a problem if the walk reached a record nobody saw made.
-    ``records`` maps a record's address to (saved fp, lr)."""
+@dataclass(frozen=True)
+class Walk:
+    """A walk over recorded frame records: (record fp, lr) of each record
+    read, in order; a problem if it reached a record nobody saw made; and
+    where it stopped (the fp it would read next, the rule that stops it
+    there, in words)."""
+
+    chain: list[tuple[int, int]]
+    problem: str | None
+    end_fp: int = 0
+    end_rule: str = "termination"
+    end_why: str = "fp 0: the end of the chain"
+
+
+def walk(records: RecordSource, fp: int, stacks: list[Stack],
+         rules: UnwinderRules) -> Walk:
+    """Every record a correct unwinder reads from ``fp``, and why it stops."""
     chain: list[tuple[int, int]] = []
     done: set[str] = set()
     prev: Stack | None = None
     prev_fp = 0
     while fp:
         if fp & 7:
-            break
+            return Walk(chain, None, fp, "alignment", f"fp {fp:#x} is not 8-byte aligned")
         stack = next((s for s in stacks if s.holds_record(fp)), None)
-        if stack is None or stack.name in done:
-            break
+        if stack is None:
+            return Walk(chain, None, fp, "bounds",
+                        f"no stack holds a record at fp {fp:#x} (16 bytes)")
+        if stack.name in done:
+            return Walk(chain, None, fp, "stack transition",
+                        f"fp {fp:#x} is back on the {stack.name} stack, which the walk left")
         if prev is not None and stack.name == prev.name and fp < prev_fp + rules.min_step:
-            break
+            return Walk(chain, None, fp, "termination",
+                        f"fp {fp:#x} is not {rules.min_step} bytes above the previous record "
+                        f"{prev_fp:#x} on the same stack")
         if prev is not None and stack.name != prev.name:
             done.add(prev.name)
         prev, prev_fp = stack, fp
         record = records.get(fp)
         if record is None:
-            return chain, f"oracle: no frame record was seen at {fp:#x}"
+            return Walk(chain, f"oracle: no frame record was seen at {fp:#x}", fp,
+                        "termination", f"no record was seen made at {fp:#x}")
         chain.append((fp, record[1]))
         fp = record[0]
-    return chain, None
+    return Walk(chain, None)
+
+
+def follow(records: RecordSource, fp: int, stacks: list[Stack],
+           rules: UnwinderRules) -> tuple[list[tuple[int, int]], str | None]:
+    """(record fp, lr) of every record a correct unwinder reads from ``fp``,
+    in order, and a problem if the walk reached a record nobody saw made.
+    ``records`` maps a record's address to (saved fp, lr)."""
+    result = walk(records, fp, stacks, rules)
+    return result.chain, result.problem

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pyharness.elf.image import Image
+from pyharness.judge.code_lines import code_line
 from pyharness.platform.geometry import stack_geometry
 from pyharness.platform.hook_records import Hit
 from pyharness.platform.machine import Machine
@@ -47,11 +48,22 @@ class BoundsWatch:
         for hit in self.machine.watch_hits():
             what, counts = self._watches.get(hit.watch, (None, None))
             if what is not None and (counts is None or counts(hit)):
-                notes.append(f"{what} at PA {hit.address:#x} (pc {hit.pc:#x})")
+                notes.append(f"{what} at PA {hit.address:#x} (pc {self._pc(hit.pc)})")
         if self.machine.watch_hits_dropped:
             notes.append(f"{self.machine.watch_hits_dropped} more accesses to watched "
                          "ranges were not recorded")
         return notes
+
+    def _pc(self, pc: int) -> str:
+        """The pc of an access with the code it is in: its symbol and
+        ``file:line`` (hyp code at EL2, the host's at EL1)."""
+        for el in (2, 1):
+            link = self.machine.link_address(pc, el)
+            hit = self.image.lookup(link) if link is not None else None
+            if hit is not None:
+                where = code_line(str(self.image.path), link, return_address=False)
+                return f"{pc:#x}: {hit}{where}"
+        return f"{pc:#x}"
 
     def _watch(self, pa: int, size: int, what: str, *, reads: bool = False,
                counts: Callable[[Hit], bool] | None = None) -> None:

@@ -2,15 +2,21 @@
 
 Two runs fail for the same cause when their verdicts match and their
 reasons, each *normalised*, form the same set. Normalising removes what
-differs from one run (or configuration) to the next while the fault stays
-the same: addresses (KASLR, page size and VA size move them), symbol
-offsets and sizes (the optimisation level changes them), frame numbers,
-counts, timestamps, the spacing of console lines and each configuration's
-build directory (one compile error breaks every configuration). Symbol names, words
-and the order of nothing else are kept, so a different function on a
-frame, or a different kind of difference, is a different cause. The set
-(not the list) is compared, so a trace that repeats one wrong frame 80
-times and one that repeats it 12 times group together.
+differs from one run (or configuration) to the next while the bug stays
+the same: addresses (KASLR, page size and VA size move them, and
+pointer-authentication bits are part of an address), symbol names with
+their offsets and sizes (each scenario panics in other functions), the
+``file:line`` after a pc, frame numbers, counts, timestamps, the spacing
+of console lines and each configuration's build directory (one compile
+error breaks every configuration). The words are kept, so another kind
+of difference is another cause. The set (not the list) is compared, so a
+trace that repeats one wrong frame 80 times and one that repeats it 12
+times group together.
+
+A trace wrong in one way (every pc moved by one delta, cut after frame
+k, frames past the expected end: :mod:`pyharness.judge.frame_patterns`)
+already has one reason naming that pattern, so one bug is one cause
+across scenarios, configurations and modes.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ from pyharness.run.record import RunRecord
 
 _RULES = (
     (re.compile(r"\S*/[^/\s]+-[0-9a-f]{12}\b"), "BUILD_DIR"),   # build/<config>-<hash>
+    (re.compile(r"\s\([\w.+/-]+\.[chsS]:\d+\)"), " (FILE:LINE)"),  # after a pc
+    (re.compile(r"[\w.$]+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), "SYM"),
+    (re.compile(r"\b[A-Za-z_][\w.$]*\+0x[0-9a-fA-F]+\b"), "SYM"),        # sym+off, no size
     (re.compile(r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), "+OFF/SIZE"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0xN"),
     (re.compile(r"\b(?:[0-9a-fA-F]{16}|(?=\d*[a-fA-F])[0-9a-fA-F]{8,15})\b"), "ADDR"),
     (re.compile(r"\b\d+(?:\.\d+)?\b"), "N"),
+    (re.compile(r"\b0xN at (ADDR|\?)"), r"SYM at \1"),   # a raw pointer where a symbol goes
     (re.compile(r"\s+"), " "),
 )
 

@@ -176,7 +176,7 @@ def run_detail(record: RunRecord, link: SourceLink) -> dict[str, object]:
     """What the page shows of one run when it is opened, as data: every
     string is text (the page's script puts it in the page with
     ``textContent``, never as markup). ``notes`` are paragraphs of text
-    other reports may add (a diagnosis)."""
+    (the run's diagnosis, one line each)."""
     tree = (f"tree {record.spec.kernel_src}: {record.tree.describe(short=False)}"
             if record.spec.kernel_src and record.tree else None)
     facts = (f"{record.instructions} instructions, {record.elapsed_ms:.1f} ms, KASLR seed "
@@ -186,5 +186,7 @@ def run_detail(record: RunRecord, link: SourceLink) -> dict[str, object]:
             "reasons": [printable(r) for r in record.reasons],
             "command": printable(record.command),
             "panic": printable(record.expected_panic) if record.expected_panic else None,
-            "frames": diff_rows(record, link), "notes": [],
+            "frames": diff_rows(record, link),
+            "notes": [printable(line) for line in record.diagnosis.lines()]
+            if record.diagnosis is not None else [],
             "console": printable(console_text(record.console))}

@@ -3,14 +3,17 @@
 A matrix broken by one bug fails dozens or hundreds of runs for the same
 reason. Each cause (:mod:`pyharness.reports.causes`) gets one block: its
 verdict and count, the runs it covers as globs
-(:mod:`pyharness.reports.runsets`), its first reason lines, and one
-command that reproduces it. Past a line budget the remaining causes get a
+(:mod:`pyharness.reports.runsets`), its first reason lines, the first
+run's diagnosis (where its trace departs from the oracle's, the frame
+records there, the rule that looks broken: :mod:`pyharness.judge.diagnosis`)
+and one command that reproduces it. Past a line budget the remaining causes get a
 line each, then only a count: every run's detail is in the JSON, JUnit
 and HTML reports, and ``-v`` prints them all.
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 from pyharness.reports.causes import FailureGroup, group_failures
@@ -22,7 +25,9 @@ from pyharness.terminal import visible
 from pyharness.run.record import RunRecord
 from pyharness.run.spec import RunSpec
 
-REASON_LINES = 3          # reason lines shown per cause
+REASON_LINES = 3          # reasons shown per cause
+WRAPPED_LINES = 3         # lines one reason may take before it is clipped
+DIAGNOSIS_LINES = 9       # lines of the first run's diagnosis per cause
 PATTERN_LINES = 3         # run globs shown per cause
 MAX_LINES = 80            # the whole failure report, about a screen and a half
 
@@ -33,6 +38,16 @@ def _plural(count: int, word: str) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _wrapped(text: str, width: int, indent: str = "    ",
+             lines: int = WRAPPED_LINES) -> list[str]:
+    """``text`` over at most ``lines`` lines, indented, the last clipped."""
+    out = textwrap.wrap(text, width=max(width, 20), initial_indent=indent,
+                        subsequent_indent=indent + "  ", break_on_hyphens=False) or [indent]
+    if len(out) > lines:
+        out = out[:lines - 1] + [_clip(" ".join(out[lines - 1:]), width)]
+    return out
 
 
 def _runs(group: FailureGroup, universe: Sequence[RunSpec]) -> list[str]:
@@ -51,9 +66,16 @@ def _block(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> list
         lines.append(" " * len(head) + f"(+{len(runs) - PATTERN_LINES} more globs; "
                      f"{_plural(len(group.records), 'run')} in all)")
     reasons = group.reasons()
-    lines += [_clip(f"    {printable(reason)}", width) for reason in reasons[:REASON_LINES]]
+    for reason in reasons[:REASON_LINES]:
+        lines += _wrapped(printable(reason), width)
     if len(reasons) > REASON_LINES:
         lines.append(f"    (+{_plural(len(reasons) - REASON_LINES, 'more reason')})")
+    if group.first.diagnosis is not None:
+        shown: list[str] = []
+        for line in group.first.diagnosis.lines():
+            indent = "    " + line[:len(line) - len(line.lstrip())]
+            shown += _wrapped(printable(line.lstrip()), width, indent, lines=2)
+        lines += shown[:DIAGNOSIS_LINES]
     lines.append(visible(f"    reproduce: {group.first.command}"))
     return lines
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from pyharness.builder.provenance import TreeProvenance
-from pyharness.judge.verdict import FrameLine, Verdict
+from pyharness.judge.verdict import Diagnosis, FrameLine, Verdict
 from pyharness.run.spec import RunSpec
 
 _SPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
@@ -36,6 +36,9 @@ class RunRecord:
     # Which state of the kernel tree ran (its commit, dirty, diff hash, or
     # why none); None for the lab's unwinder, and in reports written before.
     tree: TreeProvenance | None = None
+    # A failing trace: its first departure from the oracle's, the frame
+    # records there and the rule that looks broken (judge/diagnosis.py).
+    diagnosis: Diagnosis | None = None
 
     @property
     def passed(self) -> bool:
@@ -63,6 +66,7 @@ class RunRecord:
             "elf": self.elf, "command": self.command,
             **({"differences": list(self.differences)} if self.differences else {}),
             "tree": self.tree.to_json() if self.tree else None,
+            **({"diagnosis": self.diagnosis.to_json()} if self.diagnosis else {}),
         }
 
     @classmethod
@@ -82,6 +86,9 @@ class RunRecord:
                              if isinstance(f, dict)]
         tree = outcome.get("tree")
         outcome["tree"] = TreeProvenance.from_json(tree) if tree is not None else None
+        diagnosis = outcome.get("diagnosis")
+        outcome["diagnosis"] = (Diagnosis.from_json(diagnosis) if isinstance(diagnosis, dict)
+                                else None)
         return cls(spec=spec, **outcome)  # type: ignore[arg-type]
 
 

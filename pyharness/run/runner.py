@@ -186,7 +186,7 @@ def judge(obs: Observation) -> RunRecord:
         actual=with_sources(judgement.actual_frames, obs.built.elf),
         expected_panic=expect.panic.describe() if expect.panic else None,
         build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf),
-        tree=kernel.provenance if kernel else None)
+        tree=kernel.provenance if kernel else None, diagnosis=judgement.diagnosis)
 
 
 def _label(request: RunRequest, kernel: KernelSource | None) -> str:
