@@ -35,6 +35,36 @@ void nh_mmio_start(struct nh_state *st, uint64_t scenario, uint64_t counter_step
 	m->partial_len = 0;
 	m->line_buffer = NULL;
 	m->line_buffer_size = 0;
+	m->max_lines = m->max_frames = m->max_bytes = 0;
+	m->frame_lines = 0;
+	m->over_limit = false;
+}
+
+void nh_mmio_set_console_limits(struct nh_state *st, uint64_t max_lines,
+				uint64_t max_frames, uint64_t max_bytes)
+{
+	st->mmio.max_lines = max_lines;
+	st->mmio.max_frames = max_frames;
+	st->mmio.max_bytes = max_bytes;
+}
+
+/* A line the host printed a pc on: " [<%016lx>]" (the kernel's format). */
+static bool is_frame_line(const char *text, uint64_t len)
+{
+	uint64_t i;
+
+	for (i = 0; i + 3 <= len; i++)
+		if (text[i] == ' ' && text[i + 1] == '[' && text[i + 2] == '<')
+			return true;
+	return false;
+}
+
+/* Whether the console now holds more than a bound allows. */
+static bool past_limits(const struct nh_mmio *m)
+{
+	return (m->max_lines && m->nlines > m->max_lines) ||
+	       (m->max_frames && m->frame_lines > m->max_frames) ||
+	       (m->max_bytes && m->text_len + m->partial_len > m->max_bytes);
 }
 
 void nh_mmio_free(struct nh_state *st)
@@ -58,6 +88,8 @@ void nh_console_put(struct nh_state *st, uint8_t byte)
 {
 	struct nh_mmio *m = &st->mmio;
 
+	if (m->over_limit)
+		return;
 	if (byte == '\n') {
 		nh_console_line(st, m->partial, m->partial_len);
 		m->partial_len = 0;
@@ -74,6 +106,8 @@ bool nh_console_line(struct nh_state *st, const char *text, uint64_t len)
 	struct nh_mmio *m = &st->mmio;
 	struct nh_line *line;
 
+	if (m->over_limit)
+		return true;	/* dropped: the run is stopping */
 	if ((m->text_cap - m->text_len < len &&
 	     !nh_grow((void **)&m->text, &m->text_cap, 1, m->text_len + len)) ||
 	    (m->nlines == m->lines_cap &&
@@ -85,6 +119,8 @@ bool nh_console_line(struct nh_state *st, const char *text, uint64_t len)
 	line->start = m->text_len;
 	line->len = len;
 	m->text_len += len;
+	if (is_frame_line(text, len))
+		m->frame_lines++;
 	return true;
 }
 
@@ -106,6 +142,18 @@ static uint64_t read_register(struct nh_mmio *m, int reg, unsigned size)
 	m->latch[reg] = value;
 	m->latched[reg] = true;
 	return size >= 8 ? value : value & ((UINT64_C(1) << (8 * size)) - 1);
+}
+
+/* Past a bound: keep nothing more, and stop the emulation (once). */
+static void check_limits(nh_uc *uc, struct nh_state *st)
+{
+	struct nh_mmio *m = &st->mmio;
+
+	if (m->over_limit || !past_limits(m))
+		return;
+	m->over_limit = true;
+	st->stop_reason = NH_STOP_CONSOLE;
+	st->emu_stop(uc);
 }
 
 uint64_t nh_mmio_read(nh_uc *uc, uint64_t offset, unsigned size, void *user)
@@ -132,14 +180,17 @@ void nh_mmio_write(nh_uc *uc, uint64_t offset, unsigned size, uint64_t value, vo
 	if (!st->frozen) {
 		if (offset == MMIO_CONSOLE) {
 			nh_console_put(st, (uint8_t)value);
+			check_limits(uc, st);
 			return;
 		}
 		if (offset == MMIO_CONSOLE + 4)
 			return;		/* the high half of a console write: nothing */
 		if (offset == MMIO_CONSOLE_LINE && size == 4 && m->line_buffer &&
 		    value <= m->line_buffer_size &&
-		    nh_console_line(st, (const char *)m->line_buffer, value))
+		    nh_console_line(st, (const char *)m->line_buffer, value)) {
+			check_limits(uc, st);
 			return;
+		}
 	}
 	m->slow_write(uc, offset, size, value, NULL);
 }

@@ -31,6 +31,11 @@ struct nh_mmio {
 	size_t partial_len, partial_cap;
 	const unsigned char *line_buffer;
 	uint64_t line_buffer_size;
+	/* Bounds on the console (0: none), the frame lines so far, and whether
+	 * a bound was passed (then the console takes nothing more). */
+	uint64_t max_lines, max_frames, max_bytes;
+	uint64_t frame_lines;
+	bool over_limit;
 };
 
 struct nh_tlb {

@@ -77,6 +77,11 @@ class NativeMmio:
         """A new run: counter at 0, console empty, no line buffer."""
         self._lib.nh_mmio_start(self._state, scenario_id, counter_step)
 
+    def set_console_bounds(self, lines: int, frames: int, size: int) -> None:
+        """Bound the console (platform/runaway.py): the write that passes
+        one stops the emulation with the stop reason "console"."""
+        self._lib.nh_mmio_set_console_limits(self._state, lines, frames, size)
+
     def set_line_buffer(self, pa: int, size: int) -> bool:
         """The host's console line buffer is RAM [pa, pa + size)."""
         return bool(self._lib.nh_mmio_set_line_buffer(self._state, pa, size))

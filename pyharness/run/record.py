@@ -36,6 +36,9 @@ class RunRecord:
     # Which state of the kernel tree ran (its commit, dirty, diff hash, or
     # why none); None for the lab's unwinder, and in reports written before.
     tree: TreeProvenance | None = None
+    # What the record left out of a failure (run/caps.py): how many reasons,
+    # console lines and printed frames ("reasons", "console", "actual").
+    cut: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -63,6 +66,7 @@ class RunRecord:
             "elf": self.elf, "command": self.command,
             **({"differences": list(self.differences)} if self.differences else {}),
             "tree": self.tree.to_json() if self.tree else None,
+            **({"cut": dict(self.cut)} if self.cut else {}),
         }
 
     @classmethod
@@ -71,7 +75,8 @@ class RunRecord:
         caller; unknown fields are ignored; a record from before the
         unwinder axis is a run of the lab's unwinder, one from before the
         budgets were recorded had the default ones, one from before trees
-        were recorded has no ``tree``). A malformed ``tree`` is a ValueError."""
+        were recorded has no ``tree``, one not capped no ``cut``). A malformed
+        ``tree`` is a ValueError."""
         spec = RunSpec(**{name: data[name] for name in _SPEC_FIELDS  # type: ignore[arg-type]
                           if name in data})
         outcome = {f.name: data[f.name] for f in fields(cls)
@@ -82,6 +87,9 @@ class RunRecord:
                              if isinstance(f, dict)]
         tree = outcome.get("tree")
         outcome["tree"] = TreeProvenance.from_json(tree) if tree is not None else None
+        cut = outcome.get("cut")
+        outcome["cut"] = ({str(k): v for k, v in cut.items() if isinstance(v, int)}
+                          if isinstance(cut, dict) else {})
         return cls(spec=spec, **outcome)  # type: ignore[arg-type]
 
 
