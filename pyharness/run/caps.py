@@ -40,7 +40,11 @@ T = TypeVar("T")
 def reason_kind(reason: str) -> str:
     """What makes reasons alike: the text before the first colon, with
     numbers as N (``frame 7: expected ...`` is a ``frame N``)."""
-    return _NUMBER.sub("N", reason.partition(":")[0])
+    head = reason.partition(":")[0]
+    bare = head.rstrip("0123456789")
+    if bare != head:                    # the common case, a number last
+        head = bare + "N"
+    return _NUMBER.sub("N", head) if any(c.isdigit() for c in head) else head
 
 
 def cap_reasons(reasons: Sequence[str]) -> tuple[list[str], int]:
