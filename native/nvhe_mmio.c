@@ -38,6 +38,71 @@ void nh_mmio_start(struct nh_state *st, uint64_t scenario, uint64_t counter_step
 	m->max_lines = m->max_frames = m->max_bytes = 0;
 	m->frame_lines = 0;
 	m->over_limit = false;
+	m->nchain_stacks = 0;
+	m->chain_buffer_entries = 0;
+	m->chain_bound = 0;
+}
+
+/* Guest RAM [pa, pa + size) as host memory, or NULL when it is not all RAM. */
+static const uint64_t *ram_words(const struct nh_state *st, uint64_t pa, uint64_t size)
+{
+	if (!st->ram || pa < st->ram_base || pa - st->ram_base > st->ram_size ||
+	    size > st->ram_size - (pa - st->ram_base) || (pa & 7))
+		return NULL;
+	return (const uint64_t *)(st->ram + (pa - st->ram_base));
+}
+
+void nh_mmio_set_chain_memory(struct nh_state *st, const uint64_t *stacks, uint32_t count,
+			      uint64_t buffer_pa, uint64_t buffer_entries)
+{
+	struct nh_mmio *m = &st->mmio;
+	uint32_t i;
+
+	m->nchain_stacks = 0;
+	for (i = 0; i < count && i < NH_CHAIN_STACKS; i++) {
+		m->chain_stacks[i][0] = stacks[2 * i];
+		m->chain_stacks[i][1] = stacks[2 * i + 1];
+		m->nchain_stacks++;
+	}
+	m->chain_buffer_pa = buffer_pa;
+	m->chain_buffer_entries = buffer_entries;
+	m->chain_bound = 0;
+}
+
+uint64_t nh_console_chain_bound(const struct nh_state *st)
+{
+	return st->mmio.chain_bound;
+}
+
+/*
+ * The most frame lines a valid dump prints from the memory as it is now
+ * (see nh_mmio_set_chain_memory), or 0 when the memory is not RAM.
+ * Guest RAM is little-endian, as the hosts this library builds for.
+ */
+static uint64_t chain_bound(const struct nh_state *st)
+{
+	const struct nh_mmio *m = &st->mmio;
+	uint64_t links = 0, entries = 0, n, k, most;
+	const uint64_t *words;
+	uint32_t i;
+
+	for (i = 0; i < m->nchain_stacks; i++) {
+		n = m->chain_stacks[i][1] / 8;
+		words = ram_words(st, m->chain_stacks[i][0], n * 8);
+		if (!words)
+			return 0;
+		for (k = 0; k < n; k++)
+			links += words[k] && !(words[k] & 7);
+	}
+	if (m->chain_buffer_entries) {
+		words = ram_words(st, m->chain_buffer_pa, m->chain_buffer_entries * 8);
+		if (!words)
+			return 0;
+		while (entries < m->chain_buffer_entries && words[entries])
+			entries++;
+	}
+	most = links + 2 > entries ? links + 2 : entries;
+	return most + most / 16 + 16;
 }
 
 void nh_mmio_set_console_limits(struct nh_state *st, uint64_t max_lines,
@@ -59,9 +124,17 @@ static bool is_frame_line(const char *text, uint64_t len)
 	return false;
 }
 
-/* Whether the console now holds more than a bound allows. */
-static bool past_limits(const struct nh_mmio *m)
+/* Whether the console now holds more than a bound allows; the bound from
+ * memory is worked out again whenever the frame lines pass it. */
+static bool past_limits(struct nh_state *st)
 {
+	struct nh_mmio *m = &st->mmio;
+
+	if (m->nchain_stacks && m->frame_lines > m->chain_bound) {
+		m->chain_bound = chain_bound(st);
+		if (m->chain_bound && m->frame_lines > m->chain_bound)
+			return true;
+	}
 	return (m->max_lines && m->nlines > m->max_lines) ||
 	       (m->max_frames && m->frame_lines > m->max_frames) ||
 	       (m->max_bytes && m->text_len + m->partial_len > m->max_bytes);
@@ -149,7 +222,7 @@ static void check_limits(nh_uc *uc, struct nh_state *st)
 {
 	struct nh_mmio *m = &st->mmio;
 
-	if (m->over_limit || !past_limits(m))
+	if (m->over_limit || !past_limits(st))
 		return;
 	m->over_limit = true;
 	st->stop_reason = NH_STOP_CONSOLE;

@@ -4,7 +4,8 @@ back through ``report merge`` and ``--only-failed``.
 
 The runaway is real: a copy of the firmware tree whose host unwinder never
 stops (``unwind_common`` breaks only on a positive return, which never
-comes), built in a temporary directory and run in Unicorn.
+comes) and whose host prints every pc 4 bytes off, built in a temporary
+directory and run in Unicorn.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from pyharness.platform.runaway import console_bounds
 from pyharness.run import caps
 from pyharness.run.runner import RunRequest, run_one
 
-COMMON_H = "csrc/include/stacktrace/common.h"
-LOOP_END = "if (unwind_next_common(state, accessible, translate_fp))"
-NEVER_ENDS = "if (unwind_next_common(state, accessible, translate_fp) > 0)"
+EDITS = {
+    "csrc/include/stacktrace/common.h": (
+        "if (unwind_next_common(state, accessible, translate_fp))",
+        "if (unwind_next_common(state, accessible, translate_fp) > 0)"),
+    "csrc/host/handle_exit.c": ("\twhere += hyp_offset;\n", "\twhere += hyp_offset + 4;\n"),
+}
 RUNAWAY_CONFIG = "nvhe_64k"
 
 
@@ -41,10 +45,10 @@ RUNAWAY_CONFIG = "nvhe_64k"
 def broken_tree(tmp_path_factory) -> Path:
     """A copy of the firmware tree whose host dump loop never ends."""
     tree = snapshot_tree(source_root(), tmp_path_factory.mktemp("runaway") / "tree")
-    header = tree / COMMON_H
-    text = header.read_text()
-    assert text.count(LOOP_END) == 1
-    header.write_text(text.replace(LOOP_END, NEVER_ENDS))
+    for name, (old, new) in EDITS.items():
+        text = (tree / name).read_text()
+        assert text.count(old) == 1
+        (tree / name).write_text(text.replace(old, new))
     return tree
 
 
@@ -59,28 +63,48 @@ def broken_build(broken_tree: Path, tmp_path_factory):
 
 def test_a_runaway_dump_is_stopped_with_where_the_cpu_was(broken_build, monkeypatch,
                                                             broken_tree):
+    """A short chain's runaway ends at the bound its memory gives: a few
+    frames past the chain, not thousands."""
     built, out = broken_build
     monkeypatch.setenv("NVHE_LAB_ROOT", str(broken_tree))
-    record = run_one(RunRequest(config=RUNAWAY_CONFIG, scenario="hvc_at_el2", built=built,
-                                out_dir=out))
-    bounds = console_bounds(stack_geometry(load_image(built.elf)))
+    request = RunRequest(config=RUNAWAY_CONFIG, scenario="hvc_at_el2", built=built,
+                         out_dir=out)
+    record = run_one(request)
     assert record.verdict is Verdict.FAIL
     assert record.run_status == RunStatus.DID_NOT_FINISH.value
     first = record.reasons[0]
-    assert first.startswith("stopped early, a runaway: the console holds "
-                            f"{bounds.frames + 1} frame lines, more than the {bounds.frames}")
-    assert f"the deepest valid chain is {bounds.deepest_chain} frames" in first
+    printed = sum(" [<" in line for line in record.console)
+    assert printed < 64 and len(record.expected) == 6
+    assert first.startswith(f"stopped early, a runaway: the console holds {printed} frame "
+                            f"lines, more than the {printed - 1} a valid dump can print "
+                            "from this run's memory"), first
     # Where the CPU was: the pc and the callers by frame record, each with
     # its symbol and file:line; the dump is called from the panic handler.
     assert re.search(r"the CPU was at 0x[0-9a-f]+ \(\w+\+0x[0-9a-f]+\) at \S+:\d+", first)
     assert re.search(r"called from 0x[0-9a-f]+ \(nvhe_hyp_panic_handler\+0x[0-9a-f]+\) "
                      r"at csrc/host/handle_exit\.c:\d+", first), first
-    # Stopped at the bound, far from the instruction budget.
+    assert record.instructions < 200_000
+
+
+def test_a_deep_runaway_stops_at_the_deepest_chain_and_is_capped(broken_build, monkeypatch,
+                                                                  broken_tree):
+    """fault_packed_stacks fills both stacks with records: its memory allows
+    the deepest chain, so the static bound stops it; every frame is 4
+    bytes off, so the record's caps cut reasons, console and frames."""
+    built, out = broken_build
+    monkeypatch.setenv("NVHE_LAB_ROOT", str(broken_tree))
+    record = run_one(RunRequest(config=RUNAWAY_CONFIG, scenario="fault_packed_stacks",
+                                built=built, out_dir=out))
+    bounds = console_bounds(stack_geometry(load_image(built.elf)))
+    assert record.verdict is Verdict.FAIL
+    first = record.reasons[0]
+    assert first.startswith("stopped early, a runaway: the console holds "
+                            f"{bounds.frames + 1} frame lines, more than the {bounds.frames}")
+    assert f"the deepest valid chain is {bounds.deepest_chain} frames" in first
     assert record.instructions < record.spec.max_instructions // 2
     # The caps, with what they cut.
-    assert record.cut["reasons"] > 4000 and record.cut["console"] > 3000
-    # Every frame line but the panic line's is a printed frame.
-    assert record.cut["actual"] == bounds.frames - len(record.expected) - caps.EXTRA_FRAMES
+    assert record.cut["reasons"] > 500 and record.cut["console"] > 3000
+    assert 0 < len(record.actual) + record.cut["actual"] <= bounds.frames + 1
     assert len(record.reasons) <= caps.MAX_REASONS + 10
     assert any(re.fullmatch(r"\.\.\. \d+ more 'frame N' reasons cut .*", r)
                for r in record.reasons)
@@ -100,14 +124,17 @@ def test_a_matrix_report_with_a_runaway_reads_back(broken_build, broken_tree, tm
     env = {**os.environ, "NVHE_LAB_ROOT": str(broken_tree)}
     report = tmp_path / "matrix.json"
     ran = _pyharness("matrix", "--configs", RUNAWAY_CONFIG, "--scenarios", "hvc_at_el2",
-                     "bug", "--modes", "nvhe", "--out", str(out), "-j", "1",
+                     "fault_packed_stacks", "--modes", "nvhe", "--out", str(out), "-j", "1",
                      "--json", str(report), env=env)
     assert ran.returncode == 1, ran.stderr
     runs = json.loads(report.read_text())["runs"]
     assert {r["verdict"] for r in runs} == {"fail"}
     assert all(r["reasons"][0].startswith("stopped early, a runaway") for r in runs)
     assert all(r["cut"]["reasons"] > 0 for r in runs)
-    assert report.stat().st_size < 2 << 20, "capped records are small"
+    # Capped: the two fault_packed_stacks records hold their 4353 expected
+    # frames (as a passing one does), their console and reasons are cut.
+    assert report.stat().st_size < 4 << 20, "capped records are small"
+    assert all(len(r["console"]) <= caps.CONSOLE_HEAD + 1 + caps.CONSOLE_TAIL for r in runs)
 
     merged = tmp_path / "merged.json"
     merge = _pyharness("report", "merge", str(report), "--json", str(merged), env=env)
@@ -203,3 +230,17 @@ def test_each_console_bound_stops_both_backends_alike(monkeypatch, fixture_image
         assert held == limit + 1 and len(result.console) == 1
     else:
         assert held == limit + 1
+
+
+def test_the_bound_from_memory_is_the_same_on_both_backends(broken_build, monkeypatch,
+                                                             broken_tree):
+    built, out = broken_build
+    monkeypatch.setenv("NVHE_LAB_ROOT", str(broken_tree))
+    reasons = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv(native.ENV_SWITCH, switch)
+        record = run_one(RunRequest(config=RUNAWAY_CONFIG, scenario="hvc_at_el2",
+                                    mode="nvhe", built=built, out_dir=out))
+        reasons[switch] = (record.reasons[0], record.console, record.instructions)
+    assert reasons["1"][:2] == reasons["0"][:2]
+    assert "from this run's memory" in reasons["1"][0]

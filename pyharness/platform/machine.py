@@ -15,7 +15,6 @@ Typical use::
 
     image = load_image("build/nvhe-.../vmlinux")
     machine = Machine(image, RunOptions(cpu=1, protected=True, scenario_id=3))
-
     def on_entry(machine: Machine, link_address: int) -> None:
         caller = machine.register("lr")      # runtime hyp VA of the return
 
@@ -45,7 +44,7 @@ from pyharness.platform.percpu import PerCpuSnapshot
 from pyharness.platform.registers import RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
-from pyharness.platform.runaway import console_bounds, runaway_reason
+from pyharness.platform.runaway import chain_memory, console_bounds, runaway_reason
 
 # Far more exceptions than any scenario takes (two, across `matrix --all`):
 # the firmware loops through its vectors (a fault in a handler faulting
@@ -111,7 +110,8 @@ class Machine(ObserverHooks, RegisterAccess):
         self._platform = platform = instance.take(image, self._reusable)
         self.console_bounds = console_bounds(self.geometry)
         self._devices = MmioDevices(self, options.scenario_id, platform.mmio_fast,
-                                    self.console_bounds)
+                                    self.console_bounds, chain_memory(
+                                        self.geometry, options.cpu, options.protected))
         platform.attach(tlb_fill=self._on_tlb_fill, exception=self._on_exception,
                         mmio_read=self._devices.on_read, mmio_write=self._devices.on_write)
         self.uc = platform.uc
@@ -346,8 +346,8 @@ class Machine(ObserverHooks, RegisterAccess):
 
     def console_runaway(self) -> None:
         """The console passed a bound (platform/runaway.py): end the run, saying where."""
-        self.finish(RunStatus.DID_NOT_FINISH, runaway_reason(self, self.console_bounds,
-                                                              self._devices.console.text()))
+        self.finish(RunStatus.DID_NOT_FINISH, runaway_reason(
+            self, self.console_bounds, self._devices.console.text(), self._devices.chain_bound))
 
     def finish(self, status: RunStatus, reason: str, *, exit_code: int | None = None,
                breach: Breach | None = None) -> None:

@@ -7,13 +7,13 @@ it keeps, and the host is told (``console_runaway``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from unicorn import Uc
 
 from pyharness.errors import HarnessError
 from pyharness.platform.results import RunStatus
-from pyharness.platform.runaway import ConsoleBounds, is_frame_line
+from pyharness.platform.runaway import ChainMemory, ConsoleBounds, chain_bound, is_frame_line
 
 if TYPE_CHECKING:
     from pyharness.platform.native_mmio import NativeConsole, NativeMmio
@@ -57,6 +57,10 @@ class Console:
     lines: list[str] = field(default_factory=list)
     partial: bytearray = field(default_factory=bytearray)
     bounds: ConsoleBounds | None = None
+    # The bound from memory (runaway.chain_bound), worked out again by
+    # ``recount`` whenever the frame lines pass it; 0: none yet.
+    recount: Callable[[], int] | None = None
+    chain_bound: int = 0
     frame_lines: int = 0
     size: int = 0               # bytes of the whole lines
     over_limit: bool = False
@@ -82,8 +86,12 @@ class Console:
         bounds = self.bounds
         if bounds is None or self.over_limit:
             return False
-        self.over_limit = (len(self.lines) > bounds.lines or self.frame_lines > bounds.frames
-                           or self.size + len(self.partial) > bounds.bytes)
+        if self.recount is not None and self.frame_lines > self.chain_bound:
+            self.chain_bound = self.recount()
+            self.over_limit = 0 < self.chain_bound < self.frame_lines
+        self.over_limit = self.over_limit or (
+            len(self.lines) > bounds.lines or self.frame_lines > bounds.frames
+            or self.size + len(self.partial) > bounds.bytes)
         return self.over_limit
 
     def text(self) -> list[str]:
@@ -99,16 +107,21 @@ class MmioDevices:
     other accesses come here: the console is then the C side's."""
 
     def __init__(self, host: MmioHost, scenario_id: int, fast: NativeMmio | None = None,
-                 bounds: ConsoleBounds | None = None) -> None:
+                 bounds: ConsoleBounds | None = None, chain: ChainMemory | None = None) -> None:
         self._host = host
         self._scenario_id = scenario_id
         self._fast = fast
         self._console = Console(bounds=bounds) if fast is None else None
         self.console: Console | NativeConsole = self._console or fast.console
+        if self._console is not None and chain is not None:
+            self._console.recount = lambda: chain_bound(chain, host.read_ram)
         if fast is not None:
             fast.start(scenario_id, COUNTER_STEP_NS)
             if bounds is not None:
                 fast.set_console_bounds(bounds.lines, bounds.frames, bounds.bytes)
+            if chain is not None:
+                fast.set_chain_memory(list(chain.stacks), chain.buffer_pa,
+                                      chain.buffer_entries)
         self._counter_reads = 0
         self._read_latch: dict[int, int] = {}
         self._exit_high_pending = False
@@ -164,6 +177,12 @@ class MmioDevices:
             self._host.finish(RunStatus.ERROR, f"write of {size} bytes at MMIO offset {offset:#x}, "
                                           "which is not a writable register, at pc "
                                           f"{self._host.pc_text()}")
+
+    @property
+    def chain_bound(self) -> int:
+        """The console's bound from memory, as last worked out (0: none)."""
+        return self._console.chain_bound if self._console is not None else \
+            self._fast.chain_bound if self._fast is not None else 0
 
     def _check_bounds(self) -> None:
         """The Python console past a bound: the run stops (the native one

@@ -133,6 +133,9 @@ def _load_hooks_library() -> tuple[ctypes.CDLL | None, Path | None, str | None]:
     lib.nh_mmio_set_slow.argtypes = [vp, vp, vp]
     lib.nh_mmio_start.argtypes = [vp, u64, u64]
     lib.nh_mmio_set_console_limits.argtypes = [vp, u64, u64, u64]
+    lib.nh_mmio_set_chain_memory.argtypes = [vp, ctypes.POINTER(u64), u32, u64, u64]
+    lib.nh_console_chain_bound.restype = u64
+    lib.nh_console_chain_bound.argtypes = [vp]
     lib.nh_mmio_set_line_buffer.restype = ctypes.c_bool
     lib.nh_mmio_set_line_buffer.argtypes = [vp, u64, u64]
     lib.nh_console_put.argtypes = [vp, ctypes.c_uint8]

@@ -20,9 +20,10 @@ on a 64K configuration is that chain exactly (4352 frames).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from pyharness.elf.dwarf import source_line
 from pyharness.elf.image import Image, ImageError
@@ -57,6 +58,50 @@ class ConsoleBounds:
     deepest_chain: int   # the deepest valid hyp chain the bounds come from
     host_frames: int     # the deepest chain on the host's task stack
     derivation: str      # how deepest_chain follows from the sizes
+
+
+@dataclass(frozen=True)
+class ChainMemory:
+    """Where a tighter bound is read from as the run goes: the running CPU's
+    stacks ((PA, size) each) and, in protected mode, its trace buffer."""
+
+    stacks: tuple[tuple[int, int], ...]
+    buffer_pa: int = 0
+    buffer_entries: int = 0          # 0: no buffer
+
+
+def chain_memory(geometry: StackGeometry, cpu: int, protected: bool) -> ChainMemory | None:
+    """The running CPU's overflow and hyp stacks and, in protected mode,
+    buffer; None for an image without them (the tests' fixture)."""
+    try:
+        stacks = tuple((span.lo, span.size) for span in (geometry.overflow_stack_pa(cpu),
+                                                         geometry.hyp_stack_pa(cpu)))
+    except ImageError:
+        return None
+    if not (protected and geometry.has_trace_buffer):
+        return ChainMemory(stacks)
+    buffer = geometry.trace_buffer_pa(cpu)
+    return ChainMemory(stacks, buffer.lo, buffer.size // 8)
+
+
+def chain_bound(memory: ChainMemory, read: Callable[[int, int], bytes]) -> int:
+    """The most frame lines a valid dump prints from ``memory`` as it is now
+    (``read(pa, size)`` reads RAM), as native/nvhe_mmio.c works it out: the
+    chain reads each record once, and every record but the last holds the
+    next one's address, nonzero and 8-aligned, so at most the stacks'
+    nonzero 8-aligned words, the first pc and the last record's pc; or the
+    buffer's entries before its first zero; then a sixteenth more and 16."""
+    links = 0
+    for pa, size in memory.stacks:
+        words = struct.unpack(f"<{size // 8}Q", read(pa, size // 8 * 8))
+        links += sum(1 for word in words if word and not word & 7)
+    entries = 0
+    if memory.buffer_entries:
+        data = read(memory.buffer_pa, memory.buffer_entries * 8)
+        words = struct.unpack(f"<{memory.buffer_entries}Q", data)
+        entries = next((k for k, word in enumerate(words) if not word), len(words))
+    most = max(links + 2, entries)
+    return most + most // MARGIN_FRACTION + MARGIN_FRAMES
 
 
 def is_frame_line(text: str | bytes) -> bool:
@@ -101,12 +146,20 @@ class StoppedCpu(Protocol):
     def read_u64(self, va: int, el: int) -> int: ...
 
 
-def runaway_reason(cpu: StoppedCpu, bounds: ConsoleBounds, console: list[str]) -> str:
-    """Why the run stopped: the bound passed, what it comes from, and where
-    the CPU was (symbol and file:line, then its callers by frame record)."""
+def runaway_reason(cpu: StoppedCpu, bounds: ConsoleBounds, console: list[str],
+                   from_memory: int = 0) -> str:
+    """Why the run stopped: the bound passed (``from_memory``: the bound
+    :func:`chain_bound` last worked out, 0 for none), what it comes from,
+    and where the CPU was (symbol and file:line, then its callers by frame
+    record)."""
     frames = sum(1 for line in console if is_frame_line(line))
     size = sum(len(line) for line in console)      # as the native console: no newlines
-    if frames > bounds.frames:
+    if 0 < from_memory < bounds.frames and frames > from_memory:
+        passed = (f"the console holds {frames} frame lines, more than the {from_memory} a "
+                  "valid dump can print from this run's memory (a chain's records hold the "
+                  "next one's address: the stacks' nonzero 8-aligned words bound them, or "
+                  "the trace buffer's entries; and a sixteenth more)")
+    elif frames > bounds.frames:
         passed = (f"the console holds {frames} frame lines, more than the {bounds.frames} "
                   f"a valid dump can print (the deepest valid chain is {bounds.deepest_chain} "
                   f"frames: {bounds.derivation}; and a sixteenth more)")
