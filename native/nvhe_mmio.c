@@ -132,7 +132,9 @@ static bool past_limits(struct nh_state *st)
 
 	if (m->nchain_stacks && m->frame_lines > m->chain_bound) {
 		m->chain_bound = chain_bound(st);
-		if (m->chain_bound && m->frame_lines > m->chain_bound)
+		if (!m->chain_bound)
+			m->nchain_stacks = 0;	/* not RAM: the static bounds only */
+		else if (m->frame_lines > m->chain_bound)
 			return true;
 	}
 	return (m->max_lines && m->nlines > m->max_lines) ||
