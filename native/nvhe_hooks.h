@@ -29,7 +29,7 @@
 #define NH_API __attribute__((visibility("default")))
 
 /* The ABI version Python checks before using the library. */
-#define NH_ABI_VERSION 4
+#define NH_ABI_VERSION 5
 
 typedef struct nh_uc nh_uc;                   /* Unicorn's uc_engine, opaque */
 typedef int (*nh_emu_stop_fn)(nh_uc *uc);
@@ -51,6 +51,7 @@ enum nh_stop {
 	NH_STOP_NONE = 0,
 	NH_STOP_BUDGET = 1,    /* the next block would run past the budget */
 	NH_STOP_DEADLINE = 2,  /* CLOCK_MONOTONIC passed the deadline */
+	NH_STOP_CONSOLE = 3,   /* the console passed a bound (nh_mmio_set_console_limits) */
 };
 
 /* Access kinds of a watch and of a hit. */
@@ -160,6 +161,33 @@ NH_API void nh_mmio_set_slow(struct nh_state *st, nh_mmio_read_fn slow_read,
 			     nh_mmio_write_fn slow_write);
 NH_API void nh_mmio_start(struct nh_state *st, uint64_t scenario, uint64_t counter_step);
 NH_API bool nh_mmio_set_line_buffer(struct nh_state *st, uint64_t pa, uint64_t size);
+/*
+ * Bounds on the run's console (0: none): lines, frame lines (those holding
+ * " [<", as the host prints a pc) and bytes (the partial line's too). The
+ * write that passes one is the last the console keeps: the emulation stops
+ * with NH_STOP_CONSOLE, and every console write after is dropped. Set after
+ * nh_mmio_start, which clears them.
+ */
+NH_API void nh_mmio_set_console_limits(struct nh_state *st, uint64_t max_lines,
+				       uint64_t max_frames, uint64_t max_bytes);
+/*
+ * A tighter bound on the frame lines, from the run's own memory: a chain
+ * the unwinder follows reads each record once, and every record but the
+ * last holds the next one's address, nonzero and 8-aligned. So no valid
+ * dump prints more than the nonzero 8-aligned words of the stacks, the
+ * first pc and the last record's pc; nor, from the protected buffer, more
+ * than its entries before the first zero. The bound is that (the larger
+ * of the two), a sixteenth more and 16, worked out again from RAM each
+ * time the frame lines pass it (the stacks are final once the hyp has
+ * panicked, before the host prints its dump). stacks: count pairs (pa,
+ * size) of guest RAM, at most 4; buffer_entries 0: no buffer. Needs
+ * nh_set_ram; set after nh_mmio_start, which clears it.
+ */
+NH_API void nh_mmio_set_chain_memory(struct nh_state *st, const uint64_t *stacks,
+				     uint32_t count, uint64_t buffer_pa,
+				     uint64_t buffer_entries);
+/* The frame-line bound nh_mmio_set_chain_memory last worked out (0: none yet). */
+NH_API uint64_t nh_console_chain_bound(const struct nh_state *st);
 NH_API void nh_console_put(struct nh_state *st, uint8_t byte);
 NH_API bool nh_console_line(struct nh_state *st, const char *text, uint64_t len);
 /* The console so far: text, its lines (nh_line), the partial line. */

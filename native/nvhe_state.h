@@ -11,6 +11,7 @@
 #define NH_MAX_WATCHES 64
 #define NH_MAX_HITS 4096           /* then only counted (nh_hits_dropped) */
 #define NH_CLOCK_EVERY_BLOCKS 1024  /* a power of two */
+#define NH_CHAIN_STACKS 4           /* stacks nh_mmio_set_chain_memory takes */
 
 struct nh_mmio {
 	/* Registers Python serves (set by nh_mmio_map). */
@@ -31,6 +32,17 @@ struct nh_mmio {
 	size_t partial_len, partial_cap;
 	const unsigned char *line_buffer;
 	uint64_t line_buffer_size;
+	/* Bounds on the console (0: none), the frame lines so far, and whether
+	 * a bound was passed (then the console takes nothing more). */
+	uint64_t max_lines, max_frames, max_bytes;
+	uint64_t frame_lines;
+	bool over_limit;
+	/* The run's stacks and buffer in RAM, and the bound on frame lines
+	 * worked out from them (nh_mmio_set_chain_memory). */
+	uint64_t chain_stacks[NH_CHAIN_STACKS][2];	/* pa, size */
+	uint32_t nchain_stacks;
+	uint64_t chain_buffer_pa, chain_buffer_entries;
+	uint64_t chain_bound;
 };
 
 struct nh_tlb {

@@ -29,6 +29,7 @@ class Stop(enum.Enum):
     EXACT_STRETCH = "exact"      # just before the budget: go on, counting exactly
     BUDGET = "budget"            # the budget is used up
     DEADLINE = "deadline"        # the wall-clock deadline passed
+    CONSOLE = "console"          # the native console passed a bound (platform/runaway.py)
 
 
 class RunBudget:
@@ -69,6 +70,8 @@ class RunBudget:
     def after_stretch(self) -> Stop:
         """After a stretch nothing else explains: what the budget says."""
         hooks = self._hooks
+        if hooks.stop_reason == "console":
+            return Stop.CONSOLE
         if hooks.stop_reason == "budget":
             # Unicorn 2.1.4 ignores a count given to an instance that
             # already translated code without one: flush, then count.

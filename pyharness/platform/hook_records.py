@@ -11,7 +11,7 @@ CLOCK_EVERY_BLOCKS = 1024             # as NH_CLOCK_EVERY_BLOCKS in native/nvhe_
 MAX_HITS = 4096                       # as NH_MAX_HITS
 
 READ, WRITE = "read", "write"
-STOP_REASONS = {0: None, 1: "budget", 2: "deadline"}   # as enum nh_stop
+STOP_REASONS = {0: None, 1: "budget", 2: "deadline", 3: "console"}   # as enum nh_stop
 
 
 class Frame(NamedTuple):

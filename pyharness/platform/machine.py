@@ -15,7 +15,6 @@ Typical use::
 
     image = load_image("build/nvhe-.../vmlinux")
     machine = Machine(image, RunOptions(cpu=1, protected=True, scenario_id=3))
-
     def on_entry(machine: Machine, link_address: int) -> None:
         caller = machine.register("lr")      # runtime hyp VA of the return
 
@@ -42,9 +41,10 @@ from pyharness.platform.geometry import HYP_STACK_PAGES, StackGeometry, stack_ge
 from pyharness.platform.mmio import MmioDevices
 from pyharness.platform.observers import ObserverHooks
 from pyharness.platform.percpu import PerCpuSnapshot
-from pyharness.platform.registers import GPR_IDS, RegisterAccess
+from pyharness.platform.registers import RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
+from pyharness.platform.runaway import chain_memory, console_bounds, runaway_reason
 
 # Far more exceptions than any scenario takes (two, across `matrix --all`):
 # the firmware loops through its vectors (a fault in a handler faulting
@@ -108,7 +108,10 @@ class Machine(ObserverHooks, RegisterAccess):
 
         self._reusable = instance.reuse_enabled() if reuse is None else reuse
         self._platform = platform = instance.take(image, self._reusable)
-        self._devices = MmioDevices(self, options.scenario_id, platform.mmio_fast)
+        self.console_bounds = console_bounds(self.geometry)
+        self._devices = MmioDevices(self, options.scenario_id, platform.mmio_fast,
+                                    self.console_bounds, chain_memory(
+                                        self.geometry, options.cpu, options.protected))
         platform.attach(tlb_fill=self._on_tlb_fill, exception=self._on_exception,
                         mmio_read=self._devices.on_read, mmio_write=self._devices.on_write)
         self.uc = platform.uc
@@ -305,6 +308,8 @@ class Machine(ObserverHooks, RegisterAccess):
                 stop = budget.after_stretch()
                 if stop in (Stop.BUDGET, Stop.DEADLINE):
                     self._did_not_finish(stop is Stop.BUDGET)
+                elif stop is Stop.CONSOLE:
+                    self.console_runaway()
                 elif stop is Stop.NOT_THE_BUDGET:
                     # Also a UC_ERR_EXCEPTION without a failed access: Unicorn
                     # failing to translate `until` at the EL where it stopped.
@@ -338,6 +343,11 @@ class Machine(ObserverHooks, RegisterAccess):
                  else f"wall timeout of {self.options.timeout_s:g} s")
         self.finish(RunStatus.DID_NOT_FINISH,
                      f"did not finish after {n} instructions at PC {self.pc_text()} ({cause})")
+
+    def console_runaway(self) -> None:
+        """The console passed a bound (platform/runaway.py): end the run, saying where."""
+        self.finish(RunStatus.DID_NOT_FINISH, runaway_reason(
+            self, self.console_bounds, self._devices.console.text(), self._devices.chain_bound))
 
     def finish(self, status: RunStatus, reason: str, *, exit_code: int | None = None,
                breach: Breach | None = None) -> None:
@@ -388,21 +398,12 @@ class Machine(ObserverHooks, RegisterAccess):
         if not self._exception_loop():
             traps.take_exception(self, number)
 
-    def gpr(self, n: int) -> int:
-        """General register n (31 = SP), for instruction decoding."""
-        if n == 31:
-            return self.uc.reg_read(A.UC_ARM64_REG_SP)
-        return self.uc.reg_read(GPR_IDS[n])
-
     def instruction_at(self, va: int, el: int) -> int | None:
         pa = self.spaces.translate(va, el)
         region = self.spaces.region_of(va, el)
         if pa is None or region is None or region.mmio:
             return None
         return int.from_bytes(self.uc.mem_read(pa, 4), "little")
-
-    def current_el(self) -> int:
-        return current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
 
     def pc_text(self) -> str:
         pc = self.uc.reg_read(A.UC_ARM64_REG_PC)

@@ -22,7 +22,7 @@ ENV_SWITCH = "PYHARNESS_NATIVE"       # "0": Python callbacks; "1": native or an
 ENV_LIBRARY = "PYHARNESS_NATIVE_LIB"  # an explicit path to libnvhe_hooks.so
 LIBRARY_NAME = "libnvhe_hooks.so"
 LIBRARY_DIR = "_lib"                  # inside the top-level pyharness package
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 
 class NativeError(HarnessError):
@@ -132,6 +132,10 @@ def _load_hooks_library() -> tuple[ctypes.CDLL | None, Path | None, str | None]:
         getattr(lib, name).argtypes = [vp]
     lib.nh_mmio_set_slow.argtypes = [vp, vp, vp]
     lib.nh_mmio_start.argtypes = [vp, u64, u64]
+    lib.nh_mmio_set_console_limits.argtypes = [vp, u64, u64, u64]
+    lib.nh_mmio_set_chain_memory.argtypes = [vp, ctypes.POINTER(u64), u32, u64, u64]
+    lib.nh_console_chain_bound.restype = u64
+    lib.nh_console_chain_bound.argtypes = [vp]
     lib.nh_mmio_set_line_buffer.restype = ctypes.c_bool
     lib.nh_mmio_set_line_buffer.argtypes = [vp, u64, u64]
     lib.nh_console_put.argtypes = [vp, ctypes.c_uint8]

@@ -77,6 +77,24 @@ class NativeMmio:
         """A new run: counter at 0, console empty, no line buffer."""
         self._lib.nh_mmio_start(self._state, scenario_id, counter_step)
 
+    def set_console_bounds(self, lines: int, frames: int, size: int) -> None:
+        """Bound the console (platform/runaway.py): the write that passes
+        one stops the emulation with the stop reason "console"."""
+        self._lib.nh_mmio_set_console_limits(self._state, lines, frames, size)
+
+    def set_chain_memory(self, stacks: list[tuple[int, int]], buffer_pa: int,
+                         buffer_entries: int) -> None:
+        """The stacks ((PA, size) each) and buffer the frame-line bound from
+        memory is worked out from (platform/runaway.py, ChainMemory)."""
+        flat = (ctypes.c_uint64 * (2 * len(stacks)))(*(n for pair in stacks for n in pair))
+        self._lib.nh_mmio_set_chain_memory(self._state, flat, len(stacks), buffer_pa,
+                                           buffer_entries)
+
+    @property
+    def chain_bound(self) -> int:
+        """The frame-line bound from memory last worked out (0: none yet)."""
+        return self._lib.nh_console_chain_bound(self._state)
+
     def set_line_buffer(self, pa: int, size: int) -> bool:
         """The host's console line buffer is RAM [pa, pa + size)."""
         return bool(self._lib.nh_mmio_set_line_buffer(self._state, pa, size))

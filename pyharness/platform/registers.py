@@ -82,6 +82,15 @@ class RegisterAccess:
 
     uc: Uc
 
+    def gpr(self, n: int) -> int:
+        """General register n (31 = SP), for instruction decoding."""
+        if n == 31:
+            return self.uc.reg_read(A.UC_ARM64_REG_SP)
+        return self.uc.reg_read(GPR_IDS[n])
+
+    def current_el(self) -> int:
+        return current_el(self.uc.reg_read(A.UC_ARM64_REG_PSTATE))
+
     def register(self, name: str) -> int:
         """One register now, cheaply: ``x0``..``x30``, ``fp``, ``lr``, ``sp``,
         ``pc`` or ``pstate`` (for hooks; :meth:`registers` reads them all)."""

@@ -39,6 +39,9 @@ class RunRecord:
     # A failing trace: its first departure from the oracle's, the frame
     # records there and the rule that looks broken (judge/diagnosis.py).
     diagnosis: Diagnosis | None = None
+    # What the record left out of a failure (run/caps.py): how many reasons,
+    # console lines and printed frames ("reasons", "console", "actual").
+    cut: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -67,6 +70,7 @@ class RunRecord:
             **({"differences": list(self.differences)} if self.differences else {}),
             "tree": self.tree.to_json() if self.tree else None,
             **({"diagnosis": self.diagnosis.to_json()} if self.diagnosis else {}),
+            **({"cut": dict(self.cut)} if self.cut else {}),
         }
 
     @classmethod
@@ -75,7 +79,8 @@ class RunRecord:
         caller; unknown fields are ignored; a record from before the
         unwinder axis is a run of the lab's unwinder, one from before the
         budgets were recorded had the default ones, one from before trees
-        were recorded has no ``tree``). A malformed ``tree`` is a ValueError."""
+        were recorded has no ``tree``, one not capped no ``cut``). A malformed
+        ``tree`` is a ValueError."""
         spec = RunSpec(**{name: data[name] for name in _SPEC_FIELDS  # type: ignore[arg-type]
                           if name in data})
         outcome = {f.name: data[f.name] for f in fields(cls)
@@ -89,6 +94,9 @@ class RunRecord:
         diagnosis = outcome.get("diagnosis")
         outcome["diagnosis"] = (Diagnosis.from_json(diagnosis) if isinstance(diagnosis, dict)
                                 else None)
+        cut = outcome.get("cut")
+        outcome["cut"] = ({str(k): v for k, v in cut.items() if isinstance(v, int)}
+                          if isinstance(cut, dict) else {})
         return cls(spec=spec, **outcome)  # type: ignore[arg-type]
 
 

@@ -27,6 +27,7 @@ from pyharness.judge.verdict import FrameLine
 from pyharness.judge.watch import BoundsWatch
 from pyharness.platform.machine import Machine
 from pyharness.platform.results import PerCpuChange, RunOptions, RunResult, check_budgets
+from pyharness.run.caps import cap_record
 from pyharness.run.record import RunRecord
 from pyharness.run.scenarios import find_scenario
 from pyharness.run.spec import DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT_S, LAB, MODES, RunSpec
@@ -166,7 +167,8 @@ def with_sources(frames: Sequence[FrameLine], elf: Path) -> list[FrameLine]:
 
 def judge(obs: Observation) -> RunRecord:
     """Judge an observed run (:func:`pyharness.judge.checker.judge_run`) and
-    make its record."""
+    make its record, capped (:mod:`pyharness.run.caps`): the judge sees the
+    whole console, the record keeps what reports need."""
     request, result, expect = obs.request, obs.result, obs.expect
     judgement = judge_run(result, expect, obs.violations, obs.foreign_changes)
     kernel = obs.built.kernel
@@ -177,7 +179,7 @@ def judge(obs: Observation) -> RunRecord:
                    generation=kernel.generation if kernel else None,
                    unwinder=_label(request, kernel), max_instructions=request.max_instructions,
                    timeout_s=request.timeout_s)
-    return RunRecord(
+    return cap_record(RunRecord(
         spec=spec, verdict=judgement.verdict, reasons=list(judgement.reasons),
         console=result.console, instructions=result.instructions,
         elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=result.kaslr_offset,
@@ -186,7 +188,7 @@ def judge(obs: Observation) -> RunRecord:
         actual=with_sources(judgement.actual_frames, obs.built.elf),
         expected_panic=expect.panic.describe() if expect.panic else None,
         build_ms=round(obs.build_ms, 3), elf=str(obs.built.elf),
-        tree=kernel.provenance if kernel else None, diagnosis=judgement.diagnosis)
+        tree=kernel.provenance if kernel else None, diagnosis=judgement.diagnosis))
 
 
 def _label(request: RunRequest, kernel: KernelSource | None) -> str:
