@@ -244,3 +244,33 @@ def test_the_bound_from_memory_is_the_same_on_both_backends(broken_build, monkey
         reasons[switch] = (record.reasons[0], record.console, record.instructions)
     assert reasons["1"][:2] == reasons["0"][:2]
     assert "from this run's memory" in reasons["1"][0]
+
+
+def test_a_pac_ret_hosts_callers_are_named_with_their_pac_stripped(broken_tree, tmp_path,
+                                                                  monkeypatch):
+    """pkvm_pac signs the host's return addresses: the reason's callers are
+    the code below the PAC, not addresses mapped nowhere."""
+    monkeypatch.setenv("NVHE_LAB_ROOT", str(broken_tree))
+    built = builder.build("pkvm_pac", out_dir=tmp_path)
+    record = run_one(RunRequest(config="pkvm_pac", scenario="hvc_at_el2", mode="nvhe",
+                                built=built, out_dir=tmp_path))
+    first = record.reasons[0]
+    assert first.startswith("stopped early, a runaway:"), first
+    assert "unmapped" not in first, first
+    assert re.search(r"called from 0x[0-9a-f]+ \(nvhe_hyp_panic_handler\+0x[0-9a-f]+\) "
+                     r"at csrc/host/handle_exit\.c:\d+", first), first
+
+
+def test_runaways_are_one_cause_whichever_bound_and_wherever_the_cpu_was():
+    from pyharness.reports.causes import normalise
+
+    by_memory = ("stopped early, a runaway: the console holds 31 frame lines, more than the "
+                 "30 a valid dump can print from this run's memory (...); the CPU was at "
+                 "0xfffffe0015412604 (printk+0x1c4) at csrc/include/platform_io.h:26, called "
+                 "from 0xfffffe0015412700 (unwind+0x40) at arch/arm64/kvm/stacktrace.c:126")
+    static = ("stopped early, a runaway: the console holds 562 frame lines, more than the "
+              "561 a valid dump can print (the deepest valid chain is 513 frames: ...); the "
+              "CPU was at 0xffff800033403c10 (printk+0x368) at csrc/host/printk.c:40")
+    too_long = ("stopped early, a runaway: the console holds 900 lines, more than the 800 a "
+                "valid run prints (...); the CPU was at 0x1 (printk+0x4) at a.c:1")
+    assert normalise(by_memory) == normalise(static) != normalise(too_long)

@@ -111,3 +111,12 @@ class Layout:
         default), at an odd multiple of its size; its guard is just below."""
         size = size or self.page_size
         return self.hyp_stack_va_base + (2 * cpu + 1) * size
+
+
+def strip_pac(address: int, va_bits: int, *, upper: bool = True) -> int:
+    """A return address without its pointer-authentication code, as the
+    kernel's unwinders strip it: every bit above VA_BITS set for an
+    upper-half (TTBR1, the EL1 kernel's) address, cleared for a lower-half
+    one (TTBR0_EL2, the nVHE hypervisor's)."""
+    above = ((1 << 64) - 1) ^ ((1 << va_bits) - 1)
+    return address | above if upper else address & ~above

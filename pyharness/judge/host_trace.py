@@ -13,6 +13,7 @@ firmware's unwinder: the walk is this model's own.
 from __future__ import annotations
 
 from pyharness.elf.image import Image
+from pyharness.elf.layout import strip_pac
 from pyharness.judge.expectation import ExpectedHostFrame
 from pyharness.judge.unwind_model import GENERATIONS, Stack, follow
 from pyharness.platform.geometry import stack_geometry
@@ -55,13 +56,6 @@ class HostTraceOracle:
         for pc in map(lambda lr: strip_pac(lr, va_bits), pcs):
             frames.append(_render(kallsyms, (pc - kaslr) & (1 << 64) - 1, kaslr))
         self.frames = tuple(frames)
-
-
-def strip_pac(address: int, va_bits: int) -> int:
-    """A kernel return address without its pointer-authentication code: the
-    kernel's unwinder sets every bit above VA_BITS (a kernel text address
-    has them all set; ptrauth_strip_kernel_insn_pac)."""
-    return address | ((1 << 64) - 1) ^ ((1 << va_bits) - 1)
 
 
 def _render(kallsyms, link: int, kaslr: int) -> ExpectedHostFrame:

@@ -27,6 +27,7 @@ from typing import Callable, Protocol
 
 from pyharness.elf.dwarf import source_line
 from pyharness.elf.image import Image, ImageError
+from pyharness.elf.layout import strip_pac
 from pyharness.elf.stack_sizes import FRAME_RECORD_SIZE
 from pyharness.errors import HarnessError
 from pyharness.platform.geometry import StackGeometry
@@ -188,6 +189,8 @@ def where(cpu: StoppedCpu) -> str:
             break
         if not lr:
             break
+        # A pac-ret caller signed its return address: the code's is below the PAC.
+        lr = strip_pac(lr, cpu.image.layout.va_bits, upper=el == 1)
         places.append(_place(cpu, lr, el, call=True))
     head, callers = places[0], places[1:]
     return head + "".join(f", called from {place}" for place in callers)

@@ -7,8 +7,9 @@ the same: addresses (KASLR, page size and VA size move them, and
 pointer-authentication bits are part of an address), symbol names with
 their offsets and sizes (each scenario panics in other functions), the
 ``file:line`` after a pc, frame numbers, counts, timestamps, the spacing
-of console lines and each configuration's build directory (one compile
-error breaks every configuration). The words are kept, so another kind
+of console lines, each configuration's build directory (one compile
+error breaks every configuration), and of a runaway, which bound it
+passed and where the CPU was when it stopped. The words are kept, so another kind
 of difference is another cause. The set (not the list) is compared, so a
 trace that repeats one wrong frame 80 times and one that repeats it 12
 times group together.
@@ -29,6 +30,10 @@ from pyharness.judge.verdict import Verdict
 from pyharness.run.record import RunRecord
 
 _RULES = (
+    # A runaway (platform/runaway.py): which bound it passed and where the CPU
+    # was (which printk, which callers) follow the configuration, not the bug.
+    (re.compile(r"^stopped early, a runaway: the console holds \d+ (frame lines|lines|bytes)\b.*",
+                re.S), r"stopped early, a runaway: more \1 than a valid run prints"),
     (re.compile(r"\S*/[^/\s]+-[0-9a-f]{12}\b"), "BUILD_DIR"),   # build/<config>-<hash>
     (re.compile(r"\s\([\w.+/-]+\.[chsS]:\d+\)"), " (FILE:LINE)"),  # after a pc
     (re.compile(r"[\w.$]+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), "SYM"),
