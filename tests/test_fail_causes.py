@@ -102,8 +102,10 @@ def test_a_trace_cut_early_or_running_on_is_one_reason():
      "frame 2: expected __kvm_nvhe_a+0x10/0x20 at ffffffc008002470, got __kvm_nvhe_q+0x4/0x8 "
      "at 00000bc008002470"),
     # the pc a budget ran out at, in another function
-    ("did not finish after 20000000 instructions at PC 0xffff8000444036f0 (printk+0x160)",
-     "did not finish after 20000000 instructions at PC 0xffffffc01b4036a0 (put_unsigned+0x0)"),
+    ("did not finish after 20000000 instructions at PC 0xffff8000444036f0 (printk+0x160) "
+     "(csrc/host/printk.c:40)",
+     "did not finish after 20000000 instructions at PC 0xffffffc01b4036a0 (put_unsigned+0x0) "
+     "(/work/x/csrc/host/printk.c:12)"),
 ])
 def test_names_offsets_tag_bits_and_lines_are_set_aside(a, b):
     assert normalise(a) == normalise(b)

@@ -274,3 +274,14 @@ def test_runaways_are_one_cause_whichever_bound_and_wherever_the_cpu_was():
     too_long = ("stopped early, a runaway: the console holds 900 lines, more than the 800 a "
                 "valid run prints (...); the CPU was at 0x1 (printk+0x4) at a.c:1")
     assert normalise(by_memory) == normalise(static) != normalise(too_long)
+
+
+def test_a_run_out_of_budget_says_where_with_file_and_line(tmp_path):
+    """The pc a budget ran out at, with its symbol and, from DWARF, the
+    file:line of its code."""
+    record = run_one(RunRequest(config="nvhe", scenario="hyp_panic", mode="nvhe",
+                                max_instructions=20_000, out_dir=tmp_path))
+    [stopped] = [r for r in record.reasons if r.startswith("did not finish")]
+    assert re.fullmatch(r"did not finish after 20000 instructions at PC 0x[0-9a-f]+ "
+                        r"\(\w+\+0x[0-9a-f]+\) \(csrc/\S+\.[chS]:\d+\) "
+                        r"\(instruction budget of 20000 used up\)", stopped), stopped

@@ -44,7 +44,8 @@ from pyharness.platform.percpu import PerCpuSnapshot
 from pyharness.platform.registers import RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
-from pyharness.platform.runaway import chain_memory, console_bounds, runaway_reason
+from pyharness.platform.runaway import (chain_memory, console_bounds, runaway_reason,
+                                        stopped_at)
 
 # Far more exceptions than any scenario takes (two, across `matrix --all`):
 # the firmware loops through its vectors (a fault in a handler faulting
@@ -406,8 +407,8 @@ class Machine(ObserverHooks, RegisterAccess):
         return int.from_bytes(self.uc.mem_read(pa, 4), "little")
 
     def pc_text(self) -> str:
-        pc = self.uc.reg_read(A.UC_ARM64_REG_PC)
-        return f"{pc:#x} ({self.describe_va(pc, self.current_el())})"
+        """The pc, its symbol and file:line (platform/runaway.py)."""
+        return stopped_at(self)
 
     # -- per-CPU data ----------------------------------------------------
 

@@ -201,11 +201,27 @@ def _place(cpu: StoppedCpu, va: int, el: int, *, call: bool) -> str:
     address (``call``), the call just before it."""
     site = va - 4 if call else va
     text = f"{site:#x} ({cpu.describe_va(site, el)})"
-    link = cpu.link_address(site, el)
+    line = _source(cpu, site, el)
+    return text if line is None else f"{text} at {line}"
+
+
+def stopped_at(cpu: StoppedCpu) -> str:
+    """Where a run that did not finish stopped: ``address (symbol+off)
+    (file:line)``, the file:line in parentheses as after every pc in a
+    reason (reports/causes.py sets it aside)."""
+    el, pc = cpu.current_el(), cpu.register("pc")
+    text = f"{pc:#x} ({cpu.describe_va(pc, el)})"
+    line = _source(cpu, pc, el)
+    return text if line is None else f"{text} ({line})"
+
+
+def _source(cpu: StoppedCpu, va: int, el: int) -> str | None:
+    """``file:line`` of the code at ``va`` (DWARF), or None."""
+    link = cpu.link_address(va, el)
     if link is None:
-        return text
+        return None
     try:
         line = source_line(Path(cpu.image.path), link)
     except (HarnessError, ValueError, OSError):
-        line = None
-    return text if line is None else f"{text} at {line[0]}:{line[1]}"
+        return None
+    return None if line is None else f"{line[0]}:{line[1]}"
