@@ -44,8 +44,7 @@ from pyharness.platform.percpu import PerCpuSnapshot
 from pyharness.platform.registers import RegisterAccess
 from pyharness.platform.results import (Breach, MachineError, PerCpuChange, RunOptions,
                                         RunResult, RunStatus)
-from pyharness.platform.runaway import (chain_memory, console_bounds, runaway_reason,
-                                        stopped_at)
+from pyharness.platform.runaway import chain_memory, console_bounds, runaway_reason, stopped_at
 
 # Far more exceptions than any scenario takes (two, across `matrix --all`):
 # the firmware loops through its vectors (a fault in a handler faulting
