@@ -276,6 +276,12 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
                                          f"{boot.elapsed_ms / 1000:.1f} s: wedged",))
     if expect.hangs:
         return _judge_livelock(boot, expect)
+    stopped = boot.status == "runaway"
+    if stopped:
+        reasons.append(f"stopped early, a runaway: {boot.runaway}; the kernel's last line: "
+                       f"'{_last_line(boot.console)}'")
+        reasons.append("not reached before the run was stopped: the trace's footer, the Hyp "
+                       "Offset line, the host panic")
     streams = split_by_caller(boot.console)
     panics = [(caller, parsed[0], lines) for caller, lines in streams.items()
               if len(parsed := parse_log(lines)) and (parsed[0].panic or parsed[0].trace)]
@@ -296,13 +302,16 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
     for caller, panic, lines in panics:
         # The CPU whose panic stopped the others printed everything; another
         # may have been stopped part way: what it printed must be a prefix.
-        complete = len(panics) == 1 or panic.host is not None
+        # A runaway stopped by the harness printed a prefix too.
+        complete = (len(panics) == 1 or panic.host is not None) and not stopped
         own: list[str] = []
         frames = _judge_panic(expect, panic, lines, complete, own)
         prefix = f"CPU stream [{caller}]: " if len(panics) > 1 else ""
         reasons += [prefix + r for r in own]
         actual = actual or frames
-    if boot.timed_out:
+    if stopped:
+        pass                    # said first; the host's panic was never reached
+    elif boot.timed_out:
         reasons.append(f"QEMU did not exit within its {boot.elapsed_ms / 1000:.1f} s: the "
                        f"kernel's last line: '{_last_line(boot.console)}'")
     elif not ended:

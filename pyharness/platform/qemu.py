@@ -31,6 +31,7 @@ from pathlib import Path
 from pyharness.errors import HarnessError
 from pyharness.files import write_atomically
 from pyharness.platform import fdt_seed
+from pyharness.platform.runaway import FRAME_MARK, is_frame_line
 
 QEMU = "qemu-system-aarch64"
 QEMU_PACKAGE = "qemu-system-arm"
@@ -38,6 +39,7 @@ MEMORY_MB = 1024
 MACHINE = "virt,virtualization=on,gic-version=3"
 PROTECTED_NVHE_ARGS = ("arm64_sw.hvhe=0", "id_aa64mmfr1.vh=0")
 _READ_CHUNK = 1 << 16
+_FRAME_MARK = FRAME_MARK.encode()
 
 
 class QemuError(HarnessError):
@@ -59,6 +61,11 @@ class BootOptions:
     silent_after: str | None = None
     silence_s: float = 3.0
     dtb_dir: Path | None = None    # where the seeded device trees are kept
+    # End the boot as "runaway" once the console holds more frame lines
+    # (FRAME_MARK) than this (None: no bound); ``frame_bound_why`` says
+    # where the bound comes from, for the reason.
+    max_frame_lines: int | None = None
+    frame_bound_why: str = ""
     extra_args: tuple[str, ...] = ()
 
 
@@ -70,12 +77,14 @@ class BootResult:
     # "exited"; "timeout" (the wall budget ran out: the harness killed it);
     # "silent" (nothing for silence_s after silent_after: killed);
     # "killed" (a signal from elsewhere ended it); "error" (it failed before
-    # printing anything: bad options, no KVM-capable machine...)
+    # printing anything: bad options, no KVM-capable machine...); "runaway"
+    # (more frame lines than max_frame_lines: killed, ``runaway`` says so)
     status: str
     exit_code: int | None
     elapsed_ms: float
     command: list[str] = field(default_factory=list)
     stderr: str = ""
+    runaway: str = ""
 
     @property
     def timed_out(self) -> bool:
@@ -193,8 +202,30 @@ def boot(options: BootOptions) -> BootResult:
         status = "killed"
     elif status == "exited" and code not in (0, None) and not console:
         status = "error"
+    runaway = ""
+    if status == "runaway":
+        frames = sum(1 for line in console if is_frame_line(line))
+        runaway = (f"the console holds {frames} frame lines, more than the "
+                   f"{options.max_frame_lines} a valid dump can print ({options.frame_bound_why})")
     return BootResult(console=console, status=status, exit_code=code, elapsed_ms=elapsed,
-                      command=argv, stderr=stderr)
+                      command=argv, stderr=stderr, runaway=runaway)
+
+
+class _FrameCounter:
+    """Frame lines in a stream read in chunks (a mark may straddle two)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._tail = b""
+
+    def passes(self, data: bytes, bound: int | None) -> bool:
+        """Count ``data``'s marks; True once there are more than ``bound``."""
+        if bound is None:
+            return False
+        joined = self._tail + data
+        self.count += joined.count(_FRAME_MARK)
+        self._tail = data[-(len(_FRAME_MARK) - 1):]
+        return self.count > bound
 
 
 def _read_until_exit(proc: subprocess.Popen[bytes], deadline: float, chunks: list[bytes],
@@ -204,6 +235,7 @@ def _read_until_exit(proc: subprocess.Popen[bytes], deadline: float, chunks: lis
     marker = options.silent_after.encode() if options.silent_after else None
     seen_marker_at: int | None = None          # chunks up to this one were searched
     last_output = time.monotonic()
+    frames = _FrameCounter()
     while streams:
         now = time.monotonic()
         left = deadline - now
@@ -217,6 +249,8 @@ def _read_until_exit(proc: subprocess.Popen[bytes], deadline: float, chunks: lis
             if data:
                 streams[fd].append(data)
                 last_output = time.monotonic()
+                if streams[fd] is chunks and frames.passes(data, options.max_frame_lines):
+                    return "runaway"
             else:
                 del streams[fd]
         if marker is not None and seen_marker_at is None and marker in b"".join(chunks):

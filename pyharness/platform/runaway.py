@@ -102,7 +102,13 @@ def chain_bound(memory: ChainMemory, read: Callable[[int, int], bytes]) -> int:
         words = struct.unpack(f"<{memory.buffer_entries}Q", data)
         entries = next((k for k, word in enumerate(words) if not word), len(words))
     most = max(links + 2, entries)
-    return most + most // MARGIN_FRACTION + MARGIN_FRAMES
+    return with_margin(most)
+
+
+def with_margin(deepest: int) -> int:
+    """The frame lines allowed for a deepest valid chain of ``deepest``
+    frames: a sixteenth more and 16 (the lab's and a real kernel's runs)."""
+    return deepest + deepest // MARGIN_FRACTION + MARGIN_FRAMES
 
 
 def is_frame_line(text: str | bytes) -> bool:
@@ -125,7 +131,7 @@ def console_bounds(geometry: StackGeometry) -> ConsoleBounds:
     except ImageError:          # an image without the lab host's task stacks
         host_stack = sizes.hyp_stack
     host_frames = host_stack // FRAME_RECORD_SIZE + 1
-    frames = deepest + deepest // MARGIN_FRACTION + MARGIN_FRAMES
+    frames = with_margin(deepest)
     lines = frames + host_frames + OTHER_LINES
     return ConsoleBounds(frames=frames, lines=lines, bytes=lines * BYTES_PER_LINE,
                          deepest_chain=deepest, host_frames=host_frames, derivation=derivation)

@@ -23,6 +23,7 @@ from pyharness.builder.kernelsrc import provenance_of
 from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
 from pyharness.elf.kernel_lines import call_sites
+from pyharness.elf.stack_sizes import FRAME_RECORD_SIZE
 from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
 from pyharness.judge.kernel_checker import KVM_INIT_MARKER, KernelExpectation, judge_kernel_run
@@ -32,7 +33,9 @@ from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.paths import kernel_cache
 from pyharness.platform.qemu import BootOptions, boot
 from pyharness.platform.results import check_budgets
+from pyharness.platform.runaway import with_margin
 from pyharness.run import kernel_faults
+from pyharness.run.caps import cap_record
 from pyharness.run.kernel_scenarios import KernelScenario, kernel_scenario, resolve
 from pyharness.run.record import RunRecord
 from pyharness.run.runner import RunRequest, run_one
@@ -84,6 +87,21 @@ def kernel_files(kernel: KernelImage) -> tuple[SystemMap, bytes]:
     return _kernel_files(str(kernel.system_map), str(kernel.image),
                          (st_map.st_mtime_ns, st_map.st_size, st_image.st_mtime_ns,
                           st_image.st_size))
+
+
+def frame_line_bound(kernel: KernelImage, cpus: int) -> tuple[int, str]:
+    """The most frame lines a valid boot prints, and why: each panicking
+    CPU's deepest valid chain, a frame record in every 16-byte slot of its
+    overflow stack and its hyp stack (a page) and the first pc (the
+    protected buffer, half of that, holds fewer), with the lab's margin
+    (platform/runaway.py)."""
+    records = (OVERFLOW_STACK_SIZE + page_size(kernel)) // FRAME_RECORD_SIZE
+    per_cpu = with_margin(records + 1)
+    why = (f"the deepest valid chain is {records + 1} frames: {records} frame records in a "
+           f"{OVERFLOW_STACK_SIZE} B overflow stack and a {page_size(kernel)} B hyp stack, "
+           f"and the first pc; and a sixteenth more"
+           + (f"; for each of {cpus} CPUs" if cpus > 1 else ""))
+    return per_cpu * cpus, why
 
 
 def page_size(kernel: KernelImage) -> int:
@@ -231,10 +249,12 @@ def run_qemu(request: QemuRequest) -> RunRecord:
     with tempfile.TemporaryDirectory(prefix="pyharness-qemu-") as scratch:
         image_copy = Path(scratch) / "Image"
         image_copy.write_bytes(patched)
+        most, why = frame_line_bound(kernel, expect.panicking_cpus)
         result = boot(BootOptions(image=image_copy, mode=request.mode, cpus=injection.cpus,
                                   kaslr_seed=seed, dtb_dir=_dtb_dir(cache),
                                   wall_budget_s=request.timeout_s,
-                                  silent_after=KVM_INIT_MARKER if expect.hangs else None))
+                                  silent_after=KVM_INIT_MARKER if expect.hangs else None,
+                                  max_frame_lines=most, frame_bound_why=why))
     judgement = judge_kernel_run(result, expect)
     reasons = list(judgement.reasons)
     differences: list[Difference] = []
@@ -255,7 +275,7 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                    unwinder=request.label or default_label(kernel),
                    timeout_s=request.timeout_s, platform=QEMU,
                    differential=request.differential)
-    return RunRecord(spec=spec, verdict=verdict, reasons=reasons,
+    return cap_record(RunRecord(spec=spec, verdict=verdict, reasons=reasons,
                      console=result.console, instructions=0,
                      elapsed_ms=round(result.elapsed_ms, 3), kaslr_offset=offset,
                      run_status=result.status, exit_status=result.exit_code,
@@ -263,7 +283,7 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                      expected_panic=f"{scenario.panic} at {expect.panic_text}",
                      build_ms=round(build_ms, 3), elf=str(kernel.vmlinux),
                      differences=[d.describe() for d in differences],
-                     tree=provenance_of(kernel.given))
+                     tree=provenance_of(kernel.given)))
 
 
 def default_label(kernel: KernelImage) -> str:
