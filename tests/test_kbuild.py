@@ -11,19 +11,17 @@ warm, a test costs one object and a relink.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from real_kernels import REFERENCE, kernel, tarball
+from real_kernels import REFERENCE, kernel, linked_tree_copy, tarball
 
 from pyharness.builder.kbuild import STAMP, build_kernel, tree_files_read
 from pyharness.builder.kernel_tree import open_full_tree
 from pyharness.builder.kernelsrc import KernelSourceError
-from pyharness.builder.lock import exclusive
 from pyharness.cli.main import main
 from pyharness.paths import kernel_cache
 
@@ -34,15 +32,7 @@ EDITED = "arch/arm64/kvm/hyp/nvhe/stacktrace.c"
 def tree_copy() -> Path:
     """A hard-linked copy of the 6.12 tree; the edited file is a file of
     its own (so the original tree never changes)."""
-    source = open_full_tree(tarball(REFERENCE), kernel_cache()).root
-    copy = kernel_cache() / "test-trees" / f"{source.name}-edits"
-    with exclusive(copy.parent, copy.name, str(copy)):
-        if not copy.is_dir():
-            scratch = copy.with_name(copy.name + ".new")
-            subprocess.run(["rm", "-rf", str(scratch)], check=True)
-            subprocess.run(["cp", "-al", str(source), str(scratch)], check=True)
-            os.rename(scratch, copy)
-    return copy
+    return linked_tree_copy("edits")
 
 
 def _write(tree: Path, text: str) -> None:

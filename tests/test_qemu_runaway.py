@@ -11,19 +11,14 @@ between sessions: cold, a whole kernel (minutes); warm, found without make.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from real_kernels import REFERENCE, tarball
+from real_kernels import linked_tree_copy
 
 from pyharness.builder.kbuild import build_kernel
-from pyharness.builder.kernel_tree import open_full_tree
-from pyharness.builder.lock import exclusive
 from pyharness.judge.verdict import Verdict
-from pyharness.paths import kernel_cache
 from pyharness.platform.runaway import is_frame_line
 from pyharness.run import caps
 from pyharness.run.qemu_runner import QemuRequest, frame_line_bound, run_qemu
@@ -34,21 +29,8 @@ END_TEST = ("\t\tif (ret < 0)\n", "\t\tif (ret > 0)\n")
 
 @pytest.fixture(scope="module")
 def looping_tree() -> Path:
-    """A hard-linked copy of the 6.12 tree whose host dump loop never ends
-    (the edited file is a file of its own: the original never changes)."""
-    source = open_full_tree(tarball(REFERENCE), kernel_cache()).root
-    copy = kernel_cache() / "test-trees" / f"{source.name}-dump-loop"
-    with exclusive(copy.parent, copy.name, str(copy)):
-        if not copy.is_dir():
-            scratch = copy.with_name(copy.name + ".new")
-            subprocess.run(["rm", "-rf", str(scratch)], check=True)
-            subprocess.run(["cp", "-al", str(source), str(scratch)], check=True)
-            text = (scratch / LOOPING).read_text()
-            assert text.count(END_TEST[0]) == 1
-            (scratch / LOOPING).unlink()          # never write through the hard link
-            (scratch / LOOPING).write_text(text.replace(*END_TEST))
-            os.rename(scratch, copy)
-    return copy
+    """A hard-linked copy of the 6.12 tree whose host dump loop never ends."""
+    return linked_tree_copy("dump-loop", {LOOPING: END_TEST})
 
 
 def test_a_real_dump_that_never_ends_is_stopped_and_capped(looping_tree):
