@@ -267,3 +267,12 @@ def test_control_characters_in_reasons_do_not_reach_the_terminal():
     rec = record(UNIVERSE[0], "fail", ["unexpected line inside the trace: '\x1b[31mred\x00'"])
     text = grouped_failures([rec, *[record(r) for r in UNIVERSE[1:]]])
     assert "\x1b" not in text and "\x00" not in text and "\u241b[31mred\u2400" in text
+
+
+def test_a_clipped_reason_keeps_one_space_between_its_words():
+    from pyharness.reports.triage import wrap_clipped
+
+    words = " ".join(f"word{n}" for n in range(60))
+    lines = wrap_clipped(words, 40)
+    assert len(lines) == 3 and lines[-1].endswith("...")
+    assert "  " not in lines[-1].strip(), lines

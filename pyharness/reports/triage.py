@@ -40,13 +40,14 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _wrapped(text: str, width: int, indent: str = "    ",
+def wrap_clipped(text: str, width: int, indent: str = "    ",
              lines: int = WRAPPED_LINES) -> list[str]:
     """``text`` over at most ``lines`` lines, indented, the last clipped."""
     out = textwrap.wrap(text, width=max(width, 20), initial_indent=indent,
                         subsequent_indent=indent + "  ", break_on_hyphens=False) or [indent]
     if len(out) > lines:
-        out = out[:lines - 1] + [_clip(" ".join(out[lines - 1:]), width)]
+        rest = " ".join(line.strip() for line in out[lines:])   # without their indents
+        out = out[:lines - 1] + [_clip(f"{out[lines - 1]} {rest}", width)]
     return out
 
 
@@ -67,14 +68,14 @@ def _block(group: FailureGroup, universe: Sequence[RunSpec], width: int) -> list
                      f"{_plural(len(group.records), 'run')} in all)")
     reasons = group.reasons()
     for reason in reasons[:REASON_LINES]:
-        lines += _wrapped(printable(reason), width)
+        lines += wrap_clipped(printable(reason), width)
     if len(reasons) > REASON_LINES:
         lines.append(f"    (+{_plural(len(reasons) - REASON_LINES, 'more reason')})")
     if group.first.diagnosis is not None:
         shown: list[str] = []
         for line in group.first.diagnosis.lines():
             indent = "    " + line[:len(line) - len(line.lstrip())]
-            shown += _wrapped(printable(line.lstrip()), width, indent, lines=2)
+            shown += wrap_clipped(printable(line.lstrip()), width, indent, lines=2)
         lines += shown[:DIAGNOSIS_LINES]
     lines.append(visible(f"    reproduce: {group.first.command}"))
     return lines
