@@ -15,7 +15,6 @@ import json
 import os
 import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from pty_screen import read_until
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -191,23 +192,11 @@ def _menuconfig_quits(scratch: Path, env: dict[str, str]) -> tuple[int, str]:
         os.execvpe("pyharness", ["pyharness", "menuconfig", "--config",
                                  "configs/pkvm_defconfig"],
                    {**env, "TERM": "xterm-256color", "LINES": "40", "COLUMNS": "120"})
-    seen = b""
-    deadline = time.monotonic() + 60
-    sent = False
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            if not sent and b"Memory layout" in seen:
-                os.write(fd, b"Q")
-                sent = True
+        seen = read_until(fd, b"Memory layout", 60)
+        if b"Memory layout" in seen:
+            os.write(fd, b"Q")
+            seen += read_until(fd, None, 60)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)

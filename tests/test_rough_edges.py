@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from pty_screen import read_until
 
 from pyharness.cli.main import main
 from pyharness.kconfig import resolve as kconfig
@@ -19,22 +19,6 @@ from pyharness.run import spec
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_SCRIPT = Path(sys.executable).parent / "pyharness"
-
-
-def _read_all(fd: int, until: bytes, timeout_s: float) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout_s
-    while until not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
 
 
 def test_menuconfig_save_prints_no_deprecation_note(tmp_path):
@@ -47,11 +31,11 @@ def test_menuconfig_save_prints_no_deprecation_note(tmp_path):
                                     "--config", str(target)], env)
     screen = b""
     try:
-        screen += _read_all(fd, b"Memory layout", 60)
+        screen += read_until(fd, b"Memory layout", 60)
         for keys, wait in ((b"j", b"KVM"), (b"n", b"\0"), (b"S", b"mine_defconfig"),
                            (b"\r", b"Configuration saved"), (b"\r", b"\0"), (b"Q", b"saved")):
             os.write(fd, keys)
-            screen += _read_all(fd, wait, 30 if wait != b"\0" else 0.5)
+            screen += read_until(fd, wait, 30 if wait != b"\0" else 0.5)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
