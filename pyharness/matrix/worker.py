@@ -138,8 +138,8 @@ def worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_p
     """A worker's life: lists of tasks in, ``(results, peak RSS in KiB)``
     out, until ``None`` or the parent's end closes. Each task's start is
     counted in ``progress`` (STARTED, STARTED_AT) before it runs; results
-    go back once ``batch`` are held, one is HOLD_S old, or nothing more is
-    queued."""
+    go back once ``batch`` are held, one is HOLD_S old, one is a run that
+    did not pass, or nothing more is queued."""
     # The parent's ends of this worker's pipe and of every other worker's
     # came with the fork: closed, the parent's death is an EOF on ``conn``.
     for other in inherited:
@@ -171,9 +171,18 @@ def worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_p
         # The start time first: the parent reads the count, then the time.
         progress[STARTED_AT] = time.monotonic()
         progress[STARTED] += 1
-        held.append(work(queue.popleft(), settings))
+        result = work(queue.popleft(), settings)
+        held.append(result)
         if len(held) == 1:
             held_since = time.monotonic()
-        if len(held) >= batch or time.monotonic() - held_since >= HOLD_S:
+        if (len(held) >= batch or time.monotonic() - held_since >= HOLD_S
+                or _did_not_pass(result)):
             send_held()
+
+
+def _did_not_pass(result: Any) -> bool:
+    """A run that failed goes to the parent at once, never held for a batch:
+    the parent may be counting failures (--max-failures), and a message then
+    holds at most one, so it stops within one run per worker of the limit."""
+    return isinstance(result, RunRecord) and not result.passed
 
