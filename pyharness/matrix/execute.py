@@ -159,7 +159,8 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     lost = peak_rss = 0
     if tasks and not enough():
         made = {b.key: b.result for b in builds if b.result is not None}
-        settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made)
+        settings = WorkerSettings(out_dir=out_dir, faults=faults, builds=made,
+                                  failures_at_once=max_failures is not None)
         try:
             workers = min(jobs, len(tasks))
             stats = WorkerPool(workers, settings, kill_after, depth=PIPELINE_DEPTH,

@@ -77,6 +77,9 @@ class WorkerSettings:
     out_dir: Path | str | None
     faults: Mapping[str, str] = field(default_factory=dict)
     builds: Mapping[BuildKey, BuildResult | KernelImage] = field(default_factory=dict)
+    # The parent counts failures (--max-failures): a run that did not pass
+    # goes back at once, never held for a batch (see worker_main).
+    failures_at_once: bool = False
 
 
 def max_rss_kb() -> int:
@@ -139,7 +142,7 @@ def worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_p
     out, until ``None`` or the parent's end closes. Each task's start is
     counted in ``progress`` (STARTED, STARTED_AT) before it runs; results
     go back once ``batch`` are held, one is HOLD_S old, one is a run that
-    did not pass, or nothing more is queued."""
+    did not pass (``settings.failures_at_once``), or nothing more is queued."""
     # The parent's ends of this worker's pipe and of every other worker's
     # came with the fork: closed, the parent's death is an EOF on ``conn``.
     for other in inherited:
@@ -176,13 +179,14 @@ def worker_main(conn: Connection, settings: WorkerSettings, work: Work, parent_p
         if len(held) == 1:
             held_since = time.monotonic()
         if (len(held) >= batch or time.monotonic() - held_since >= HOLD_S
-                or _did_not_pass(result)):
+                or settings.failures_at_once and _did_not_pass(result)):
             send_held()
 
 
 def _did_not_pass(result: Any) -> bool:
-    """A run that failed goes to the parent at once, never held for a batch:
-    the parent may be counting failures (--max-failures), and a message then
-    holds at most one, so it stops within one run per worker of the limit."""
+    """Sent at once when the parent counts failures: a message then holds
+    at most one, so the parent stops within one run per worker of its limit.
+    Not otherwise: a matrix where most runs fail would wake the parent, which
+    shares the cores, once a run."""
     return isinstance(result, RunRecord) and not result.passed
 
