@@ -26,9 +26,9 @@ from real_kernels import linked_tree_copy
 
 from pyharness.builder.kbuild import build_kernel
 from pyharness.judge.verdict import Verdict
-from pyharness.platform.kernel_places import RunawayMonitor, kernel_names
+from pyharness.platform.kernel_places import RunawayMonitor, kernel_names, where_cpus_were
 from pyharness.platform.qemu import BootOptions, boot
-from pyharness.platform.qemu_monitor import QMP_SOCKET
+from pyharness.platform.qemu_monitor import QMP_SOCKET, CodeAddress, CpuState, StoppedCpus
 from pyharness.platform.runaway import is_frame_line
 from pyharness.reports.causes import cause_key
 from pyharness.run import caps, kernel_faults
@@ -137,6 +137,37 @@ def test_runaways_stopped_at_other_pcs_are_one_cause(runaways):
     pcs = [_places(record.reasons[0])[0][0] for record in runaways]
     assert pcs[0] != pcs[1]
     assert cause_key(runaways[0]) == cause_key(runaways[1])
+
+
+def test_each_cpu_of_a_two_cpu_runaway_is_read(looping_tree, looping_kernel):
+    record = run_qemu(QemuRequest(config="pkvm", kernel_src=str(looping_tree),
+                                  scenario="two_cpus", mode="nvhe", kernel=looping_kernel))
+    assert record.run_status == "runaway"
+    where = record.reasons[0].split("; the kernel's last line: ", 1)[0]
+    assert "; CPU 0 was at " in where and "; CPU 1 was at " in where, where
+    cpu0, cpu1 = where.split("; CPU 0 was at ", 1)[1].split("; CPU 1 was at ")
+    # Each vCPU's own registers (one printing, the other waiting for the
+    # console, or both in their dump): both in the dump loop's printk.
+    assert cpu0 != cpu1
+    assert f"({DUMP_LOOP}+0x" in cpu0 and f"({DUMP_LOOP}+0x" in cpu1, where
+
+
+def test_a_read_cut_short_names_what_it_read(looping_tree, looping_kernel):
+    smap, _ = kernel_files(looping_kernel)
+    loop = smap.address(DUMP_LOOP)
+    call = CodeAddress(loop + 0x20 + 4 + 0x200000, loop + 0x20 + 4 - smap.text)
+    cpu = CpuState(index=0, el=1, pc=CodeAddress(0x1000, None), returns=(call,))
+    said = where_cpus_were(StoppedCpus((cpu,), "QEMU's monitor did not answer in time", 3.0),
+                           kernel_names(looping_kernel, smap))
+    # The pc outside the Image is said so; the call is named by the
+    # instruction before the return address, and the cut after it all.
+    assert said.startswith("CPU 0 was at 0x1000 (not in the kernel's Image), called from "
+                           f"{loop + 0x20 + 0x200000:#x} ({DUMP_LOOP}+0x20/0x"), said
+    assert said.endswith("; then QEMU's monitor did not answer in time"), said
+    path, line = said.rsplit(" at ", 1)[1].split(";")[0].split(":")
+    assert path.startswith(f"{looping_tree}/") and int(line) > 0, said
+    assert where_cpus_were(StoppedCpus((), "cannot connect", 1.0), kernel_names(
+        looping_kernel, smap)) == "where the CPU was is unknown: cannot connect"
 
 
 def _patched_image(kernel, directory: Path) -> Path:

@@ -54,9 +54,9 @@ def kernel_names(kernel: KernelImage, system_map: SystemMap) -> KernelNames:
 
 
 def where_cpus_were(stopped: StoppedCpus, names: KernelNames) -> str:
-    """``the CPU was at PLACE, called from PLACE, ...`` (one CPU) or ``CPU 0
-    was at ...; CPU 1 was at ...``; what the monitor could not tell is said
-    after them, or instead when it told nothing."""
+    """``the CPU was at PLACE, called from PLACE, ...`` (one CPU, all read) or
+    ``CPU 0 was at ...; CPU 1 was at ...``; what the monitor could not tell
+    is said after them (``; then ...``), or instead when it told nothing."""
     if not stopped.cpus:
         return f"where the CPU was is unknown: {stopped.problem}"
     text = names.system_map.text
@@ -68,7 +68,7 @@ def where_cpus_were(stopped: StoppedCpus, names: KernelNames) -> str:
     lines = call_sites(names.vmlinux, [pc + 1 for pc in pcs] + returns, names.tree,
                        keep_tree_path=names.keep_tree_path)
     places = [_cpu_where(cpu, names.system_map, lines) for cpu in stopped.cpus]
-    if len(places) == 1:
+    if len(places) == 1 and not stopped.problem:
         said = f"the CPU was at {places[0]}"
     else:
         said = "; ".join(f"CPU {cpu.index} was at {place}"
