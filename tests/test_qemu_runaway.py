@@ -170,6 +170,30 @@ def test_a_read_cut_short_names_what_it_read(looping_tree, looping_kernel):
         looping_kernel, smap)) == "where the CPU was is unknown: cannot connect"
 
 
+def test_x30_names_a_leaf_functions_caller_and_only_then(looping_kernel):
+    smap, _ = kernel_files(looping_kernel)
+    names = kernel_names(looping_kernel, smap)
+
+    def at(symbol: str, offset: int) -> CodeAddress:
+        address = smap.address(symbol) + offset
+        return CodeAddress(address, address - smap.text)
+
+    record = at("uart_console_write", 0x4c)        # the leaf's caller's own frame record
+
+    def callers(lr: CodeAddress) -> list[str]:
+        cpu = CpuState(0, 1, at("pl011_read", 0x1c), (record,), lr)
+        said = where_cpus_were(StoppedCpus((cpu,), "", 1.0), names)
+        return re.findall(r"called from 0x[0-9a-f]+ \((\w+)\+", said)
+
+    # In a leaf, x30 returns into its caller, which made the record: named first.
+    assert callers(at("pl011_console_putchar", 0x18)) == ["pl011_console_putchar",
+                                                          "uart_console_write"]
+    # x30 into the pc's own function (a call it made returned), or the record's
+    # own return address: nothing more.
+    assert callers(at("pl011_read", 0x10)) == ["uart_console_write"]
+    assert callers(record) == ["uart_console_write"]
+
+
 def _patched_image(kernel, directory: Path) -> Path:
     """The looping kernel's Image with the hyp_panic fault on CPU 0."""
     smap, image = kernel_files(kernel)

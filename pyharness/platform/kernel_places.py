@@ -62,12 +62,14 @@ def where_cpus_were(stopped: StoppedCpus, names: KernelNames) -> str:
     text = names.system_map.text
     pcs = [text + cpu.pc.image_offset for cpu in stopped.cpus
            if cpu.pc.image_offset is not None]
-    returns = [text + r.image_offset for cpu in stopped.cpus for r in cpu.returns
+    chains = [_callers(cpu, names.system_map) for cpu in stopped.cpus]
+    returns = [text + r.image_offset for chain in chains for r in chain
                if r.image_offset is not None]
     # call_sites asks for the line before each address: a pc's own is pc + 1's.
     lines = call_sites(names.vmlinux, [pc + 1 for pc in pcs] + returns, names.tree,
                        keep_tree_path=names.keep_tree_path)
-    places = [_cpu_where(cpu, names.system_map, lines) for cpu in stopped.cpus]
+    places = [_cpu_where(cpu, chain, names.system_map, lines)
+              for cpu, chain in zip(stopped.cpus, chains)]
     if len(places) == 1 and not stopped.problem:
         said = f"the CPU was at {places[0]}"
     else:
@@ -76,10 +78,29 @@ def where_cpus_were(stopped: StoppedCpus, names: KernelNames) -> str:
     return said + (f"; then {stopped.problem}" if stopped.problem else "")
 
 
-def _cpu_where(cpu: CpuState, system_map: SystemMap, lines: dict[int, str]) -> str:
+def _callers(cpu: CpuState, system_map: SystemMap) -> list[CodeAddress]:
+    """The return addresses to name: the frame records', after x30 when it
+    is a caller they lack. A leaf function (or one still in its prologue)
+    made no frame record, so x30 holds its caller's return address; a
+    function past its prologue holds its own in its record (x30 the same,
+    or a return into itself from a call it made: then x30 is left out)."""
+    lr = cpu.link_register
+    if lr is None or lr.image_offset is None or cpu.pc.image_offset is None:
+        return list(cpu.returns)
+    if cpu.returns and cpu.returns[0].runtime == lr.runtime:
+        return list(cpu.returns)
+    table = system_map.kallsyms
+    caller = table.containing(system_map.text + lr.image_offset - CALL_SIZE)
+    if caller is None or caller == table.containing(system_map.text + cpu.pc.image_offset):
+        return list(cpu.returns)
+    return [lr, *cpu.returns]
+
+
+def _cpu_where(cpu: CpuState, callers: list[CodeAddress], system_map: SystemMap,
+               lines: dict[int, str]) -> str:
     head = _place(cpu.pc, system_map, lines, call=False)
     return head + "".join(f", called from {_place(r, system_map, lines, call=True)}"
-                          for r in cpu.returns)
+                          for r in callers)
 
 
 def _place(address: CodeAddress, system_map: SystemMap, lines: dict[int, str], *,

@@ -8,7 +8,8 @@ boot runs as without it). To read the CPUs the harness connects, sends
 one moment's), then HMP commands through ``human-monitor-command``, each
 for one vCPU (``cpu-index``):
 
-- ``info registers``: ``PC=``, ``X29=`` (the frame record), ``PSTATE=...
+- ``info registers``: ``PC=``, ``X29=`` (the frame record), ``X30=`` (the
+  caller of a leaf function, which makes no frame record), ``PSTATE=...
   EL1h`` (whose address space: an EL1 kernel's upper half, or the nVHE
   hypervisor's lower half at EL2);
 - ``gva2gpa ADDR``: the physical address of a pc or return address, in
@@ -48,7 +49,7 @@ MONITOR_TIMEOUT_S = 2.0
 CALLERS_SHOWN = 16
 # sun_path holds 108 bytes with its terminating NUL.
 _SOCKET_PATH_MAX = 107
-_REGISTER = re.compile(r"\b(PC|X29)=([0-9a-fA-F]{16})\b")
+_REGISTER = re.compile(r"\b(PC|X29|X30)=([0-9a-fA-F]{16})\b")
 _EL = re.compile(r"\bPSTATE=[0-9a-fA-F]+ .*?\bEL([0-3])[th]\b")
 _GPA = re.compile(r"^gpa: (0x[0-9a-fA-F]+)\s*$")
 _WORDS = re.compile(r"^[0-9a-fA-F]+: (0x[0-9a-fA-F]+) (0x[0-9a-fA-F]+)\s*$")
@@ -77,6 +78,9 @@ class CpuState:
     el: int
     pc: CodeAddress
     returns: tuple[CodeAddress, ...]
+    # x30, PAC stripped: the return address of a leaf function's (or one in
+    # its prologue's) caller, or a stale one (kernel_places.py tells which).
+    link_register: CodeAddress | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,9 @@ def _read_cpu(qmp: _Qmp, index: int, loaded: tuple[int, int] | None,
             break
         # A pac-ret caller signed its return address: the code's is below the PAC.
         returns.append(placed(strip_pac(lr, va_bits, upper=el == 1)))
-    return CpuState(index, el, placed(registers["PC"]), tuple(returns))
+    x30 = registers.get("X30", 0)
+    link_register = placed(strip_pac(x30, va_bits, upper=el == 1)) if x30 else None
+    return CpuState(index, el, placed(registers["PC"]), tuple(returns), link_register)
 
 
 def _image_offset(qmp: _Qmp, index: int, address: int,
