@@ -31,6 +31,9 @@ from pathlib import Path
 from pyharness.errors import HarnessError
 from pyharness.files import write_atomically
 from pyharness.platform import fdt_seed
+from pyharness.platform.kernel_places import RunawayMonitor, where_cpus_were
+from pyharness.platform.qemu_monitor import (StoppedCpus, monitor_args, read_stopped_cpus,
+                                             socket_path)
 from pyharness.platform.runaway import FRAME_MARK, is_frame_line
 
 QEMU = "qemu-system-aarch64"
@@ -66,6 +69,10 @@ class BootOptions:
     # where the bound comes from, for the reason.
     max_frame_lines: int | None = None
     frame_bound_why: str = ""
+    # Before a runaway is killed, its CPUs are stopped and read through QEMU's
+    # monitor (a QMP socket in ``monitor.scratch``), and the reason says where
+    # each was (platform/qemu_monitor.py, platform/kernel_places.py).
+    monitor: RunawayMonitor | None = None
     extra_args: tuple[str, ...] = ()
 
 
@@ -85,6 +92,9 @@ class BootResult:
     command: list[str] = field(default_factory=list)
     stderr: str = ""
     runaway: str = ""
+    # How long reading where a runaway's CPUs were took (the monitor, then
+    # addr2line), inside elapsed_ms; 0 when not read.
+    where_ms: float = 0.0
 
     @property
     def timed_out(self) -> bool:
@@ -148,7 +158,16 @@ def boot_command(options: BootOptions) -> list[str]:
     argv = _machine_args(qemu, options) + ["-append", cmdline]
     if options.kaslr_seed:
         argv += ["-dtb", str(_seeded_dtb(qemu, options, cmdline))]
+    socket = _monitor_socket(options)
+    if socket is not None:
+        argv += monitor_args(socket)
     return argv
+
+
+def _monitor_socket(options: BootOptions) -> Path | None:
+    if options.monitor is None or options.max_frame_lines is None:
+        return None
+    return socket_path(options.monitor.scratch)
 
 
 PR_SET_PDEATHSIG = 1
@@ -186,11 +205,15 @@ def boot(options: BootOptions) -> BootResult:
     chunks: list[bytes] = []
     errors: list[bytes] = []
     status = "exited"
+    stopped: StoppedCpus | None = None
     try:
         status = _read_until_exit(proc, deadline, chunks, errors, options)
+        if status == "runaway":
+            stopped = _stopped_cpus(options)
     finally:
         if proc.poll() is None:
             _kill_group(proc)
+    where, where_ms = _where(stopped, options)
     elapsed = (time.monotonic() - started) * 1000
     text = b"".join(chunks).decode("utf-8", errors="replace")
     console = [line.rstrip("\r") for line in text.split("\n")]
@@ -206,9 +229,32 @@ def boot(options: BootOptions) -> BootResult:
     if status == "runaway":
         frames = sum(1 for line in console if is_frame_line(line))
         runaway = (f"the console holds {frames} frame lines, more than the "
-                   f"{options.max_frame_lines} a valid dump can print ({options.frame_bound_why})")
+                   f"{options.max_frame_lines} a valid dump can print ({options.frame_bound_why})"
+                   + (f"; {where}" if where else ""))
     return BootResult(console=console, status=status, exit_code=code, elapsed_ms=elapsed,
-                      command=argv, stderr=stderr, runaway=runaway)
+                      command=argv, stderr=stderr, runaway=runaway, where_ms=where_ms)
+
+
+def _stopped_cpus(options: BootOptions) -> StoppedCpus | None:
+    """The runaway's CPUs, stopped and read through QEMU's monitor before it
+    is killed (None without a monitor)."""
+    if options.monitor is None:
+        return None
+    socket = _monitor_socket(options)
+    if socket is None:
+        return StoppedCpus((), f"the monitor's socket path in {options.monitor.scratch} "
+                               "is too long for a unix socket", 0.0)
+    return read_stopped_cpus(socket, options.cpus, options.image,
+                             options.monitor.names.va_bits, options.monitor.timeout_s)
+
+
+def _where(stopped: StoppedCpus | None, options: BootOptions) -> tuple[str, float]:
+    """Where the CPUs were, in words, and how long the read and the naming took."""
+    if stopped is None or options.monitor is None:
+        return "", 0.0
+    named = time.monotonic()
+    where = where_cpus_were(stopped, options.monitor.names)
+    return where, stopped.elapsed_ms + (time.monotonic() - named) * 1000
 
 
 class _FrameCounter:

@@ -31,6 +31,7 @@ from pyharness.judge.kernel_path import ExpectedFrame, KernelCode, expected_fram
 from pyharness.judge.differential import Difference, compare
 from pyharness.judge.verdict import FrameLine, Verdict
 from pyharness.paths import kernel_cache
+from pyharness.platform.kernel_places import RunawayMonitor, kernel_names
 from pyharness.platform.qemu import BootOptions, boot
 from pyharness.platform.results import check_budgets
 from pyharness.platform.runaway import with_margin
@@ -254,7 +255,9 @@ def run_qemu(request: QemuRequest) -> RunRecord:
                                   kaslr_seed=seed, dtb_dir=_dtb_dir(cache),
                                   wall_budget_s=request.timeout_s,
                                   silent_after=KVM_INIT_MARKER if expect.hangs else None,
-                                  max_frame_lines=most, frame_bound_why=why))
+                                  max_frame_lines=most, frame_bound_why=why,
+                                  monitor=RunawayMonitor(Path(scratch),
+                                                         kernel_names(kernel, smap))))
     judgement = judge_kernel_run(result, expect)
     reasons = list(judgement.reasons)
     differences: list[Difference] = []
