@@ -8,7 +8,9 @@ header how it was made): a 6.12 kbuild kernel with printk caller ids, and
 Debian's own 6.12, whose CPUs' lines differ only by ``kvm [PID]``. What
 each trace must hold is read here from the raw lines with a plain regex
 per stream (header to footer, or to the stream's last frame), never from
-the decoder's output.
+the decoder's output. Last, the rule that gives a line without prefixes a
+stream (the judge's split too), on the case Debian's console showed and
+on small inputs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pyharness.decode import decode_text, format_json, traces_from_json
-from pyharness.judge.logprefix import split_by_caller
+from pyharness.judge.logprefix import PrintkStreams, split_by_caller, split_lines
 from test_decode import run_decode
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
@@ -152,3 +154,36 @@ def test_without_caller_ids_the_host_panic_is_the_cpu_that_finished():
     stopped = streams["kvm [0]"]
     assert not any("Kernel panic" in line or "Hyp Offset" in line for line in stopped)
     assert stopped[-1] == console[message - 1]
+
+
+def _streams(lines: list[str]) -> list[str]:
+    """Each line's stream by the rule the judge splits a console by."""
+    whose = PrintkStreams()
+    return [whose.of(line) for line in split_lines(lines)]
+
+
+FRAME_A = "[ 4.2] kvm [0]:  [<ffff800080df6ae8>] __kvm_nvhe_handle___kvm_get_mdcr_el2+0x18/0x30"
+FRAME_B = "[ 4.2] kvm [1]:  [<ffff800080df6ae8>] __kvm_nvhe_handle___kvm_get_mdcr_el2+0x18/0x30"
+
+
+@pytest.mark.parametrize("lines, streams", [
+    # One CPU: a line without prefixes inside its trace stays its own (a stray).
+    (["[ 4.0] Booting", "[ 4.1] kvm [0]: nVHE call trace:", FRAME_A,
+      "[ 4.2] usb 1-1: new device", FRAME_A],
+     ["", "kvm [0]", "kvm [0]", "kvm [0]", "kvm [0]"]),
+    # Both CPUs mid-dump: nothing else to go to, the line before's.
+    (["[ 4.1] kvm [1]: nVHE call trace:", "[ 4.1] kvm [0]: nVHE call trace:", FRAME_B,
+      FRAME_A, "[ 4.2] Kernel panic - not syncing: HYP panic:"],
+     ["kvm [1]", "kvm [0]", "kvm [1]", "kvm [0]", "kvm [0]"]),
+    # kvm [1] finished: its panic message and the lines after it are its own,
+    # the other CPU's frames between them still the other's.
+    (["[ 4.1] kvm [0]: nVHE call trace:", FRAME_B, "[ 4.2] kvm [1]: ---[ end nVHE call trace ]---",
+      FRAME_A, "[ 4.3] kvm [1]: Hyp Offset: 0xffef8633ffe00000", FRAME_A,
+      "[ 4.4] Kernel panic - not syncing: HYP panic:", "[ 4.4] PS:804003c9 PC:000ff9cc80ff6adc",
+      FRAME_A, "[ 4.5] SMP: stopping secondary CPUs"],
+     ["kvm [0]", "kvm [1]", "kvm [1]", "kvm [0]", "kvm [1]", "kvm [0]", "kvm [1]", "kvm [1]",
+      "kvm [0]", "kvm [1]"]),
+])
+def test_a_line_without_prefixes_never_joins_a_stream_mid_dump_while_another_is_free(
+        lines, streams):
+    assert _streams(lines) == streams
