@@ -92,9 +92,12 @@ def test_a_trace_another_cpu_cut_short_is_a_prefix_reported_as_cut():
 
 
 def test_a_long_trace_of_the_other_cpu_between_a_panic_line_and_its_trace():
-    """The issue's 56 + 131 frames: the other CPU's long trace runs between
-    one CPU's panic line and its header. How far apart a panic's records
-    may be counts that CPU's own lines, not the other's."""
+    """The other CPU's long trace runs between one CPU's panic line and its
+    header: how far apart a panic's records may be counts that CPU's own
+    lines, not the other's. Spliced (131 copies of a real [C1] frame line
+    into a real console) because the real consoles of two long traces
+    (test_decode_two_cpus.py) interleave only inside the traces: there each
+    CPU's header follows its panic line within a few lines."""
     lines = TWO_CPUS.read_text().split("\n")
     panic = next(i for i, line in enumerate(lines) if "[    T1] kvm [1]: nVHE hyp panic" in line)
     other = next(line for line in lines if "[    C1] kvm [0]:  [<" in line)

@@ -46,7 +46,7 @@ def test_shared_scenarios_on_every_generation(generation, mode, scenario):
 
 @pytest.mark.parametrize("scenario, mode", [
     ("udf", "nvhe"), ("host_mem_abort", "protected"), ("pkvm_init_walk", "protected"),
-    ("two_cpus", "nvhe")])
+    ("two_cpus", "nvhe"), ("two_cpus_overflow", "nvhe")])
 def test_real_kernel_only_scenarios(scenario, mode):
     run(REFERENCE, scenario, mode)
 

@@ -14,7 +14,9 @@ import re
 from dataclasses import replace
 from typing import Iterable, Iterator
 
-from pyharness.judge.logrecords import LogLine
+from pyharness.judge.frameline import INVALID_HOST_EXCEPTION, PANIC_LINE_RE
+from pyharness.judge.logrecords import (OTHER_TRACE_FOOTERS, OTHER_TRACE_HEADERS,
+                                        TRACE_FOOTERS, TRACE_HEADERS, LogLine)
 
 # The names a line's forms go by (in the decoder's output, too).
 QUOTED = "mail quoting"
@@ -127,24 +129,55 @@ def split_lines(lines: str | Iterable[str], *, odd_spaces: bool = False) -> Iter
             yield split_line(number, raw)
 
 
+# The lines of a hyp dump as the host prints it, each behind `kvm [PID]: `:
+# the panic line, the trace's header and frames, then its footer and the
+# Hyp Offset line (or `Cannot dump`), after which panic() prints its own
+# lines with no `kvm` prefix.
+_DUMP_OPENERS = frozenset(TRACE_HEADERS.values()) | frozenset(OTHER_TRACE_HEADERS)
+_DUMP_CLOSERS = frozenset(TRACE_FOOTERS.values()) | frozenset(OTHER_TRACE_FOOTERS)
+_DUMP_CLOSER_STARTS = ("Hyp Offset:", "Cannot dump pKVM nVHE stacktrace")
+
+
+def _dump_step(text: str) -> bool | None:
+    """Whether a line of this text opens or continues a hyp dump (True),
+    ends one (False), or is neither (None)."""
+    text = text.strip()
+    if text.startswith("[<") or text in _DUMP_OPENERS or text == INVALID_HOST_EXCEPTION \
+            or PANIC_LINE_RE.fullmatch(text):
+        return True
+    if text in _DUMP_CLOSERS or text.startswith(_DUMP_CLOSER_STARTS):
+        return False
+    return None
+
+
 class PrintkStreams:
     """Whose printk each line of a log is, line by line: its caller id
     (``T1``, ``C1``: a kernel with PRINTK_CALLER), or, in a kernel without
     them (a distribution's), its ``kvm [PID]`` (two CPUs panicking in KVM's
     init run as different tasks). A line with neither is the line before
-    it's (lines before any: ``""``). In a log that mixes the two (a paste
-    put together from two captures), a caller id first seen on a ``kvm
-    [PID]`` that lines without caller ids already printed under joins
-    their stream, and such a line joins the caller's stream it was seen on."""
+    it's (lines before any: ``""``), except where that stream is in the
+    middle of a hyp dump (from its panic line or header to its footer or
+    ``Hyp Offset`` line) and the line is no part of a dump: a CPU printing
+    its dump prints nothing else, so such a line (the host's ``Kernel
+    panic`` message of the CPU that finished first, while the other's
+    frames still come) is that of the stream that printed last and is not
+    in a dump, if there is one (lines before any stream are none). In a
+    log that mixes the two (a paste put together from two captures), a
+    caller id first seen on a ``kvm [PID]`` that lines without caller ids
+    already printed under joins their stream, and such a line joins the
+    caller's stream it was seen on."""
 
     def __init__(self) -> None:
         self._key_of: dict[str, str] = {}     # caller id or "kvm [PID]" -> stream
         self._pid_only: set[str] = set()      # "kvm [PID]" streams of lines without a caller
         self._current = ""
+        self._in_dump: set[str] = set()       # streams between a dump's start and its end
+        self._latest: dict[str, None] = {}    # streams in the order they last printed
 
     def of(self, line: LogLine) -> str:
         """The stream ``line`` belongs to (call for each line, in order)."""
         pid = f"kvm [{line.kvm_pid}]" if line.kvm_pid is not None else None
+        step = _dump_step(line.text)
         if line.caller is not None:
             key = self._key_of.get(line.caller)
             if key is None:
@@ -159,6 +192,15 @@ class PrintkStreams:
                 self._pid_only.add(pid)
         else:
             key = self._current
+            if key in self._in_dump and step is None:
+                key = next((k for k in reversed(self._latest)
+                            if k and k not in self._in_dump), key)
+        if step:
+            self._in_dump.add(key)
+        elif step is False:
+            self._in_dump.discard(key)
+        self._latest.pop(key, None)
+        self._latest[key] = None
         self._current = key
         return key
 

@@ -135,6 +135,16 @@ SCENARIOS: tuple[KernelScenario, ...] = (
         "interleave; each CPU's trace is told apart by its printk caller id and judged on "
         "its own (the one stopped by the other may be cut short)", "data_abort", VICTIM,
         "panic", (PANIC_FRAME, *VIA_HVC), all_cpus=True, esr_class=0x25),
+    KernelScenario(
+        "two_cpus_overflow", "the stack_overflow recursion on two CPUs at once: each "
+        "overflows its own hyp stack and prints a trace of over a hundred frames, the two "
+        "interleaving line by line; each CPU's trace is told apart by its printk stream and "
+        "judged on its own (the one the other's stop cut short must be a prefix). nVHE "
+        "only: in protected mode the boot CPU makes its HVC alone, in do_pkvm_init(), and "
+        "its panic stops the machine before the other CPU makes one", "recursion", HANDLER,
+        "panic", (PANIC_FRAME, BAD_STACK_FRAME, FrameSpec("recursion", HANDLER),
+                  FrameSpec("return", HANDLER, "handle_trap", maybe_between="handle_host_hcall"),
+                  ENTRY), modes=("nvhe",), all_cpus=True, esr_class=0x25),
 )
 
 _BY_NAME = {s.name: s for s in SCENARIOS}
