@@ -93,8 +93,8 @@ class _Layout:
             while end < count and self.span(range(start, end + 1)) <= width:
                 end += 1
             need, start = need + 1, end
-        for blocks in range(need, count + 1):  # as many or a few more, evened out
-            size = -(-count // blocks)
+        for parts in range(need, count + 1):   # as many or a few more, evened out
+            size = -(-count // parts)
             even = [range(i, min(i + size, count)) for i in range(0, count, size)]
             if all(self.span(block) <= width or len(block) == 1 for block in even):
                 return even
