@@ -196,6 +196,7 @@ def test_cli_runs_writes_reports_and_exits_0(tmp_path):
 
 def test_cli_failure_exits_1_with_reasons_and_repro_command(tmp_path):
     env = {**_environ(), FAULTS_ENV: "crash:tiny-protected-smoke-cpu0"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # pyharness on PATH
     proc = matrix_cli("--configs", "tiny", "--scenarios", "smoke", "--json",
                       str(tmp_path / "m.json"), env=env)
     assert proc.returncode == 1, proc.stderr

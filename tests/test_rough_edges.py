@@ -71,15 +71,15 @@ def test_reproduce_command_names_the_script_when_not_on_path(tmp_path):
 def test_program_name_is_plain_when_on_path(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "argv", [str(VENV_SCRIPT), "run"])
     monkeypatch.setenv("PATH", f"{VENV_SCRIPT.parent}{os.pathsep}/usr/bin")
-    spec.program_name.cache_clear()
+    spec.program_argv.cache_clear()
     try:
-        assert spec.program_name() == "pyharness"
-        spec.program_name.cache_clear()
+        assert spec.program_argv() == ("pyharness",)
+        spec.program_argv.cache_clear()
         monkeypatch.setenv("PATH", "/usr/bin")
         monkeypatch.chdir(tmp_path)                 # the script is outside the cwd
-        assert spec.program_name() == str(VENV_SCRIPT)
-        spec.program_name.cache_clear()
+        assert spec.program_argv() == (str(VENV_SCRIPT),)
+        spec.program_argv.cache_clear()
         monkeypatch.setattr(sys, "argv", ["/x/pytest"])
-        assert spec.program_name() == "pyharness"     # not run as pyharness
+        assert spec.program_argv() == ("pyharness",)     # not run as pyharness
     finally:
-        spec.program_name.cache_clear()
+        spec.program_argv.cache_clear()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +15,11 @@ JSON_KEYS = {"config", "mode", "scenario", "cpu", "kaslr_seed", "verdict", "reas
 
 
 def pyharness(*args: str) -> subprocess.CompletedProcess[str]:
+    """As a user with the venv on PATH runs it (reproduce commands say ``pyharness``)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return subprocess.run([sys.executable, "-m", "pyharness", *args], capture_output=True,
-                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+                          text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, PATH=path))
 
 
 @pytest.mark.parametrize("args", [

@@ -207,7 +207,8 @@ def broken_tree(tmp_path_factory) -> Path:
 
 
 def broken_matrix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NVHE_LAB_ROOT": str(root)}
+    env = {**os.environ, "NVHE_LAB_ROOT": str(root),      # the venv on PATH: `pyharness run`
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYHARNESS_BUILD_DIR", None)
     return subprocess.run([sys.executable, "-m", "pyharness", "matrix", "--configs", "nvhe",
                            "pkvm", "pkvm_16k", "tiny", *args], capture_output=True, text=True,

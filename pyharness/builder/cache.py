@@ -74,11 +74,6 @@ _KEY_FORMAT = "pyharness build recipe 2"
 # What the keyed directory holds besides the stamp: the image and what describes it.
 PRODUCTS = ("vmlinux", "compile_commands.json")
 PRODUCT_DIRS = ("config",)
-# Each build directory this process compiled, and how, until the matrix
-# reports it (matrix/builds.py takes it out): a later call finds
-# it cached, but whoever reports the build (the matrix) may not have seen
-# the first (the matrix's planning reads the scenario table first).
-COMPILED_THIS_PROCESS: dict[Path, "BuildResult"] = {}
 # Builds made before giving up when the sources keep changing while they run.
 _ATTEMPTS = 2
 
@@ -386,13 +381,10 @@ def build(config_path: Path | str, out_dir: Path | str | None = None,
 def _result(config: kconfig.ResolvedConfig, found: _Found, kernel: KernelSource | None,
             recipe: str, work: Path, started: float, compiled: Compiled | None) -> BuildResult:
     assert found.build_dir is not None and found.digest is not None
-    result = BuildResult(config=config, elf=found.build_dir / "vmlinux", build_dir=found.build_dir,
+    return BuildResult(config=config, elf=found.build_dir / "vmlinux", build_dir=found.build_dir,
                        digest=found.digest, cached=compiled is None,
                        seconds=time.monotonic() - started, kernel=kernel,
                        rebuilt_because=found.problem if compiled is not None else None,
                        recipe=recipe, work_dir=work,
                        compiled=compiled.compiled if compiled else None,
                        objects=compiled.objects if compiled else None)
-    if compiled is not None:
-        COMPILED_THIS_PROCESS[found.build_dir] = result
-    return result

@@ -125,7 +125,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                         run_timeout_s=args.timeout, max_instructions=args.max_instructions,
                         progress=make_progress(sys.stderr, enabled=not args.quiet,
                                                verbose=args.verbose),
-                        max_failures=args.max_failures)
+                        max_failures=args.max_failures, compiled_before=matrix_plan.compiled)
     writers = dict(_WRITERS, json=functools.partial(
         write_json, plan=_plan_ids(args, matrix_plan)),
                    html=functools.partial(write_html, source_url=args.source_url))

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from pyharness.builder import cache as builder
 from pyharness.kconfig.resolve import config_name
@@ -103,8 +103,8 @@ def _build_kernel(target: BuildTarget, compile_jobs: int) -> BuildOutcome:
                         kernel_src=target.kernel_src, result=kernel, platform=QEMU)
 
 
-def _build_one(target: BuildTarget, out_dir: Path | str | None,
-               compile_jobs: int) -> BuildOutcome:
+def _build_one(target: BuildTarget, out_dir: Path | str | None, compile_jobs: int,
+               compiled_before: Mapping[Path, builder.BuildResult]) -> BuildOutcome:
     if target.platform == QEMU:
         return _build_kernel(target, compile_jobs)
     started = time.monotonic()
@@ -116,8 +116,8 @@ def _build_one(target: BuildTarget, out_dir: Path | str | None,
                             name=row_name(config_name(Path(target.config)), target.unwinder),
                             elf=None, cached=False, seconds=time.monotonic() - started,
                             error=str(err), kernel_src=target.kernel_src)
-    # Compiled earlier in this process (the plan reads its scenario table): built, not cached.
-    earlier = builder.COMPILED_THIS_PROCESS.pop(result.build_dir, None)
+    # Compiled by this matrix's plan (to read its scenario table): built, not cached.
+    earlier = compiled_before.get(result.build_dir)
     result = earlier if result.cached and earlier is not None else result
     return BuildOutcome(config=target.config, name=row_name(result.config.name, target.unwinder),
                         elf=str(result.elf), cached=result.cached, seconds=result.seconds,
@@ -126,20 +126,28 @@ def _build_one(target: BuildTarget, out_dir: Path | str | None,
 
 def build_all(targets: Sequence[BuildTarget | str], jobs: int,
               out_dir: Path | str | None = None,
-              on_done: BuildCallback | None = None) -> list[BuildOutcome]:
+              on_done: BuildCallback | None = None,
+              compiled_before: Sequence[builder.BuildResult] = ()) -> list[BuildOutcome]:
     """Build every target (a config file alone: with the lab's unwinder), cached,
-    ``jobs`` at a time, in the given order."""
+    ``jobs`` at a time, in the given order.
+
+    ``compiled_before``: the builds this matrix compiled before its build
+    phase (its plan's, :attr:`~pyharness.matrix.selection.MatrixPlan.compiled`);
+    a target found cached in one of their directories is reported as that
+    build (built, with its time and objects). Any other cached target is
+    cached, whoever compiled it earlier in the process."""
     unique = list(dict.fromkeys(t if isinstance(t, BuildTarget) else BuildTarget(t)
                                 for t in targets))
     if not unique:
         return []
     parallel = max(1, min(jobs, len(unique)))
     compile_jobs = max(1, (os.cpu_count() or 1) // parallel)
+    earlier = {result.build_dir: result for result in compiled_before if not result.cached}
     outcomes: dict[BuildTarget, BuildOutcome] = {}
     executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="build")
     try:
         futures: dict[Future[BuildOutcome], BuildTarget] = {
-            executor.submit(_build_one, target, out_dir, compile_jobs): target
+            executor.submit(_build_one, target, out_dir, compile_jobs, earlier): target
             for target in unique}
         for future in as_completed(futures):
             outcome = future.result()  # re-raises HarnessError (bad input)

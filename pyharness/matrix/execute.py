@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from pyharness.builder.cache import BuildResult
 from pyharness.judge.verdict import Verdict
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
 from pyharness.run.spec import RunSpec
@@ -99,7 +100,8 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
                kill_after_s: float | None = None,
                progress: MatrixProgress | None = None,
                faults: Mapping[str, str] | None = None,
-               max_failures: int | None = None) -> MatrixResult:
+               max_failures: int | None = None,
+               compiled_before: Sequence[BuildResult] = ()) -> MatrixResult:
     """Build each distinct configuration (with each unwinder) once, then run
     every spec in ``jobs`` workers.
 
@@ -112,7 +114,9 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
     only) maps run ids to crash/hang/raise; by default it comes from the
     environment. ``max_failures``: once that many runs did not pass, start
     no more runs and stop the workers; the result holds the records of the
-    runs that finished (``not_run`` counts the others).
+    runs that finished (``not_run`` counts the others). ``compiled_before``:
+    the builds the plan of these specs compiled (``MatrixPlan.compiled``),
+    reported as built when the build phase finds them cached.
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
@@ -129,7 +133,7 @@ def run_matrix(specs: Sequence[RunSpec], jobs: int | None = None, *,
 
     started = time.monotonic()
     builds = build_all([BuildTarget.of(s) for s in specs], jobs, out_dir,
-                       on_done=progress.build_finished)
+                       on_done=progress.build_finished, compiled_before=compiled_before)
     broken = {b.key: b for b in builds if not b.ok}
     build_seconds = time.monotonic() - started
 

@@ -56,6 +56,9 @@ class MatrixPlan:
     shard: tuple[int, int] | None = None
     unwinders: tuple[str, ...] = ()   # the axis' labels when it is not the lab's only
     all_ids: tuple[str, ...] = ()   # every run's id before sharding, in matrix order
+    # What planning compiled (the first configuration, for its scenario
+    # table): run_matrix's build phase reports these as built, not cached.
+    compiled: tuple[builder.BuildResult, ...] = ()
 
     def describe(self) -> str:
         plural = "s" if self.config_count != 1 else ""
@@ -88,9 +91,10 @@ def _filter_generated(paths: list[Path], patterns: tuple[str, ...]) -> list[Path
 
 
 def _scenario_names(configs: list[Path], out_dir: Path | str | None,
-                    unwinder: Unwinder) -> list[str]:
+                    unwinder: Unwinder) -> tuple[list[str], builder.BuildResult]:
     """Scenario names, read from the first image that builds (cached), with
-    the axis' first unwinder (every unwinder's image has the same).
+    the axis' first unwinder (every unwinder's image has the same), and
+    that build.
 
     A configuration that fails to compile is left to the matrix, where its
     runs become errors; only when none builds is the build error raised.
@@ -98,11 +102,11 @@ def _scenario_names(configs: list[Path], out_dir: Path | str | None,
     first_error: BuildError | None = None
     for config in configs:
         try:
-            elf = builder.build(config, out_dir=out_dir, kernel_src=unwinder.kernel_src).elf
+            built = builder.build(config, out_dir=out_dir, kernel_src=unwinder.kernel_src)
         except BuildError as err:
             first_error = first_error or err
             continue
-        return [s.name for s in list_scenarios(elf)]
+        return [s.name for s in list_scenarios(built.elf)], built
     assert first_error is not None
     raise first_error
 
@@ -167,6 +171,7 @@ def plan(selection: Selection) -> MatrixPlan:
     shard_kn = parse_shard(selection.shard) if selection.shard is not None else None
 
     labels: tuple[str, ...] = ()
+    compiled: tuple[builder.BuildResult, ...] = ()
     if selection.qemu and selection.only_failed is None:
         return _qemu_plan(selection, shard_kn)
     if selection.only_failed is not None:
@@ -191,8 +196,10 @@ def plan(selection: Selection) -> MatrixPlan:
         else:
             configs = select_configs(list(selection.configs) or None)
             origin = "shipped" if not selection.configs else "--configs"
-        scenarios = (_scenario_names(configs, selection.out_dir, unwinders[0])
-                     if configs else [])
+        scenarios: list[str] = []
+        if configs:
+            scenarios, first = _scenario_names(configs, selection.out_dir, unwinders[0])
+            compiled = () if first.cached else (first,)
         specs = expand(configs, scenarios, scenario_patterns=list(selection.scenarios) or None,
                        mode_patterns=list(selection.modes) or None, seed=selection.seed,
                        unwinders=unwinders)
@@ -203,4 +210,5 @@ def plan(selection: Selection) -> MatrixPlan:
     if shard_kn is not None:
         specs = shard(specs, *shard_kn)
     return MatrixPlan(specs=specs, config_count=config_count, total_runs=total,
-                      origin=origin, shard=shard_kn, unwinders=labels, all_ids=all_ids)
+                      origin=origin, shard=shard_kn, unwinders=labels, all_ids=all_ids,
+                      compiled=compiled)

@@ -33,22 +33,63 @@ DEFAULT_QEMU_TIMEOUT_S = 20.0
 
 
 @functools.lru_cache(maxsize=1)
-def program_name() -> str:
+def program_argv() -> tuple[str, ...]:
     """How the user ran ``pyharness``, for the commands printed to paste back
     (learnt once): ``pyharness`` when that is what the shell finds on PATH;
-    the script's path when it is not (``.venv/bin/pyharness`` relative to
-    the working directory, or absolute outside it). ``python -m pyharness``,
-    pytest and library callers get ``pyharness``."""
+    when it is not, the script's path (``.venv/bin/pyharness``) or, for
+    ``python -m pyharness``, the interpreter as invoked and ``-m pyharness``
+    (``.venv/bin/python -m pyharness``). A path under the working directory
+    is relative to it, any other absolute; a bare ``python`` stays bare (the
+    shell found it). pytest and library callers get ``pyharness``."""
     invoked = sys.argv[0] if sys.argv else ""
+    if _is_our_main(invoked):
+        if _on_path_for(sys.executable):
+            return ("pyharness",)
+        interpreter = sys.orig_argv[0] if sys.orig_argv else sys.executable
+        shown = _as_typed(interpreter) if os.sep in interpreter else interpreter
+        return (shown, "-m", "pyharness")
     if os.path.basename(invoked) != "pyharness":
-        return "pyharness"
+        return ("pyharness",)
     script = os.path.abspath(invoked)
     found = shutil.which("pyharness")
     if found is not None and os.path.realpath(found) == os.path.realpath(script):
-        return "pyharness"
-    relative = os.path.relpath(script)
+        return ("pyharness",)
+    return (_as_typed(script),)
+
+
+def _is_our_main(invoked: str) -> bool:
+    """Whether the program is this package's ``__main__`` (``python -m pyharness``)."""
+    main = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "__main__.py")
+    return bool(invoked) and os.path.abspath(invoked) == main
+
+
+def _on_path_for(interpreter: str) -> bool:
+    """Whether ``pyharness`` on PATH is this interpreter's script (its
+    sibling, or a script whose ``#!`` line names it)."""
+    found = shutil.which("pyharness")
+    if found is None:
+        return False
+    sibling = os.path.join(os.path.dirname(interpreter), "pyharness")
+    if os.path.exists(sibling) and os.path.realpath(found) == os.path.realpath(sibling):
+        return True
+    try:
+        with open(found, "rb") as script:
+            first = script.readline(4096)
+    except OSError:
+        return False
+    return first.rstrip(b"\r\n") == b"#!" + os.fsencode(os.path.abspath(interpreter))
+
+
+def _as_typed(path: str) -> str:
+    """A path to paste: relative under the working directory, else absolute."""
+    try:
+        absolute = os.path.abspath(path)
+        relative = os.path.relpath(absolute)
+    except OSError:                     # the working directory is gone
+        return path
     if relative.startswith(os.pardir + os.sep):
-        return script
+        return absolute
     return relative if os.sep in relative else os.path.join(os.curdir, relative)
 
 
@@ -129,7 +170,7 @@ class RunSpec:
         if self.platform == QEMU:
             return self._qemu_command()
         kernel = ["--kernel-src", self.kernel_src_argument] if self.kernel_src else []
-        argv = [program_name(), "run", "--config", self.config, *kernel,
+        argv = [*program_argv(), "run", "--config", self.config, *kernel,
                 "--scenario", self.scenario, "--mode", self.mode, "--cpu", str(self.cpu),
                 "--kaslr-seed", str(self.kaslr_seed)]
         if self.max_instructions != DEFAULT_MAX_INSTRUCTIONS:
@@ -139,7 +180,7 @@ class RunSpec:
         return shlex.join(argv)
 
     def _qemu_command(self) -> str:
-        argv = [program_name(), "qemu", "--config", self.config,
+        argv = [*program_argv(), "qemu", "--config", self.config,
                 "--kernel-src", self.kernel_src_argument or "", "--scenario", self.scenario,
                 "--mode", self.mode, "--cpu", str(self.cpu),
                 "--kaslr-seed", str(self.kaslr_seed)]
