@@ -20,11 +20,13 @@ import pytest
 
 from real_kernels import REFERENCE, kernel, linked_tree_copy
 
+from pyharness.builder import real_kernel
 from pyharness.builder.kbuild import build_kernel
 from pyharness.builder.kernel_image import KernelImage
 from pyharness.builder.kernelsrc import KernelSourceError, KernelTree
 from pyharness.builder.tree_numbers import (OVERFLOW_STACK_SYMBOL, TRACE_BUFFER_SYMBOL,
                                             check_bootable, real_kernel_numbers, symbol_sizes)
+from pyharness.cli.main import main
 from pyharness.judge.kernel_checker import judge_kernel_run
 from pyharness.judge.kernel_path import KernelCode
 from pyharness.judge.verdict import Verdict
@@ -153,25 +155,40 @@ def test_what_a_real_run_hosts():
     assert check_bootable(tree, 1024, 4096, 8192, 4616, 48, 4096) == 8192
 
 
-def test_a_number_the_run_cannot_host_is_exit_2_before_the_boot(stock, tmp_path):
-    """A tree whose overflow stack is 512 bytes: the probe evaluates it with
-    the kernel build's configuration and run_qemu stops, naming it. The
-    tree is the files the probe reads, copied, with memory.h edited; the
-    kernel is the stock one's build (its configuration), so no build runs."""
+def _tiny_overflow_stack(stock: KernelImage, tree: Path) -> KernelImage:
+    """The stock kernel's build standing for a tree whose overflow stack is
+    512 bytes: the files the probe reads, copied into ``tree``, memory.h
+    edited. The probe evaluates them with the build's configuration; no
+    build runs."""
     root = stock.source_root
     assert root is not None
     for path in real_kernel_numbers(stock).inputs:
-        (tmp_path / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, tmp_path / path.relative_to(root))
-    memory_h = tmp_path / MEMORY_H
-    text = memory_h.read_text()
-    memory_h.write_text(text.replace("#define OVERFLOW_STACK_SIZE\tSZ_4K",
-                                     "#define OVERFLOW_STACK_SIZE\tSZ_512"))
-    tiny = replace(stock, source_root=tmp_path)
+        (tree / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tree / path.relative_to(root))
+    memory_h = tree / MEMORY_H
+    memory_h.write_text(memory_h.read_text().replace("#define OVERFLOW_STACK_SIZE\tSZ_4K",
+                                                     "#define OVERFLOW_STACK_SIZE\tSZ_512"))
+    return replace(stock, source_root=tree)
+
+
+def test_a_number_the_run_cannot_host_is_exit_2_before_the_boot(stock, tmp_path):
     with pytest.raises(KernelSourceError) as err:
         run_qemu(QemuRequest(config="pkvm", kernel_src=stock.given, scenario="stack_overflow",
-                             kernel=tiny))
+                             kernel=_tiny_overflow_stack(stock, tmp_path)))
     message = str(err.value)
     assert err.value.exit_code == 2
     assert f"{tmp_path}: the tree's OVERFLOW_STACK_SIZE is 512" in message
     assert "a real kernel's run cannot host it" in message
+
+
+def test_pyharness_qemu_refuses_it_in_one_line(stock, tmp_path, monkeypatch, capsys):
+    """From the command line: exit 2 and the message, once the kernel is had."""
+    tiny = _tiny_overflow_stack(stock, tmp_path)
+    monkeypatch.setattr(real_kernel, "build_kernel", lambda *args, **kwargs: tiny)
+    code = main(["qemu", "--config", "pkvm", "--kernel-src", str(tmp_path),
+                 "--scenario", "stack_overflow"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"pyharness: error: {tmp_path}: the tree's OVERFLOW_STACK_SIZE "
+                               "is 512 (evaluated from arch/arm64/include/asm/memory.h); a real "
+                               "kernel's run cannot host it: it must be 1024 to 262144 bytes")

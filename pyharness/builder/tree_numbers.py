@@ -28,7 +28,6 @@ What a real kernel's run cannot work with is exit 2 naming the number
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import tempfile
 from pathlib import Path
@@ -153,14 +152,14 @@ def _from_symbols(kernel: KernelImage) -> KernelNumbers:
                              "ARM64_VA_BITS", "48")), inputs=())
 
 
-@functools.lru_cache(maxsize=16)
-def _numbers(kernel: KernelImage, stamp: tuple[int, ...]) -> KernelNumbers:
-    if kernel.source_root is None:
-        return _from_symbols(kernel)
-    return _probed(kernel)
+_KNOWN: dict[tuple[object, ...], KernelNumbers] = {}
 
 
 def real_kernel_numbers(kernel: KernelImage) -> KernelNumbers:
-    """The numbers ``kernel`` was built with (once per process and build)."""
+    """The numbers ``kernel`` was built with (once per process and build:
+    its tree, its build and its Image as they are)."""
     st = kernel.image.stat()
-    return _numbers(kernel, (st.st_mtime_ns, st.st_size))
+    key = (kernel.source_root, kernel.build_dir, kernel.vmlinux, st.st_mtime_ns, st.st_size)
+    if key not in _KNOWN:
+        _KNOWN[key] = _from_symbols(kernel) if kernel.source_root is None else _probed(kernel)
+    return _KNOWN[key]
