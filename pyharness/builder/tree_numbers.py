@@ -38,10 +38,10 @@ from pyharness.builder.kernel_numbers import (HYP_STACK_MAX, OVERFLOW_STACK_RANG
                                               hyp_stack_of, probe, refusal)
 from pyharness.builder.kernelsrc import KernelSourceError, KernelTree
 from pyharness.builder.toolchain import find_toolchain
+from pyharness.elf.stack_sizes import FRAME_RECORD_SIZE
 
 AUTOCONF = Path("include/generated/autoconf.h")
 HOST = "a real kernel's run"
-FRAME_RECORD_BYTES = 16
 OVERFLOW_STACK_SYMBOL = "__kvm_nvhe_overflow_stack"
 TRACE_BUFFER_SYMBOL = "__kvm_nvhe_pkvm_stacktrace"
 
@@ -73,7 +73,7 @@ def check_bootable(tree: KernelTree, overflow: int, page: int, nvhe_stack: int,
     """
     del va_bits, config_page          # QEMU's -cpu max takes any of the kernel's
     low, high = OVERFLOW_STACK_RANGE
-    if overflow % FRAME_RECORD_BYTES or not low <= overflow <= high:
+    if overflow % FRAME_RECORD_SIZE or not low <= overflow <= high:
         raise refusal(tree, "OVERFLOW_STACK_SIZE", overflow,
                       f"it must be {low} to {high} bytes in 16-byte steps (below, the hyp's "
                       "panic path may not fit on it, which the stack_overflow scenarios "
@@ -99,8 +99,8 @@ def _probe_config(kernel: KernelImage, scratch: Path) -> Path:
     autoconf = kernel.build_dir / AUTOCONF
     if not autoconf.is_file():
         raise KernelSourceError(f"{kernel.build_dir}: the kernel build has no {AUTOCONF}, "
-                                "so its numbers cannot be evaluated; build it again "
-                                f"(pyharness clean, or remove {kernel.build_dir})")
+                                "so its numbers cannot be evaluated; remove that "
+                                "directory and the kernel is built afresh")
     header = scratch / "generated" / "autoconf.h"
     header.parent.mkdir(parents=True)
     header.write_text(f'#include "{autoconf}"\n'
