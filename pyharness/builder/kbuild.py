@@ -234,16 +234,29 @@ def build_dir_for(plan: KernelBuildPlan, cache: Path) -> Path:
     return cache / BUILDS_DIR / f"{_build_name(plan)}-{plan.key()[:12]}"
 
 
+def _built_from(build_dir: Path, tree_root: Path) -> bool:
+    """Whether the finished build in ``build_dir`` is of the tree at
+    ``tree_root`` (its stamp says; a build without one is no tree's)."""
+    try:
+        stamp = json.loads((build_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and stamp.get("tree") == str(tree_root)
+
+
 def _prune(plan: KernelBuildPlan, kept: Path) -> None:
     """After a new build, only the newest KEEP_BUILDS of this configuration
     and tree stay (a kernel build is half a gigabyte); each goes under its
-    own lock, so one in use is waited for."""
+    own lock, so one in use is waited for. Copies of a tree share its
+    version, and so its build name: a build is this tree's by its stamp."""
     same = [d for d in kept.parent.glob(f"{_build_name(plan)}-*")
-            if d.is_dir() and d != kept and len(d.name) == len(kept.name)]
+            if d.is_dir() and d != kept and len(d.name) == len(kept.name)
+            and _built_from(d, plan.tree.root)]
     same.sort(key=lambda d: d.stat().st_mtime, reverse=True)
     for old in same[KEEP_BUILDS - 1:]:
         with exclusive(old.parent, old.name, f"the kernel build {old}"):
-            shutil.rmtree(old, ignore_errors=True)
+            if _built_from(old, plan.tree.root):
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _configure(plan: KernelBuildPlan, build_dir: Path, jobs: int) -> None:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -142,9 +142,17 @@ def _dependencies(depfile: str, root: Path) -> tuple[Path, ...]:
     return tuple(sorted({p for p in paths if p.is_relative_to(root)}))
 
 
-def _refuse(tree: KernelTree, name: str, value: int, why: str) -> KernelSourceError:
+def refusal(tree: KernelTree, name: str, value: int, why: str,
+            host: str = "the platform") -> KernelSourceError:
+    """The error for a number ``host`` cannot host, and why."""
     return KernelSourceError(f"{tree.root}: the tree's {name} is {value} (evaluated from "
-                             f"{MEMORY_H}); the platform cannot host it: {why}")
+                             f"{MEMORY_H}); {host} cannot host it: {why}")
+
+
+def hyp_stack_of(tree: KernelTree, page: int, nvhe_stack: int) -> int:
+    """The hyp stack size the tree's unwinder uses: NVHE_STACK_SIZE where its
+    generation has it, else a page."""
+    return nvhe_stack if tree.generation in NVHE_STACK_SIZE_GENERATIONS else page
 
 
 def check_hostable(tree: KernelTree, overflow: int, page: int, nvhe_stack: int,
@@ -152,41 +160,48 @@ def check_hostable(tree: KernelTree, overflow: int, page: int, nvhe_stack: int,
     """The hyp stack size the tree's unwinder uses, if the platform can host
     every number; else the KernelSourceError naming the first it cannot."""
     if page != config_page:
-        raise _refuse(tree, "PAGE_SIZE", page, f"the configuration's pages are "
+        raise refusal(tree, "PAGE_SIZE", page, f"the configuration's pages are "
                       f"{config_page} bytes")
     low, high = OVERFLOW_STACK_RANGE
     if overflow % 16 or not low <= overflow <= high:
-        raise _refuse(tree, "OVERFLOW_STACK_SIZE", overflow, f"it must be {low} to {high} "
+        raise refusal(tree, "OVERFLOW_STACK_SIZE", overflow, f"it must be {low} to {high} "
                       "bytes in 16-byte steps (the lab's panic path runs on it)")
-    hyp_stack = page
+    hyp_stack = hyp_stack_of(tree, page, nvhe_stack)
     if tree.generation in NVHE_STACK_SIZE_GENERATIONS:
-        hyp_stack = nvhe_stack
         if nvhe_stack & (nvhe_stack - 1) or not page <= nvhe_stack <= HYP_STACK_MAX:
-            raise _refuse(tree, "NVHE_STACK_SIZE", nvhe_stack, "it must be a power of two "
+            raise refusal(tree, "NVHE_STACK_SIZE", nvhe_stack, "it must be a power of two "
                           f"from the page size ({page}) to {HYP_STACK_MAX} bytes (each hyp "
                           "stack sits above an unmapped guard of its own size)")
     low, high = STACKTRACE_RANGE
     if stacktrace % 8 or not low <= stacktrace <= high:
-        raise _refuse(tree, "NVHE_STACKTRACE_SIZE", stacktrace, f"it must be {low} to "
+        raise refusal(tree, "NVHE_STACKTRACE_SIZE", stacktrace, f"it must be {low} to "
                       f"{high} bytes of 8-byte entries")
     low, high = VA_BITS_RANGE
     if not low <= va_bits <= high:
-        raise _refuse(tree, "VA_BITS", va_bits, f"the platform translates {low} to {high} "
+        raise refusal(tree, "VA_BITS", va_bits, f"the platform translates {low} to {high} "
                       "bits")
     return hyp_stack
 
 
-def probe(tree: KernelTree, config_dir: Path, compiler: Sequence[str]) -> KernelNumbers:
+# What decides whether a platform can host a tree's numbers: check_hostable's
+# signature (the tree, then the values in PROBED's order); it returns the hyp
+# stack size the tree's unwinder uses, or raises KernelSourceError.
+HostCheck = Callable[[KernelTree, int, int, int, int, int, int], int]
+
+
+def probe(tree: KernelTree, config_dir: Path, compiler: Sequence[str],
+          hostable: HostCheck = check_hostable) -> KernelNumbers:
     """Evaluate the tree's numbers for the configuration written in
-    ``config_dir`` (``generated/autoconf.h``) with ``compiler``."""
+    ``config_dir`` (``generated/autoconf.h``) with ``compiler``; ``hostable``
+    decides what the platform can host (the lab's by default; a real
+    kernel's run has its own, builder/tree_numbers.py)."""
     with tempfile.TemporaryDirectory(prefix="nvhe-numbers-") as scratch:
         values, inputs = _compile(tree, config_dir, compiler, Path(scratch))
     if len(values) != len(PROBED):
         raise KernelSourceError(f"the numbers probe gave {len(values)} values, not "
                                 f"{len(PROBED)}: {PROBE_SOURCE} and this module disagree")
     overflow, page, nvhe_stack, stacktrace, va_bits, config_page = values
-    hyp_stack = check_hostable(tree, overflow, page, nvhe_stack, stacktrace, va_bits,
-                               config_page)
+    hyp_stack = hostable(tree, overflow, page, nvhe_stack, stacktrace, va_bits, config_page)
     return KernelNumbers(overflow_stack_size=overflow, hyp_stack_size=hyp_stack,
                          stacktrace_size=stacktrace, va_bits=va_bits, inputs=inputs)
 

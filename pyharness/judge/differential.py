@@ -117,6 +117,9 @@ def _bottom(frames: tuple[Frame, ...]) -> str:
     if not frames or frames[-1].symbol is None:
         return "absent"
     last = frames[-1]
+    if len(frames) > 2 and last.symbolic == frames[-2].symbolic:
+        # A protected buffer smaller than the trace keeps its newest frames.
+        return "the recursing frame: the trace cut short"
     name = last.symbol.removeprefix(_HYP_PREFIX)
     return f"{name} at its function's end" if _function_end(last) else \
         f"{name} inside its function"

@@ -22,8 +22,9 @@ from pathlib import Path
 from pyharness.builder.kernelsrc import provenance_of
 from pyharness.builder.real_kernel import obtain_kernel
 from pyharness.builder.kernel_image import KernelImage
+from pyharness.builder.tree_numbers import real_kernel_numbers
 from pyharness.elf.kernel_lines import call_sites
-from pyharness.elf.stack_sizes import FRAME_RECORD_SIZE
+from pyharness.elf.stack_sizes import FRAME_RECORD_SIZE, StackSizes
 from pyharness.elf.system_map import SystemMap
 from pyharness.errors import HarnessError
 from pyharness.judge.kernel_checker import KVM_INIT_MARKER, KernelExpectation, judge_kernel_run
@@ -43,7 +44,6 @@ from pyharness.run.runner import RunRequest, run_one
 from pyharness.run.spec import DEFAULT_QEMU_TIMEOUT_S, MODES, QEMU, QEMU_LABEL_PREFIX, RunSpec
 
 DTB_DIR = "dtb"
-OVERFLOW_STACK_SIZE = 4096
 PROTECTED_STACKTRACE_OPTIONS = ("PKVM_STACKTRACE", "PROTECTED_NVHE_STACKTRACE")
 _KERNEL_OFFSET = re.compile(r"Kernel Offset: 0x([0-9a-f]+) from")
 
@@ -90,24 +90,33 @@ def kernel_files(kernel: KernelImage) -> tuple[SystemMap, bytes]:
                           st_image.st_size))
 
 
-def frame_line_bound(kernel: KernelImage, cpus: int) -> tuple[int, str]:
+def stack_sizes(kernel: KernelImage) -> StackSizes:
+    """The sizes the kernel was built with: its tree's numbers, evaluated by
+    the probe the lab's build runs, with the kernel's own configuration
+    (builder/tree_numbers.py); a Debian image's from its own symbols. A
+    number the run cannot work with is exit 2 naming it."""
+    numbers = real_kernel_numbers(kernel)
+    source = ("the kernel's symbols" if kernel.source_root is None
+              else f"the kernel tree's ({kernel.source_root})")
+    return StackSizes(numbers.overflow_stack_size, numbers.hyp_stack_size,
+                      numbers.stacktrace_size, numbers.va_bits, source)
+
+
+def frame_line_bound(kernel: KernelImage, cpus: int,
+                     sizes: StackSizes | None = None) -> tuple[int, str]:
     """The most frame lines a valid boot prints, and why: each panicking
     CPU's deepest valid chain, a frame record in every 16-byte slot of its
-    overflow stack and its hyp stack (a page) and the first pc (the
-    protected buffer, half of that, holds fewer), with the lab's margin
-    (platform/runaway.py)."""
-    records = (OVERFLOW_STACK_SIZE + page_size(kernel)) // FRAME_RECORD_SIZE
+    overflow stack and its hyp stack and the first pc (the protected
+    buffer, half of that, holds fewer), with the lab's margin
+    (platform/runaway.py). ``sizes``: the kernel's own by default."""
+    sizes = sizes or stack_sizes(kernel)
+    records = (sizes.overflow_stack + sizes.hyp_stack) // FRAME_RECORD_SIZE
     per_cpu = with_margin(records + 1)
     why = (f"the deepest valid chain is {records + 1} frames: {records} frame records in a "
-           f"{OVERFLOW_STACK_SIZE} B overflow stack and a {page_size(kernel)} B hyp stack, "
+           f"{sizes.overflow_stack} B overflow stack and a {sizes.hyp_stack} B hyp stack, "
            f"and the first pc; and a sixteenth more"
            + (f"; for each of {cpus} CPUs" if cpus > 1 else ""))
     return per_cpu * cpus, why
-
-
-def page_size(kernel: KernelImage) -> int:
-    shift = kernel.options.get("ARM64_PAGE_SHIFT") or kernel.options.get("PAGE_SHIFT") or "12"
-    return 1 << int(shift)
 
 
 def _stacktrace_option(kernel: KernelImage) -> str:
@@ -121,9 +130,12 @@ def _stacktrace_option(kernel: KernelImage) -> str:
 
 
 def expectation(kernel: KernelImage, scenario: KernelScenario, mode: str,
-                injection: kernel_faults.Injection, code: KernelCode) -> KernelExpectation:
+                injection: kernel_faults.Injection, code: KernelCode,
+                sizes: StackSizes | None = None) -> KernelExpectation:
     """What the scenario must make this kernel print (by construction and
-    from the kernel's code; never from a dump)."""
+    from the kernel's code; never from a dump), with its stacks and buffer
+    of ``sizes`` (the kernel's own by default)."""
+    sizes = sizes or stack_sizes(kernel)
     protected = mode == "protected"
     option = _stacktrace_option(kernel)
     hang = None
@@ -139,13 +151,11 @@ def expectation(kernel: KernelImage, scenario: KernelScenario, mode: str,
     if protected and not kernel.enabled(option):
         cannot_dump = f"Cannot dump pKVM nVHE stacktrace: !CONFIG_{option}"
     elif protected:
-        # NVHE_STACKTRACE_SIZE = (OVERFLOW_STACK_SIZE + hyp stack) / 2 + sizeof(long),
-        # one slot kept for the terminator.
-        capacity = ((OVERFLOW_STACK_SIZE + page_size(kernel)) // 2 + 8) // 8 - 1
+        capacity = sizes.trace_capacity
     frames = expected_frames(
         code, scenario.frames, recursion_return=injection.marks.get("recursion_return"),
         frame_bytes=injection.marks.get("recursion_frame_bytes", 32),
-        stack_bytes=page_size(kernel), protected=protected)
+        stack_bytes=sizes.hyp_stack, protected=protected)
     if capacity is not None:
         frames = _cut(frames, capacity)
     smap = code.smap
@@ -238,19 +248,20 @@ def run_qemu(request: QemuRequest) -> RunRecord:
     build_ms = (time.monotonic() - started) * 1000
     scenario = kernel_scenario(request.scenario)
     _validate(request, kernel, scenario)
+    sizes = stack_sizes(kernel)
     smap, image = kernel_files(kernel)
     scenario = resolve(scenario, request.mode, lambda name: smap.hyp(name) is not None)
     injection = kernel_faults.inject(scenario, smap, image, request.cpu)
     patched = kernel_faults.apply(image, smap, injection)
     code = KernelCode(smap, patched)
-    expect = with_sources(expectation(kernel, scenario, request.mode, injection, code),
-                          kernel)
+    expect = with_sources(expectation(kernel, scenario, request.mode, injection, code,
+                                      sizes), kernel)
     seed = request.kaslr_seed if kernel.enabled("RANDOMIZE_BASE") else 0
     cache = kernel_cache(request.out_dir)
     with tempfile.TemporaryDirectory(prefix="pyharness-qemu-") as scratch:
         image_copy = Path(scratch) / "Image"
         image_copy.write_bytes(patched)
-        most, why = frame_line_bound(kernel, expect.panicking_cpus)
+        most, why = frame_line_bound(kernel, expect.panicking_cpus, sizes)
         result = boot(BootOptions(image=image_copy, mode=request.mode, cpus=injection.cpus,
                                   kaslr_seed=seed, dtb_dir=_dtb_dir(cache),
                                   wall_budget_s=request.timeout_s,
