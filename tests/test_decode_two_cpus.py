@@ -32,8 +32,8 @@ DEBIAN = REAL / "two_cpus_overflow_debian_6.12_seed1.log"
 
 # A kvm line of one stream: the caller id where the kernel prints it, else
 # the kvm [PID]; then the text after "kvm [PID]: ".
-_CALLER_LINE = re.compile(r"^\[[ \d.]+\]\[\s*(?P<stream>[TC]\d+)\] kvm \[\d+\]: (?P<text>.*)$")
-_PID_LINE = re.compile(r"^\[[ \d.]+\] (?P<stream>kvm \[\d+\]): (?P<text>.*)$")
+CALLER_LINE = re.compile(r"^\[[ \d.]+\]\[\s*(?P<stream>[TC]\d+)\] kvm \[\d+\]: (?P<text>.*)$")
+PID_LINE = re.compile(r"^\[[ \d.]+\] (?P<stream>kvm \[\d+\]): (?P<text>.*)$")
 _FRAME = re.compile(r" \[<(?P<address>[0-9a-f]{16})>\] (?P<symbol>\S+)$")
 
 
@@ -78,8 +78,8 @@ def printed_traces(path: Path, line_re: re.Pattern[str]) -> list[PrintedTrace]:
 
 
 CONSOLES = {
-    "caller ids": (KBUILD, _CALLER_LINE, {"C1": 102, "T1": 131}),
-    "kvm [PID]": (DEBIAN, _PID_LINE, {"kvm [1]": 131, "kvm [0]": 74}),
+    "caller ids": (KBUILD, CALLER_LINE, {"C1": 102, "T1": 131}),
+    "kvm [PID]": (DEBIAN, PID_LINE, {"kvm [1]": 131, "kvm [0]": 74}),
 }
 
 

@@ -83,3 +83,29 @@ def test_the_cpu_that_finished_must_print_every_recursion_frame(judged):
     reasons = judge_kernel_run(replace(boot, console=console), expect).reasons
     assert any(r.startswith("CPU stream [kvm [1]]: ") and "printed 126 times, expected 127" in r
                for r in reasons), reasons
+
+
+def _with_drop(boot: BootResult, where: int, lost: int) -> BootResult:
+    """The console with ``lost`` lines from index ``where`` on replaced by the
+    kernel's line for messages it dropped."""
+    console = list(boot.console)
+    console[where:where + lost] = [f"** {lost} printk messages dropped **"]
+    return replace(boot, console=console)
+
+
+def test_frames_the_kernel_dropped_make_an_error_not_a_failure(judged):
+    boot, expect = judged
+    first = next(i for i, line in enumerate(boot.console)
+                 if "kvm [1]:  [<" in line and "get_mdcr_el2+0x18/" in line)
+    judgement = judge_kernel_run(_with_drop(boot, first + 10, 5), expect)
+    assert judgement.verdict == "error"
+    assert judgement.reasons[0].startswith("the kernel dropped 5 printk messages (its log "
+                                           "buffer overflowed"), judgement.reasons
+    # What the drop cost is still said, after why it cannot be judged.
+    assert any("printed" in r and "expected 127" in r for r in judgement.reasons[1:])
+
+
+def test_messages_dropped_outside_the_dump_leave_a_pass(judged):
+    boot, expect = judged
+    boot_line = next(i for i, line in enumerate(boot.console) if "Memory:" in line)
+    assert judge_kernel_run(_with_drop(boot, boot_line, 1), expect).passed

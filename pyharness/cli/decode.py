@@ -23,6 +23,7 @@ from pyharness.decode.mail import MailText, mail_kind
 from pyharness.decode.text import format_text
 from pyharness.elf.symbolizer import ElfSymbolizer
 from pyharness.errors import EXIT_CHECK_FAILED, EXIT_OK, HarnessError
+from pyharness.judge.logprefix import noting_drops
 from pyharness.judge.logrecords import ParsedLog
 from pyharness.judge.tracelog import parse_log
 from pyharness.terminal import visible
@@ -136,8 +137,9 @@ def run_decode(args: argparse.Namespace) -> int:
         name = log.name
         symbolizer = ElfSymbolizer(args.elf) if args.elf is not None else None
         try:
-            parsed = parse_log(log.lines, pasted=True)
-            traces = decode_parsed(parsed, symbolizer, tuple(log.forms))
+            drops: list[tuple[int, int]] = []
+            parsed = parse_log(noting_drops(log.lines, drops), pasted=True)
+            traces = decode_parsed(parsed, symbolizer, tuple(log.forms), drops)
             if symbolizer is not None and not symbolizer.has_line_info:
                 print(visible(f"pyharness decode: {args.elf} has no DWARF line table; "
                               "file:line left out (build with -g)"), file=sys.stderr)

@@ -22,13 +22,15 @@ The command line is :mod:`pyharness.cli.decode`; output forms are
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pyharness.decode.mail import mail_or_log_lines
 from pyharness.decode.records import AddressMode, DecodedFrame, DecodedTrace, ElfLocation
 from pyharness.elf.dwarf import SourceLine
 from pyharness.elf.symbolizer import ElfSymbol, ElfSymbolizer
+from pyharness.judge.logprefix import printk_drops
 from pyharness.judge.logrecords import Frame, HypTrace, ParsedLog, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 
@@ -44,16 +46,19 @@ def decode_text(text: str, elf_path: str | Path | None = None) -> list[DecodedTr
     A mailbox or a MIME mail is read as :mod:`pyharness.decode.mail` reads it."""
     lines, log_forms = mail_or_log_lines(text.encode("utf-8", "surrogateescape"))
     parsed = parse_log(lines if lines is not None else text, pasted=True)
+    drops = printk_drops(lines if lines is not None else text.splitlines())
     if elf_path is None:
-        return decode_parsed(parsed, None, log_forms)
+        return decode_parsed(parsed, None, log_forms, drops)
     with ElfSymbolizer(Path(elf_path)) as symbolizer:
-        return decode_parsed(parsed, symbolizer, log_forms)
+        return decode_parsed(parsed, symbolizer, log_forms, drops)
 
 
 def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None,
-                  log_forms: tuple[str, ...] = ()) -> list[DecodedTrace]:
+                  log_forms: tuple[str, ...] = (),
+                  drops: Sequence[tuple[int, int]] = ()) -> list[DecodedTrace]:
     """Decode every trace of an already parsed log (``symbolizer``: optional
-    ELF; ``log_forms``: how the file was read, e.g. as an mbox)."""
+    ELF; ``log_forms``: how the file was read, e.g. as an mbox; ``drops``:
+    where the kernel said it dropped messages, judge.logprefix.printk_drops)."""
     decoded: list[DecodedTrace] = []
     first_with: dict[tuple[Any, ...], int] = {}    # fingerprint -> trace number
     traces = parsed.traces
@@ -66,8 +71,19 @@ def decode_parsed(parsed: ParsedLog, symbolizer: ElfSymbolizer | None,
         forms = log_forms + ((INTERLEAVED,) if number - 1 in interleaved else ())
         if trace.frames and all(f.symbol is None for f in trace.frames):
             forms += (BARE_ADDRESSES,)
-        decoded.append(_decode_trace(number, trace, symbolizer, duplicate_of, forms))
+        found = _decode_trace(number, trace, symbolizer, duplicate_of, forms)
+        decoded.append(replace(found, notes=found.notes + _dropped_inside(trace, drops)))
     return decoded
+
+
+def _dropped_inside(trace: HypTrace, drops: Sequence[tuple[int, int]]) -> tuple[str, ...]:
+    """A note for each place between the trace's first and last line where
+    the kernel said it dropped messages (its ring lapped before the console
+    read it: two CPUs dumping long traces at once): frames may be missing,
+    and the count printed is not the kernel's."""
+    return tuple(f"the kernel dropped {count} printk messages at line {number}, inside this "
+                 "trace: frames may be missing from it" for number, count in drops
+                 if trace.line_number <= number <= trace.last_line)
 
 
 def untraced_panics(parsed: ParsedLog) -> list[ParsedPanic]:

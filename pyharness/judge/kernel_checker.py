@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pyharness.elf import a64_code as a64
 from pyharness.judge.console_checks import frame_line
 from pyharness.judge.kernel_path import ExpectedFrame, KernelCode
-from pyharness.judge.logprefix import split_by_caller
+from pyharness.judge.logprefix import printk_dropped, split_by_caller
 from pyharness.judge.logrecords import Frame, ParsedPanic
 from pyharness.judge.tracelog import parse_log
 from pyharness.judge.verdict import FrameLine, Judgement, Verdict
@@ -318,6 +318,15 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
         reasons.append(f"the host never panicked ('{_HOST_PANIC}' missing): QEMU exited "
                        f"after '{_last_line(boot.console)}'")
     verdict = Verdict.PASS if not reasons else Verdict.FAIL
+    dropped = printk_dropped(boot.console)
+    if reasons and dropped and not stopped:
+        # The kernel lost lines between its printk and the console: what
+        # differs may be only what was lost, no verdict on the unwinder. (A
+        # runaway printed more than any valid dump, lost lines or not.)
+        verdict = Verdict.ERROR
+        reasons.insert(0, f"the kernel dropped {dropped} printk messages (its log buffer "
+                          "overflowed before the console printed them): the console does not "
+                          "hold the whole dump, so what follows may be only what was lost")
     return Judgement(verdict, tuple(reasons[:_MAX_REASONS]), actual)
 
 

@@ -214,3 +214,32 @@ def split_by_caller(console: list[str]) -> dict[str, list[str]]:
     for raw, line in zip(console, split_lines(console)):
         streams.setdefault(whose.of(line), []).append(raw)
     return streams
+
+
+# printk's own line when writers lapped the ring before the console read it
+# (kernel/printk: "** %lu printk messages dropped **").
+_DROPPED_RE = re.compile(r"\*\* (?P<count>\d+) printk messages dropped \*\*")
+
+
+def noting_drops(lines: Iterable[str], drops: list[tuple[int, int]]) -> Iterator[str]:
+    """The lines, unchanged, as they stream past; each place the kernel says
+    it dropped messages is added to ``drops`` as (1-based line number, how
+    many)."""
+    for number, line in enumerate(lines, start=1):
+        if (m := _DROPPED_RE.search(line)) is not None:
+            drops.append((number, int(m.group("count"))))
+        yield line
+
+
+def printk_drops(lines: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the kernel says it dropped messages (:func:`noting_drops`)."""
+    drops: list[tuple[int, int]] = []
+    for _ in noting_drops(lines, drops):
+        pass
+    return drops
+
+
+def printk_dropped(lines: Iterable[str]) -> int:
+    """How many messages the kernel says it dropped in these lines (0: none;
+    else the console does not hold everything that was printed)."""
+    return sum(count for _, count in printk_drops(lines))

@@ -41,6 +41,14 @@ QEMU_PACKAGE = "qemu-system-arm"
 MEMORY_MB = 1024
 MACHINE = "virt,virtualization=on,gic-version=3"
 PROTECTED_NVHE_ARGS = ("arm64_sw.hvhe=0", "id_aa64mmfr1.vh=0")
+# The printk ring buffer a boot asks for (log_buf_len=): the least, and the
+# bytes allowed per frame line the boot may print. Two CPUs dumping at once
+# outrun the serial console, and a ring the writers lap loses lines ("** N
+# printk messages dropped **": 1714 of them with 64K pages and the stock 128
+# KiB ring). A line is about 90 bytes of text and a record's header, and
+# the ring keeps one descriptor per 32 bytes of it on top.
+LOG_BUF_MIN = 1 << 20
+LOG_BUF_PER_FRAME_LINE = 256
 _READ_CHUNK = 1 << 16
 _FRAME_MARK = FRAME_MARK.encode()
 
@@ -115,7 +123,17 @@ def kernel_command_line(options: BootOptions) -> str:
         args += PROTECTED_NVHE_ARGS
     if options.kaslr_seed == 0:
         args.append("nokaslr")
+    args.append(f"log_buf_len={log_buffer_bytes(options.max_frame_lines)}")
     return " ".join([*args, *options.extra_args])
+
+
+def log_buffer_bytes(max_frame_lines: int | None) -> int:
+    """A printk ring that holds every frame line a valid boot may print
+    (``max_frame_lines``, for all its CPUs) with the boot's other lines, so
+    that none is dropped while the console catches up: a power of two (the
+    kernel rounds down to one), LOG_BUF_MIN at least."""
+    wanted = max(LOG_BUF_MIN, (max_frame_lines or 0) * LOG_BUF_PER_FRAME_LINE)
+    return 1 << (wanted - 1).bit_length()
 
 
 def _machine_args(qemu: str, options: BootOptions) -> list[str]:
