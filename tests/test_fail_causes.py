@@ -3,7 +3,7 @@ precise messages (issue 25, items 3-5).
 
 Unit tests feed the pattern finder, the normaliser, the diagnosis and the
 header check small hand-made inputs. The end-to-end tests break a copy of
-the lab's firmware or of Debian's 6.12 tree the way the issue's reports
+the lab's firmware or of Debian's 6.1, 6.12 and 7.2 trees the way the issue's reports
 did, build it with the real cross compiler, run it in Unicorn, and check
 that the bug is one cause whose diagnosis names the broken rule and the
 file:line of the code that holds it.
@@ -344,8 +344,15 @@ def _tree_run(tree: Path, out: Path, scenario: str, config: str = "pkvm",
 HOST_C = "arch/arm64/kvm/stacktrace.c"
 
 
-def test_a_dump_loop_that_never_ends_is_diagnosed_in_the_tree(debian, tmp_path):  # noqa: F811
-    tree = copy_tree(debian("6.12"), tmp_path / "linux")
+# The diagnosis names each generation's own code: the same edits in each
+# tree (7.x masks with the hyp's own VA bits).
+VA_MASKS = {"6.1": "vabits_actual", "6.12": "vabits_actual", "7.x": "__hyp_va_bits"}
+
+
+@pytest.mark.parametrize("generation", sorted(VA_MASKS))
+def test_a_dump_loop_that_never_ends_is_diagnosed_in_the_tree(debian, tmp_path,  # noqa: F811
+                                                              generation):
+    tree = copy_tree(debian(generation), tmp_path / "linux")
     edit(tree / HOST_C, "\t\tif (ret < 0)\n\t\t\tbreak;", "\t\tif (ret > 0)\n\t\t\tbreak;")
     record = _tree_run(tree, tmp_path / "out", "hyp_panic")
     assert record.verdict == "fail"
@@ -361,10 +368,13 @@ def test_a_dump_loop_that_never_ends_is_diagnosed_in_the_tree(debian, tmp_path):
     assert diagnosis.records and diagnosis.records[-1].stack == "hyp"
 
 
+@pytest.mark.parametrize("generation", sorted(VA_MASKS))
 def test_a_va_mask_that_keeps_pac_bits_is_one_reason_naming_translation(debian,  # noqa: F811
-                                                                       tmp_path, capsys):
-    tree = copy_tree(debian("6.12"), tmp_path / "linux")
-    edit(tree / HOST_C, "GENMASK_ULL(vabits_actual - 1, 0)", "GENMASK_ULL(vabits_actual + 7, 0)")
+                                                                       tmp_path, capsys,
+                                                                       generation):
+    tree = copy_tree(debian(generation), tmp_path / "linux")
+    bits = VA_MASKS[generation]
+    edit(tree / HOST_C, f"GENMASK_ULL({bits} - 1, 0)", f"GENMASK_ULL({bits} + 7, 0)")
     out = tmp_path / "out"
     records = [_tree_run(tree, out, scenario, "pkvm_pac") for scenario in ("hyp_panic", "bug")]
     for record in records:
