@@ -93,16 +93,46 @@ def _with_drop(boot: BootResult, where: int, lost: int) -> BootResult:
     return replace(boot, console=console)
 
 
+def _first_recursion_frame(boot: BootResult, pid: int) -> int:
+    return next(i for i, line in enumerate(boot.console)
+                if f"kvm [{pid}]:  [<" in line and "get_mdcr_el2+0x18/" in line)
+
+
 def test_frames_the_kernel_dropped_make_an_error_not_a_failure(judged):
     boot, expect = judged
-    first = next(i for i, line in enumerate(boot.console)
-                 if "kvm [1]:  [<" in line and "get_mdcr_el2+0x18/" in line)
-    judgement = judge_kernel_run(_with_drop(boot, first + 10, 5), expect)
+    where = _first_recursion_frame(boot, 1) + 10
+    # the five lines hold both CPUs' frames; kvm [0]'s is cut short anyway
+    lost = sum("kvm [1]:  [<" in line for line in boot.console[where:where + 5])
+    assert 0 < lost < 5
+    judgement = judge_kernel_run(_with_drop(boot, where, 5), expect)
     assert judgement.verdict == "error"
-    assert judgement.reasons[0].startswith("the kernel dropped 5 printk messages (its log "
-                                           "buffer overflowed"), judgement.reasons
+    assert judgement.reasons[0].startswith(
+        "the kernel dropped 5 printk messages (its console skipped them: the printk ring "
+        f"lapped, or a record a stopped CPU never finished), and the dump differs only by "
+        f"{lost} frames left out"), judgement.reasons
     # What the drop cost is still said, after why it cannot be judged.
-    assert any("printed" in r and "expected 127" in r for r in judgement.reasons[1:])
+    assert any(f"printed {127 - lost} times, expected 127" in r for r in judgement.reasons[1:])
+
+
+def test_a_wrong_frame_beside_a_drop_is_still_a_failure(judged):
+    boot, expect = judged
+    changed = _changed(boot, 1, 40)          # kvm [1]'s 41st recursion frame one word off
+    judgement = judge_kernel_run(_with_drop(changed, _first_recursion_frame(boot, 1) + 10, 5),
+                                 expect)
+    assert judgement.verdict == "fail", judgement.reasons
+    assert judgement.reasons[-1] == ("the kernel also dropped 5 printk messages; lost lines "
+                                     "only leave frames out, which does not account for the "
+                                     "above")
+
+
+def test_more_frames_missing_than_messages_dropped_is_a_failure(judged):
+    boot, expect = judged
+    console = list(boot.console)
+    first = _first_recursion_frame(boot, 1)
+    del console[first + 20:first + 30]       # ten frames gone, one drop said
+    judgement = judge_kernel_run(_with_drop(replace(boot, console=console), first + 10, 1),
+                                 expect)
+    assert judgement.verdict == "fail", judgement.reasons
 
 
 def test_messages_dropped_outside_the_dump_leave_a_pass(judged):

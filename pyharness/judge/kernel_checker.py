@@ -35,6 +35,7 @@ from pyharness.judge.console_checks import frame_line
 from pyharness.judge.kernel_path import ExpectedFrame, KernelCode
 from pyharness.judge.logprefix import printk_dropped, split_by_caller
 from pyharness.judge.logrecords import Frame, ParsedPanic
+from pyharness.judge.printk_loss import frame_matches, frame_runs, frames_left_out
 from pyharness.judge.tracelog import parse_log
 from pyharness.judge.verdict import FrameLine, Judgement, Verdict
 from pyharness.platform.qemu import BootResult
@@ -81,7 +82,7 @@ class KernelExpectation:
 
 def _check_frames(expect: KernelExpectation, frames: tuple[Frame, ...], complete: bool,
                   reasons: list[str]) -> None:
-    runs = _runs(frames)
+    runs = frame_runs(frames)
     i = 0
     for exp in expect.frames:
         if i >= len(runs):
@@ -95,7 +96,7 @@ def _check_frames(expect: KernelExpectation, frames: tuple[Frame, ...], complete
                 return
             continue
         frame, count = runs[i]
-        if not _matches(exp, frame):
+        if not frame_matches(exp, frame):
             reasons.append(f"frame {_index(runs, i)}: expected {exp.line()} ({exp.reason}), "
                            f"got {frame.raw.strip()}")
             return
@@ -140,25 +141,8 @@ def _range(least: int, most: int) -> str:
     return str(most) if least == most else f"{least}..{most}"
 
 
-def _runs(frames: tuple[Frame, ...]) -> list[tuple[Frame, int]]:
-    runs: list[tuple[Frame, int]] = []
-    for frame in frames:
-        if runs and runs[-1][0].address == frame.address and \
-                runs[-1][0].symbolic == frame.symbolic:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((frame, 1))
-    return runs
-
-
 def _index(runs: list[tuple[Frame, int]], run: int) -> int:
     return sum(count for _, count in runs[:run])
-
-
-def _matches(exp: ExpectedFrame, frame: Frame) -> bool:
-    if exp.kind == "in":
-        return frame.symbol == exp.function
-    return frame.address == exp.address and frame.symbolic == exp.text
 
 
 def _check_calls(expect: KernelExpectation, frames: tuple[Frame, ...],
@@ -224,7 +208,11 @@ def _hyp_offset_line(console: list[str], reasons: list[str]) -> None:
 
 
 def _judge_panic(expect: KernelExpectation, panic: ParsedPanic, stream: list[str],
-                 complete_run: bool, reasons: list[str]) -> tuple[FrameLine, ...]:
+                 complete_run: bool, reasons: list[str],
+                 lossy: bool = False) -> tuple[FrameLine, ...]:
+    """One CPU's dump. ``lossy``: the console lost lines, so the frames are
+    left to the caller (printk_loss) and the trace's end, which may be lost,
+    is not asked for."""
     _check_panic_line(expect, panic, reasons)
     if expect.cannot_dump is not None:
         got = panic.cannot_dump.raw if panic.cannot_dump else None
@@ -247,7 +235,8 @@ def _judge_panic(expect: KernelExpectation, panic: ParsedPanic, stream: list[str
     elif trace.footer and trace.footer_raw and not trace.footer_raw.endswith(FOOTER):
         reasons.append(f"footer: expected '{FOOTER}', got '{trace.footer_raw}'")
     frames = trace.frames
-    _check_frames(expect, frames, complete, reasons)
+    if not lossy:
+        _check_frames(expect, frames, complete, reasons)
     _check_calls(expect, frames, reasons)
     if expect.capacity is not None and len(frames) > expect.capacity:
         reasons.append(f"protected trace: {len(frames)} frames printed, the buffer holds "
@@ -299,6 +288,8 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
                        f"({', '.join(c for c, _, _ in panics)}), expected "
                        f"{'one' if expect.panicking_cpus == 1 else expect.panicking_cpus}")
     actual: tuple[FrameLine, ...] = ()
+    failing: list[tuple[ParsedPanic, list[str]]] = []
+    explicable = len(reasons) == 0     # so far, only what lost lines may explain
     for caller, panic, lines in panics:
         # The CPU whose panic stopped the others printed everything; another
         # may have been stopped part way: what it printed must be a prefix.
@@ -309,6 +300,9 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
         prefix = f"CPU stream [{caller}]: " if len(panics) > 1 else ""
         reasons += [prefix + r for r in own]
         actual = actual or frames
+        if own:
+            failing.append((panic, lines))
+    judged_streams = len(reasons)
     if stopped:
         pass                    # said first; the host's panic was never reached
     elif boot.timed_out:
@@ -319,15 +313,39 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
                        f"after '{_last_line(boot.console)}'")
     verdict = Verdict.PASS if not reasons else Verdict.FAIL
     dropped = printk_dropped(boot.console)
-    if reasons and dropped and not stopped:
-        # The kernel lost lines between its printk and the console: what
-        # differs may be only what was lost, no verdict on the unwinder. (A
-        # runaway printed more than any valid dump, lost lines or not.)
-        verdict = Verdict.ERROR
-        reasons.insert(0, f"the kernel dropped {dropped} printk messages (its log buffer "
-                          "overflowed before the console printed them): the console does not "
-                          "hold the whole dump, so what follows may be only what was lost")
+    if reasons and dropped:
+        # Only the dumps may be explained by lost lines: no reason after them.
+        explicable = explicable and not stopped and len(reasons) == judged_streams
+        verdict = _judged_with_lost_lines(expect, failing, dropped, reasons, explicable)
     return Judgement(verdict, tuple(reasons[:_MAX_REASONS]), actual)
+
+
+def _judged_with_lost_lines(expect: KernelExpectation,
+                            failing: list[tuple[ParsedPanic, list[str]]], dropped: int,
+                            reasons: list[str], explicable: bool) -> Verdict:
+    """A console the kernel dropped messages from (printk_loss): an error,
+    no verdict on the unwinder, when each failing dump is the expected one
+    with at most that many frames left out and nothing else differs; else a
+    failure that also says how many were dropped. (A runaway printed more
+    than any valid dump, lost lines or not: never explicable.)"""
+    left_out = 0
+    for panic, lines in failing if explicable else ():
+        own: list[str] = []
+        _judge_panic(expect, panic, lines, False, own, lossy=True)
+        lacking = frames_left_out(expect.frames, panic.trace.frames if panic.trace else ())
+        if own or lacking is None:
+            explicable = False
+            break
+        left_out += lacking
+    if explicable and left_out <= dropped:
+        reasons.insert(0, f"the kernel dropped {dropped} printk messages (its console skipped "
+                          "them: the printk ring lapped, or a record a stopped CPU never "
+                          f"finished), and the dump differs only by {left_out} frames left "
+                          "out: no verdict on the unwinder; what follows is what was lost")
+        return Verdict.ERROR
+    reasons.append(f"the kernel also dropped {dropped} printk messages; lost lines only leave "
+                   "frames out, which does not account for the above")
+    return Verdict.FAIL
 
 
 def _judge_livelock(boot: BootResult, expect: KernelExpectation) -> Judgement:
