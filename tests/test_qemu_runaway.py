@@ -131,6 +131,10 @@ def test_a_runaway_says_where_the_cpu_was(looping_tree, looping_kernel, runaways
             assert path.startswith(f"{looping_tree}/") and Path(path).is_file(), path
             assert line <= len(Path(path).read_text(errors="replace").splitlines())
         assert (kaslr == 0) == (record.spec.kaslr_seed == 0), record.reasons[0]
+        # The record keeps that offset, read from the stopped CPU (a runaway
+        # never prints the panic's "Kernel Offset" line).
+        assert record.kaslr_offset == kaslr
+        assert not any("Kernel Offset" in line for line in record.console)
 
 
 def test_runaways_stopped_at_other_pcs_are_one_cause(runaways):

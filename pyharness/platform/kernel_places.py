@@ -78,6 +78,18 @@ def where_cpus_were(stopped: StoppedCpus, names: KernelNames) -> str:
     return said + (f"; then {stopped.problem}" if stopped.problem else "")
 
 
+def kaslr_offset(stopped: StoppedCpus, system_map: SystemMap) -> int | None:
+    """The kernel's KASLR offset, from a CPU stopped in the kernel at EL1:
+    its pc's runtime address less the vmlinux address of the same byte of
+    the Image (``_text`` + its offset there); None when no CPU tells. (The
+    console's ``Kernel Offset`` line comes from a panic a runaway never
+    reaches.)"""
+    for cpu in stopped.cpus:
+        if cpu.el == 1 and cpu.pc.image_offset is not None:
+            return cpu.pc.runtime - (system_map.text + cpu.pc.image_offset)
+    return None
+
+
 def _callers(cpu: CpuState, system_map: SystemMap) -> list[CodeAddress]:
     """The return addresses to name: the frame records', after x30 when it
     is a caller they lack. A leaf function (or one still in its prologue)

@@ -31,7 +31,7 @@ from pathlib import Path
 from pyharness.errors import HarnessError
 from pyharness.files import write_atomically
 from pyharness.platform import fdt_seed
-from pyharness.platform.kernel_places import RunawayMonitor, where_cpus_were
+from pyharness.platform.kernel_places import RunawayMonitor, kaslr_offset, where_cpus_were
 from pyharness.platform.qemu_monitor import (StoppedCpus, monitor_args, read_stopped_cpus,
                                              socket_path)
 from pyharness.platform.runaway import FRAME_MARK, is_frame_line
@@ -103,6 +103,8 @@ class BootResult:
     # How long reading where a runaway's CPUs were took (the monitor, then
     # addr2line), inside elapsed_ms; 0 when not read.
     where_ms: float = 0.0
+    # A runaway's KASLR offset, read from its stopped CPUs (None: not read)
+    kaslr_offset: int | None = None
 
     @property
     def timed_out(self) -> bool:
@@ -249,8 +251,11 @@ def boot(options: BootOptions) -> BootResult:
         runaway = (f"the console holds {frames} frame lines, more than the "
                    f"{options.max_frame_lines} a valid dump can print ({options.frame_bound_why})"
                    + (f"; {where}" if where else ""))
+    offset = (kaslr_offset(stopped, options.monitor.names.system_map)
+              if stopped is not None and options.monitor is not None else None)
     return BootResult(console=console, status=status, exit_code=code, elapsed_ms=elapsed,
-                      command=argv, stderr=stderr, runaway=runaway, where_ms=where_ms)
+                      command=argv, stderr=stderr, runaway=runaway, where_ms=where_ms,
+                      kaslr_offset=offset)
 
 
 def _stopped_cpus(options: BootOptions) -> StoppedCpus | None:

@@ -281,8 +281,10 @@ def run_qemu(request: QemuRequest) -> RunRecord:
         verdict = Verdict.FAIL
     expected_lines, actual_lines = with_call_sites(kernel, expect, _frame_lines(expect),
                                                    list(judgement.actual_frames))
+    # The panic's "Kernel Offset" line; a runaway never prints it, its
+    # stopped CPUs tell instead.
     offset = next((int(m.group(1), 16) for line in result.console
-                   if (m := _KERNEL_OFFSET.search(line))), 0)
+                   if (m := _KERNEL_OFFSET.search(line))), result.kaslr_offset or 0)
     spec = RunSpec(config=request.config, config_name=kernel.config_name, mode=request.mode,
                    scenario=scenario.name, cpu=request.cpu, kaslr_seed=request.kaslr_seed,
                    kernel_src=kernel.given, generation=kernel.generation,
