@@ -289,7 +289,7 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
                        f"{'one' if expect.panicking_cpus == 1 else expect.panicking_cpus}")
     actual: tuple[FrameLine, ...] = ()
     failing: list[tuple[ParsedPanic, list[str]]] = []
-    explicable = len(reasons) == 0     # so far, only what lost lines may explain
+    before_dumps = len(reasons)      # a runaway, too many CPUs: never lost lines' doing
     for caller, panic, lines in panics:
         # The CPU whose panic stopped the others printed everything; another
         # may have been stopped part way: what it printed must be a prefix.
@@ -302,7 +302,7 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
         actual = actual or frames
         if own:
             failing.append((panic, lines))
-    judged_streams = len(reasons)
+    after_dumps = len(reasons)
     if stopped:
         pass                    # said first; the host's panic was never reached
     elif boot.timed_out:
@@ -314,8 +314,8 @@ def judge_kernel_run(boot: BootResult, expect: KernelExpectation) -> Judgement:
     verdict = Verdict.PASS if not reasons else Verdict.FAIL
     dropped = printk_dropped(boot.console)
     if reasons and dropped:
-        # Only the dumps may be explained by lost lines: no reason after them.
-        explicable = explicable and not stopped and len(reasons) == judged_streams
+        # Only the dumps' own reasons may be lost lines' doing.
+        explicable = before_dumps == 0 and len(reasons) == after_dumps
         verdict = _judged_with_lost_lines(expect, failing, dropped, reasons, explicable)
     return Judgement(verdict, tuple(reasons[:_MAX_REASONS]), actual)
 
